@@ -1,0 +1,63 @@
+"""What every checker shares: one error type, calling the student's code, comparing.
+
+A checker is a plain function ``check_something(student_fn)``. It calls the student's
+code on inputs it chooses, compares with the reference from course_lib, and either
+prints one line starting with a check mark or raises :class:`ExerciseError` whose
+message names the likely mistake ("std = exp(logvar)? use exp(0.5 * logvar)").
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+
+class ExerciseError(AssertionError):
+    """A student's answer is wrong (or missing). The message says what to fix."""
+
+
+def passed(name: str, detail: str = "") -> None:
+    """Print the one-line success message every checker ends with."""
+    print(f"\u2714 {name}: correct" + (f" ({detail})" if detail else ""))
+
+
+def run_student(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the student's ``fn``; turn a missing answer or a crash into ExerciseError."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise ExerciseError(
+            f"{name}: not implemented yet. Replace `raise NotImplementedError()` "
+            f"with your code, then run this cell again."
+        ) from None
+    except ExerciseError:
+        raise
+    except Exception as exc:  # a crash is feedback too: say which call failed
+        raise ExerciseError(f"{name}: your code raised {type(exc).__name__}: {exc}") from exc
+
+
+def check_close(
+    name: str,
+    got: Any,
+    expected: torch.Tensor,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    hint: str = "",
+) -> None:
+    """Raise ExerciseError unless ``got`` is a tensor of ``expected``'s shape and values."""
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.shape != expected.shape:
+        raise ExerciseError(
+            f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}."
+            + (f" {hint}" if hint else "")
+        )
+    if not torch.isfinite(got).all():
+        raise ExerciseError(f"{name}: the result contains NaN or inf.")
+    if not torch.allclose(got.detach().float(), expected.float(), atol=atol, rtol=rtol):
+        err = (got.detach().float() - expected.float()).abs().max().item()
+        raise ExerciseError(
+            f"{name}: values differ from the reference (max abs error {err:.3g})."
+            + (f" {hint}" if hint else "")
+        )
