@@ -1,0 +1,66 @@
+# Generating Images Without Labels: every command a student, an instructor or CI needs.
+# `make help` lists them. Everything runs inside .venv, created on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Profile for `make book` / `make lab` (smoke, cpu, gpu); empty = auto (gpu if CUDA/MPS, else cpu).
+PROFILE ?=
+# Trained models and rendered data sets are cached here (delete it to start over).
+export COURSE_CACHE ?= $(CURDIR)/.cache/course_lib
+export MPLBACKEND ?= Agg
+NBVAL := --nbval-lax --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg -p no:randomly
+
+.PHONY: help install test test-unit test-notebooks test-book book lab chapters sync execute bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $@
+
+install: $(STAMP) ## create .venv and install the course (editable) with test/book tools
+
+test: test-unit test-notebooks test-book ## unit tests, nbval on chapters/ and solutions/ (smoke), the book in a browser
+
+test-unit: $(STAMP) ## unit and checker tests only
+	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests --ignore=tests/test_book.py
+
+test-notebooks: $(STAMP) ## nbval over every notebook in chapters/ and solutions/ (smoke profile)
+	COURSE_PROFILE=smoke $(BIN)/python -m pytest $(NBVAL) chapters solutions
+
+test-book: $(STAMP) ## build the book (smoke) and test it in headless Chromium
+	@if [ -f tests/test_book.py ]; then COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests/test_book.py; \
+	else echo "tests/test_book.py not present yet"; fi
+
+book: $(STAMP) ## execute every chapter and render the Jupyter Book to _build/html (PROFILE=smoke for a quick one)
+	COURSE_PROFILE=$(PROFILE) bash scripts/build_book.sh
+	@echo "open _build/html/index.html"
+
+lab: $(STAMP) ## open JupyterLab on the student notebooks
+	COURSE_PROFILE=$(PROFILE) $(BIN)/jupyter lab chapters/
+
+chapters: $(STAMP) ## regenerate the student notebooks in chapters/ from solutions/
+	$(BIN)/python -m course_lib.release
+
+sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing the .md)
+	$(BIN)/jupytext --sync solutions/[0-9][0-9]_*.md
+
+execute: $(STAMP) ## re-execute solutions/*.ipynb in place under the cpu profile, then make chapters
+	@for md in $${NB:-solutions/[0-9][0-9]_*.md}; do \
+	  echo "== executing $$md (COURSE_PROFILE=$${EXEC_PROFILE:-cpu})"; start=$$(date +%s); \
+	  (cd solutions && COURSE_PROFILE=$${EXEC_PROFILE:-cpu} ../$(BIN)/jupytext --sync --execute $$(basename $$md)) || exit 1; \
+	  echo "== $$md took $$(( $$(date +%s) - start )) s"; \
+	done
+	$(MAKE) chapters
+
+bench: $(STAMP) ## run the benchmarks in bench/ (ratios against a baseline in the same run)
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean: ## remove the build, caches and the venv
+	rm -rf _build .cache $(VENV)
