@@ -1,0 +1,42 @@
+"""Checker for chapter 00's warm-up exercise: uint8 images -> floats in [0, 1]."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .core import ExerciseError, check_close, passed, run_student
+
+
+def reference_to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(B, C, H, W)`` in 0..255 -> float32 in [0, 1], same shape."""
+    return images.to(torch.float32) / 255.0
+
+
+def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Pass the reference; fail the stub, a missing division, /256, and integer results."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    images[0, 0, 0, 0], images[0, 0, 0, 1] = 0, 255  # both ends of the range are present
+    before = images.clone()
+    got = run_student("to_unit_range", to_unit_range, images)
+    if not torch.equal(images, before):
+        raise ExerciseError("to_unit_range: it changed its input in place; return a new tensor instead.")
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"to_unit_range: expected a torch.Tensor, got {type(got).__name__}.")
+    if not got.is_floating_point():
+        raise ExerciseError(
+            f"to_unit_range: the result has dtype {got.dtype}; networks need floats. "
+            "Convert with .float() (or .to(torch.float32)) before dividing."
+        )
+    if got.shape != images.shape:
+        raise ExerciseError(f"to_unit_range: expected shape {tuple(images.shape)}, got {tuple(got.shape)}.")
+    top = got.max().item()
+    if top > 1.5:
+        raise ExerciseError(f"to_unit_range: the maximum is {top:.1f}; divide by 255 so 255 maps to 1.0.")
+    if abs(top - 1.0) > 1e-6:
+        raise ExerciseError(
+            f"to_unit_range: 255 maps to {top:.4f}, not 1.0. Divide by 255 (the largest uint8 value), not 256."
+        )
+    check_close("to_unit_range", got, reference_to_unit_range(images))
+    passed("to_unit_range", "uint8 0..255 -> float32 0..1")

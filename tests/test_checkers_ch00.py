@@ -1,0 +1,33 @@
+"""The chapter-00 checker passes the reference and fails the stub and wrong answers."""
+import pytest
+import torch
+
+from course_lib.checkers import ExerciseError
+from course_lib.checkers.ch00 import check_to_unit_range, reference_to_unit_range
+
+
+def stub(images):
+    raise NotImplementedError()
+
+
+def test_reference_passes(capsys):
+    check_to_unit_range(reference_to_unit_range)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong,message",
+    [
+        (stub, "not implemented"),
+        (lambda x: x.float(), "divide by 255"),
+        (lambda x: x.float() / 256, "not 256"),
+        (lambda x: x // 255, "dtype"),
+        (lambda x: x.float().mean(dim=1) / 255, "shape"),
+        (lambda x: x.div_(255), "dtype"),  # uint8 in-place div fails -> message from the crash
+        (lambda x: (x.float() / 255).flip(0), "differ"),
+    ],
+)
+def test_wrong_answers_fail_with_a_useful_message(wrong, message):
+    with pytest.raises(ExerciseError) as err:
+        check_to_unit_range(wrong)
+    assert message in str(err.value) or "raised" in str(err.value)
