@@ -1,0 +1,279 @@
+"""Checkpoints that lose nothing, and a cache so no chapter trains the same model twice.
+
+- :func:`save_checkpoint` writes model(s), optimizer(s), the GradScaler, the step, the
+  random-number states and the training history in one file, atomically: it writes a
+  temporary file beside the target and renames it (``os.replace``), so a crash or a
+  Ctrl-C half-way through a write leaves the previous checkpoint intact.
+- :func:`load_checkpoint` reads with ``torch.load(weights_only=True)`` (no arbitrary
+  code runs from a downloaded file) and names the file and the mismatch when something
+  does not fit (missing model, wrong shapes, corrupted bytes).
+- :class:`Checkpoint` bundles what to save and how often; :func:`course_lib.loop.train`
+  takes one and resumes from it. On CPU a resumed run ends with exactly the weights of
+  an uninterrupted one (``tests/test_checkpoint.py`` checks it).
+- :func:`load_or_train` caches trained models under ``$COURSE_CACHE`` (default
+  ``~/.cache/course_lib``), keyed by a name and a hash of the config dataclass, so a
+  chapter re-run, or a later chapter reusing a model (fusion), loads instead of training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+CACHE_ENV = "COURSE_CACHE"
+
+Models = nn.Module | Mapping[str, nn.Module]
+Optimizers = torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable or does not fit the models it is loaded into."""
+
+
+def _as_dict(obj, what: str) -> dict:
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return {what: obj}
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "_orig_mod", model)  # torch.compile wrappers share the original's weights
+
+
+def rng_state() -> dict:
+    """Python, NumPy, torch CPU (and CUDA) random states, in a weights_only-loadable form."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
+                    scaler: torch.amp.GradScaler | None = None, step: int = 0,
+                    history: list[dict] | None = None, extra: dict | None = None) -> Path:
+    """Write everything needed to resume, atomically. Returns the path.
+
+    ``models`` / ``optimizers``: one object or a dict ``{name: object}`` (e.g.
+    ``{"generator": G, "discriminator": D}``). ``history``: list of dicts of numbers
+    (:class:`course_lib.loop.History` records). ``extra``: small plain data (numbers,
+    strings, lists, dicts) such as the config.
+    """
+    path = Path(path)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "models": {k: _unwrap(m).state_dict() for k, m in _as_dict(models, "model").items()},
+        "optimizers": {k: o.state_dict() for k, o in _as_dict(optimizers, "optimizer").items()},
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "rng": rng_state(),
+        "history": list(history or []),
+        "extra": dict(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
+    except BaseException:  # includes KeyboardInterrupt: never leave the temp file behind
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw payload of a checkpoint (weights_only), or a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted or not a course checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete it to start again.") from exc
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        found = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"checkpoint {path} has format {found!r}, expected {FORMAT_VERSION}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
+                    scaler: torch.amp.GradScaler | None = None, restore_rng: bool = True) -> dict:
+    """Load a checkpoint into ``models`` / ``optimizers`` / ``scaler`` (in place).
+
+    Returns ``{"step", "history", "extra"}``. Raises :class:`CheckpointError` naming the
+    file and the mismatch (a model or optimizer missing from the file, or the file's
+    weights not fitting the model: missing/unexpected keys, wrong shapes).
+    """
+    path = Path(path)
+    payload = read_checkpoint(path)
+    models_d, opts_d = _as_dict(models, "model"), _as_dict(optimizers, "optimizer")
+    for kind, wanted, stored in (("model", models_d, payload["models"]),
+                                 ("optimizer", opts_d, payload["optimizers"])):
+        missing = sorted(set(wanted) - set(stored))
+        if missing:
+            raise CheckpointError(f"checkpoint {path} has no {kind} {missing}; it holds "
+                                  f"{sorted(stored)}")
+    for name, model in models_d.items():
+        model = _unwrap(model)
+        state, own = payload["models"][name], model.state_dict()
+        problems = []
+        if set(state) != set(own):
+            miss, unexp = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+            problems += [f"missing keys {miss[:5]}"] if miss else []
+            problems += [f"unexpected keys {unexp[:5]}"] if unexp else []
+        problems += [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                     for k, v in own.items() if k in state and state[k].shape != v.shape][:5]
+        if problems:
+            raise CheckpointError(f"checkpoint {path} does not fit model {name!r} "
+                                  f"({type(model).__name__}): " + "; ".join(problems))
+        model.load_state_dict(state)
+    for name, opt in opts_d.items():
+        try:
+            opt.load_state_dict(payload["optimizers"][name])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint {path}: optimizer {name!r} does not fit: {exc}") from exc
+    if scaler is not None and scaler.is_enabled() and payload["scaler"] is not None:
+        scaler.load_state_dict(payload["scaler"])
+    if restore_rng:
+        set_rng_state(payload["rng"])
+    return {"step": payload["step"], "history": payload["history"], "extra": payload["extra"]}
+
+
+@dataclass
+class Checkpoint:
+    """What to save, where, and how often; pass it to ``loop.train(checkpoint=...)``."""
+
+    path: str | os.PathLike                 # the one file (overwritten atomically each time)
+    models: Models                          # module or {name: module}
+    optimizers: Optimizers = None           # optimizer or {name: optimizer}
+    scaler: torch.amp.GradScaler | None = None  # fp16 GradScaler, if any
+    every: int = 100                        # save every this many steps (and at the end)
+    extra: dict = field(default_factory=dict)   # plain data stored alongside (e.g. config)
+
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
+    def save(self, step: int, history: list[dict] | None = None) -> Path:
+        return save_checkpoint(self.path, models=self.models, optimizers=self.optimizers,
+                               scaler=self.scaler, step=step, history=history, extra=self.extra)
+
+    def load(self) -> dict:
+        return load_checkpoint(self.path, models=self.models, optimizers=self.optimizers,
+                               scaler=self.scaler)
+
+
+# --------------------------------------------------------------------------- cache
+
+def resolve_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``."""
+    return Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+
+
+def config_key(config: Any) -> tuple[str, str]:
+    """``(canonical JSON, 12-hex hash)`` of a config dataclass (or plain dict)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        data = {"__class__": type(config).__qualname__, **dataclasses.asdict(config)}
+    elif isinstance(config, Mapping):
+        data = dict(config)
+    else:
+        raise TypeError(f"config must be a dataclass instance or a dict, got {type(config).__name__}")
+    text = json.dumps(data, sort_keys=True, default=repr)
+    return text, hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Trained:
+    """What :func:`load_or_train` returns."""
+
+    model: Any            # what ``build(config)`` returned, trained, on ``device``
+    history: list[dict]   # training history records ([] if train_fn returned none)
+    from_cache: bool      # True if the weights were loaded, not trained now
+    path: Path            # the cache file
+    seconds: float        # training time (when it was trained, also for cached models)
+
+
+def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any,
+                  build: Callable[[Any], Models], cache_dir: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None, retrain: bool = False) -> Trained:
+    """Load ``name``'s weights for ``config`` from the cache, or train and cache them.
+
+    ``build(config)`` returns the untrained model (or ``{name: module}``);
+    ``train_fn(model, config)`` trains it in place and may return a
+    :class:`course_lib.loop.History` or a list of dicts. The cache file is
+    ``<cache_dir>/<name>-<hash of config>.pt``: change any config field and the model is
+    retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
+    :func:`course_lib.runtime.get_device`).
+    """
+    from course_lib.runtime import get_device  # local: runtime does not depend on checkpoints
+
+    if not name or any(c in name for c in "/\\ "):
+        raise ValueError(f"name must be a simple identifier like 'vae_ch02', got {name!r}")
+    text, digest = config_key(config)
+    path = resolve_cache_dir(cache_dir) / f"{name}-{digest}.pt"
+    dev = get_device(device)
+    model = build(config)
+    models = _as_dict(model, "model")
+    if path.is_file() and not retrain:
+        state = load_checkpoint(path, models=models, restore_rng=False)
+        if state["extra"].get("config") != text:
+            raise CheckpointError(f"cache file {path} was written for another config "
+                                  f"(hash collision?); delete it to retrain")
+        for m in models.values():
+            m.to(dev)
+        return Trained(model=model, history=state["history"], from_cache=True,
+                       path=path, seconds=float(state["extra"].get("seconds", 0.0)))
+    for m in models.values():
+        m.to(dev)
+    start = time.perf_counter()
+    history = train_fn(model, config)
+    seconds = time.perf_counter() - start
+    records = list(getattr(history, "records", history) or [])
+    if getattr(history, "interrupted", False):  # never cache a half-trained model
+        return Trained(model=model, history=records, from_cache=False, path=path, seconds=seconds)
+    save_checkpoint(path, models=models, history=records, step=len(records),
+                    extra={"config": text, "name": name, "seconds": seconds})
+    return Trained(model=model, history=records, from_cache=False, path=path, seconds=seconds)

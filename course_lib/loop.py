@@ -1,0 +1,327 @@
+"""One loop helper: run a step function over batches, with a budget, progress and history.
+
+A chapter writes the step that it teaches (a VAE step, a GAN's ``update_d`` then
+``update_g``) as a plain function ``step_fn(batch) -> {"loss": ..., ...}``;
+:func:`train` adds only what every chapter would otherwise copy:
+
+- a :class:`Budget` in steps, epochs or seconds, whichever comes first (the seconds
+  budget lets the same chapter fit a laptop and a GPU);
+- progress: a live one-line status in Jupyter (its last state is what the stored
+  notebook keeps, so there is no widget noise in CI or the book), a ``tqdm`` bar in a
+  terminal, a single summary line otherwise; ``COURSE_PROGRESS=live|bar|line|none``;
+- callbacks every N steps (a sample grid, a live loss plot: :class:`LivePlot`);
+- a divergence guard: a NaN/inf value stops training with :class:`DivergenceError`,
+  naming the step and the usual fixes, before a checkpoint is overwritten;
+- optional checkpoints (:class:`course_lib.checkpoint.Checkpoint`) and exact resume;
+- Ctrl-C (KeyboardInterrupt, "stop" in Jupyter) ends cleanly: the last checkpoint is
+  kept and the history so far is returned with ``interrupted=True``.
+
+The history is data: a list of dicts, one per step (``History.records``), plottable with
+``History.plot()``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import torch
+
+from course_lib.checkpoint import Checkpoint
+
+PROGRESS_ENV = "COURSE_PROGRESS"
+StepFn = Callable[[Any], Mapping[str, Any]]
+Callback = Callable[[int, "History"], None]
+
+
+class DivergenceError(FloatingPointError):
+    """A training metric became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``steps`` steps, ``epochs`` passes or ``seconds`` of wall time, whichever first.
+
+    ``steps`` and ``epochs`` count from the start of training (a resumed run continues to
+    the same total); ``seconds`` counts this call only.
+    """
+
+    steps: int | None = None      # optimizer steps (calls of step_fn), total
+    epochs: float | None = None   # passes over the loader (needs len(loader)), total
+    seconds: float | None = None  # wall-clock seconds for this call
+
+    def __post_init__(self):
+        if self.steps is None and self.epochs is None and self.seconds is None:
+            raise ValueError("Budget needs at least one of steps=, epochs=, seconds=")
+        for name in ("steps", "epochs", "seconds"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Budget.{name} must be positive, got {value!r}")
+
+    def max_steps(self, steps_per_epoch: int | None) -> int | None:
+        """The step limit implied by ``steps`` and ``epochs`` (None: only seconds limit)."""
+        limits = [self.steps] if self.steps is not None else []
+        if self.epochs is not None:
+            if steps_per_epoch is None:
+                raise ValueError("Budget(epochs=...) needs a loader with len(); use steps= or seconds=")
+            limits.append(max(1, math.ceil(self.epochs * steps_per_epoch)))
+        return min(limits) if limits else None
+
+
+@dataclass
+class History:
+    """Training metrics as data: ``records`` is a list of ``{"step": s, name: value, ...}``."""
+
+    records: list[dict] = field(default_factory=list)  # one dict per step, in order
+    interrupted: bool = False  # True if KeyboardInterrupt ended training early
+    seconds: float = 0.0       # wall time of the train() call(s) that produced it
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def keys(self) -> list[str]:
+        """Metric names, in first-seen order (without ``step`` and ``time``)."""
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.update(dict.fromkeys(k for k in r if k not in ("step", "time")))
+        return list(seen)
+
+    def __getitem__(self, key: str) -> list[float]:
+        """All values of one metric (steps that did not report it are skipped)."""
+        if key not in ("step", "time") and key not in self.keys():
+            raise KeyError(f"no metric {key!r} in history; it has {self.keys()}")
+        return [r[key] for r in self.records if key in r]
+
+    def steps(self, key: str) -> list[int]:
+        """The steps at which ``key`` was recorded."""
+        return [r["step"] for r in self.records if key in r]
+
+    def last(self, key: str, n: int = 1) -> float:
+        """Mean of the last ``n`` values of ``key``."""
+        values = self[key][-n:]
+        return sum(values) / len(values)
+
+    def as_dict(self) -> dict[str, list]:
+        """Dict of lists, e.g. for ``pandas.DataFrame(history.as_dict())``."""
+        return {k: [r.get(k, math.nan) for r in self.records] for k in ["step", *self.keys()]}
+
+    def plot(self, keys: Sequence[str] | None = None, *, ax=None, smooth: int | None = None,
+             logy: bool = False, title: str | None = None):
+        """Plot metrics against step; ``smooth`` = moving-average window. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        keys = list(keys or self.keys())
+        smooth = smooth or max(1, len(self.records) // 50)
+        for key in keys:
+            xs, ys = self.steps(key), self[key]
+            if smooth > 1 and len(ys) >= smooth:
+                kernel = torch.ones(smooth) / smooth
+                ys = torch.conv1d(torch.tensor(ys, dtype=torch.float64).view(1, 1, -1),
+                                  kernel.double().view(1, 1, -1)).flatten().tolist()
+                xs = xs[smooth - 1:]
+            ax.plot(xs, ys, label=key)
+        ax.set_xlabel("step")
+        if logy:
+            ax.set_yscale("log")
+        if title:
+            ax.set_title(title)
+        if keys:
+            ax.legend()
+        ax.grid(alpha=0.3)
+        return ax
+
+
+# ---------------------------------------------------------------------------- progress
+
+def _in_jupyter() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _progress_mode(progress: bool | str) -> str:
+    if progress is False:
+        return "none"
+    mode = progress if isinstance(progress, str) else "auto"
+    if mode == "auto":
+        mode = os.environ.get(PROGRESS_ENV, "").strip().lower() or "auto"
+    if mode == "auto":
+        mode = "live" if _in_jupyter() else "bar" if sys.stderr.isatty() else "line"
+    if mode not in ("live", "bar", "line", "none"):
+        raise ValueError(f"progress must be True/False or one of auto, live, bar, line, none; got {mode!r}")
+    return mode
+
+
+def _fmt(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+
+
+class _Progress:
+    """Shows progress in one of four modes; ``close`` prints/keeps the summary line."""
+
+    def __init__(self, mode: str, *, desc: str, start: int, total: int | None, seconds: float | None):
+        self.mode, self.desc, self.start, self.total, self.seconds = mode, desc, start, total, seconds
+        self.bar = self.handle = None
+        self.next_update = 0.0
+        if mode == "bar":
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=start, desc=desc, dynamic_ncols=True)
+        elif mode == "live":
+            from IPython.display import display
+            self.handle = display({"text/plain": f"{desc}: starting"}, raw=True, display_id=True)
+
+    def update(self, step: int, elapsed: float, metrics: Mapping[str, float]) -> None:
+        if self.mode in ("none", "line") or elapsed < self.next_update:
+            return
+        self.next_update = elapsed + 0.5  # redraw at most twice a second: cheap for fast steps
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix_str(_fmt(metrics), refresh=True)
+        elif self.handle is not None:
+            rate = (step - self.start) / max(elapsed, 1e-9)
+            of = f"/{self.total}" if self.total else ""
+            self.handle.update({"text/plain": f"{self.desc}: step {step}{of}, {elapsed:.0f} s, "
+                                              f"{rate:.1f} steps/s, {_fmt(metrics)}"}, raw=True)
+
+    def close(self, summary: str) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.handle is not None:
+            self.handle.update({"text/plain": summary}, raw=True)
+        elif self.mode != "none":
+            print(summary)
+
+
+class LivePlot:
+    """Callback redrawing ``history.plot()`` in place in Jupyter (no-op elsewhere)."""
+
+    def __init__(self, keys: Sequence[str] | None = None, *, smooth: int | None = None):
+        self.keys, self.smooth, self.handle = keys, smooth, None
+
+    def __call__(self, step: int, history: History) -> None:
+        if not _in_jupyter() or not history.records:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        ax = history.plot(self.keys, smooth=self.smooth, title=f"step {step}")
+        fig = ax.figure
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- the loop
+
+def _batches(loader: Iterable, start_step: int) -> Iterator:
+    if hasattr(loader, "batches"):  # DeviceLoader: exact position in the epoch order
+        yield from loader.batches(start_step)
+        return
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the loader produced no batches (empty data set, or batch_size "
+                             "larger than the data with drop_last=True)")
+
+
+def _to_float(step: int, metrics: Mapping[str, Any]) -> dict:
+    out = {}
+    for key, value in metrics.items():
+        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        if not math.isfinite(value):
+            raise DivergenceError(
+                f"training diverged: {key} = {value} at step {step}. Usual fixes: lower the "
+                f"learning rate (e.g. halve it), clip gradients (torch.nn.utils.clip_grad_norm_), "
+                f"for GANs use a gradient penalty (WGAN-GP) or a smaller discriminator lr, "
+                f"check that inputs are in the expected range, and for fp16 use a GradScaler. "
+                f"The last checkpoint (if any) was written before this step and is intact.")
+        out[key] = value
+    return out
+
+
+def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
+          progress: bool | str = "auto", callbacks: Sequence[Callback | tuple[int, Callback]] = (),
+          every: int = 100, live_plot: bool = False, checkpoint: Checkpoint | None = None,
+          resume: bool = True, history: History | None = None, sync_every: int = 10,
+          desc: str = "train") -> History:
+    """Call ``step_fn(batch)`` for each batch of ``loader`` until ``budget`` is spent.
+
+    ``step_fn`` returns a dict of scalars (floats or 0-d tensors), e.g.
+    ``{"loss": loss.detach()}``; tensors are converted every ``sync_every`` steps so a
+    GPU is not forced to wait every step. ``callbacks`` are ``fn(step, history)`` run
+    every ``every`` steps and at the end, or ``(n, fn)`` pairs with their own period.
+    With ``checkpoint``, state is saved every ``checkpoint.every`` steps and at the end,
+    and (``resume=True``) an existing checkpoint file is loaded first, continuing from its
+    step. Returns the :class:`History` (also when interrupted with Ctrl-C).
+    """
+    if every <= 0 or sync_every <= 0:
+        raise ValueError("every and sync_every must be positive")
+    history = history if history is not None else History()
+    start_step = history.records[-1]["step"] if history.records else 0
+    if checkpoint is not None and resume and checkpoint.exists():
+        state = checkpoint.load()
+        start_step, history = state["step"], History(records=list(state["history"]))
+    try:
+        per_epoch = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        per_epoch = None
+    max_steps = budget.max_steps(per_epoch)
+    periodic = [(every, cb) if callable(cb) else tuple(cb) for cb in callbacks]
+    if live_plot:
+        periodic.append((every, LivePlot()))
+    bar = _Progress(_progress_mode(progress), desc=desc, start=start_step, total=max_steps,
+                    seconds=budget.seconds)
+    pending: list[tuple[int, float, Mapping[str, Any]]] = []
+
+    def flush() -> None:
+        for s, t, metrics in pending:
+            history.records.append({"step": s, **_to_float(s, metrics), "time": t})
+        pending.clear()
+
+    step, t0 = start_step, time.perf_counter()
+    elapsed = 0.0
+    stream = _batches(loader, start_step)
+    try:
+        while (max_steps is None or step < max_steps) and (budget.seconds is None or elapsed < budget.seconds):
+            metrics = step_fn(next(stream))
+            step += 1
+            elapsed = time.perf_counter() - t0
+            pending.append((step, elapsed, metrics))
+            final = (max_steps is not None and step >= max_steps) or (
+                budget.seconds is not None and elapsed >= budget.seconds)
+            due_cb = [cb for n, cb in periodic if step % n == 0 or final]
+            due_ckpt = checkpoint is not None and (step % checkpoint.every == 0 or final)
+            if len(pending) >= sync_every or due_cb or due_ckpt or final:
+                flush()  # raises DivergenceError before a bad state is checkpointed
+                bar.update(step, elapsed, history.records[-1])
+            for cb in due_cb:
+                cb(step, history)
+            if due_ckpt:
+                checkpoint.save(step, history.records)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        flush()  # finished steps only: the interrupted one never reached `step += 1`
+    except BaseException:
+        bar.close(f"{desc}: stopped at step {step}")
+        raise
+    elapsed = time.perf_counter() - t0
+    history.seconds += elapsed
+    done = step - start_step
+    tail = {k: history.last(k, 10) for k in history.keys()} if history.records else {}
+    summary = (f"{desc}: {done} steps (to step {step}) in {elapsed:.1f} s "
+               f"({done / max(elapsed, 1e-9):.1f} steps/s)" + (f"; last 10 steps: {_fmt(tail)}" if tail else ""))
+    if history.interrupted:
+        kept = f"; checkpoint kept at {checkpoint.path}" if checkpoint is not None and checkpoint.exists() else ""
+        summary = f"{desc}: interrupted after step {step}{kept}. " + summary
+    bar.close(summary)
+    return history
