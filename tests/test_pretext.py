@@ -1,0 +1,118 @@
+"""Pretext models: shapes, the shared backbone, rotation batches, probe features, training steps."""
+import pytest
+import torch
+
+from course_lib.backbone import ConvBackbone
+from course_lib.pretext import (
+    BackboneClassifier, JigsawConfig, JigsawNet, RotationConfig, TilePositionNet, jigsaw_step,
+    position_labels, position_step, probe_features, rotation_batch, rotation_step, supervised_step,
+)
+
+torch.set_num_threads(1)  # 1 thread: much faster than 2 on a shared, loaded CPU
+
+
+def test_jigsaw_shapes_and_shared_backbone():
+    net = JigsawNet(n_permutations=10)
+    tiles = torch.rand(2, 9, 3, 12, 12)
+    assert net(tiles).shape == (2, 10)
+    assert type(net.backbone) is ConvBackbone and net.backbone is net.encoder.backbone
+    ConvBackbone().load_state_dict(net.backbone.state_dict())
+    with pytest.raises(ValueError, match="tiles"):
+        net(torch.rand(2, 3, 12, 12))
+
+
+def test_tile_encoder_shares_weights_across_tiles():
+    net = JigsawNet(n_permutations=5)
+    tile = torch.rand(1, 1, 3, 12, 12).expand(1, 9, 3, 12, 12)
+    f = net.encoder(tile)
+    assert torch.allclose(f[0, 0], f[0, 8])
+
+
+def test_position_net_shapes():
+    net = TilePositionNet()
+    assert net(torch.rand(2, 9, 3, 12, 12)).shape == (2, 9, 9)
+    perms = torch.stack([torch.randperm(9) for _ in range(4)])
+    assert torch.equal(position_labels(perms, torch.tensor([2, 0])), perms[[2, 0]])
+
+
+def test_rotation_batch_order_and_labels():
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).view(2, 1, 3, 3)
+    rot, labels = rotation_batch(x)
+    assert rot.shape == (8, 1, 3, 3)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(rot[:2], x)
+    assert torch.equal(rot[2:4], torch.rot90(x, 1, dims=(2, 3)))
+    # four quarter turns of the k=1 image give back ... the k=1 image; k=2 is 180 degrees
+    assert torch.equal(rot[4:6], x.flip(2).flip(3))
+    with pytest.raises(ValueError, match="square"):
+        rotation_batch(torch.rand(1, 3, 4, 5))
+
+
+def test_classifier_heads_and_loss():
+    net = BackboneClassifier(num_classes=(2, 3))
+    logits = net(torch.rand(4, 3, 16, 16))
+    assert logits.shape == (4, 5)
+    loss = net.loss(logits, torch.tensor([[0, 2], [1, 0], [1, 1], [0, 2]]))
+    assert loss.ndim == 0 and loss.item() > 0
+
+
+def test_probe_features_shape_dtype_and_frozen():
+    bb = ConvBackbone()
+    imgs = (torch.rand(5, 3, 32, 32) * 255).to(torch.uint8)
+    f = probe_features(bb, imgs, batch_size=2)
+    assert f.shape == (5, 128 * 4) and f.dtype == torch.float32 and not f.requires_grad
+    assert torch.allclose(f, probe_features(bb, imgs.float() / 255), atol=1e-5)
+
+
+def _structured_tiles(n, g):
+    """Tiles whose content encodes their cell (a brightness ramp), then shuffled."""
+    base = torch.linspace(0, 1, 9).view(1, 9, 1, 1, 1).expand(n, 9, 3, 8, 8).clone()
+    base += 0.05 * torch.randn(base.shape, generator=g)
+    return base
+
+
+def test_jigsaw_steps_reduce_loss():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    perms = torch.stack([torch.randperm(9, generator=g) for _ in range(4)])
+    net = JigsawNet(n_permutations=4, tile_dim=16, hidden=32)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    tiles = _structured_tiles(16, g)
+    index = torch.randint(0, 4, (16,), generator=g)
+    shuffled = torch.stack([tiles[b, perms[index[b]]] for b in range(16)])
+    logs = [jigsaw_step(net, opt, shuffled, index) for _ in range(30)]
+    assert logs[-1]["loss"] < 0.5 * logs[0]["loss"]
+
+
+def test_position_and_rotation_steps_reduce_loss():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    net = TilePositionNet(tile_dim=16, hidden=32)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    perms = torch.stack([torch.randperm(9, generator=g) for _ in range(8)])
+    tiles = _structured_tiles(8, g)
+    shuffled = torch.stack([tiles[b, perms[b]] for b in range(8)])
+    logs = [position_step(net, opt, shuffled, perms) for _ in range(30)]
+    assert logs[-1]["loss"] < 0.5 * logs[0]["loss"]
+
+    rot = BackboneClassifier(num_classes=(4,))
+    opt = torch.optim.Adam(rot.parameters(), lr=3e-3)
+    x = torch.zeros(4, 3, 16, 16)
+    x[:, :, :4] = 1.0  # a bright top band: rotation is visible
+    logs = [rotation_step(rot, opt, x) for _ in range(20)]
+    assert logs[-1]["loss"] < 0.5 * logs[0]["loss"]
+
+    sup = BackboneClassifier(num_classes=(2,))
+    opt = torch.optim.Adam(sup.parameters(), lr=3e-3)
+    imgs = torch.cat([torch.zeros(4, 3, 16, 16), torch.ones(4, 3, 16, 16)])
+    labels = torch.tensor([0] * 4 + [1] * 4).view(8, 1)
+    logs = [supervised_step(sup, opt, imgs, labels) for _ in range(20)]
+    assert logs[-1]["loss"] < 0.5 * logs[0]["loss"]
+
+
+def test_configs():
+    cpu = JigsawConfig.for_profile("cpu")
+    assert cpu.image_size % cpu.grid == 0 and cpu.tile_size <= cpu.image_size // cpu.grid
+    smoke = JigsawConfig.for_profile("smoke")
+    assert smoke.image_size % smoke.grid == 0 and smoke.steps < 20
+    assert RotationConfig.for_profile("cpu").image_size == 32
