@@ -10,28 +10,27 @@ same :class:`~course_lib.backbone.ConvBackbone` as ``.backbone``:
    shared by the VAE encoder and an inpainting head: :class:`JointModel`,
    :func:`inpainting_loss`, :func:`joint_loss`, :func:`joint_step`.
 3. **The cycle** (3.3, point 2): samples of the generative model become training data for
-   the pretext task. That needs no new code beyond :class:`Inpainter` and
-   :func:`inpainter_step`; ``experiments/fusion.py`` and chapter 06 wire it up.
+   the pretext task (chapter 04's ``InpaintingNet`` and ``inpainting_step``); then
+   chapter 05's ``probe_features`` + a linear probe say how good the features are.
+   ``experiments/fusion.py`` and chapter 06 wire it up.
 
-What the inpainting head sees and predicts (the article leaves it open, so we fix it):
-the *masked* image ``x * (1 - mask) + 0.5 * mask`` (holes painted mid-grey) goes through
-the shared backbone; the head is a U-Net style decoder over the backbone's three stages
-and predicts the full image; the loss counts the **hole pixels only**, summed per image
-and averaged over the batch, the same "sum over pixels, mean over images" convention as
-the ELBO's reconstruction term, so ``lambda = 1`` weighs a hole pixel like a
-reconstructed pixel.
+What the inpainting side sees and predicts (the article leaves it open, so we fix it):
+the VAE encodes the *clean* image; the *masked* image ``x * (1 - mask) + 0.5 * mask``
+(holes painted mid-grey, as in chapter 04) goes through the **same** backbone into
+chapter 04's U-Net decoder, which predicts the whole image; the loss counts the **hole
+pixels only**, summed per image and averaged over the batch: the same "sum over pixels,
+mean over images" convention as the ELBO's reconstruction term.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from course_lib.backbone import ConvBackbone
+from course_lib.inpainting import InpaintingNet, fill_hole
+from course_lib.vae import elbo_loss
 
-HOLE_FILL = 0.5  # value painted into the holes before the image enters the backbone
+HOLE_FILL = 0.5  # value painted into the holes before the image enters the backbone (as ch04)
 
 
 # --------------------------------------------------------------------------- transfer
@@ -58,7 +57,7 @@ def transfer_backbone(src: nn.Module, dst: nn.Module, *, freeze: bool = False) -
     """Copy the backbone weights of ``src`` into ``dst``; leave everything else alone.
 
     ``src`` and ``dst`` are any two modules that each hold one ConvBackbone (for example
-    a trained :class:`Inpainter` or jigsaw network and a fresh VAE). The values are
+    chapter 04's trained ``InpaintingNet`` or chapter 05's jigsaw network and a fresh VAE). The values are
     *copied* (no parameter is shared afterwards). With ``freeze=True`` the destination
     backbone stops receiving gradients (``requires_grad=False``): "frozen" versus the
     default "fine-tuned" initialisation.
@@ -86,144 +85,83 @@ def transfer_backbone(src: nn.Module, dst: nn.Module, *, freeze: bool = False) -
     return [dst_prefix + key for key in dst_state]
 
 
-# ------------------------------------------------------------------- inpainting head
-def mask_images(x: torch.Tensor, mask: torch.Tensor, fill: float = HOLE_FILL) -> torch.Tensor:
-    """What the inpainting head sees: ``x`` with the holes (``mask == 1``) set to ``fill``.
-
-    ``x``: (B, C, H, W) in [0, 1]; ``mask``: (B, 1, H, W) with 1 = hole, 0 = known.
-    """
-    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] or mask.shape[2:] != x.shape[2:]:
-        raise ValueError(f"mask must be (B, 1, H, W) matching images {tuple(x.shape)}, got {tuple(mask.shape)}")
-    return x * (1 - mask) + fill * mask
-
-
-class InpaintingHead(nn.Module):
-    """U-Net style decoder over the three backbone stages (article 4.3: "U-Net style").
-
-    Input:  ``[h1, h2, h3]`` from ``ConvBackbone.features``, sizes H/2, H/4, H/8.
-    Output: ``(B, out_channels, H, W)`` completed image in [0, 1] (sigmoid).
-    """
-
-    def __init__(self, *, widths: tuple[int, int, int] = (32, 64, 128), out_channels: int = 3):
-        super().__init__()
-        w1, w2, w3 = widths
-        self.up3 = nn.ConvTranspose2d(w3, w2, 4, 2, 1)           # H/8 -> H/4
-        self.up2 = nn.ConvTranspose2d(2 * w2, w1, 4, 2, 1)       # H/4 -> H/2 (after skip)
-        self.up1 = nn.ConvTranspose2d(2 * w1, out_channels, 4, 2, 1)  # H/2 -> H
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        h1, h2, h3 = features
-        u = torch.relu(self.up3(h3))                        # (B, 64, H/4, W/4)
-        u = torch.relu(self.up2(torch.cat([u, h2], 1)))     # (B, 32, H/2, W/2)
-        return torch.sigmoid(self.up1(torch.cat([u, h1], 1)))  # (B, 3, H, W)
-
-
-class Inpainter(nn.Module):
-    """The pretext network of this chapter: shared backbone + :class:`InpaintingHead`.
-
-    ``forward(masked)`` maps a masked image (B, 3, H, W) in [0, 1] to the completed
-    image (B, 3, H, W) in [0, 1]. Its ``.backbone`` is what :func:`transfer_backbone`
-    copies into a VAE.
-    """
-
-    def __init__(self, *, widths: tuple[int, int, int] = (32, 64, 128)):
-        super().__init__()
-        self.backbone = ConvBackbone(in_channels=3, widths=widths)
-        self.head = InpaintingHead(widths=widths)
-
-    def forward(self, masked: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.features(masked))
-
-
+# ------------------------------------------------------------------- the joint model
 def inpainting_loss(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L_inpainting: squared error on the hole pixels, summed per image, mean over the batch.
+    """L_inpainting: squared error on the hole pixels, **summed per image**, mean over the batch.
 
     ``fill``, ``x``: (B, C, H, W); ``mask``: (B, 1, H, W), 1 = hole. Returns a scalar.
-    Known pixels do not count: the task is to predict what is missing (Pathak et al. 2016).
+    Known pixels do not count: the task is to predict what is missing (Pathak et al. 2016,
+    eq. 1). Chapter 04's ``masked_mse_loss`` *averages* over hole values instead; here the
+    sum puts both terms of the joint loss on the same per-image scale as the ELBO.
     """
+    if fill.shape != x.shape:
+        raise ValueError(f"fill {tuple(fill.shape)} and x {tuple(x.shape)} must match")
+    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] or mask.shape[2:] != x.shape[2:]:
+        raise ValueError(f"mask must be (B, 1, H, W) matching images {tuple(x.shape)}, got {tuple(mask.shape)}")
     return ((fill - x) ** 2 * mask).flatten(1).sum(1).mean()
 
 
 def joint_loss(elbo: torch.Tensor, fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
                *, lam: float) -> torch.Tensor:
-    """Article eq. (4.4): L = L_ELBO + lambda * L_inpainting (``elbo`` is the negative ELBO,
-    a scalar to minimise; at ``lam = 0`` this is exactly ``elbo``)."""
+    """Article section 4.4: L = L_ELBO + lambda * L_inpainting.
+
+    ``elbo`` is the negative ELBO (a scalar to minimise, e.g. ``vae.elbo_loss(...).loss``);
+    at ``lam = 0`` the result is exactly ``elbo``.
+    """
     return elbo + lam * inpainting_loss(fill, x, mask)
 
 
 class JointModel(nn.Module):
-    """A VAE and an inpainting head sharing one backbone (the VAE encoder's).
+    """A VAE and an inpainting network sharing one backbone: the VAE encoder's.
 
-    Built around a VAE passed in (``vae.encoder.backbone`` must exist and ``vae(x)`` must
-    return ``(x_hat, mu, logvar)``). ``forward(x, mask)`` returns a dict with ``x_hat``,
-    ``mu``, ``logvar`` (the VAE on the clean image) and ``fill`` (the head's completion
-    of the masked image, (B, 3, H, W) in [0, 1]).
+    Built around a VAE passed in (``vae.encoder.backbone`` exists, ``vae(x)`` returns
+    ``(x_logits, mu, logvar)`` as :class:`course_lib.vae.VAE` does). The inpainting side
+    is chapter 04's U-Net (:class:`course_lib.inpainting.InpaintingNet`) built on the
+    *same* backbone object, so every inpainting gradient also moves the VAE encoder.
+
+    ``forward(x, mask)`` -> dict with ``x_logits``, ``mu``, ``logvar`` (the VAE on the
+    clean image ``x`` (B, 3, H, W) in [0, 1]) and ``fill`` (the U-Net's prediction of the
+    whole image from the masked input ``fill_hole(x, mask)``; (B, 3, H, W) in [0, 1]).
     """
 
-    def __init__(self, *, vae: nn.Module, head: InpaintingHead | None = None):
+    def __init__(self, *, vae: nn.Module, decoder_widths: tuple[int, int, int] = (64, 32, 16)):
         super().__init__()
         self.vae = vae
         _, backbone = find_backbone(vae)
-        self.head = head if head is not None else InpaintingHead(widths=backbone.widths)
+        self.inpainter = InpaintingNet(backbone=backbone, decoder_widths=decoder_widths)
 
     @property
     def backbone(self) -> ConvBackbone:
-        return find_backbone(self.vae)[1]
+        return self.inpainter.backbone
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_hat, mu, logvar = self.vae(x)
-        fill = self.head(self.backbone.features(mask_images(x, mask)))
-        return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "fill": fill}
+        x_logits, mu, logvar = self.vae(x)                       # clean image through the VAE
+        fill = self.inpainter(fill_hole(x, mask, HOLE_FILL), mask)  # masked image, (B, 3, H, W)
+        return {"x_logits": x_logits, "mu": mu, "logvar": logvar, "fill": fill}
 
 
 def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               mask: torch.Tensor, *, lam: float,
-               elbo_fn: Callable[..., torch.Tensor]) -> dict[str, float]:
-    """One optimisation step of L = L_ELBO + lam * L_inpainting.
+               mask: torch.Tensor, *, lam: float, beta: float = 1.0,
+               likelihood: str = "bernoulli") -> dict[str, float]:
+    """One optimisation step of L = L_ELBO + lam * L_inpainting on images ``x`` (B, 3, H, W)
+    in [0, 1] and holes ``mask`` (B, 1, H, W).
 
-    ``elbo_fn(x, x_hat, mu, logvar)`` returns the negative ELBO (scalar). With ``lam == 0``
-    the head gets no gradient and the step is an ordinary VAE step (the head is skipped).
-    Returns floats ``loss``, ``elbo``, ``inpaint``.
+    The ELBO is chapter 02's (:func:`course_lib.vae.elbo_loss`). With ``lam == 0`` the
+    inpainting side is skipped: the step is an ordinary VAE step. Returns floats ``loss``,
+    ``elbo`` (negative ELBO), ``recon``, ``kl``, ``inpaint``.
     """
     model.train()
     if lam == 0:
-        x_hat, mu, logvar = model.vae(x)
-        elbo = elbo_fn(x, x_hat, mu, logvar)
-        loss, inpaint = elbo, torch.zeros(())
+        x_logits, mu, logvar = model.vae(x)
+        inpaint = torch.zeros(())
     else:
         out = model(x, mask)
-        elbo = elbo_fn(x, out["x_hat"], out["mu"], out["logvar"])
+        x_logits, mu, logvar = out["x_logits"], out["mu"], out["logvar"]
         inpaint = inpainting_loss(out["fill"], x, mask)
-        loss = elbo + lam * inpaint
+    terms = elbo_loss(x_logits, x, mu, logvar, beta=beta, likelihood=likelihood)
+    loss = terms.loss + lam * inpaint
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"loss": loss.item(), "elbo": elbo.item(), "inpaint": inpaint.item()}
-
-
-def inpainter_step(model: Inpainter, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                   mask: torch.Tensor) -> dict[str, float]:
-    """One step of pretext training: complete the masked ``x``; loss on the holes only."""
-    model.train()
-    loss = inpainting_loss(model(mask_images(x, mask)), x, mask)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {"inpaint": loss.item()}
-
-
-@torch.no_grad()
-def backbone_features(module: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """Global-average-pooled backbone features (N, C) of images (N, 3, H, W) in [0, 1]
-    (or uint8 in [0, 255]): the input of the cycle experiment's linear probe."""
-    _, backbone = find_backbone(module)
-    was_training = backbone.training
-    backbone.eval()
-    device = next(backbone.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        xb = images[i:i + batch_size].to(device)
-        xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-        out.append(F.adaptive_avg_pool2d(backbone(xb), 1).flatten(1).cpu())
-    backbone.train(was_training)
-    return torch.cat(out)
+    return {"loss": loss.item(), "elbo": terms.loss.item(), "recon": terms.recon.item(),
+            "kl": terms.kl.item(), "inpaint": inpaint.item()}
