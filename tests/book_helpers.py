@@ -60,7 +60,7 @@ def _placeholder(docname: str, student: bool) -> nbformat.NotebookNode:
 def stage_sources(dest: Path, root: Path = ROOT) -> list[str]:
     """Copy what the book is built from into ``dest``; return the placeholder chapters."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("book.yml", "toc.yml"):
+    for name in ("book.yml", "toc.yml", "CONTRIBUTING.md"):
         shutil.copy2(root / name, dest / name)
     shutil.copytree(root / "book", dest / "book", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "_build"))

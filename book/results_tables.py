@@ -1,0 +1,177 @@
+"""Collect every number the course measures into the tables of the book's Results page.
+
+The Results page (book/results.md) is a notebook executed at every book build; it calls
+the functions below, which read only files committed to the repository:
+
+- ``solutions/NN_slug.ipynb``: the stored, executed chapters. Their wall time comes from
+  the execution timestamps Jupyter records in each cell's metadata; their "What we
+  measured" tables are the outputs of the code cells under that heading.
+- ``bench/results/*`` and ``experiments/results/*``: files written by the benchmark and
+  experiment scripts (JSON, CSV, Markdown or text), shown as they are, with the command
+  and machine they name.
+
+Nothing here computes or invents a number; a missing file is reported as missing.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import yaml
+
+PROFILE_PATTERN = re.compile(r"profile\W{0,4}(smoke|cpu|gpu)\b", re.IGNORECASE)
+MEASURED_HEADING = re.compile(r"^#{1,6}\s+What we measured", re.IGNORECASE | re.MULTILINE)
+ANY_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
+
+
+def toc_chapters(root: Path) -> list[Path]:
+    """The chapter notebooks toc.yml lists (``solutions/NN_slug.ipynb``), existing or not."""
+    toc = yaml.safe_load((root / "toc.yml").read_text(encoding="utf-8"))
+    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    return [root / f"{f}.ipynb" for f in files if f.startswith("solutions/")]
+
+
+def _stamp(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return data.get("text/plain", "") if isinstance(data.get("text/plain", ""), str) else ""
+
+
+def chapter_timing(path: Path) -> dict:
+    """Wall time of the stored execution of one chapter (first cell start to last reply)."""
+    nb = nbformat.read(path, as_version=4)
+    starts, ends = [], []
+    profile = None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        timing = cell.metadata.get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            starts.append(_stamp(timing["iopub.execute_input"]))
+            ends.append(_stamp(timing["shell.execute_reply"]))
+        for output in cell.get("outputs", []):
+            match = PROFILE_PATTERN.search(_text(output))
+            if match and profile is None:
+                profile = match.group(1).lower()
+    seconds = (max(ends) - min(starts)).total_seconds() if starts else None
+    return {"seconds": seconds, "profile": profile, "executed": min(starts) if starts else None}
+
+
+def chapter_times_markdown(root: Path) -> str:
+    rows = ["| chapter | stored outputs executed | wall time | profile printed by the notebook |",
+            "|---|---|---|---|"]
+    for path in toc_chapters(root):
+        name = path.stem
+        if not path.exists():
+            rows.append(f"| {name} | not written yet | - | - |")
+            continue
+        t = chapter_timing(path)
+        if t["seconds"] is None:
+            rows.append(f"| {name} | no execution timestamps stored | - | - |")
+            continue
+        rows.append(f"| {name} | {t['executed']:%Y-%m-%d %H:%M} UTC | {t['seconds']:.0f} s "
+                    f"| {t['profile'] or 'not printed'} |")
+    return "\n".join(rows)
+
+
+def measured_outputs(path: Path) -> list[str]:
+    """Markdown for the outputs of the code cells under the chapter's "What we measured"."""
+    nb = nbformat.read(path, as_version=4)
+    inside, parts = False, []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            if MEASURED_HEADING.search(cell.source):
+                inside = True
+            elif inside and ANY_HEADING.search(cell.source):
+                break
+            continue
+        if not inside:
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/markdown" in data:
+                parts.append(data["text/markdown"])
+            elif "text/html" in data:
+                parts.append(data["text/html"])
+            elif _text(output).strip():
+                parts.append("```text\n" + _text(output).rstrip() + "\n```")
+    return parts
+
+
+def measured_markdown(root: Path) -> str:
+    sections = []
+    for path in toc_chapters(root):
+        title = f"**{path.stem}**"
+        if not path.exists():
+            sections.append(f"{title}\n\nThis chapter is not written yet.")
+            continue
+        parts = measured_outputs(path)
+        command = f"`make execute NB=solutions/{path.stem}.md` (cpu profile)"
+        if parts:
+            sections.append(f"{title}\n\nReproduce with {command}.\n\n" + "\n\n".join(parts))
+        else:
+            sections.append(f"{title}\n\nThe stored notebook has no table under a "
+                            "\"What we measured\" heading (its numbers, if any, are in the "
+                            f"chapter's text and figures). Reproduce with {command}.")
+    return "\n\n".join(sections)
+
+
+def _table(rows: list[dict]) -> str:
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [html.escape(str(row.get(k, ""))).replace("|", "\\|") for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def result_file_markdown(path: Path) -> str:
+    """One result file as Markdown: metadata (command, machine, ...) and its table."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        meta, rows = {}, None
+        if isinstance(data, list):
+            rows = data
+        elif isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                    rows = value if rows is None else rows
+                elif not isinstance(value, (dict, list)):
+                    meta[key] = value
+                else:
+                    meta[key] = json.dumps(value)
+            if rows is None:
+                rows = [meta]
+                meta = {}
+        text = "\n".join(f"- **{k}**: `{v}`" if k in ("command", "cmd") else f"- **{k}**: {v}"
+                         for k, v in meta.items())
+        return (text + "\n\n" if text else "") + _table(rows if isinstance(rows, list) else [rows])
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            return _table(list(csv.DictReader(f)))
+    if suffix == ".md":  # headings would break the page's outline: make them bold lines
+        return re.sub(r"^#{1,6}\s+(.*)$", r"**\1**", path.read_text(encoding="utf-8"), flags=re.M)
+    return "```text\n" + path.read_text(encoding="utf-8").rstrip() + "\n```"
+
+
+def result_files_markdown(root: Path, folder: str, producer: str) -> str:
+    directory = root / folder
+    files = sorted(p for p in directory.glob("*") if p.suffix.lower() in
+                   (".json", ".csv", ".md", ".txt")) if directory.is_dir() else []
+    if not files:
+        return (f"No result files in `{folder}/` yet: they are written by {producer}. "
+                "Nothing is shown here until a committed file exists.")
+    return "\n\n".join(f"**`{folder}/{p.name}`**\n\n{result_file_markdown(p)}" for p in files)
