@@ -303,3 +303,42 @@ class VAEConfig:
 
     def build(self) -> VAE:
         return VAE(latent_dim=self.latent_dim, image_size=self.image_size, widths=self.widths)
+
+
+def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = None,
+              progress: bool | str = "auto"):
+    """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
+    :class:`~course_lib.loop.History`. ``images``: uint8 ``(N, 3, S, S)``; default: the first
+    ``config.train_size`` ToyFaces training images at ``config.image_size``."""
+    from .loop import Budget, train
+    from .runtime import DeviceLoader, seed_everything
+
+    if images is None:
+        from .toyfaces import ToyFaces
+        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
+    seed_everything(config.seed)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loader = DeviceLoader(images, batch_size=min(config.batch_size, len(images)), device=device,
+                          seed=config.seed)
+
+    def step(x):
+        return vae_step(model, optimizer, x, beta=config.beta, likelihood=config.likelihood)
+
+    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+                 every=max(config.steps // 10, 1), desc=f"VAE z={config.latent_dim} beta={config.beta}")
+
+
+def pretrained_vae(config: VAEConfig | None = None, *, progress: bool | str = "auto",
+                   retrain: bool = False):
+    """The chapter-02 VAE for ``config`` (default: ``VAEConfig.for_profile()``), trained once
+    and cached by :func:`course_lib.checkpoint.load_or_train` under the name ``vae_ch02``.
+    Chapters 03, 06 and 07 call this to get the same model. Returns a
+    :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode, ``.history``, ``.seconds``)."""
+    from .checkpoint import load_or_train
+
+    config = config or VAEConfig.for_profile()
+    trained = load_or_train("vae_ch02", lambda m, c: train_vae(m, c, progress=progress),
+                            config=config, build=VAEConfig.build, retrain=retrain)
+    trained.model.eval()
+    return trained

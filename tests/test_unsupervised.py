@@ -1,0 +1,82 @@
+"""Tests for course_lib.unsupervised: PCA by SVD against scikit-learn, PSNR, purity."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA as SkPCA
+
+from course_lib.unsupervised import (
+    as_matrix, cluster_purity, majority_baseline, pca_fit, pca_project, pca_psnr_table,
+    pca_reconstruct, psnr_per_image,
+)
+
+
+def data(n=60, d=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(4, d, generator=g, dtype=torch.float64)
+    return torch.randn(n, 4, generator=g, dtype=torch.float64) @ basis + 0.01 * torch.randn(n, d, generator=g, dtype=torch.float64)
+
+
+def test_pca_matches_scikit_learn():
+    x = data()
+    ours = pca_fit(x, 3)
+    sk = SkPCA(n_components=3, svd_solver="full").fit(x.numpy())
+    np.testing.assert_allclose(ours.explained_variance.numpy(), sk.explained_variance_, rtol=1e-8)
+    # components agree up to sign
+    for a, b in zip(ours.components.numpy(), sk.components_):
+        assert min(np.abs(a - b).max(), np.abs(a + b).max()) < 1e-8
+    codes = pca_project(x, ours)
+    sk_codes = sk.transform(x.numpy())
+    np.testing.assert_allclose(np.abs(codes.numpy()), np.abs(sk_codes), atol=1e-8)
+    np.testing.assert_allclose(pca_reconstruct(codes, ours).numpy(), sk.inverse_transform(sk_codes), atol=1e-8)
+
+
+def test_pca_components_orthonormal_and_full_rank_is_exact():
+    x = data(n=10, d=6)
+    pca = pca_fit(x, 6)
+    torch.testing.assert_close(pca.components @ pca.components.T, torch.eye(6, dtype=torch.float64))
+    torch.testing.assert_close(pca_reconstruct(pca_project(x, pca), pca), x)
+    with pytest.raises(ValueError, match="between 1 and"):
+        pca_fit(x, 11)
+
+
+def test_as_matrix_scales_uint8():
+    images = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)
+    m = as_matrix(images)
+    assert m.shape == (2, 48) and m.max().item() == 1.0
+
+
+def test_psnr_known_value():
+    x = torch.zeros(2, 3, 4, 4)
+    x_hat = torch.full((2, 3, 4, 4), 0.1)   # MSE 0.01 -> 20 dB
+    torch.testing.assert_close(psnr_per_image(x_hat, x), torch.full((2,), 20.0, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        psnr_per_image(x_hat, x[:1])
+
+
+def test_pca_psnr_table_increases_with_k():
+    g = torch.Generator().manual_seed(1)
+    low_rank = (torch.rand(80, 3, generator=g) @ torch.rand(3, 3 * 8 * 8, generator=g)) / 3
+    images = (low_rank.clamp(0, 1).view(80, 3, 8, 8) * 255).to(torch.uint8)
+    table = pca_psnr_table(images[:60], images[60:], [1, 2, 3])
+    assert list(table) == [1, 2, 3]
+    assert table[1] < table[2] < table[3]
+    assert table[3] > 40  # rank-3 data: 3 components reconstruct up to uint8 rounding
+
+
+def test_cluster_purity_known_values():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    assert cluster_purity(torch.tensor([5, 5, 5, 7, 7, 7]), labels) == 1.0
+    assert cluster_purity(torch.tensor([0, 0, 1, 1, 2, 2]), labels) == pytest.approx(5 / 6)
+    assert cluster_purity(torch.zeros(6), labels) == 0.5 == majority_baseline(labels)
+    with pytest.raises(ValueError):
+        cluster_purity(torch.zeros(5), labels)
+
+
+def test_cluster_purity_matches_contingency_matrix():
+    from sklearn.metrics.cluster import contingency_matrix
+    rng = np.random.default_rng(0)
+    clusters, labels = rng.integers(0, 5, 300), rng.integers(0, 3, 300)
+    expected = contingency_matrix(labels, clusters).max(0).sum() / 300
+    assert math.isclose(cluster_purity(torch.from_numpy(clusters), torch.from_numpy(labels)), expected)
