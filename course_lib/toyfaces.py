@@ -1,0 +1,459 @@
+"""ToyFaces: a procedural data set of anti-aliased cartoon faces with known attributes.
+
+Every image is rendered from a vector of ground-truth attributes (:data:`ATTRIBUTES`):
+skin tone, face width, hair colour and style, eye colour, size and openness, smile,
+glasses, beard, hat, background, head position, scale and tilt, lighting direction.
+Because the attributes are known, later chapters can score representations with linear
+probes on :attr:`ToyFaces.labels` and generators with an attribute classifier.
+
+How it is fast (thousands of images per second on 2 CPU cores):
+
+1. Every face part is drawn in a *canonical face frame* (u right, v down, both in
+   [-1, 1]) where each part sits in a fixed bounding box, so each part is computed only on
+   its own slice of the canvas, for the whole batch at once (plain tensor slicing).
+2. Shapes are signed distance functions; pixel coverage ``clamp(0.5 - d / pixel, 0, 1)``
+   gives anti-aliased edges. Layers are composited with premultiplied alpha.
+3. One ``grid_sample`` per batch places the face layer (position, scale, tilt) over a
+   gradient background.
+
+Determinism: attribute values come from a counter-based hash of
+``(seed, split, index, attribute)``, so image ``i`` of a split is the same in every
+process and on every machine, and the splits draw from disjoint streams.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+__all__ = [
+    "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "OOD_KINDS", "ToyFaces",
+    "sample_attributes", "render", "attributes_to_labels", "ood_faces", "cache_dir",
+]
+
+RENDER_VERSION = 1  # bump when the drawing changes: invalidates on-disk caches
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One ground-truth factor of a ToyFaces image.
+
+    ``kind`` is ``binary`` (raw value 0/1), ``categorical`` (raw value = class index,
+    names in ``choices``) or ``continuous`` (raw value uniform in [low, high], binned into
+    ``num_classes`` equal-width classes for :attr:`ToyFaces.labels`).
+    """
+
+    name: str
+    kind: str                       # "binary" | "categorical" | "continuous"
+    num_classes: int                # classes in ds.labels (2 for binary)
+    doc: str                        # what it changes in the picture
+    choices: tuple[str, ...] = ()   # class names (binary/categorical)
+    low: float = 0.0                # continuous range (raw values)
+    high: float = 1.0
+    p: float = 0.5                  # binary: probability of 1
+    ood_choices: tuple[str, ...] = field(default=())  # categorical values never sampled
+
+
+# Palettes (RGB in [0, 1]); out-of-distribution skin tones follow the six normal ones.
+SKIN = [(0.98, 0.87, 0.77), (0.94, 0.78, 0.64), (0.85, 0.65, 0.48), (0.70, 0.50, 0.35),
+        (0.52, 0.36, 0.24), (0.36, 0.24, 0.16), (0.45, 0.80, 0.40), (0.45, 0.55, 0.92)]
+HAIR = [(0.08, 0.07, 0.07), (0.42, 0.25, 0.12), (0.93, 0.80, 0.42), (0.78, 0.30, 0.10),
+        (0.70, 0.70, 0.72)]
+EYES = [(0.38, 0.20, 0.08), (0.15, 0.45, 0.90), (0.20, 0.62, 0.25), (0.55, 0.58, 0.62)]
+BACKGROUND = [(0.55, 0.75, 0.95), (0.62, 0.90, 0.75), (0.78, 0.68, 0.92), (0.98, 0.75, 0.60),
+              (0.75, 0.75, 0.75), (0.97, 0.92, 0.55)]
+HAT = (0.18, 0.22, 0.48)
+
+ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute("skin", "categorical", 6, "skin tone, pale to dark",
+              ("pale", "light", "tan", "olive", "brown", "dark"), ood_choices=("green", "blue")),
+    Attribute("face_width", "continuous", 3, "narrow to wide face", low=0.0, high=1.0),
+    Attribute("hair_color", "categorical", 5, "hair, eyebrow and beard colour",
+              ("black", "brown", "blonde", "red", "grey")),
+    Attribute("hair_style", "categorical", 4, "none (bald), short, long, bangs",
+              ("none", "short", "long", "bangs")),
+    Attribute("eye_color", "categorical", 4, "iris colour", ("brown", "blue", "green", "grey")),
+    Attribute("eye_size", "continuous", 3, "eye scale", low=0.7, high=1.3),
+    Attribute("eye_open", "continuous", 3, "eyelid opening", low=0.3, high=1.0),
+    Attribute("smile", "continuous", 3, "mouth curvature, frown (-1) to smile (+1)",
+              low=-1.0, high=1.0),
+    Attribute("glasses", "binary", 2, "round glasses", ("no", "yes"), p=0.3),
+    Attribute("beard", "binary", 2, "beard on the lower face", ("no", "yes"), p=0.3),
+    Attribute("hat", "binary", 2, "a top hat", ("no", "yes"), p=0.25),
+    Attribute("background", "categorical", 6, "background hue (vertical gradient)",
+              ("blue", "mint", "lavender", "peach", "grey", "yellow")),
+    Attribute("head_x", "continuous", 3, "horizontal head position", low=-0.15, high=0.15),
+    Attribute("head_y", "continuous", 3, "vertical head position", low=-0.10, high=0.10),
+    Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.75, high=0.95),
+    Attribute("tilt", "continuous", 3, "head roll in radians", low=-0.35, high=0.35),
+    Attribute("light", "continuous", 3, "light from the left (-1) or the right (+1)",
+              low=-1.0, high=1.0),
+)
+ATTRIBUTE_NAMES: tuple[str, ...] = tuple(a.name for a in ATTRIBUTES)
+_INDEX = {name: i for i, name in enumerate(ATTRIBUTE_NAMES)}
+SPLITS = {"train": 1, "val": 2, "test": 3}
+OOD_KINDS = ("green_skin", "blue_skin", "no_mouth", "three_eyes", "no_eyes", "upside_down",
+             "huge_eyes")
+
+# ----------------------------------------------------------------------------- sampling
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele et al. 2014): a good counter-based hash of uint64s."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return x ^ (x >> np.uint64(31))
+
+
+def _uniforms(seed: int, split: str, start: int, n: int) -> np.ndarray:
+    """(n, A) uniforms in [0, 1), a pure function of (seed, split, index, attribute)."""
+    key = _splitmix64(np.array([seed * 8 + SPLITS[split]], dtype=np.uint64))
+    idx = np.arange(start, start + n, dtype=np.uint64)[:, None]
+    att = np.arange(len(ATTRIBUTES), dtype=np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        h = _splitmix64(_splitmix64(key ^ idx) + att * np.uint64(0x632BE59BD9B4E019))
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+
+
+def _override_value(attr: Attribute, value) -> float:
+    """Turn an override (class name, index, bool or number) into a raw attribute value."""
+    if isinstance(value, str):
+        names = attr.choices + attr.ood_choices
+        if value not in names:
+            raise ValueError(f"attribute {attr.name!r} has no value {value!r}; expected one of "
+                             f"{names}")
+        return float(names.index(value))
+    return float(value)
+
+
+def sample_attributes(n: int, seed: int = 0, overrides: dict | None = None, *,
+                      split: str = "train", start: int = 0) -> torch.Tensor:
+    """Raw attributes of images ``start .. start+n-1`` of ``split``: float (n, A).
+
+    ``overrides`` maps attribute names to a fixed value for every image: a class name
+    (``{"skin": "green"}``), a class index, a bool, or a number (may lie outside the
+    training range, e.g. ``{"eye_size": 2.0}`` for out-of-distribution faces).
+    """
+    if not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    _check_split(split)
+    u = _uniforms(int(seed), split, int(start), n)
+    out = np.empty_like(u)
+    for j, a in enumerate(ATTRIBUTES):
+        if a.kind == "binary":
+            out[:, j] = (u[:, j] < a.p).astype(np.float64)
+        elif a.kind == "categorical":
+            out[:, j] = np.floor(u[:, j] * a.num_classes)
+        else:
+            out[:, j] = a.low + (a.high - a.low) * u[:, j]
+    for name, value in (overrides or {}).items():
+        if name not in _INDEX:
+            raise KeyError(f"unknown ToyFaces attribute {name!r}; known: {ATTRIBUTE_NAMES}")
+        out[:, _INDEX[name]] = _override_value(ATTRIBUTES[_INDEX[name]], value)
+    return torch.from_numpy(out).float()
+
+
+def attributes_to_labels(attributes: torch.Tensor) -> torch.Tensor:
+    """Discrete class per attribute, int64 (N, A): continuous ones in equal-width bins."""
+    labels = torch.empty(attributes.shape, dtype=torch.int64)
+    for j, a in enumerate(ATTRIBUTES):
+        col = attributes[:, j]
+        if a.kind == "continuous":
+            t = ((col - a.low) / (a.high - a.low)).clamp(0.0, 1.0 - 1e-6)
+            labels[:, j] = (t * a.num_classes).long()
+        else:
+            labels[:, j] = col.round().long()
+    return labels
+
+
+# ----------------------------------------------------------------------------- drawing
+
+def _cov(d: torch.Tensor, px: float) -> torch.Tensor:
+    """Anti-aliased coverage of the shape ``d <= 0`` (d in face units, px = unit/pixel)."""
+    return (0.5 - d / px).clamp_(0.0, 1.0)
+
+
+def _ellipse(u, v, rx, ry):
+    """Approximate signed distance to an axis-aligned ellipse (Quilez's k0*(k0-1)/k1)."""
+    k0 = torch.sqrt((u / rx) ** 2 + (v / ry) ** 2)
+    k1 = torch.sqrt((u / rx**2) ** 2 + (v / ry**2) ** 2).clamp_min(1e-6)
+    return k0 * (k0 - 1.0) / k1
+
+
+def _box(u, v, hx, hy, r=0.0):
+    """Signed distance to a box of half sizes (hx, hy) with corner radius r."""
+    qx, qy = u.abs() - hx + r, v.abs() - hy + r
+    outside = torch.sqrt(qx.clamp_min(0) ** 2 + qy.clamp_min(0) ** 2)
+    return outside + torch.minimum(torch.maximum(qx, qy), torch.zeros_like(qx)) - r
+
+
+class _Canvas:
+    """Premultiplied RGBA face layer (B, 4, C, C) in the canonical frame [-1, 1]^2."""
+
+    def __init__(self, batch: int, size: int, device):
+        self.rgba = torch.zeros(batch, 4, size, size, device=device)
+        self.size, self.px = size, 2.0 / size
+        self.grid = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) * self.px - 1.0
+
+    def region(self, u0, u1, v0, v1):
+        """Pixel slices and (1,h,1)/(1,1,w) coordinates of the box [u0,u1]x[v0,v1]."""
+        c = lambda t: min(self.size, max(0, int(math.floor((t + 1.0) / self.px))))
+        cs, rs = slice(c(u0), c(u1) + 1), slice(c(v0), c(v1) + 1)
+        return rs, cs, self.grid[cs].view(1, 1, -1), self.grid[rs].view(1, -1, 1)
+
+    def paint(self, rs, cs, coverage, color):
+        """Composite ``color`` (B,3) or (B,3,h,w) with ``coverage`` (B,h,w) over the layer."""
+        a = coverage.unsqueeze(1)                                    # (B or 1, 1, h, w)
+        if color.dim() == 2:
+            color = color[:, :, None, None]
+        region = self.rgba[:, :, rs, cs]                             # a view: paint in place
+        region.mul_(1.0 - a)                                         # "over", premultiplied
+        region[:, :3].add_(color * a)
+        region[:, 3:].add_(a)
+
+
+def _col(table, idx, device):
+    t = torch.tensor(table, dtype=torch.float32, device=device)
+    return t[idx.long().clamp(0, len(table) - 1)]                    # (B, 3)
+
+
+def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bool,
+                eyes: bool) -> torch.Tensor:
+    """Render raw attributes (B, A) on attrs.device -> float images (B, 3, S, S) in [0, 1]."""
+    dev, B = attrs.device, attrs.shape[0]
+    a = {n: attrs[:, i].view(B, 1, 1) for n, i in _INDEX.items()}
+    cv = _Canvas(B, image_size, dev)
+    px = cv.px
+    skin = _col(SKIN, attrs[:, _INDEX["skin"]], dev)
+    hair = _col(HAIR, attrs[:, _INDEX["hair_color"]], dev)
+    style = attrs[:, _INDEX["hair_style"]].view(B, 1, 1)
+    rx = 0.40 + 0.16 * a["face_width"]                               # face half-width
+    fy = 0.08                                                        # face centre (v)
+
+    # Long hair falls behind the head.
+    rs, cs, u, v = cv.region(-0.8, 0.8, -0.72, 0.9)
+    d = _box(u, v - 0.12, rx + 0.13, 0.74, 0.32)
+    cv.paint(rs, cs, _cov(d, px) * (style == 2), hair)
+    # Face, shaded by the light direction (a linear ramp across the face).
+    rs, cs, u, v = cv.region(-0.6, 0.6, -0.56, 0.72)
+    face = _ellipse(u, v - fy, rx, 0.62)
+    shade = 1.0 + 0.25 * a["light"] * (u / rx).clamp(-1, 1) - 0.08
+    color = (skin[:, :, None, None] * shade.unsqueeze(1)).clamp(0, 1)
+    cv.paint(rs, cs, _cov(face, px), color)
+    # Beard: the lower face in hair colour.
+    rs, cs, u, v = cv.region(-0.62, 0.62, 0.18, 0.74)
+    d = torch.maximum(_ellipse(u, v - fy, rx + 0.02, 0.64), 0.24 - v)
+    cv.paint(rs, cs, _cov(d, px) * (a["beard"] > 0.5), hair * 0.9)
+    # Nose: a darker small ellipse.
+    rs, cs, u, v = cv.region(-0.06, 0.06, 0.08, 0.24)
+    cv.paint(rs, cs, _cov(_ellipse(u, v - 0.16, 0.04, 0.06), px), skin * 0.78)
+    # Mouth: a thick parabola, centre lowered and corners raised by a positive smile.
+    if mouth:
+        rs, cs, u, v = cv.region(-0.22, 0.22, 0.22, 0.52)
+        w, s = 0.17, a["smile"]
+        curve = 0.36 + 0.09 * s * (1.0 - 2.0 * (u / w) ** 2)
+        slope = -0.36 * s * u / w**2
+        d = (v - curve).abs() / torch.sqrt(1 + slope**2) - 0.028
+        d = torch.maximum(d, u.abs() - w)
+        cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.55, 0.12, 0.14]], device=dev).expand(B, 3))
+    # Eyes: mirrored about u = 0 (|u|), white, iris clipped to the white, pupil.
+    centres = [(0.21, 0.0, True)] if eyes else []
+    if third_eye:
+        centres.append((0.0, -0.28, False))
+    for cx, cy, mirrored in centres:
+        rs, cs, u, v = cv.region(-0.37 if mirrored else -0.16, 0.37 if mirrored else 0.16,
+                                 cy - 0.12, cy + 0.12)
+        uu = (u.abs() if mirrored else u) - cx
+        vv = v - cy
+        size, op = a["eye_size"], a["eye_open"]
+        white = _ellipse(uu, vv, 0.10 * size, 0.075 * size * op)
+        cv.paint(rs, cs, _cov(white, px), torch.ones(B, 3, device=dev))
+        iris = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.055 * size, white)
+        cv.paint(rs, cs, _cov(iris, px), _col(EYES, attrs[:, _INDEX["eye_color"]], dev))
+        pupil = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.024 * size, white)
+        cv.paint(rs, cs, _cov(pupil, px), torch.zeros(B, 3, device=dev))
+    # Eyebrows: short bars above the eyes, hair coloured (visible even when bald).
+    rs, cs, u, v = cv.region(-0.36, 0.36, -0.26, -0.08)
+    d = _box(u.abs() - 0.21, v + 0.165, 0.08, 0.018, 0.015)
+    cv.paint(rs, cs, _cov(d, px), hair)
+    # Hair on top: a cap cut by a horizontal line (bangs: lower and wavy).
+    rs, cs, u, v = cv.region(-0.7, 0.7, -0.74, 0.02)
+    cut = torch.where(style == 3, -0.06 + 0.04 * torch.cos(u * 28.0), torch.full_like(style, -0.30))
+    d = torch.maximum(_ellipse(u, v - 0.02, rx + 0.06, 0.70), v - cut)
+    cv.paint(rs, cs, _cov(d, px) * (style > 0.5), hair)
+    # Glasses: two rings and a bridge.
+    rs, cs, u, v = cv.region(-0.4, 0.4, -0.18, 0.18)
+    ring = (torch.sqrt((u.abs() - 0.21) ** 2 + v**2) - 0.145).abs() - 0.02
+    d = torch.minimum(ring, _box(u, v + 0.01, 0.07, 0.014))
+    cv.paint(rs, cs, _cov(d, px) * (a["glasses"] > 0.5), torch.full((B, 3), 0.1, device=dev))
+    # Hat: crown and brim.
+    rs, cs, u, v = cv.region(-0.72, 0.72, -1.0, -0.48)
+    d = torch.minimum(_box(u, v + 0.80, 0.40, 0.22, 0.05), _box(u, v + 0.56, 0.66, 0.05, 0.03))
+    cv.paint(rs, cs, _cov(d, px) * (a["hat"] > 0.5), torch.tensor([HAT], device=dev).expand(B, 3))
+
+    # Place the face layer: output coordinate p samples the canvas at R(-tilt)(p - c)/s.
+    t, s = attrs[:, _INDEX["tilt"]], attrs[:, _INDEX["head_scale"]]
+    cx, cy = attrs[:, _INDEX["head_x"]], attrs[:, _INDEX["head_y"]]
+    cos, sin = torch.cos(t) / s, torch.sin(t) / s
+    theta = torch.stack([torch.stack([cos, sin, -(cos * cx + sin * cy)], 1),
+                         torch.stack([-sin, cos, -(-sin * cx + cos * cy)], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, (B, 4, image_size, image_size), align_corners=False)
+    layer = F.grid_sample(cv.rgba, grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False)                       # (B, 4, S, S)
+    # Background: the chosen hue at the top, darker towards the bottom.
+    bg = _col(BACKGROUND, attrs[:, _INDEX["background"]], dev)[:, :, None, None]
+    ramp = torch.linspace(0.0, 1.0, image_size, device=dev).view(1, 1, -1, 1)
+    background = bg * (1.0 - 0.35 * ramp)                            # (B, 3, S, 1)
+    return (layer[:, :3] + background * (1.0 - layer[:, 3:])).clamp_(0.0, 1.0)
+
+
+def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch_size: int = 1024,
+           mouth: bool = True, third_eye: bool = False, eyes: bool = True) -> torch.Tensor:
+    """Render raw attributes (N, A) to float images (N, 3, image_size, image_size) in [0, 1].
+
+    Rendering runs on ``device`` (default: the attributes' device; pass ``"cuda"`` to use a
+    GPU) in chunks of ``batch_size``; the result stays on that device. ``mouth``,
+    ``third_eye`` and ``eyes`` switch parts for out-of-distribution faces.
+    """
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+    if attributes.dim() != 2 or attributes.shape[1] != len(ATTRIBUTES):
+        raise ValueError(f"attributes must be (N, {len(ATTRIBUTES)}) raw values "
+                         f"(see ATTRIBUTE_NAMES), got {tuple(attributes.shape)}")
+    attributes = attributes.to(device or attributes.device, torch.float32)
+    with torch.no_grad():
+        return torch.cat([_draw_batch(chunk, image_size, mouth, third_eye, eyes)
+                          for chunk in attributes.split(batch_size)])
+
+
+def ood_faces(kind: str, n: int, image_size: int = 64, seed: int = 0, *, device=None):
+    """Out-of-distribution faces for anomaly detection: (images (n,3,S,S), raw attributes).
+
+    Kinds (:data:`OOD_KINDS`): green_skin, blue_skin, no_mouth, three_eyes, no_eyes,
+    upside_down (tilt = pi), huge_eyes (eye_size 2.0). Drawn from the ``test`` stream.
+    """
+    overrides, parts = {}, {}
+    if kind == "green_skin":
+        overrides["skin"] = "green"
+    elif kind == "blue_skin":
+        overrides["skin"] = "blue"
+    elif kind == "upside_down":
+        overrides["tilt"] = math.pi
+    elif kind == "huge_eyes":
+        overrides["eye_size"] = 2.0
+    elif kind == "no_mouth":
+        parts["mouth"] = False
+    elif kind == "three_eyes":
+        parts["third_eye"] = True
+    elif kind == "no_eyes":
+        parts["eyes"] = False
+    else:
+        raise ValueError(f"unknown out-of-distribution kind {kind!r}; expected one of {OOD_KINDS}")
+    attrs = sample_attributes(n, seed, overrides, split="test", start=10_000_000)
+    return render(attrs, image_size, device=device, **parts), attrs
+
+
+# ----------------------------------------------------------------------------- data set
+
+def cache_dir() -> Path:
+    """Where materialised sets are cached: ``$COURSE_CACHE`` or ``~/.cache/course_lib``."""
+    return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "course_lib")
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class ToyFaces(Dataset):
+    """The ToyFaces data set, materialised in memory as uint8.
+
+    ``ds[i]`` -> ``(image, attributes)``: float ``(3, S, S)`` in [0, 1] and float ``(A,)``
+    raw attribute values (see :data:`ATTRIBUTES`). For training use the tensors directly:
+    ``ds.images`` uint8 ``(N, 3, S, S)``, ``ds.attributes`` float ``(N, A)``,
+    ``ds.labels`` int64 ``(N, A)`` (one discrete class per attribute, for linear probes).
+
+    Args (keyword-only):
+        split: ``"train"``, ``"val"`` or ``"test"`` (disjoint random streams).
+        size: number of images.
+        image_size: side in pixels (any size >= 8; the course uses 16, 32, 64, 128).
+        seed: the data set seed; image i is a pure function of (seed, split, i).
+        overrides: fixed attribute values, e.g. ``{"smile": 1.0}`` or ``{"skin": "green"}``.
+        cache: keep a copy on disk (``cache_dir()``) so the next load takes milliseconds.
+        device: where to render (default: CUDA when available, else CPU); the stored
+            tensors always live on the CPU.
+    """
+
+    ATTRIBUTES = ATTRIBUTES
+    ATTRIBUTE_NAMES = ATTRIBUTE_NAMES
+
+    def __init__(self, *, split: str = "train", size: int, image_size: int = 64, seed: int = 0,
+                 overrides: dict | None = None, cache: bool = True, device=None):
+        _check_split(split)
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        if not isinstance(image_size, int) or image_size < 8:
+            raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+        self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
+        self.overrides = dict(overrides or {})
+        key = repr((RENDER_VERSION, split, size, image_size, seed, sorted(self.overrides.items())))
+        self.cache_path = cache_dir() / "toyfaces" / (
+            f"{split}_{size}_{image_size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt")
+        data = None
+        if cache and self.cache_path.exists():
+            try:
+                data = torch.load(self.cache_path, weights_only=True)
+            except Exception:  # a corrupt cache is rebuilt, never trusted
+                data = None
+        if data is None:
+            attrs = sample_attributes(size, seed, self.overrides, split=split)
+            if device is None:
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            images = render(attrs, image_size, device=device)
+            data = {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
+            if cache:
+                _atomic_save(data, self.cache_path)
+        self.images: torch.Tensor = data["images"]          # uint8 (N, 3, S, S)
+        self.attributes: torch.Tensor = data["attributes"]  # float (N, A)
+        self.labels: torch.Tensor = attributes_to_labels(self.attributes)  # int64 (N, A)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int):
+        return self.images[i].float() / 255.0, self.attributes[i]
+
+    def column(self, name: str) -> torch.Tensor:
+        """Raw values of one attribute, float (N,)."""
+        if name not in _INDEX:
+            raise KeyError(f"unknown ToyFaces attribute {name!r}; known: {ATTRIBUTE_NAMES}")
+        return self.attributes[:, _INDEX[name]]
+
+    def __repr__(self) -> str:
+        return (f"ToyFaces(split={self.split!r}, size={self.size}, image_size={self.image_size}, "
+                f"seed={self.seed}, overrides={self.overrides})")
