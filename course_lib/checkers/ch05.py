@@ -1,0 +1,141 @@
+"""Checkers for chapter 05 (jigsaw and rotation pretext tasks).
+
+Conventions (course_lib.pretext): ``tiles`` (B, T, C, t, t); ``permutations`` (B, T) long;
+``shuffled[b, i] = tiles[b, permutations[b, i]]``.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+import torch
+
+from ..pretext import rotation_batch
+from .core import ExerciseError, check_close, passed, run_student
+
+
+def reference_shuffle(tiles: torch.Tensor, permutations: torch.Tensor) -> torch.Tensor:
+    """``shuffled[b, i] = tiles[b, permutations[b, i]]``."""
+    return torch.stack([t[p] for t, p in zip(tiles, permutations)])
+
+
+def reference_unshuffle(shuffled: torch.Tensor, permutations: torch.Tensor) -> torch.Tensor:
+    """The inverse: ``tiles[b, permutations[b, i]] = shuffled[b, i]``."""
+    return torch.stack([s[torch.argsort(p)] for s, p in zip(shuffled, permutations)])
+
+
+def reference_greedy_hamming(candidates: torch.Tensor, n: int, first: int = 0) -> torch.Tensor:
+    """Noroozi & Favaro 2016, Algorithm 1: greedy maximal average Hamming distance.
+
+    Start with ``candidates[first]``; then repeatedly move to the chosen set the remaining
+    candidate whose mean Hamming distance to the chosen ones is largest (ties: the lowest
+    index). Returns (n, T).
+    """
+    remaining = list(range(candidates.shape[0]))
+    chosen = [remaining.pop(first)]
+    while len(chosen) < n:
+        rest = candidates[remaining]                                           # (R, T)
+        dist = (rest[:, None, :] != candidates[chosen][None]).sum(-1).float()  # (R, |chosen|)
+        j = int(dist.mean(1).argmax())
+        chosen.append(remaining.pop(j))
+    return candidates[chosen]
+
+
+def _tiles(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    tiles = torch.rand(3, 9, 3, 4, 4, generator=g)
+    perms = torch.stack([torch.randperm(9, generator=g) for _ in range(3)])
+    return tiles, perms
+
+
+def check_shuffle_tiles(shuffle_tiles: Callable, unshuffle_tiles: Callable) -> None:
+    """Both directions: shuffle by each row's permutation, then undo it exactly."""
+    tiles, perms = _tiles()
+    shuffled = run_student("shuffle_tiles", shuffle_tiles, tiles, perms)
+    expected = reference_shuffle(tiles, perms)
+    if isinstance(shuffled, torch.Tensor) and shuffled.shape == tiles.shape:
+        if torch.equal(shuffled, reference_unshuffle(tiles, perms)):
+            raise ExerciseError(
+                "shuffle_tiles: you put tile i at position permutation[i] (the inverse). The "
+                "convention is shuffled[:, i] = tiles[:, permutation[i]]: position i shows tile "
+                "permutation[i].")
+        if torch.equal(shuffled, tiles[:, perms[0]]):
+            raise ExerciseError("shuffle_tiles: every image used the first permutation; use "
+                                "permutations[b] for image b.")
+        if torch.equal(shuffled, tiles):
+            raise ExerciseError("shuffle_tiles: the tiles come back in their original order.")
+    check_close("shuffle_tiles", shuffled, expected)
+    back = run_student("unshuffle_tiles", unshuffle_tiles, expected, perms)
+    if isinstance(back, torch.Tensor) and back.shape == tiles.shape \
+            and torch.equal(back, reference_shuffle(expected, perms)):
+        raise ExerciseError("unshuffle_tiles: it applies the permutation a second time; apply its "
+                            "inverse (torch.argsort(permutation)) instead.")
+    check_close("unshuffle_tiles", back, tiles,
+                hint="unshuffle_tiles(shuffle_tiles(tiles, p), p) must give back tiles.")
+    passed("shuffle_tiles / unshuffle_tiles", "round trip exact")
+
+
+def check_greedy_hamming(greedy_hamming: Callable) -> None:
+    """``greedy_hamming(candidates, n, first)`` -> (n, T) permutations (Algorithm 1)."""
+    candidates = torch.tensor(list(itertools.permutations(range(4))))      # (24, 4)
+    g = torch.Generator().manual_seed(3)
+    candidates = candidates[torch.randperm(24, generator=g)]
+    n, first = 6, 5
+    got = run_student("greedy_hamming", greedy_hamming, candidates, n, first)
+    expected = reference_greedy_hamming(candidates, n, first)
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"greedy_hamming: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.shape != expected.shape:
+        raise ExerciseError(f"greedy_hamming: expected shape {tuple(expected.shape)} (n permutations), "
+                            f"got {tuple(got.shape)}.")
+    if not torch.equal(got[0], candidates[first]):
+        raise ExerciseError("greedy_hamming: the first permutation must be candidates[first].")
+    rows = {tuple(r) for r in got.tolist()}
+    if len(rows) < n:
+        raise ExerciseError("greedy_hamming: the set contains duplicates; remove each chosen "
+                            "permutation from the candidates.")
+    if torch.equal(got, candidates[first:first + n]):
+        raise ExerciseError("greedy_hamming: it takes consecutive candidates; pick the one with the "
+                            "largest mean Hamming distance to the chosen set each time.")
+    d = (got[:, None] != got[None]).sum(-1).float()
+    d_ref = (expected[:, None] != expected[None]).sum(-1).float()
+    if d.sum() < d_ref.sum():
+        raise ExerciseError(
+            f"greedy_hamming: your set's mean pairwise Hamming distance is "
+            f"{d.sum() / (n * (n - 1)):.2f}, the greedy maximum gives {d_ref.sum() / (n * (n - 1)):.2f}. "
+            "Use argmax (not argmin) of the mean distance to the chosen set.")
+    check_close("greedy_hamming", got, expected,
+                hint="Ties go to the lowest candidate index (torch.argmax does that); use the mean "
+                     "(or sum) of the distances to all chosen permutations, not the minimum.")
+    passed("greedy_hamming", f"mean Hamming distance {d.sum().item() / (n * (n - 1)):.2f}")
+
+
+def check_rotation_batch(make_rotation_batch: Callable) -> None:
+    """``make_rotation_batch(images)`` -> (rotated (4B, C, H, H), labels (4B,)) k-major."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 5, 5, generator=g)
+    out = run_student("rotation_batch", make_rotation_batch, x)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise ExerciseError("rotation_batch: return a pair (rotated_images, labels).")
+    rotated, labels = out
+    exp_rot, exp_lab = rotation_batch(x)
+    if not isinstance(rotated, torch.Tensor) or rotated.shape != exp_rot.shape:
+        raise ExerciseError(f"rotation_batch: rotated images must have shape {tuple(exp_rot.shape)} "
+                            "(every image in all four rotations).")
+    if not isinstance(labels, torch.Tensor) or labels.shape != exp_lab.shape:
+        raise ExerciseError(f"rotation_batch: labels must be a tensor of shape {tuple(exp_lab.shape)}.")
+    if labels.dtype != torch.long:
+        raise ExerciseError("rotation_batch: labels must be int64 (torch.long) for cross-entropy.")
+    if torch.equal(labels, torch.arange(4).repeat(2)):
+        raise ExerciseError("rotation_batch: labels go 0,1,2,3,0,1,... but the images are k-major "
+                            "(all of k=0 first); use torch.arange(4).repeat_interleave(B).")
+    check_close("rotation_batch labels", labels, exp_lab)
+    clockwise = torch.cat([torch.rot90(x, -k, dims=(2, 3)) for k in range(4)])
+    if torch.equal(rotated, clockwise):
+        raise ExerciseError("rotation_batch: the images are rotated clockwise; the convention is "
+                            "counter-clockwise, torch.rot90(images, k, dims=(2, 3)).")
+    for k in range(4):
+        if not torch.equal(rotated[2 * k:2 * k + 2], exp_rot[2 * k:2 * k + 2]):
+            raise ExerciseError(f"rotation_batch: rows with label {k} are not the images rotated by "
+                                f"{90 * k} degrees (rotate the spatial dims (2, 3), not channels).")
+    passed("rotation_batch", "4 rotations, labels k")

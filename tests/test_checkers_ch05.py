@@ -1,0 +1,124 @@
+"""Chapter 05 checkers pass the reference, fail the stub and fail plausible wrong answers."""
+import pytest
+import torch
+
+from course_lib.checkers.ch05 import (
+    check_greedy_hamming, check_rotation_batch, check_shuffle_tiles, reference_greedy_hamming,
+    reference_shuffle, reference_unshuffle,
+)
+from course_lib.checkers.core import ExerciseError
+from course_lib.pretext import rotation_batch
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def test_shuffle_reference_passes(capsys):
+    check_shuffle_tiles(reference_shuffle, reference_unshuffle)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("shuffle, unshuffle, pattern", [
+    (stub, reference_unshuffle, "not implemented"),
+    (reference_shuffle, stub, "not implemented"),
+    (reference_unshuffle, reference_unshuffle, "inverse"),
+    (lambda t, p: t[:, p[0]], reference_unshuffle, "first permutation"),
+    (lambda t, p: t.clone(), reference_unshuffle, "original order"),
+    (reference_shuffle, reference_shuffle, "second time"),
+    (reference_shuffle, lambda s, p: s.clone(), "give back"),
+])
+def test_shuffle_wrong_answers_fail(shuffle, unshuffle, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_shuffle_tiles(shuffle, unshuffle)
+
+
+def test_round_trip_property():
+    g = torch.Generator().manual_seed(1)
+    tiles = torch.rand(5, 9, 1, 2, 2, generator=g)
+    perms = torch.stack([torch.randperm(9, generator=g) for _ in range(5)])
+    assert torch.equal(reference_unshuffle(reference_shuffle(tiles, perms), perms), tiles)
+
+
+def test_greedy_reference_passes(capsys):
+    check_greedy_hamming(reference_greedy_hamming)
+    assert "correct" in capsys.readouterr().out
+
+
+def _greedy_min(c, n, first=0):
+    remaining = list(range(c.shape[0]))
+    chosen = [remaining.pop(first)]
+    while len(chosen) < n:
+        d = (c[remaining][:, None] != c[chosen][None]).sum(-1)
+        chosen.append(remaining.pop(int(d.min(1).values.argmax())))
+    return c[chosen]
+
+
+def _greedy_argmin(c, n, first=0):
+    remaining = list(range(c.shape[0]))
+    chosen = [remaining.pop(first)]
+    while len(chosen) < n:
+        d = (c[remaining][:, None] != c[chosen][None]).sum(-1).float()
+        chosen.append(remaining.pop(int(d.mean(1).argmin())))
+    return c[chosen]
+
+
+def _greedy_no_removal(c, n, first=0):
+    chosen = [first]
+    while len(chosen) < n:
+        d = (c[:, None] != c[chosen][None]).sum(-1).float()
+        chosen.append(int(d.mean(1).argmax()))
+    return c[chosen]
+
+
+@pytest.mark.parametrize("wrong, pattern", [
+    (stub, "not implemented"),
+    (lambda c, n, first=0: c[first:first + n], "consecutive"),
+    (lambda c, n, first=0: c[:n], "candidates\\[first\\]"),
+    (_greedy_argmin, "argmax"),
+    (_greedy_min, "minimum|argmax"),
+    (lambda c, n, first=0: reference_greedy_hamming(c, n + 1, first), "shape"),
+])
+def test_greedy_wrong_answers_fail(wrong, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_greedy_hamming(wrong)
+
+
+def test_greedy_without_removal_fails_or_matches():
+    # Without removal a chosen permutation can be picked again only if it wins the argmax;
+    # the checker must then report duplicates, else the answer equals the reference.
+    try:
+        check_greedy_hamming(_greedy_no_removal)
+    except ExerciseError as err:
+        assert "duplicates" in str(err) or "differ" in str(err)
+
+
+def test_rotation_reference_passes(capsys):
+    check_rotation_batch(rotation_batch)
+    assert "correct" in capsys.readouterr().out
+
+
+def _interleaved(x):
+    rot = torch.stack([torch.rot90(x, k, dims=(2, 3)) for k in range(4)], 1).flatten(0, 1)
+    return rot, torch.arange(4).repeat(x.shape[0])
+
+
+@pytest.mark.parametrize("wrong, pattern", [
+    (stub, "not implemented"),
+    (lambda x: torch.cat([torch.rot90(x, -k, dims=(2, 3)) for k in range(4)]),
+     "pair"),
+    (lambda x: (torch.cat([torch.rot90(x, -k, dims=(2, 3)) for k in range(4)]),
+                torch.arange(4).repeat_interleave(x.shape[0])), "clockwise"),
+    (lambda x: (torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)]),
+                torch.arange(4).repeat(x.shape[0])), "k-major"),
+    (lambda x: (torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)]),
+                torch.arange(4).repeat_interleave(x.shape[0]).float()), "int64"),
+    (lambda x: (torch.cat([torch.rot90(x, k, dims=(1, 2)) for k in range(4)]),
+                torch.arange(4).repeat_interleave(x.shape[0])), "raised|shape|rotated by"),
+    (lambda x: (torch.cat([x for k in range(4)]),
+                torch.arange(4).repeat_interleave(x.shape[0])), "rotated by 90"),
+    (lambda x: (torch.rot90(x, 1, dims=(2, 3)), torch.ones(x.shape[0], dtype=torch.long)), "shape"),
+])
+def test_rotation_wrong_answers_fail(wrong, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_rotation_batch(wrong)
