@@ -1,0 +1,214 @@
+"""Checkers for chapter 02 (the VAE): reparameterize, kl_divergence, the ELBO loss, and a
+training step that must beat a reconstruction bar.
+
+Each checker calls the student's function on inputs chosen so that the usual mistakes give
+different numbers, recognises those mistakes by recomputing them, and says which one it saw.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..vae import VAE, elbo_loss, kl_divergence, reparameterize
+from .core import ExerciseError, check_close, passed, run_student
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
+    return a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=tol, rtol=tol)
+
+
+# ----------------------------------------------------------------------------- reparameterize
+def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """z = mu + exp(0.5 logvar) * eps: right mean, right spread, fresh noise, gradients flow."""
+    name = "reparameterize"
+    n = 20_000
+    mu = torch.tensor([[-2.0, 0.0, 3.0]]).repeat(n, 1).requires_grad_(True)
+    logvar = torch.tensor([[math.log(4.0), math.log(0.25), 0.0]]).repeat(n, 1).requires_grad_(True)
+    torch.manual_seed(0)
+    z = run_student(name, student, mu, logvar)
+    if not isinstance(z, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(z).__name__}.")
+    if z.shape != mu.shape:
+        raise ExerciseError(f"{name}: z must have mu's shape {tuple(mu.shape)}, got {tuple(z.shape)}.")
+    if not torch.isfinite(z).all():
+        raise ExerciseError(f"{name}: z contains NaN or inf.")
+    std = z.detach().std(0)              # expected (2, 0.5, 1)
+    mean = z.detach().mean(0)            # expected (-2, 0, 3)
+    if std.max() < 1e-6:
+        raise ExerciseError(f"{name}: z has no randomness (it equals mu?). Add noise: "
+                            "mu + std * torch.randn_like(std).")
+    expected_std = torch.tensor([2.0, 0.5, 1.0])
+    if not torch.allclose(std, expected_std, rtol=0.05):
+        got = ", ".join(f"{v:.2f}" for v in std)
+        hint = "the standard deviation is exp(0.5 * logvar), because logvar = log(sigma^2)."
+        if torch.allclose(std, torch.tensor([4.0, 0.25, 1.0]), rtol=0.05):
+            hint = "you used std = exp(logvar), which is the variance; use exp(0.5 * logvar)."
+        elif torch.allclose(std, torch.tensor([0.5, 2.0, 1.0]), rtol=0.05):
+            hint = "the sign in the exponent is flipped: std = exp(+0.5 * logvar), not exp(-0.5 * logvar)."
+        elif torch.allclose(std, torch.tensor([math.log(4.0), -math.log(0.25), 1e-9]).abs(), rtol=0.05, atol=0.05):
+            hint = "you used logvar itself as the scale; use std = exp(0.5 * logvar)."
+        raise ExerciseError(f"{name}: for logvar = log(4), log(0.25), 0 the samples have std "
+                            f"({got}), expected (2.00, 0.50, 1.00). Hint: {hint}")
+    if not torch.allclose(mean, mu[0].detach(), atol=0.1):
+        raise ExerciseError(f"{name}: the samples are not centred on mu (mean "
+                            f"{[round(v, 2) for v in mean.tolist()]}, expected [-2, 0, 3]). Add mu.")
+    if not z.requires_grad:
+        raise ExerciseError(f"{name}: no gradient flows from z to mu and logvar. Build z from "
+                            "mu and logvar with ordinary tensor operations; draw only eps at random.")
+    z.sum().backward()
+    if mu.grad is None or logvar.grad is None or not torch.allclose(mu.grad, torch.ones_like(mu)):
+        raise ExerciseError(f"{name}: dz/dmu should be 1 and logvar should get a gradient; "
+                            "z = mu + std * eps does that (do not detach or sample with torch.normal).")
+    z2 = run_student(name, student, mu.detach()[:5], logvar.detach()[:5])
+    z3 = run_student(name, student, mu.detach()[:5], logvar.detach()[:5])
+    if torch.equal(z2, z3):
+        raise ExerciseError(f"{name}: two calls returned the same z; draw fresh noise every call.")
+    passed(name, "mean mu, std exp(0.5*logvar), gradients flow")
+
+
+# ----------------------------------------------------------------------------- KL
+def _kl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(4, 6, generator=g) * 1.5, torch.randn(4, 6, generator=g)
+
+
+def check_kl_divergence(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Closed-form KL(N(mu, sigma^2) || N(0, I)) per sample, summed over latent dims: (B,)."""
+    name = "kl_divergence"
+    zero = run_student(name, student, torch.zeros(3, 5), torch.zeros(3, 5))
+    mu, logvar = _kl_inputs()
+    got = run_student(name, student, mu, logvar)
+    expected = kl_divergence(mu, logvar)
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.shape != expected.shape:
+        hint = ("one KL value per sample: sum over the latent dimension only (dim=1), "
+                "keep the batch dimension.")
+        raise ExerciseError(f"{name}: expected shape {tuple(expected.shape)} (one value per "
+                            f"sample), got {tuple(got.shape)}. Hint: {hint}")
+    if isinstance(zero, torch.Tensor) and zero.shape == (3,) and zero.abs().max() > 1e-6:
+        raise ExerciseError(f"{name}: KL(N(0, 1) || N(0, 1)) must be 0, you returned "
+                            f"{zero.tolist()}. Check the constant term: -0.5 * sum(1 + logvar - mu^2 - exp(logvar)).")
+    terms = 1 + logvar - mu.pow(2) - logvar.exp()
+    known = {
+        "the sign is flipped: KL = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) is never negative.":
+            0.5 * terms.sum(1),
+        "you averaged over the latent dimensions; the KL of independent dims is their sum.":
+            -0.5 * terms.mean(1),
+        "the mu^2 term is missing.": -0.5 * (1 + logvar - logvar.exp()).sum(1),
+        "the exp(logvar) (= sigma^2) term is missing.": -0.5 * (1 + logvar - mu.pow(2)).sum(1),
+        "you used sigma instead of sigma^2: the last term is exp(logvar), not exp(0.5 * logvar).":
+            -0.5 * (1 + logvar - mu.pow(2) - (0.5 * logvar).exp()).sum(1),
+        "the factor 0.5 is missing.": -terms.sum(1),
+    }
+    if not _close(got, expected):
+        for hint, wrong in known.items():
+            if _close(got, wrong):
+                raise ExerciseError(f"{name}: {hint}")
+    check_close(name, got, expected, hint="Use -0.5 * sum(1 + logvar - mu^2 - exp(logvar), dim=1).")
+    passed(name, "closed form, summed over latent dims, one value per sample")
+
+
+# ----------------------------------------------------------------------------- ELBO
+def _elbo_inputs() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(5, 3, 8, 8, generator=g)
+    x_logits = torch.randn(5, 3, 8, 8, generator=g) * 2
+    mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g) * 0.5
+    return x_logits, x, mu, logvar
+
+
+def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
+    """Negative ELBO: BCE-with-logits summed per image + KL summed per image, batch mean."""
+    name = "elbo_loss"
+    x_logits, x, mu, logvar = _elbo_inputs()
+    got = run_student(name, student, x_logits, x, mu, logvar)
+    if isinstance(got, tuple):
+        got = got[0]
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a scalar torch.Tensor, got {type(got).__name__}.")
+    if got.dim() != 0:
+        raise ExerciseError(f"{name}: expected a scalar (0-d tensor), got shape {tuple(got.shape)}. "
+                            "Average the per-image losses over the batch with .mean().")
+    expected = elbo_loss(x_logits, x, mu, logvar).loss
+    bce = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)  # (B,)
+    kl = kl_divergence(mu, logvar)                                                             # (B,)
+    pixels = x[0].numel()
+    known = {
+        "the KL term is missing: loss = reconstruction + KL.": bce.mean(),
+        "the reconstruction is averaged over pixels (reduction='mean') while the KL is summed: "
+        "the KL then weighs C*H*W times too much. Sum the BCE over each image's pixels.":
+            bce.mean() / pixels + kl.mean(),
+        "the KL is averaged over latent dims while the reconstruction is summed over pixels: "
+        "sum both per image.": bce.mean() + kl.mean() / mu.shape[1],
+        "you summed over the batch; average the per-image loss over the batch (.mean()).":
+            (bce + kl).sum(),
+        "the KL is subtracted; the loss to minimise is reconstruction + KL (the negative ELBO).":
+            (bce - kl).mean(),
+        "the reconstruction is a squared error; this exercise uses the Bernoulli likelihood, "
+        "binary_cross_entropy_with_logits(x_logits, x).":
+            (torch.sigmoid(x_logits) - x).pow(2).flatten(1).sum(1).mean() + kl.mean(),
+        "sigmoid was applied before BCE-with-logits (applied twice): pass the logits directly.":
+            F.binary_cross_entropy_with_logits(torch.sigmoid(x_logits), x, reduction="none").flatten(1).sum(1).mean() + kl.mean(),
+        "the arguments of the BCE are swapped: binary_cross_entropy_with_logits(x_logits, x).":
+            F.binary_cross_entropy_with_logits(x, x_logits, reduction="none").flatten(1).sum(1).mean() + kl.mean(),
+    }
+    if not _close(got, expected, 1e-3):
+        for hint, wrong in known.items():
+            if _close(got, wrong, 1e-3):
+                raise ExerciseError(f"{name}: {hint}")
+    check_close(name, got, expected, atol=1e-3, rtol=1e-4,
+                hint="loss = mean over the batch of [sum of BCE-with-logits over pixels + KL].")
+    passed(name, f"{got.item():.2f} = reconstruction + KL, summed per image, batch mean")
+
+
+# ----------------------------------------------------------------------------- train and beat a bar
+def bar_data(image_size: int = 16, n: int = 256) -> torch.Tensor:
+    """The fixed ToyFaces set the training check uses: float ``(n, 3, S, S)`` in [0, 1]."""
+    from ..toyfaces import ToyFaces
+
+    return ToyFaces(split="train", size=n, image_size=image_size, seed=0, cache=False).images.float() / 255
+
+
+def check_train_step(student: Callable[..., float], *, steps: int = 200, min_psnr: float = 19.0,
+                     image_size: int = 16, latent_dim: int = 8, max_kl: float = 25.0) -> None:
+    """Train a fresh small VAE with the student's ``train_step(model, optimizer, x)`` for
+    ``steps`` Adam steps and require a mean reconstruction PSNR >= ``min_psnr`` dB on the
+    training images, with a KL that stays below ``max_kl`` nats (the KL is in the loss)."""
+    from ..unsupervised import psnr_per_image
+
+    name = "train_step"
+    images = bar_data(image_size)
+    torch.manual_seed(0)
+    model = VAE(latent_dim=latent_dim, image_size=image_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(0)
+    before = psnr_per_image(model.reconstruct(images), images).mean().item()
+    for step in range(steps):
+        x = images[torch.randint(0, len(images), (32,), generator=g)]
+        loss = run_student(name, student, model, optimizer, x)
+        value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        if not math.isfinite(value):
+            raise ExerciseError(f"{name}: the loss became {value} at step {step}; check the loss.")
+    model.eval()
+    after = psnr_per_image(model.reconstruct(images), images).mean().item()
+    with torch.no_grad():
+        kl = kl_divergence(*model.encoder(images)).mean().item()
+    if after < min_psnr:
+        if abs(after - before) < 1e-3:
+            hint = "the weights did not change: call loss.backward() and optimizer.step()."
+        elif kl < 0.5:
+            hint = (f"the KL is {kl:.2f} nats: the posterior collapsed onto the prior. Is the "
+                    "reconstruction averaged over pixels instead of summed per image?")
+        else:
+            hint = ("minimise the loss (do not maximise it), zero the gradients every step "
+                    "(optimizer.zero_grad()), and use the reference elbo_loss.")
+        raise ExerciseError(f"{name}: after {steps} steps the reconstruction PSNR is {after:.1f} dB "
+                            f"(untrained: {before:.1f} dB); the bar is {min_psnr:.1f} dB. Hint: {hint}")
+    if kl > max_kl:
+        raise ExerciseError(f"{name}: reconstructions are good ({after:.1f} dB) but the KL is "
+                            f"{kl:.0f} nats (bar: below {max_kl:.0f}): did the KL term go missing from the loss?")
+    passed(name, f"{steps} steps: PSNR {before:.1f} -> {after:.1f} dB (bar {min_psnr:.1f}), KL {kl:.1f} nats")

@@ -1,0 +1,146 @@
+"""Every chapter-02 checker passes the reference, fails the stub, and fails plausible wrong
+answers with a message that names the mistake."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.checkers.ch02 import (
+    check_elbo_loss, check_kl_divergence, check_reparameterize, check_train_step,
+)
+from course_lib.checkers.core import ExerciseError
+from course_lib.vae import elbo_loss, kl_divergence, reparameterize
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+# ----------------------------------------------------------------------------- reparameterize
+def test_reparameterize_reference_passes(capsys):
+    check_reparameterize(reparameterize)
+    assert "\u2714 reparameterize" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "not implemented"),
+    (lambda mu, logvar: mu + torch.exp(logvar) * torch.randn_like(mu), r"exp\(logvar\), which is the variance"),
+    (lambda mu, logvar: mu + torch.exp(-0.5 * logvar) * torch.randn_like(mu), "sign in the exponent"),
+    (lambda mu, logvar: mu + 0 * logvar, "no randomness"),
+    (lambda mu, logvar: torch.exp(0.5 * logvar) * torch.randn_like(mu), "not centred on mu"),
+    (lambda mu, logvar: (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach(), "no gradient"),
+    (lambda mu, logvar: torch.normal(mu.detach(), torch.exp(0.5 * logvar.detach())), "no gradient"),
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[1], generator=torch.Generator().manual_seed(0)),
+     "std|same z"),
+])
+def test_reparameterize_wrong_answers_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_reparameterize(wrong)
+
+
+# ----------------------------------------------------------------------------- KL
+def test_kl_reference_passes(capsys):
+    check_kl_divergence(kl_divergence)
+    assert "\u2714 kl_divergence" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "not implemented"),
+    (lambda mu, lv: 0.5 * torch.sum(1 + lv - mu ** 2 - lv.exp(), dim=1), "sign is flipped"),
+    (lambda mu, lv: -0.5 * torch.mean(1 + lv - mu ** 2 - lv.exp(), dim=1), "averaged over the latent"),
+    (lambda mu, lv: -0.5 * torch.sum(1 + lv - mu ** 2 - lv.exp()), "expected shape"),
+    (lambda mu, lv: -0.5 * torch.sum(1 + lv - lv.exp(), dim=1), "mu\\^2 term is missing"),
+    (lambda mu, lv: -0.5 * torch.sum(1 + lv - mu ** 2 - (0.5 * lv).exp(), dim=1), "sigma instead of sigma\\^2"),
+    (lambda mu, lv: -0.5 * torch.sum(lv - mu ** 2 - lv.exp(), dim=1), "must be 0"),
+])
+def test_kl_wrong_answers_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_kl_divergence(wrong)
+
+
+# ----------------------------------------------------------------------------- ELBO
+def ref_elbo(x_logits, x, mu, logvar):
+    return elbo_loss(x_logits, x, mu, logvar).loss
+
+
+def bce_sum(x_logits, x):
+    return F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
+
+
+def test_elbo_reference_passes(capsys):
+    check_elbo_loss(ref_elbo)
+    check_elbo_loss(lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x, reduction="sum") / len(x)
+                    + kl_divergence(mu, lv).mean())
+    assert capsys.readouterr().out.count("\u2714 elbo_loss") == 2
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "not implemented"),
+    (lambda xl, x, mu, lv: bce_sum(xl, x).mean(), "KL term is missing"),
+    (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) + kl_divergence(mu, lv).mean(),
+     "averaged over pixels"),
+    (lambda xl, x, mu, lv: (bce_sum(xl, x) + kl_divergence(mu, lv)).sum(), "summed over the batch"),
+    (lambda xl, x, mu, lv: (bce_sum(xl, x) - kl_divergence(mu, lv)).mean(), "KL is subtracted"),
+    (lambda xl, x, mu, lv: bce_sum(torch.sigmoid(xl), x).mean() + kl_divergence(mu, lv).mean(), "applied twice"),
+    (lambda xl, x, mu, lv: bce_sum(xl, x) + kl_divergence(mu, lv), "scalar"),
+    (lambda xl, x, mu, lv: F.binary_cross_entropy(xl, x, reduction="sum") / len(x), "raised"),
+])
+def test_elbo_wrong_answers_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_elbo_loss(wrong)
+
+
+# ----------------------------------------------------------------------------- train and beat the bar
+def ref_step(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    loss = elbo_loss(x_logits, x, mu, logvar).loss
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def test_train_step_reference_passes(capsys):
+    check_train_step(ref_step)
+    assert "\u2714 train_step" in capsys.readouterr().out
+
+
+def no_optimizer_step(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    return elbo_loss(x_logits, x, mu, logvar).loss.item()
+
+
+def no_kl(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    loss = elbo_loss(x_logits, x, mu, logvar).recon
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def mean_reconstruction(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    loss = F.binary_cross_entropy_with_logits(x_logits, x) + kl_divergence(mu, logvar).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "not implemented"),
+    (no_optimizer_step, "did not change"),
+    (no_kl, "KL term go missing"),
+    (mean_reconstruction, "posterior collapsed"),
+])
+def test_train_step_wrong_answers_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_train_step(wrong)
