@@ -36,6 +36,11 @@ if mode not in ("off", "cache", "auto", "force"):
     sys.exit(f"BOOK_EXECUTE={mode!r}: expected force, off, cache or auto")
 config = yaml.safe_load(open(source, encoding="utf-8"))
 config.setdefault("execute", {})["execute_notebooks"] = mode
+# Jupyter Book resolves local extension paths against the config file's folder.
+from pathlib import Path
+extensions = (config.get("sphinx") or {}).get("local_extensions") or {}
+for name, path in extensions.items():
+    extensions[name] = str((Path(source).parent / path).resolve())
 yaml.safe_dump(config, open(target, "w", encoding="utf-8"), sort_keys=False)
 PY
 fi

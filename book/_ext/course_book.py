@@ -92,7 +92,40 @@ def copy_student_notebooks(app, exception) -> None:
             shutil.copy2(Path(app.srcdir) / notebook, target)
 
 
+def _js_key(js) -> tuple:
+    attributes = getattr(js, "attributes", {}) or {}
+    return str(getattr(js, "filename", js) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items()))
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    """html-page-context: include each script once.
+
+    sphinx-thebe 0.3 (pulled in by Jupyter Book 1) adds its inline config script twice, so
+    the browser reports "Identifier 'THEBE_JS_URL' has already been declared" on every page.
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        key = _js_key(js)
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def set_theme_defaults(app, config) -> None:
+    """config-inited: an explicit colour mode. pydata-sphinx-theme logs a console error
+    ("Got invalid theme mode") when ``default_mode`` is left empty, as Jupyter Book 1 does."""
+    context = dict(config.html_context or {})
+    context.setdefault("default_mode", "light")  # pydata-sphinx-theme reads it from html_context
+    config.html_context = context
+
+
 def setup(app):
+    app.connect("config-inited", set_theme_defaults)
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     app.connect("doctree-read", add_chapter_links)
     app.connect("html-page-context", point_launch_button_at_student, priority=502)
     app.connect("build-finished", copy_student_notebooks)
