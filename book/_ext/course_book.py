@@ -37,7 +37,7 @@ def _links_html(app, docname: str, notebook: str) -> str:
         '<div class="course-links">'
         f'<a class="course-colab" href="{colab_url(url, notebook, branch)}" target="_blank" rel="noopener">'
         f'<img src="{up}_static/images/logo_colab.png" alt="" class="course-colab-logo"/>'
-        "Open the student notebook in Colab</a>"
+        "Open in Colab</a>"
         f'<a class="course-download" href="{up}{notebook}" download="{name}">'
         f"Download the student notebook ({name})</a>"
         "</div>"
