@@ -23,12 +23,17 @@ mean over images" convention as the ELBO's reconstruction term.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from course_lib.backbone import ConvBackbone
-from course_lib.inpainting import InpaintingNet, fill_hole
-from course_lib.vae import elbo_loss
+from course_lib.inpainting import InpaintingNet, fill_hole, inpainting_step
+from course_lib.masks import make_masks
+from course_lib.profiles import choose
+from course_lib.runtime import DeviceLoader, get_device, seed_everything
+from course_lib.vae import VAE, elbo_loss
 
 HOLE_FILL = 0.5  # value painted into the holes before the image enters the backbone (as ch04)
 
@@ -165,3 +170,108 @@ def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Ten
     optimizer.step()
     return {"loss": loss.item(), "elbo": terms.loss.item(), "recon": terms.recon.item(),
             "kl": terms.kl.item(), "inpaint": inpaint.item()}
+
+
+# ------------------------------------------------------------------- the experiment
+# Does the fusion "greatly improve performance and data efficiency" (article 3.3)? One
+# run = one VAE trained on ``train_size`` real images under one of four variants, with the
+# same step budget; experiments/fusion.py runs the grid, chapter 06 runs one cell live.
+VARIANTS = ("baseline", "init", "joint", "init+joint")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    image_size: int = 32          # square images (the cpu profile of chapters 02 and 04)
+    latent_dim: int = 32          # size of z (chapter 02's cpu VAE)
+    batch_size: int = 32          # images per step
+    steps: int = 300              # VAE (or joint) steps: the same for every variant and size
+    pretrain_steps: int = 300     # inpainting pretraining steps (the "+init" variants)
+    lr: float = 2e-3              # Adam, for pretraining and VAE training
+    lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint")
+    mask_kind: str = "blocks"     # course_lib.masks kind for the inpainting task
+    coverage: float = 0.3         # fraction of each image that is hole
+    test_size: int = 1000         # real test images for ELBO, PSNR, Frechet and probe tests
+    probe_size: int = 1000        # labelled validation images that train the linear probe
+    n_samples: int = 1000         # prior samples for the domain Frechet distance
+
+    @classmethod
+    def for_profile(cls, name: str | None = None) -> "FusionConfig":
+        """smoke: 16x16 and a handful of steps; cpu: the committed grid; gpu: 64x64, longer."""
+        return choose(
+            smoke=cls(image_size=16, latent_dim=8, batch_size=16, steps=8, pretrain_steps=8,
+                      test_size=64, probe_size=64, n_samples=64),
+            cpu=cls(),
+            gpu=cls(image_size=64, latent_dim=64, batch_size=128, steps=3000, pretrain_steps=3000,
+                    test_size=2000, probe_size=2000, n_samples=2000),
+            profile=name,
+        )
+
+
+def _masks(config: FusionConfig, generator: torch.Generator, device) -> torch.Tensor:
+    return make_masks(config.mask_kind, batch=config.batch_size, image_size=config.image_size,
+                      coverage=config.coverage, generator=generator, device=device)
+
+
+def pretrain_inpainter(images: torch.Tensor, config: FusionConfig, *, seed: int,
+                       device=None) -> InpaintingNet:
+    """Chapter 04's pretext task on ``images`` (uint8 (N, 3, S, S)): an InpaintingNet
+    trained for ``config.pretrain_steps`` steps with ``inpainting_step``."""
+    seed_everything(seed)
+    model = InpaintingNet().to(get_device(device))
+    dev = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loader = DeviceLoader(images, batch_size=config.batch_size, device=dev, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    for _, x in zip(range(config.pretrain_steps), loader.batches()):
+        inpainting_step(model, optimizer, x, _masks(config, g, dev), fill=HOLE_FILL)
+    return model.eval()
+
+
+def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, seed: int,
+                  pretrained: InpaintingNet | None = None, lam: float | None = None,
+                  device=None) -> tuple[VAE, list[dict]]:
+    """Train one VAE on ``images`` (uint8 (N, 3, S, S)) under ``variant`` (see VARIANTS).
+
+    "init" variants need ``pretrained`` (an InpaintingNet trained on the *same* images:
+    the same real-data budget). "init" copies its backbone into the VAE encoder
+    (fine-tuned); "init+joint" starts the whole inpainting side from it. ``lam``
+    overrides ``config.lam`` for the joint variants. Returns (VAE in eval mode, logs).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant.startswith("init") and pretrained is None:
+        raise ValueError(f"variant {variant!r} needs pretrained=<InpaintingNet>")
+    seed_everything(seed)
+    dev = get_device(device)
+    vae = VAE(latent_dim=config.latent_dim, image_size=config.image_size).to(dev)
+    model = JointModel(vae=vae).to(dev)
+    if variant == "init":
+        transfer_backbone(pretrained, vae)
+    elif variant == "init+joint":
+        model.inpainter.load_state_dict(pretrained.state_dict())  # backbone shared with the VAE
+    weight = 0.0 if variant in ("baseline", "init") else (config.lam if lam is None else lam)
+    params = vae.parameters() if weight == 0 else model.parameters()
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    loader = DeviceLoader(images, batch_size=config.batch_size, device=dev, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    logs = [joint_step(model, optimizer, x, _masks(config, g, dev), lam=weight)
+            for _, x in zip(range(config.steps), loader.batches())]
+    return vae.eval(), logs
+
+
+@torch.no_grad()
+def evaluate_vae(vae: VAE, test_images: torch.Tensor, *, seed: int = 0,
+                 batch_size: int = 250) -> dict[str, float]:
+    """Test negative ELBO (nats per image, one z sample, lower is better) and the PSNR (dB)
+    of the deterministic reconstructions decode(mu), on uint8 (N, 3, S, S) test images."""
+    dev = next(vae.parameters()).device
+    torch.manual_seed(seed)
+    nelbo, psnr = [], []
+    for i in range(0, len(test_images), batch_size):
+        x = test_images[i:i + batch_size].to(dev).float() / 255
+        x_logits, mu, logvar = vae(x)
+        nelbo.append(elbo_loss(x_logits, x, mu, logvar).loss * len(x))
+        mse = (vae.decode(mu) - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        psnr.append((10 * torch.log10(1 / mse)).sum())
+    n = len(test_images)
+    return {"test_nelbo": float(sum(nelbo) / n), "psnr": float(sum(psnr) / n)}
