@@ -17,7 +17,6 @@ inverts it.
 """
 from __future__ import annotations
 
-import itertools
 from functools import lru_cache
 
 import numpy as np
@@ -91,7 +90,28 @@ def make_tiles(images: torch.Tensor, *, grid: int = 3, tile_size: int | None = N
 
 @lru_cache(maxsize=4)
 def _all_permutations(n_tiles: int) -> np.ndarray:
-    return np.array(list(itertools.permutations(range(n_tiles))), dtype=np.int8)
+    """All n! permutations in lexicographic order, int8 (n!, n): first element, then the
+    permutations of the rest (vectorised; itertools would take seconds for 9!)."""
+    if n_tiles == 1:
+        return np.zeros((1, 1), dtype=np.int8)
+    sub = _all_permutations(n_tiles - 1)
+    blocks = []
+    for first in range(n_tiles):
+        rest = np.delete(np.arange(n_tiles, dtype=np.int8), first)
+        blocks.append(np.hstack([np.full((len(sub), 1), first, dtype=np.int8), rest[sub]]))
+    return np.concatenate(blocks)
+
+
+def _hamming_to(onehot: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Hamming distance of every candidate to ``perm``: k - #positions where they agree.
+
+    ``onehot[i, v]`` is the uint8 vector "candidate has v at position i", so the agreement
+    count is a sum of k contiguous rows: much faster than comparing (n!, k) arrays.
+    """
+    agree = onehot[0, perm[0]].astype(np.int16)
+    for i in range(1, len(perm)):
+        agree += onehot[i, perm[i]]
+    return len(perm) - agree
 
 
 def hamming_permutations(n: int, *, grid: int = 3, seed: int = 0, method: str = "max",
@@ -120,10 +140,12 @@ def hamming_permutations(n: int, *, grid: int = 3, seed: int = 0, method: str = 
         raise ValueError(f"n must be an int in [1, {len(cands)}] for grid={grid}, got {n!r}")
     if method == "random":
         return torch.from_numpy(cands[rng.choice(len(cands), n, replace=False)].astype(np.int64))
+    onehot = np.ascontiguousarray((cands.T[:, None, :] == np.arange(k)[None, :, None])
+                                  .astype(np.uint8))                   # (k, k, n_cands)
     tie = rng.random(len(cands))                    # seeded tie-break
     first = int(rng.integers(len(cands)))
     chosen = [first]
-    dmin = (cands != cands[first]).sum(1).astype(np.float64)
+    dmin = _hamming_to(onehot, cands[first]).astype(np.float64)
     dsum = dmin.copy()
     sign = 1.0 if method == "max" else -1.0
     for _ in range(n - 1):
@@ -133,7 +155,7 @@ def hamming_permutations(n: int, *, grid: int = 3, seed: int = 0, method: str = 
             score[dmin == 0] = -np.inf               # distinct permutations only
         j = int(np.argmax(score))
         chosen.append(j)
-        d = (cands != cands[j]).sum(1)
+        d = _hamming_to(onehot, cands[j])
         np.minimum(dmin, d, out=dmin)
         dsum += d
     return torch.from_numpy(cands[chosen].astype(np.int64))

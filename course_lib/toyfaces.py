@@ -91,8 +91,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("background", "categorical", 6, "background hue (vertical gradient)",
               ("blue", "mint", "lavender", "peach", "grey", "yellow")),
     Attribute("head_x", "continuous", 3, "horizontal head position", low=-0.15, high=0.15),
-    Attribute("head_y", "continuous", 3, "vertical head position", low=-0.10, high=0.10),
-    Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.75, high=0.95),
+    Attribute("head_y", "continuous", 3, "vertical head position", low=-0.02, high=0.16),
+    Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.95, high=1.15),
     Attribute("tilt", "continuous", 3, "head roll in radians", low=-0.35, high=0.35),
     Attribute("light", "continuous", 3, "light from the left (-1) or the right (+1)",
               low=-1.0, high=1.0),
@@ -274,14 +274,10 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
         d = torch.maximum(d, u.abs() - w)
         cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.55, 0.12, 0.14]], device=dev).expand(B, 3))
     # Eyes: mirrored about u = 0 (|u|), white, iris clipped to the white, pupil.
-    centres = [(0.21, 0.0, True)] if eyes else []
-    if third_eye:
-        centres.append((0.0, -0.28, False))
-    for cx, cy, mirrored in centres:
-        rs, cs, u, v = cv.region(-0.37 if mirrored else -0.16, 0.37 if mirrored else 0.16,
-                                 cy - 0.12, cy + 0.12)
-        uu = (u.abs() if mirrored else u) - cx
-        vv = v - cy
+    def eye(cx: float, cy: float, mirrored: bool) -> None:
+        half = 0.37 if mirrored else 0.16
+        rs, cs, u, v = cv.region(-half, half, cy - 0.12, cy + 0.12)
+        uu, vv = (u.abs() if mirrored else u) - cx, v - cy
         size, op = a["eye_size"], a["eye_open"]
         white = _ellipse(uu, vv, 0.10 * size, 0.075 * size * op)
         cv.paint(rs, cs, _cov(white, px), torch.ones(B, 3, device=dev))
@@ -289,6 +285,9 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
         cv.paint(rs, cs, _cov(iris, px), _col(EYES, attrs[:, _INDEX["eye_color"]], dev))
         pupil = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.024 * size, white)
         cv.paint(rs, cs, _cov(pupil, px), torch.zeros(B, 3, device=dev))
+
+    if eyes:
+        eye(0.21, 0.0, mirrored=True)
     # Eyebrows: short bars above the eyes, hair coloured (visible even when bald).
     rs, cs, u, v = cv.region(-0.36, 0.36, -0.26, -0.08)
     d = _box(u.abs() - 0.21, v + 0.165, 0.08, 0.018, 0.015)
@@ -298,6 +297,8 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     cut = torch.where(style == 3, -0.06 + 0.04 * torch.cos(u * 28.0), torch.full_like(style, -0.30))
     d = torch.maximum(_ellipse(u, v - 0.02, rx + 0.06, 0.70), v - cut)
     cv.paint(rs, cs, _cov(d, px) * (style > 0.5), hair)
+    if third_eye:  # out of distribution: drawn over the hair so it is always visible
+        eye(0.0, -0.27, mirrored=False)
     # Glasses: two rings and a bridge.
     rs, cs, u, v = cv.region(-0.4, 0.4, -0.18, 0.18)
     ring = (torch.sqrt((u.abs() - 0.21) ** 2 + v**2) - 0.145).abs() - 0.02
