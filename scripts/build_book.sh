@@ -45,6 +45,10 @@ yaml.safe_dump(config, open(target, "w", encoding="utf-8"), sort_keys=False)
 PY
 fi
 
+# Figures must reach the page: a kernel started with MPLBACKEND=Agg (the Makefile exports
+# it for headless tests) makes plt.show() a no-op and the chapters would render no figure.
+export MPLBACKEND="module://matplotlib_inline.backend_inline"
+
 cd "$source_dir"  # local extension and bibliography paths in book.yml are relative to it
 echo "book: source $source_dir, output $out_dir/_build/html, profile ${COURSE_PROFILE:-<default>}, execute ${BOOK_EXECUTE:-force}"
 start=$(date +%s)

@@ -89,8 +89,7 @@ def build(source: Path, *, profile: str = "smoke", execute: str = "force",
           log: Path | None = None) -> float:
     """Run scripts/build_book.sh on ``source`` (output in ``source/_build``); return seconds."""
     env = dict(os.environ, COURSE_PROFILE=profile, BOOK_EXECUTE=execute,
-               BOOK_SOURCE=str(source), BOOK_OUT=str(source), PYTHON=sys.executable,
-               MPLBACKEND="Agg")
+               BOOK_SOURCE=str(source), BOOK_OUT=str(source), PYTHON=sys.executable)
     start = time.perf_counter()
     result = subprocess.run(["bash", str(ROOT / "scripts" / "build_book.sh")], env=env,
                             capture_output=True, text=True)

@@ -101,6 +101,18 @@ def test_toc_lists_the_eight_chapters_and_the_book_pages():
     assert TOC[0] == "book/intro" and TOC[-3:] == ["book/instructors", "book/results", "book/references"]
 
 
+def test_colab_links_derive_from_the_repository_url():
+    from course_lib.colab import github_parts, raw_url
+
+    assert student_notebook("solutions/05_jigsaw") == "chapters/05_jigsaw.ipynb"
+    assert student_notebook("book/results") is None
+    assert colab_url("https://github.com/a/b.git", "chapters/00_setup.ipynb", "dev") == (
+        "https://colab.research.google.com/github/a/b/blob/dev/chapters/00_setup.ipynb")
+    assert raw_url("https://github.com/a/b", "chapters/x.ipynb").startswith("https://raw.githubusercontent.com/a/b/main/")
+    with pytest.raises(ValueError, match="not a GitHub repository URL"):
+        github_parts("https://gitlab.com/a/b")
+
+
 # ------------------------------------------------------------------ the built book
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
@@ -202,6 +214,20 @@ def test_chapter_shows_a_figure_and_math(site, base_url, browser, docname):
             "article .cell_output img", "imgs => imgs.filter(i => i.naturalWidth > 0).length")
         assert figures >= 1, f"{docname}: no rendered figure in the cell outputs"
         assert page.locator("article .math").count() >= 1, f"{docname}: no math on the page"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_exercises_are_visible_admonitions(site, base_url, browser, docname):
+    _real(site, docname)
+    page, *_ = _open(browser, base_url, f"{docname}.html")
+    try:
+        titles = page.locator("article .admonition .admonition-title")
+        exercises = [titles.nth(i) for i in range(titles.count())
+                     if titles.nth(i).inner_text().strip().lower().startswith("exercise")]
+        assert exercises, f"{docname}: no admonition titled 'Exercise ...'"
+        assert all(t.is_visible() for t in exercises), f"{docname}: an exercise is not visible"
     finally:
         page.close()
 
