@@ -1,0 +1,173 @@
+"""Checkers for chapter 03 (GANs): discriminator loss, non-saturating generator loss,
+gradient penalty.
+
+Each takes the student's function, compares it with :mod:`course_lib.gan` on inputs
+chosen so that the plausible mistakes give different numbers, and names the mistake.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import gan
+from .core import ExerciseError, check_close, passed, run_student
+
+# Logits far from 0 on both sides, so sign errors and swapped labels change the value.
+_REAL = torch.tensor([2.0, -0.5, 1.5, 3.0, 0.2, -1.0])
+_FAKE = torch.tensor([-1.5, 0.3, -2.5, 1.0, -0.2, 0.5])
+
+
+def _matches(got, value: torch.Tensor) -> bool:
+    return isinstance(got, torch.Tensor) and got.shape == value.shape and torch.allclose(
+        got.detach().float(), value.float(), atol=1e-5, rtol=1e-4)
+
+
+def _scalar(name: str, got) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.dim() != 0:
+        raise ExerciseError(f"{name}: expected a scalar (average over the batch), got shape {tuple(got.shape)}. "
+                            f"Did you forget .mean()?")
+    return got
+
+
+def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """``fn(real_logits, fake_logits)`` = -mean log D(x) - mean log(1 - D(G(z))), D = sigmoid."""
+    name = "discriminator_loss"
+    got = _scalar(name, run_student(name, fn, _REAL.clone(), _FAKE.clone()))
+    expected = gan.discriminator_loss(_REAL, _FAKE)
+    sp = F.softplus
+    wrong = {
+        "The sign is flipped: the loss is the *negative* log-likelihood, -log D(x) - log(1 - D(G(z))).":
+            -expected,
+        "Real and fake labels are swapped: real images get target 1, generated images target 0.":
+            sp(_REAL).mean() + sp(-_FAKE).mean(),
+        "You averaged over the concatenated batch; this course adds the two averages "
+        "(real term + fake term), as in Goodfellow's eq. 1.":
+            expected / 2,
+        "The inputs are logits: you applied sigmoid twice (sigmoid, then BCE-with-logits). "
+        "Use F.binary_cross_entropy_with_logits on the logits, or softplus.":
+            F.binary_cross_entropy_with_logits(torch.sigmoid(_REAL), torch.ones(6))
+            + F.binary_cross_entropy_with_logits(torch.sigmoid(_FAKE), torch.zeros(6)),
+        "Only the real term is there: add the fake term -mean log(1 - D(G(z))).": sp(-_REAL).mean(),
+        "Only the fake term is there: add the real term -mean log D(x).": sp(_FAKE).mean(),
+    }
+    for hint, value in wrong.items():
+        if _matches(got, value):
+            raise ExerciseError(f"{name}: {hint}")
+    check_close(name, got, expected, hint="Expected softplus(-real).mean() + softplus(fake).mean().")
+    # A perfect discriminator costs ~0; a completely fooled one costs ~400 (finite!).
+    perfect = run_student(name, fn, torch.full((4,), 30.0), torch.full((4,), -30.0))
+    check_close(name, _scalar(name, perfect), torch.tensor(0.0), atol=1e-4,
+                hint="A perfect discriminator (huge positive logits on real, huge negative on fake) "
+                     "should have loss ~0.")
+    fooled = _scalar(name, run_student(name, fn, torch.full((4,), -200.0), torch.full((4,), 200.0)))
+    if not torch.isfinite(fooled).all():
+        raise ExerciseError(f"{name}: the loss is inf for a completely fooled discriminator (logits +-200): "
+                            f"log(sigmoid(x)) underflows. Compute it stably from the logits, e.g. with "
+                            f"F.binary_cross_entropy_with_logits or softplus.")
+    check_close(name, fooled, torch.tensor(400.0), rtol=1e-3, hint="A fooled discriminator should cost ~400.")
+    passed(name)
+
+
+def check_generator_loss(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``fn(fake_logits)`` = -mean log D(G(z)) (the non-saturating loss)."""
+    name = "generator_loss"
+    got = _scalar(name, run_student(name, fn, _FAKE.clone()))
+    expected = gan.generator_loss(_FAKE)
+    wrong = {
+        "This is the saturating minimax loss mean log(1 - D(G(z))); its gradient vanishes when D "
+        "rejects the samples. Use the non-saturating -mean log D(G(z)).": gan.saturating_generator_loss(_FAKE),
+        "The sign is flipped: minimise -log D(G(z)).": -expected,
+        "Wrong target: the generator wants D(G(z)) = 1 (label 'real'), not 0.": F.softplus(_FAKE).mean(),
+        "The inputs are logits: you applied sigmoid twice.":
+            F.binary_cross_entropy_with_logits(torch.sigmoid(_FAKE), torch.ones(6)),
+    }
+    for hint, value in wrong.items():
+        if _matches(got, value):
+            raise ExerciseError(f"{name}: {hint}")
+    check_close(name, got, expected, hint="Expected softplus(-fake_logits).mean().")
+    # Non-saturating: a strong gradient exactly where D rejects the fakes (logit -10).
+    logits = torch.full((3,), -10.0, requires_grad=True)
+    out = run_student(name, fn, logits)
+    (grad,) = torch.autograd.grad(_scalar(name, out), logits)
+    if grad.abs().mean() < 0.1:
+        raise ExerciseError(f"{name}: the gradient vanishes when D rejects the fakes (logit -10); "
+                            f"the non-saturating loss should still push hard there.")
+    passed(name)
+
+
+class _Critic(nn.Module):
+    """A small non-linear critic on (B, 3, 4, 4) inputs: gradient norms vary with x."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 1)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1)).flatten() * 3
+
+
+def _variants(critic, real, fake, eps):
+    """Reference penalty and the plausible mistakes, keyed by the hint for each."""
+    def penalty(points, reduce, create_graph=True):
+        points = points.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(points).sum(), points, create_graph=create_graph)
+        return reduce(g)
+
+    per_sample = lambda g: ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    x_hat = eps * real + (1 - eps) * fake
+    return {
+        "The penalty must be on the interpolates x_hat = eps * real + (1 - eps) * fake, not on the real images.":
+            penalty(real, per_sample),
+        "The penalty must be on the interpolates x_hat = eps * real + (1 - eps) * fake, not on the fake images.":
+            penalty(fake, per_sample),
+        "eps weighs the real images: x_hat = eps * real + (1 - eps) * fake (you swapped them).":
+            penalty(eps * fake + (1 - eps) * real, per_sample),
+        "The norm is over the wrong dimension: take one L2 norm per sample over all non-batch dims, "
+        "e.g. grads.flatten(1).norm(dim=1), not norm(dim=1) on the (B, C, H, W) gradient.":
+            penalty(x_hat, lambda g: ((g.norm(dim=1) - 1) ** 2).mean()),
+        "The norm is over the whole batch: take one L2 norm per sample, grads.flatten(1).norm(dim=1).":
+            penalty(x_hat, lambda g: (g.norm() - 1) ** 2),
+        "Square the distance from 1: (||grad|| - 1) ** 2, not ||grad|| - 1 or ||grad||^2.":
+            penalty(x_hat, lambda g: (g.flatten(1).norm(dim=1) - 1).mean()),
+        "Penalise (||grad|| - 1)^2, not ||grad||^2.":
+            penalty(x_hat, lambda g: (g.flatten(1).norm(dim=1) ** 2).mean()),
+    }
+
+
+def check_gradient_penalty(fn: Callable[..., torch.Tensor]) -> None:
+    """``fn(critic, real, fake, eps)`` = mean over samples of (||grad critic(x_hat)||_2 - 1)^2."""
+    name = "gradient_penalty"
+    critic = _Critic()
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(5, 3, 4, 4, generator=g)
+    fake = torch.rand(5, 3, 4, 4, generator=g)
+    eps = torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9]).view(5, 1, 1, 1)
+    got = _scalar(name, run_student(name, fn, critic, real.clone(), fake.clone(), eps.clone()))
+    expected = gan.gradient_penalty(critic, real, fake, eps=eps)
+    for hint, value in _variants(critic, real, fake, eps).items():
+        if _matches(got, value):
+            raise ExerciseError(f"{name}: {hint}")
+    check_close(name, got, expected,
+                hint="Expected ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean() with grads of critic(x_hat).sum() "
+                     "w.r.t. x_hat.")
+    # The penalty has to train the critic: its gradient w.r.t. the critic's weights must exist.
+    if not got.requires_grad or got.grad_fn is None:
+        raise ExerciseError(f"{name}: the value is right but it is not differentiable w.r.t. the critic's weights. "
+                            f"Pass create_graph=True to torch.autograd.grad so the penalty can train the critic.")
+    params = list(critic.parameters())
+    got_grads = torch.autograd.grad(got, params, allow_unused=True)
+    ref_grads = torch.autograd.grad(expected, params, allow_unused=True)
+    for p, gg, rg in zip(params, got_grads, ref_grads):
+        gg = torch.zeros_like(p) if gg is None else gg      # the output bias never matters
+        rg = torch.zeros_like(p) if rg is None else rg
+        if not torch.allclose(gg, rg, atol=1e-5, rtol=1e-4):
+            raise ExerciseError(f"{name}: the value is right but its gradient w.r.t. the critic's weights is not. "
+                                f"Did you detach something, or forget create_graph=True?")
+    passed(name)

@@ -1,0 +1,142 @@
+"""DCGAN shapes, GAN losses' known values, the gradient penalty, a few training steps."""
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import gan
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("image_size, width", [(32, 8), (64, 8), (32, 32)])
+def test_generator_and_discriminator_shapes(image_size, width):
+    g = gan.Generator(z_dim=16, image_size=image_size, width=width)
+    d = gan.Discriminator(image_size=image_size, width=width)
+    x = g(torch.randn(3, 16))
+    assert x.shape == (3, 3, image_size, image_size)
+    assert x.min() >= 0 and x.max() <= 1
+    assert d(x).shape == (3,)
+
+
+def test_standard_dcgan_64_has_the_paper_widths():
+    g = gan.Generator(z_dim=100, image_size=64, width=64)
+    first = g.net[0]
+    assert isinstance(first, nn.ConvTranspose2d) and first.out_channels == 512   # 4x4x1024 in the paper at 64 px is 512 here (ngf*8)
+    n_up = sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
+    assert n_up == 5
+
+
+def test_layer_norm_critic_has_no_batchnorm():
+    d = gan.Discriminator(image_size=32, width=8, norm="layer")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    assert gan.GANConfig(loss="wgan-gp").d_norm == "layer"
+    assert gan.GANConfig(loss="ns").d_norm == "batch"
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: gan.Generator(image_size=48),
+    lambda: gan.Discriminator(image_size=30),
+    lambda: gan.Discriminator(image_size=32, norm="instance"),
+    lambda: gan.GANConfig(loss="hinge"),
+])
+def test_bad_arguments_raise(bad):
+    with pytest.raises(ValueError):
+        bad()
+
+
+def test_wrong_input_shapes_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"\(B, 16\)"):
+        gan.Generator(z_dim=16, image_size=32, width=8)(torch.randn(2, 8))
+    with pytest.raises(ValueError, match="3, 32, 32"):
+        gan.Discriminator(image_size=32, width=8)(torch.rand(2, 3, 64, 64))
+
+
+def test_discriminator_loss_known_values():
+    zeros = torch.zeros(4)
+    assert gan.discriminator_loss(zeros, zeros).item() == pytest.approx(2 * math.log(2), rel=1e-6)
+    perfect = gan.discriminator_loss(torch.full((4,), 50.0), torch.full((4,), -50.0))
+    assert perfect.item() == pytest.approx(0.0, abs=1e-6)
+    fooled = gan.discriminator_loss(torch.full((4,), -50.0), torch.full((4,), 50.0))
+    assert fooled.item() == pytest.approx(100.0, rel=1e-4)
+
+
+def test_generator_losses_known_values_and_saturation():
+    assert gan.generator_loss(torch.zeros(4)).item() == pytest.approx(math.log(2), rel=1e-6)
+    logits = torch.full((4,), -8.0, requires_grad=True)
+    (g_ns,) = torch.autograd.grad(gan.generator_loss(logits), logits)
+    (g_sat,) = torch.autograd.grad(gan.saturating_generator_loss(logits), logits)
+    assert g_ns.abs().sum() > 100 * g_sat.abs().sum()   # the point of the non-saturating loss
+
+
+def test_wgan_losses():
+    real, fake = torch.tensor([3.0, 1.0]), torch.tensor([0.0, -2.0])
+    assert gan.critic_loss(real, fake).item() == pytest.approx(-3.0)
+    assert gan.wgan_generator_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_gradient_penalty_zero_for_unit_norm_linear_critic():
+    w = torch.randn(3 * 4 * 4)
+    w = w / w.norm()
+    critic = lambda x: x.flatten(1) @ w                      # 1-Lipschitz, gradient norm exactly 1
+    real, fake = torch.rand(6, 3, 4, 4), torch.rand(6, 3, 4, 4)
+    assert gan.gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    critic2 = lambda x: x.flatten(1) @ (2 * w)               # gradient norm 2 -> penalty (2-1)^2 = 1
+    assert gan.gradient_penalty(critic2, real, fake).item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_gradient_penalty_positive_and_trains_the_critic():
+    d = gan.Discriminator(image_size=32, width=8, norm="layer")
+    real, fake = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    gp = gan.gradient_penalty(d, real, fake)
+    assert gp.item() > 0
+    grads = torch.autograd.grad(gp, list(d.parameters()))
+    assert any(g.abs().sum() > 0 for g in grads)             # create_graph=True makes this possible
+
+
+def test_gradient_penalty_shape_mismatch():
+    with pytest.raises(ValueError, match="same shape"):
+        gan.gradient_penalty(lambda x: x.sum(1), torch.rand(2, 3), torch.rand(3, 3))
+
+
+def test_clip_weights():
+    m = nn.Linear(4, 4)
+    nn.init.normal_(m.weight, std=5.0)
+    gan.clip_weights(m, 0.01)
+    assert all(p.abs().max() <= 0.01 for p in m.parameters())
+
+
+@pytest.mark.parametrize("loss", gan.LOSSES)
+def test_a_few_steps_run_without_nan(loss):
+    cfg = gan.GANConfig.for_profile("smoke", loss=loss, d_steps=2)
+    g, d = gan.build(cfg)
+    opt_g, opt_d = gan.make_optimizers(g, d, cfg)
+    step = gan.make_step(g, d, opt_g, opt_d, cfg)
+    before = [p.clone() for p in g.parameters()]
+    real = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size)
+    logs = [step(real) for _ in range(4)]
+    assert all(math.isfinite(v) for log in logs for v in log.values())
+    assert "g_loss" not in logs[0] and "g_loss" in logs[1]   # G steps every d_steps calls
+    assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters()))
+    if loss == "wgan-clip":
+        assert all(p.abs().max() <= cfg.clip + 1e-7 for p in d.parameters())
+    x = gan.generate(g, 5, seed=1)
+    assert x.shape == (5, 3, cfg.image_size, cfg.image_size) and torch.isfinite(x).all()
+    assert g.training                                       # generate restores the mode
+    assert torch.equal(x, gan.generate(g, 5, seed=1))       # same seed, same samples
+
+
+def test_config_profiles():
+    smoke, cpu, gpu = (gan.GANConfig.for_profile(p) for p in ("smoke", "cpu", "gpu"))
+    assert smoke.steps < cpu.steps < gpu.steps
+    assert (cpu.image_size, cpu.width) == (32, 32)
+    assert (gpu.image_size, gpu.width) == (64, 64)
+    assert dataclasses.replace(cpu, loss="wgan-gp").loss == "wgan-gp"
