@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .masks import apply_mask, make_masks
 from .profiles import choose
 
 
@@ -44,12 +45,17 @@ class InpaintConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "InpaintConfig":
+        """The chapter's sizes for profile ``name`` (default: the current profile)."""
         return cls(
             image_size=choose(smoke=16, cpu=32, gpu=64, profile=name),
             train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
             batch_size=choose(smoke=16, cpu=64, gpu=128, profile=name),
             steps=choose(smoke=6, cpu=600, gpu=4000, profile=name),
         )
+
+    def build(self) -> "InpaintingNet":
+        """The untrained network this config describes."""
+        return InpaintingNet(decoder_widths=self.decoder_widths)
 
 
 def _up(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -156,9 +162,9 @@ def composite(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch
 
 
 def fill_hole(images: torch.Tensor, mask: torch.Tensor, value: float = 0.5) -> torch.Tensor:
-    """The network's input: images with every hole pixel set to ``value``."""
+    """The network's input: hole pixels set to ``value`` (:func:`course_lib.masks.apply_mask`)."""
     _check_pair(images, mask)
-    return images * (1 - mask) + value * mask
+    return apply_mask(images, mask, value)
 
 
 # --- classical baselines -------------------------------------------------------------
@@ -246,3 +252,75 @@ def inpainting_step(
     optimizer.step()
     logs["loss"] = rec.item()
     return logs
+
+
+def sample_masks(config: InpaintConfig, batch: int, generator: torch.Generator,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """Training masks: one kind from ``config.mask_kinds`` and a coverage drawn uniformly from
+    ``config.coverage`` per batch (Pathak et al. train on a mixture of hole shapes).
+    ``half`` masks hide the bottom (the article's "given the top half, predict the bottom")."""
+    kinds = config.mask_kinds
+    kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+    lo, hi = config.coverage
+    coverage = lo + (hi - lo) * float(torch.rand((), generator=generator))
+    return make_masks(kind, batch=batch, image_size=config.image_size, coverage=coverage,
+                      generator=generator, device=device, side="bottom")
+
+
+def train_inpainter(model: InpaintingNet, config: InpaintConfig, *,
+                    images: torch.Tensor | None = None, progress: bool | str = "auto"):
+    """Train ``model`` in place for ``config.steps`` Adam steps; returns the History.
+
+    ``images``: uint8 (N, 3, S, S); default the first ``config.train_size`` ToyFaces training
+    images at ``config.image_size``. With ``config.adv_weight > 0`` a
+    :class:`ContextDiscriminator` is trained alongside (and discarded afterwards).
+    """
+    from .loop import Budget, train
+    from .runtime import DeviceLoader, seed_everything
+
+    if images is None:
+        from .toyfaces import ToyFaces
+        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
+    seed_everything(config.seed)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    disc = d_opt = None
+    if config.adv_weight > 0:
+        disc = ContextDiscriminator().to(device)
+        # Pathak et al.: the discriminator learns 10x slower than the completion network
+        d_opt = torch.optim.Adam(disc.parameters(), lr=config.lr / 10, betas=(0.5, 0.999))
+    loader = DeviceLoader(images, batch_size=min(config.batch_size, len(images)), device=device,
+                          seed=config.seed)
+    g = torch.Generator().manual_seed(config.seed)
+
+    def step(x):
+        mask = sample_masks(config, x.shape[0], g, x.device)
+        return inpainting_step(model, optimizer, x, mask, fill=config.fill, discriminator=disc,
+                               d_optimizer=d_opt, adv_weight=config.adv_weight)
+
+    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+                 every=max(config.steps // 10, 1), desc="inpainting")
+
+
+def pretrained_inpainter(config: InpaintConfig | None = None, *, progress: bool | str = "auto",
+                         retrain: bool = False):
+    """The chapter-04 inpainting network (default ``InpaintConfig.for_profile()``), trained
+    once and cached by :func:`course_lib.checkpoint.load_or_train` as ``inpainter_ch04``.
+    Chapter 06 takes ``.model.backbone`` from it. Returns a ``Trained`` (model in eval mode)."""
+    from .checkpoint import load_or_train
+
+    config = config or InpaintConfig.for_profile()
+    trained = load_or_train("inpainter_ch04", lambda m, c: train_inpainter(m, c, progress=progress),
+                            config=config, build=InpaintConfig.build, retrain=retrain)
+    trained.model.eval()
+    return trained
+
+
+@torch.no_grad()
+def complete(model: InpaintingNet, images: torch.Tensor, mask: torch.Tensor,
+             *, fill: float = 0.5) -> torch.Tensor:
+    """Inpaint with a trained network: known pixels kept, hole predicted. (B,3,H,W) in [0,1]."""
+    model.eval()
+    device = next(model.parameters()).device
+    x, m = images.to(device).float(), mask.to(device).float()
+    return composite(model(fill_hole(x, m, fill), m), x, m).to(images.device)

@@ -17,6 +17,7 @@ label of presented tile ``i`` in the position task is ``permutation[i]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,13 @@ from torch import nn
 
 from .backbone import ConvBackbone
 from .profiles import choose
+from .tiles import hamming_permutations, make_tiles, shuffle_tiles
+
+
+@lru_cache(maxsize=16)
+def _permutation_set(n: int, grid: int, seed: int, method: str) -> torch.Tensor:
+    # the greedy search over 9! candidates takes seconds for 1000 permutations: do it once
+    return hamming_permutations(n, grid=grid, seed=seed, method=method)
 
 
 @dataclass(frozen=True)
@@ -34,26 +42,35 @@ class JigsawConfig:
     grid: int = 3                   # 3x3 tiles as in Noroozi & Favaro
     tile_size: int = 12             # crop per cell (16 px cell -> up to 4 px random gap)
     n_permutations: int = 100       # size of the permutation set (the paper's sweet spot)
-    method: str = "max"             # "max" = greedy maximal Hamming, "random" = low Hamming
+    method: str = "max"             # "max" greedy maximal Hamming, "random", "min" (close perms)
     normalise: bool = True          # per-tile mean/std normalisation (blocks low-level shortcuts)
     jitter: bool = True             # random crop position inside each cell (blocks edge matching)
     tile_dim: int = 64              # per-tile feature after the shared fc ("fc6" in the paper)
     hidden: int = 256               # MLP width over the concatenated tiles
     train_size: int = 4000
     batch_size: int = 64
-    steps: int = 800
+    steps: int = 400
     lr: float = 2e-3
     seed: int = 0
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "JigsawConfig":
+        """The chapter's sizes for profile ``name`` (default: the current profile)."""
         return cls(
-            image_size=choose(smoke=24, cpu=48, gpu=96, profile=name),
-            tile_size=choose(smoke=6, cpu=12, gpu=24, profile=name),
+            image_size=choose(smoke=30, cpu=48, gpu=96, profile=name),
+            tile_size=choose(smoke=8, cpu=12, gpu=24, profile=name),
             train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
             batch_size=choose(smoke=16, cpu=64, gpu=128, profile=name),
-            steps=choose(smoke=6, cpu=800, gpu=4000, profile=name),
+            steps=choose(smoke=6, cpu=400, gpu=4000, profile=name),
         )
+
+    def build(self) -> "JigsawNet":
+        return JigsawNet(n_permutations=self.n_permutations, n_tiles=self.grid ** 2,
+                         tile_dim=self.tile_dim, hidden=self.hidden)
+
+    def permutations(self) -> torch.Tensor:
+        """The permutation set (n_permutations, grid*grid), deterministic from ``seed``."""
+        return _permutation_set(self.n_permutations, self.grid, self.seed, self.method).clone()
 
 
 @dataclass(frozen=True)
@@ -69,12 +86,16 @@ class RotationConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "RotationConfig":
+        """The chapter's sizes for profile ``name``; also used by the supervised baseline."""
         return cls(
             image_size=choose(smoke=16, cpu=32, gpu=64, profile=name),
             train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
             batch_size=choose(smoke=8, cpu=32, gpu=64, profile=name),
             steps=choose(smoke=6, cpu=400, gpu=3000, profile=name),
         )
+
+    def build(self) -> "BackboneClassifier":
+        return BackboneClassifier(num_classes=(4,))
 
 
 class TileEncoder(nn.Module):
@@ -185,6 +206,19 @@ def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rotated, labels
 
 
+def jigsaw_batch(images: torch.Tensor, permutations: torch.Tensor, config: JigsawConfig,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Puzzles from images (B, 3, S, S) in [0, 1]: ``(shuffled tiles (B, T, 3, t, t), index (B,))``.
+
+    Each image gets a random permutation from the set; ``index`` is the class to predict.
+    """
+    tiles = make_tiles(images, grid=config.grid, tile_size=config.tile_size, jitter=config.jitter,
+                       normalise=config.normalise, generator=generator)   # (B, T, 3, t, t)
+    index = torch.randint(len(permutations), (images.shape[0],), generator=generator)
+    index = index.to(images.device)
+    return shuffle_tiles(tiles, permutations.to(images.device)[index]), index
+
+
 def position_labels(permutations: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per-tile position targets: (B, T) with ``[b, i] = permutations[index[b], i]``."""
     return permutations[index]
@@ -243,12 +277,13 @@ def supervised_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
 
 @torch.no_grad()
 def probe_features(backbone: ConvBackbone, images: torch.Tensor, *, pool: int = 2,
-                   batch_size: int = 256) -> torch.Tensor:
+                   standardised: bool = False, batch_size: int = 256) -> torch.Tensor:
     """Frozen backbone features for a linear probe.
 
     Input (N, 3, H, W) floats in [0, 1] or uint8; output (N, 128 * pool * pool) float32 on
     the CPU: the last backbone map average-pooled to ``pool x pool`` (keeps a coarse layout,
-    so "glasses" and "beard" stay separable) and flattened.
+    so "glasses" and "beard" stay separable) and flattened. ``standardised``: feed
+    :func:`standardise`-d images (for backbones pretrained on normalised tiles).
     """
     was_training = backbone.training
     backbone.eval()
@@ -257,7 +292,130 @@ def probe_features(backbone: ConvBackbone, images: torch.Tensor, *, pool: int = 
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
         x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = standardise(x) if standardised else x
         h = F.adaptive_avg_pool2d(backbone(x), pool)      # (b, 128, pool, pool)
         out.append(h.flatten(1).cpu())
     backbone.train(was_training)
     return torch.cat(out)
+
+
+def standardise(images: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel zero mean and unit std: the input statistics a backbone trained
+    on normalised jigsaw tiles expects. (B, C, H, W) -> same shape."""
+    mean = images.mean((2, 3), keepdim=True)
+    return (images - mean) / (images.std((2, 3), keepdim=True) + 1e-5)
+
+
+# --- training and cached pretrained models ------------------------------------------------------
+
+def _images(size: int, image_size: int) -> torch.Tensor:
+    from .toyfaces import ToyFaces
+    return ToyFaces(split="train", size=size, image_size=image_size).images
+
+
+def _fit(step, images, labels, config, progress, desc):
+    from .loop import Budget, train
+    from .runtime import DeviceLoader
+    loader = DeviceLoader(images, labels, batch_size=min(config.batch_size, len(images)),
+                          device=images.device if images.is_cuda else None, seed=config.seed)
+    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+                 every=max(config.steps // 10, 1), desc=desc)
+
+
+def train_jigsaw(model: JigsawNet, config: JigsawConfig, *, images: torch.Tensor | None = None,
+                 progress: bool | str = "auto"):
+    """Train ``model`` in place on ToyFaces puzzles (uint8 ``images`` at ``config.image_size``)."""
+    from .runtime import seed_everything
+    seed_everything(config.seed)
+    images = _images(config.train_size, config.image_size) if images is None else images
+    perms = config.permutations()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    g = torch.Generator().manual_seed(config.seed)
+    device = next(model.parameters()).device
+
+    def step(x):
+        tiles, index = jigsaw_batch(x.to(device), perms, config, g)
+        return jigsaw_step(model, optimizer, tiles, index)
+
+    return _fit(step, images, None, config, progress, f"jigsaw {config.n_permutations} perms")
+
+
+@torch.no_grad()
+def jigsaw_accuracy(model: JigsawNet, images: torch.Tensor, config: JigsawConfig, *,
+                    seed: int = 123, batch_size: int = 256) -> float:
+    """Pretext accuracy on held-out images (uint8 or float (N, 3, S, S)): fraction of puzzles
+    whose permutation is classified correctly."""
+    model.eval()
+    perms, g = config.permutations(), torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        tiles, index = jigsaw_batch(x, perms, config, g)
+        correct += (model(tiles).argmax(1) == index).sum().item()
+    return correct / len(images)
+
+
+def train_rotation(model: BackboneClassifier, config: RotationConfig, *,
+                   images: torch.Tensor | None = None, progress: bool | str = "auto"):
+    """Train the rotation classifier in place (Gidaris et al. 2018)."""
+    from .runtime import seed_everything
+    seed_everything(config.seed)
+    images = _images(config.train_size, config.image_size) if images is None else images
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return _fit(lambda x: rotation_step(model, optimizer, x), images, None, config, progress,
+                "rotation")
+
+
+@torch.no_grad()
+def rotation_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
+    """Fraction of held-out images (all four rotations) whose rotation is predicted."""
+    model.eval()
+    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    rotated, labels = rotation_batch(x.to(next(model.parameters()).device))
+    return (model(rotated).argmax(1) == labels).float().mean().item()
+
+
+def train_supervised(model: BackboneClassifier, config: RotationConfig, *,
+                     progress: bool | str = "auto"):
+    """The probe table's upper bound: the same backbone trained on the attribute labels."""
+    from .runtime import seed_everything
+    from .toyfaces import ToyFaces
+    seed_everything(config.seed)
+    ds = ToyFaces(split="train", size=config.train_size, image_size=config.image_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return _fit(lambda b: supervised_step(model, optimizer, *b), ds.images, ds.labels, config,
+                progress, "supervised")
+
+
+def _cached(name: str, train_fn, config, build, progress, retrain):
+    from .checkpoint import load_or_train
+    trained = load_or_train(name, lambda m, c: train_fn(m, c, progress=progress), config=config,
+                            build=build, retrain=retrain)
+    trained.model.eval()
+    return trained
+
+
+def pretrained_jigsaw(config: JigsawConfig | None = None, *, progress: bool | str = "auto",
+                      retrain: bool = False):
+    """Chapter 05's jigsaw network (default ``JigsawConfig.for_profile()``), trained once and
+    cached as ``jigsaw_ch05``; ``.model.backbone`` is the shared backbone for chapter 06."""
+    config = config or JigsawConfig.for_profile()
+    return _cached("jigsaw_ch05", train_jigsaw, config, JigsawConfig.build, progress, retrain)
+
+
+def pretrained_rotation(config: RotationConfig | None = None, *, progress: bool | str = "auto",
+                        retrain: bool = False):
+    """Chapter 05's rotation classifier, cached as ``rotation_ch05``."""
+    config = config or RotationConfig.for_profile()
+    return _cached("rotation_ch05", train_rotation, config, RotationConfig.build, progress, retrain)
+
+
+def pretrained_supervised(config: RotationConfig | None = None, *, progress: bool | str = "auto",
+                          retrain: bool = False):
+    """The supervised attribute classifier (upper bound), cached as ``supervised_ch05``."""
+    from .toyfaces import ATTRIBUTES
+    config = config or RotationConfig.for_profile()
+    build = lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))  # noqa: E731
+    return _cached("supervised_ch05", train_supervised, config, build, progress, retrain)

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from course_lib.backbone import ConvBackbone
+from course_lib.masks import apply_mask
 from course_lib.inpainting import (
-    InpaintConfig, InpaintingNet, ContextDiscriminator, composite, fill_hole, inpainting_step,
+    InpaintConfig, InpaintingNet, ContextDiscriminator, composite, inpainting_step,
     masked_mse_loss, mean_fill, opencv_inpaint,
 )
 
@@ -29,7 +30,7 @@ def test_shapes_and_range(skips):
     net = InpaintingNet(skips=skips)
     x = torch.rand(2, 3, 32, 32)
     m = _center_mask(2, 32)
-    out = net(fill_hole(x, m), m)
+    out = net(apply_mask(x, m, 0.5), m)
     assert out.shape == (2, 3, 32, 32)
     assert out.min() >= 0 and out.max() <= 1
 
@@ -72,11 +73,11 @@ def test_masked_loss_rejects_bad_input():
 def test_composite_and_fill():
     x = torch.rand(2, 3, 8, 8)
     m = _center_mask(2, 8)
-    f = fill_hole(x, m, 0.25)
+    f = apply_mask(x, m, 0.25)
     assert torch.all(f[m.expand_as(f) > 0] == 0.25)
     assert torch.equal(f[m.expand_as(f) == 0], x[m.expand_as(x) == 0])
     c = composite(torch.zeros_like(x), x, m)
-    assert torch.equal(c, fill_hole(x, m, 0.0))
+    assert torch.equal(c, apply_mask(x, m, 0.0))
 
 
 def test_mean_fill_uses_known_pixels_mean():
@@ -93,7 +94,7 @@ def test_mean_fill_uses_known_pixels_mean():
 def test_opencv_wrapper_batches_floats(method, channels):
     x = _smooth_images(3, 32)[:, :channels]
     m = _center_mask(3, 32, 0.4)
-    out = opencv_inpaint(fill_hole(x, m, 0.0), m, method=method)
+    out = opencv_inpaint(apply_mask(x, m, 0.0), m, method=method)
     assert out.shape == x.shape and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     outside = (m == 0).expand_as(x)

@@ -1,0 +1,172 @@
+"""Linear probes on frozen backbone features: which pretext task teaches the most?
+
+Every model here holds the same :class:`course_lib.backbone.ConvBackbone`. We freeze it,
+extract features of ToyFaces images (``course_lib.pretext.probe_features``) and fit one
+logistic regression per attribute; the score is the mean attribute accuracy on held-out
+faces, with its spread over probe seeds (each seed fits on a different 75% subset of the
+probe training set; for random init the seed also changes the initialisation).
+
+Rows: random init; inpainting (chapter 04); jigsaw with 10 / 100 / 1000 max-Hamming
+permutations and 100 random ones (Noroozi & Favaro 2016's permutation-count table, small);
+jigsaw without gap/jitter/normalisation (the shortcut ablation); rotation (Gidaris et al.
+2018); supervised on the attributes (upper bound). The chosen-profile models are cached by
+``course_lib.checkpoint.load_or_train``, so chapters 04-06 reuse them.
+
+Run (writes experiments/results/pretext_probes.json, which chapter 05 loads):
+
+    .venv/bin/python experiments/pretext_probes.py          # cpu profile, ~15 min on 2 cores
+    .venv/bin/python experiments/pretext_probes.py tiny OUT.json   # seconds (the test)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib import inpainting, pretext
+from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces
+
+RESULTS = Path(__file__).parent / "results" / "pretext_probes.json"
+
+
+@dataclass(frozen=True)
+class ProbeExperiment:
+    profile: str = "cpu"            # sizes of the pretext trainings (course profiles)
+    probe_train: int = 2000         # ToyFaces val images the probes are fitted on
+    probe_test: int = 1000          # ToyFaces test images the probes are scored on
+    seeds: tuple[int, ...] = (0, 1, 2)  # probe seeds (subsets; random init also re-seeded)
+    jigsaw_sets: tuple[tuple[int, str], ...] = ((10, "max"), (100, "max"), (1000, "max"),
+                                                (100, "random"), (100, "min"))
+    shortcut_ablation: bool = True  # also train jigsaw 100 without gap, jitter, normalisation
+    jigsaw_eval: int = 1000         # held-out puzzles for pretext accuracy
+    steps_scale: float = 1.0        # multiply every profile's step count (tiny runs)
+
+    @classmethod
+    def tiny(cls) -> "ProbeExperiment":
+        return cls(profile="smoke", probe_train=120, probe_test=60, seeds=(0, 1),
+                   jigsaw_sets=((10, "max"), (100, "random")), jigsaw_eval=64)
+
+
+def _probe(train_f, train_y, test_f, test_y, seed: int) -> float:
+    """Mean over attributes of logistic-regression accuracy (features standardised)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(len(train_f))[: int(0.75 * len(train_f))]
+    scaler = StandardScaler().fit(train_f[keep])
+    xtr, xte = scaler.transform(train_f[keep]), scaler.transform(test_f)
+    accs = []
+    for a in range(train_y.shape[1]):
+        ytr = train_y[keep, a]
+        if len(np.unique(ytr)) < 2:  # a constant attribute in a tiny subset: predict it
+            accs.append(float((test_y[:, a] == ytr[0]).mean()))
+            continue
+        clf = LogisticRegression(max_iter=300, C=0.5).fit(xtr, ytr)
+        accs.append(float((clf.predict(xte) == test_y[:, a]).mean()))
+    return float(np.mean(accs))
+
+
+def _scaled(config, scale: float):
+    return replace(config, steps=max(1, int(round(config.steps * scale))))
+
+
+def run(exp: ProbeExperiment, *, progress: bool | str = False, log=print) -> dict:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    size = pretext.RotationConfig.for_profile(exp.profile).image_size
+    probe_tr = ToyFaces(split="val", size=exp.probe_train, image_size=size)
+    probe_te = ToyFaces(split="test", size=exp.probe_test, image_size=size)
+    ytr, yte = probe_tr.labels.numpy(), probe_te.labels.numpy()
+    majority = float(np.mean([(yte[:, a] == np.bincount(ytr[:, a]).argmax()).mean()
+                              for a in range(ytr.shape[1])]))
+    rows: list[dict] = []
+
+    def add(name: str, backbone_for_seed, *, standardised=False, extra=None, seconds=0.0):
+        accs = []
+        for s in exp.seeds:
+            bb = backbone_for_seed(s)
+            ftr = pretext.probe_features(bb, probe_tr.images, standardised=standardised).numpy()
+            fte = pretext.probe_features(bb, probe_te.images, standardised=standardised).numpy()
+            accs.append(_probe(ftr, ytr, fte, yte, s))
+        row = {"model": name, "probe_acc_mean": float(np.mean(accs)),
+               "probe_acc_std": float(np.std(accs)), "probe_accs": accs,
+               "train_seconds": round(seconds, 1), **(extra or {})}
+        rows.append(row)
+        log(f"{name:32s} probe {row['probe_acc_mean']:.4f} +- {row['probe_acc_std']:.4f} {extra or ''}")
+
+    def random_backbone(seed):
+        torch.manual_seed(seed)
+        return pretext.ConvBackbone()
+
+    add("random init", random_backbone)
+
+    cfg = _scaled(inpainting.InpaintConfig.for_profile(exp.profile), exp.steps_scale)
+    t = inpainting.pretrained_inpainter(cfg, progress=progress)
+    add("inpainting (ch04)", lambda s: t.model.backbone, seconds=t.seconds,
+        extra={"final_hole_mse": t.history[-1]["loss"] if t.history else None})
+
+    base = _scaled(pretext.JigsawConfig.for_profile(exp.profile), exp.steps_scale)
+    test_big = ToyFaces(split="test", size=exp.jigsaw_eval, image_size=base.image_size).images
+    variants = [(f"jigsaw {n} {m}-Hamming", replace(base, n_permutations=n, method=m))
+                for n, m in exp.jigsaw_sets]
+    if exp.shortcut_ablation:
+        cell = base.image_size // base.grid
+        variants.append(("jigsaw 100 max, no gap/norm",
+                         replace(base, tile_size=cell, jitter=False, normalise=False)))
+    from course_lib.tiles import permutation_stats
+    for name, jc in variants:
+        t = pretext.pretrained_jigsaw(jc, progress=progress)
+        stats = permutation_stats(jc.permutations())
+        extra = {"n_permutations": jc.n_permutations, "method": jc.method,
+                 "mean_hamming": round(stats["mean"], 3), "min_hamming": stats["min"],
+                 "gap_and_norm": jc.normalise,
+                 "pretext_acc": jigsaw_accuracy_heldout(t.model, test_big, jc)}
+        add(name, lambda s, m=t.model: m.backbone, standardised=jc.normalise, extra=extra,
+            seconds=t.seconds)
+
+    rc = _scaled(pretext.RotationConfig.for_profile(exp.profile), exp.steps_scale)
+    t = pretext.pretrained_rotation(rc, progress=progress)
+    add("rotation", lambda s: t.model.backbone, seconds=t.seconds,
+        extra={"pretext_acc": pretext.rotation_accuracy(t.model, probe_te.images[:500])})
+    t = pretext.pretrained_supervised(rc, progress=progress)
+    add("supervised (upper bound)", lambda s: t.model.backbone, seconds=t.seconds)
+
+    return {
+        "experiment": dataclasses.asdict(exp),
+        "attributes": list(ATTRIBUTE_NAMES),
+        "majority_baseline": majority,
+        "rows": rows,
+    }
+
+
+def jigsaw_accuracy_heldout(model, images, config) -> float:
+    return round(pretext.jigsaw_accuracy(model, images, config), 4)
+
+
+def main(argv: list[str]) -> None:
+    tiny = len(argv) > 1 and argv[1] == "tiny"
+    exp = ProbeExperiment.tiny() if tiny else ProbeExperiment()
+    out = Path(argv[2]) if len(argv) > 2 else RESULTS
+    start = time.perf_counter()
+    result = run(exp, progress=False)
+    result["command"] = "python " + " ".join(["experiments/pretext_probes.py", *argv[1:]])
+    result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
+                         "torch": torch.__version__, "cpus": os.cpu_count(),
+                         "threads": torch.get_num_threads(),
+                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out} in {result['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
