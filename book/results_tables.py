@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-PROFILE_PATTERN = re.compile(r"profile\W{0,4}(smoke|cpu|gpu)\b", re.IGNORECASE)
+PROFILE_PATTERN = re.compile(r"\bprofile\s*[:=]?\s*'?(smoke|cpu|gpu)\b", re.IGNORECASE)
 MEASURED_HEADING = re.compile(r"^#{1,6}\s+What we measured", re.IGNORECASE | re.MULTILINE)
 ANY_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
 
@@ -116,7 +116,7 @@ def measured_markdown(root: Path) -> str:
             sections.append(f"{title}\n\nThis chapter is not written yet.")
             continue
         parts = measured_outputs(path)
-        command = f"`make execute NB=solutions/{path.stem}.md` (cpu profile)"
+        command = f"`make execute NB=solutions/{path.stem}.md` (which runs the cpu profile)"
         if parts:
             sections.append(f"{title}\n\nReproduce with {command}.\n\n" + "\n\n".join(parts))
         else:
