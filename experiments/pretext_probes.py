@@ -2,9 +2,10 @@
 
 Every model here holds the same :class:`course_lib.backbone.ConvBackbone`. We freeze it,
 extract features of ToyFaces images (``course_lib.pretext.probe_features``) and fit one
-logistic regression per attribute; the score is the mean attribute accuracy on held-out
-faces, with its spread over probe seeds (each seed fits on a different 75% subset of the
-probe training set; for random init the seed also changes the initialisation).
+logistic regression per attribute (``course_lib.metrics.linear_probe``); the score is the
+mean attribute accuracy on held-out faces, with its spread over probe seeds (each seed fits
+on a different 80% subset of the probe training set; for random init the seed also changes
+the initialisation).
 
 Rows: random init; inpainting (chapter 04); jigsaw with 10 / 100 / 1000 max-Hamming
 permutations and 100 random ones (Noroozi & Favaro 2016's permutation-count table, small);
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from course_lib import inpainting, pretext
+from course_lib.metrics import linear_probe
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces
 
 RESULTS = Path(__file__).parent / "results" / "pretext_probes.json"
@@ -55,26 +57,6 @@ class ProbeExperiment:
                    jigsaw_sets=((10, "max"), (100, "random")), jigsaw_eval=64)
 
 
-def _probe(train_f, train_y, test_f, test_y, seed: int) -> float:
-    """Mean over attributes of logistic-regression accuracy (features standardised)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    keep = rng.permutation(len(train_f))[: int(0.75 * len(train_f))]
-    scaler = StandardScaler().fit(train_f[keep])
-    xtr, xte = scaler.transform(train_f[keep]), scaler.transform(test_f)
-    accs = []
-    for a in range(train_y.shape[1]):
-        ytr = train_y[keep, a]
-        if len(np.unique(ytr)) < 2:  # a constant attribute in a tiny subset: predict it
-            accs.append(float((test_y[:, a] == ytr[0]).mean()))
-            continue
-        clf = LogisticRegression(max_iter=300, C=0.5).fit(xtr, ytr)
-        accs.append(float((clf.predict(xte) == test_y[:, a]).mean()))
-    return float(np.mean(accs))
-
-
 def _scaled(config, scale: float):
     return replace(config, steps=max(1, int(round(config.steps * scale))))
 
@@ -84,21 +66,26 @@ def run(exp: ProbeExperiment, *, progress: bool | str = False, log=print) -> dic
     size = pretext.RotationConfig.for_profile(exp.profile).image_size
     probe_tr = ToyFaces(split="val", size=exp.probe_train, image_size=size)
     probe_te = ToyFaces(split="test", size=exp.probe_test, image_size=size)
-    ytr, yte = probe_tr.labels.numpy(), probe_te.labels.numpy()
-    majority = float(np.mean([(yte[:, a] == np.bincount(ytr[:, a]).argmax()).mean()
-                              for a in range(ytr.shape[1])]))
     rows: list[dict] = []
+    chance = {}
 
-    def add(name: str, backbone_for_seed, *, standardised=False, extra=None, seconds=0.0):
-        accs = []
-        for s in exp.seeds:
-            bb = backbone_for_seed(s)
-            ftr = pretext.probe_features(bb, probe_tr.images, standardised=standardised).numpy()
-            fte = pretext.probe_features(bb, probe_te.images, standardised=standardised).numpy()
-            accs.append(_probe(ftr, ytr, fte, yte, s))
-        row = {"model": name, "probe_acc_mean": float(np.mean(accs)),
-               "probe_acc_std": float(np.std(accs)), "probe_accs": accs,
-               "train_seconds": round(seconds, 1), **(extra or {})}
+    def add(name: str, backbone_for_seed, *, standardised=False, extra=None, seconds=0.0,
+            reseed=False):
+        # reseed: a new backbone per probe seed (random init); else one backbone, seeds = subsets
+        results = []
+        for seeds in ([(s,) for s in exp.seeds] if reseed else [exp.seeds]):
+            bb = backbone_for_seed(seeds[0])
+            ftr = pretext.probe_features(bb, probe_tr.images, standardised=standardised)
+            fte = pretext.probe_features(bb, probe_te.images, standardised=standardised)
+            results.append(linear_probe(ftr, probe_tr.labels, fte, probe_te.labels, seeds=seeds,
+                                        names=ATTRIBUTE_NAMES))
+        chance.update(results[0].chance)
+        accs = [r.mean for r in results] if reseed else None
+        mean = float(np.mean(accs)) if reseed else results[0].mean
+        std = float(np.std(accs)) if reseed else results[0].std
+        per_attr = {n: float(np.mean([r.per_attribute[n][0] for r in results])) for n in ATTRIBUTE_NAMES}
+        row = {"model": name, "probe_acc_mean": mean, "probe_acc_std": std,
+               "per_attribute": per_attr, "train_seconds": round(seconds, 1), **(extra or {})}
         rows.append(row)
         log(f"{name:32s} probe {row['probe_acc_mean']:.4f} +- {row['probe_acc_std']:.4f} {extra or ''}")
 
@@ -106,7 +93,7 @@ def run(exp: ProbeExperiment, *, progress: bool | str = False, log=print) -> dic
         torch.manual_seed(seed)
         return pretext.ConvBackbone()
 
-    add("random init", random_backbone)
+    add("random init", random_backbone, reseed=True)
 
     cfg = _scaled(inpainting.InpaintConfig.for_profile(exp.profile), exp.steps_scale)
     t = inpainting.pretrained_inpainter(cfg, progress=progress)
@@ -142,7 +129,8 @@ def run(exp: ProbeExperiment, *, progress: bool | str = False, log=print) -> dic
     return {
         "experiment": dataclasses.asdict(exp),
         "attributes": list(ATTRIBUTE_NAMES),
-        "majority_baseline": majority,
+        "majority_baseline": float(np.mean(list(chance.values()))),
+        "chance": chance,
         "rows": rows,
     }
 
