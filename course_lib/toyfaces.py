@@ -39,7 +39,7 @@ __all__ = [
     "sample_attributes", "render", "attributes_to_labels", "ood_faces", "cache_dir",
 ]
 
-RENDER_VERSION = 1  # bump when the drawing changes: invalidates on-disk caches
+RENDER_VERSION = 2  # bump when the drawing changes: invalidates on-disk caches
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     skin = _col(SKIN, attrs[:, _INDEX["skin"]], dev)
     hair = _col(HAIR, attrs[:, _INDEX["hair_color"]], dev)
     style = attrs[:, _INDEX["hair_style"]].view(B, 1, 1)
-    rx = 0.40 + 0.16 * a["face_width"]                               # face half-width
+    rx = 0.36 + 0.22 * a["face_width"]                               # face half-width
     fy = 0.08                                                        # face centre (v)
 
     # Long hair falls behind the head.
@@ -275,15 +275,15 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
         cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.55, 0.12, 0.14]], device=dev).expand(B, 3))
     # Eyes: mirrored about u = 0 (|u|), white, iris clipped to the white, pupil.
     def eye(cx: float, cy: float, mirrored: bool) -> None:
-        half = 0.37 if mirrored else 0.16
-        rs, cs, u, v = cv.region(-half, half, cy - 0.12, cy + 0.12)
+        half = 0.39 if mirrored else 0.17
+        rs, cs, u, v = cv.region(-half, half, cy - 0.13, cy + 0.13)
         uu, vv = (u.abs() if mirrored else u) - cx, v - cy
         size, op = a["eye_size"], a["eye_open"]
-        white = _ellipse(uu, vv, 0.10 * size, 0.075 * size * op)
+        white = _ellipse(uu, vv, 0.115 * size, 0.085 * size * op)
         cv.paint(rs, cs, _cov(white, px), torch.ones(B, 3, device=dev))
-        iris = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.055 * size, white)
+        iris = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.068 * size, white)
         cv.paint(rs, cs, _cov(iris, px), _col(EYES, attrs[:, _INDEX["eye_color"]], dev))
-        pupil = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.024 * size, white)
+        pupil = torch.maximum(torch.sqrt(uu**2 + vv**2) - 0.026 * size, white)
         cv.paint(rs, cs, _cov(pupil, px), torch.zeros(B, 3, device=dev))
 
     if eyes:
@@ -312,10 +312,11 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     # Place the face layer: output coordinate p samples the canvas at R(-tilt)(p - c)/s.
     t, s = attrs[:, _INDEX["tilt"]], attrs[:, _INDEX["head_scale"]]
     cx, cy = attrs[:, _INDEX["head_x"]], attrs[:, _INDEX["head_y"]]
-    cos, sin = torch.cos(t) / s, torch.sin(t) / s
-    theta = torch.stack([torch.stack([cos, sin, -(cos * cx + sin * cy)], 1),
-                         torch.stack([-sin, cos, -(-sin * cx + cos * cy)], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, (B, 4, image_size, image_size), align_corners=False)
+    cos, sin = (torch.cos(t) / s).view(B, 1, 1), (torch.sin(t) / s).view(B, 1, 1)
+    p = (torch.arange(image_size, device=dev, dtype=torch.float32) + 0.5) * (2.0 / image_size) - 1
+    x = p.view(1, 1, -1) - cx.view(B, 1, 1)                         # (B, 1, S) pixel centres
+    y = p.view(1, -1, 1) - cy.view(B, 1, 1)                         # (B, S, 1)
+    grid = torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1)  # (B, S, S, 2)
     layer = F.grid_sample(cv.rgba, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False)                       # (B, 4, S, S)
     # Background: the chosen hue at the top, darker towards the bottom.
@@ -325,7 +326,7 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     return (layer[:, :3] + background * (1.0 - layer[:, 3:])).clamp_(0.0, 1.0)
 
 
-def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch_size: int = 1024,
+def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch_size: int = 256,
            mouth: bool = True, third_eye: bool = False, eyes: bool = True) -> torch.Tensor:
     """Render raw attributes (N, A) to float images (N, 3, image_size, image_size) in [0, 1].
 
