@@ -148,3 +148,11 @@ def test_bad_arguments(kwargs, match):
 def test_render_rejects_wrong_attribute_shape():
     with pytest.raises(ValueError, match="attributes must be"):
         tf.render(torch.zeros(2, 3), 32)
+
+
+def test_chunking_and_threads_do_not_change_pixels():
+    a = tf.sample_attributes(20, 2)
+    threads = torch.get_num_threads()
+    ref = tf.render(a, 32, batch_size=256)
+    assert torch.equal(tf.render(a, 32, batch_size=3), ref)
+    assert torch.get_num_threads() == threads  # the render thread pool restores the setting
