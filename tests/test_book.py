@@ -302,6 +302,23 @@ def test_search_finds_elbo_in_chapter_02(site, base_url, browser):
         page.close()
 
 
+def test_results_and_instructor_pages_show_generated_tables(site, base_url, browser):
+    page, *_ = _open(browser, base_url, "book/results.html")
+    try:
+        text = page.locator("article").inner_text()
+        for docname in CHAPTERS:
+            assert Path(docname).name in text, f"Results page does not mention {docname}"
+        assert page.locator("article table").count() >= 1, "Results page shows no table"
+    finally:
+        page.close()
+    page, *_ = _open(browser, base_url, "book/instructors.html")
+    try:
+        assert page.locator("article table").count() >= 3, "For instructors: the generated profile table is missing"
+        assert "Writing and changing the course" in page.locator("article").inner_text(), "CONTRIBUTING.md not included"
+    finally:
+        page.close()
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
