@@ -158,7 +158,7 @@ def _progress_mode(progress: bool | str) -> str:
 
 
 def _fmt(values: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+    return ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k not in ("step", "time"))
 
 
 class _Progress:

@@ -1,0 +1,273 @@
+"""Metrics that need no download: Frechet distance, precision/recall, PSNR/SSIM, probes.
+
+- :func:`frechet_distance` between two sets of feature vectors (Heusel et al. 2017, the
+  formula behind FID). :func:`domain_frechet` computes it in the feature space of the
+  ToyFaces attribute network (:mod:`course_lib.feature_net`) with a fixed sample count.
+  Always report it as a *domain-specific* Frechet distance with its ``n`` and image size
+  (:func:`frechet_label`): it is not comparable with Inception FID numbers in papers,
+  and it is biased upward for small ``n``, so only compare numbers with the same ``n``.
+- :func:`precision_recall`: the k-NN manifold estimate of Kynkaanniemi et al. (2019):
+  precision = share of generated samples inside the real manifold (fidelity), recall =
+  share of real samples inside the generated manifold (coverage).
+- :func:`psnr` / :func:`ssim` via torchmetrics, per image then averaged, optionally
+  restricted to a mask (1 = hole), which is what matters for inpainting.
+- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn) per
+  attribute; mean accuracy with a spread over seeds, and the chance level beside it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def _features(x, name: str) -> torch.Tensor:
+    x = torch.as_tensor(x).detach().cpu().double()
+    if x.dim() != 2 or x.shape[0] < 2:
+        raise ValueError(f"{name} must be (N, D) features with N >= 2, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets ``(N, D)``, ``(M, D)``.
+
+    d^2 = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})   (Heusel et al. 2017, eq. 6)
+
+    Computed in float64 with unbiased covariances (as torchmetrics does). The matrix
+    square root uses Tr (S_a S_b)^{1/2} = Tr (S_a^{1/2} S_b S_a^{1/2})^{1/2}, where the inner
+    matrix is symmetric positive semi-definite, so two symmetric eigendecompositions
+    replace scipy's general ``sqrtm`` and never return complex values.
+    """
+    a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    root_a = _sqrtm_psd(cov_a)
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
+    d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
+    return float(d2.clamp_min(0))
+
+
+def frechet_label(n: int, image_size: int) -> str:
+    """How every Frechet number in the course is labelled."""
+    return f"domain Frechet distance (ToyFaces attribute features, {image_size}px, n={n}; not Inception FID)"
+
+
+def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, net=None,
+                   seed: int = 0) -> float:
+    """Frechet distance of two image sets in the ToyFaces attribute-net feature space.
+
+    ``images_*``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; exactly ``n`` images of each
+    are used (a seeded random subset when there are more), because the estimate depends
+    on ``n``. ``net`` defaults to :func:`course_lib.feature_net.load_feature_net` at the
+    images' size.
+    """
+    for name, images in (("images_a", images_a), ("images_b", images_b)):
+        if images.dim() != 4:
+            raise ValueError(f"{name} must be (N, C, H, W) images, got shape {tuple(images.shape)}")
+        if images.shape[0] < n:
+            raise ValueError(f"{name} has {images.shape[0]} images but n={n} were asked for; "
+                             f"generate more or lower n (and compare only numbers with equal n)")
+    if n < 2:
+        raise ValueError(f"n must be >= 2, got {n}")
+    if net is None:
+        from course_lib.feature_net import load_feature_net
+        net = load_feature_net(images_a.shape[-1])
+    g = torch.Generator().manual_seed(seed)
+    pick = [x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=g)[:n]]
+            for x in (images_a, images_b)]
+    return frechet_distance(net.features(pick[0]), net.features(pick[1]))
+
+
+def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    return torch.cat([torch.cdist(a[i:i + chunk], b) for i in range(0, a.shape[0], chunk)])
+
+
+def _radii(feats: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each sample to its k-th nearest *other* sample of the same set."""
+    if feats.shape[0] <= k:
+        raise ValueError(f"need more than k={k} samples per set, got {feats.shape[0]}")
+    d = _pairwise(feats, feats)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the nearest one is the sample itself (0)
+
+
+def precision_recall(real_feats, fake_feats, *, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, eq. 1-3), k-NN manifolds.
+
+    A set's manifold is the union of balls around its samples, each with radius = the
+    distance to that sample's k-th nearest neighbour in the set. precision = share of fake
+    samples inside the real manifold; recall = share of real samples inside the fake one.
+    Returns ``{"precision": p, "recall": r}`` in [0, 1].
+    """
+    real, fake = _features(real_feats, "real_feats"), _features(fake_feats, "fake_feats")
+    r_real, r_fake = _radii(real, k), _radii(fake, k)
+    d = _pairwise(fake, real)  # (M fake, N real)
+    precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean()
+    recall = (d.T <= r_fake.unsqueeze(0)).any(dim=1).double().mean()
+    return {"precision": float(precision), "recall": float(recall)}
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None):
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"expected two (B, C, H, W) batches of the same shape, got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = x.detach().float(), y.detach().float()
+    if mask is not None:
+        if mask.dim() != 4 or mask.shape[0] != x.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != x.shape[2:]:
+            raise ValueError(f"mask must be (B, 1, H, W) = ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}), "
+                             f"got {tuple(mask.shape)}")
+        mask = mask.detach().float().to(x.device)
+        if (mask.flatten(1).sum(1) == 0).any():
+            raise ValueError("mask has an image with no hole pixels (mask is 1 = hole, 0 = known)")
+    return x, y, mask
+
+
+def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+         data_range: float = 1.0) -> float:
+    """Mean over images of PSNR = 10 log10(data_range^2 / MSE), in dB.
+
+    ``x_hat``, ``x``: ``(B, C, H, W)`` in [0, data_range]. With ``mask`` (``(B, 1, H, W)``,
+    1 = hole), the MSE is taken over the hole pixels only (all channels).
+    """
+    x_hat, x, mask = _check_pair(x_hat, x, mask)
+    if mask is None:
+        return float(peak_signal_noise_ratio(x_hat, x, data_range=data_range, dim=(1, 2, 3),
+                                             reduction="elementwise_mean"))
+    se = ((x_hat - x) ** 2 * mask).flatten(1).sum(1)          # (B,)
+    mse = se / (mask.flatten(1).sum(1) * x.shape[1])           # (B,) mean over hole pixels
+    return float((10 * torch.log10(data_range ** 2 / mse.double())).mean())
+
+
+def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+         data_range: float = 1.0, kernel_size: int = 7) -> float:
+    """Mean SSIM (Wang et al. 2004) over images; with ``mask``, averaged over the hole only.
+
+    ``kernel_size`` 7 (Gaussian, sigma 1.5) suits the course's 32-64 px images (the usual
+    11 is for photos of hundreds of pixels).
+    """
+    x_hat, x, mask = _check_pair(x_hat, x, mask)
+    if min(x.shape[-2:]) < kernel_size:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than kernel_size={kernel_size}")
+    _, full = structural_similarity_index_measure(x_hat, x, data_range=data_range, kernel_size=kernel_size,
+                                                  return_full_image=True, reduction="none")
+    smap = full.mean(1, keepdim=True)  # (B, 1, H, W) SSIM map, averaged over channels
+    if mask is None:
+        return float(smap.flatten(1).mean(1).mean())
+    return float(((smap * mask).flatten(1).sum(1) / mask.flatten(1).sum(1)).mean())
+
+
+@dataclass
+class ProbeResult:
+    """Linear-probe accuracies; ``std`` is the spread over seeds."""
+
+    mean: float                  # accuracy averaged over attributes (and seeds)
+    std: float                   # std over seeds of the attribute-averaged accuracy
+    per_attribute: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std)
+    chance: dict[str, float] = field(default_factory=dict)  # name -> majority-class rate on test
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def chance_mean(self) -> float:
+        return float(np.mean(list(self.chance.values())))
+
+    def __str__(self) -> str:
+        return (f"linear probe: {self.mean:.3f} +/- {self.std:.3f} mean accuracy over "
+                f"{len(self.per_attribute)} attribute(s), {len(self.seeds)} seeds (chance {self.chance_mean:.3f})")
+
+
+def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: Sequence[int] = (0, 1, 2),
+                 names: Sequence[str] | None = None, train_fraction: float = 0.8,
+                 C: float = 1.0, max_iter: int = 300) -> ProbeResult:
+    """Logistic regression per attribute on frozen features (standardised).
+
+    ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)`` (e.g. ToyFaces
+    ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
+    set, so the spread says how much the number moves with the data. Attributes that have
+    a single class in the training subset are predicted as that class.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    xtr = np.asarray(torch.as_tensor(train_feats).detach().cpu().double())
+    xte = np.asarray(torch.as_tensor(test_feats).detach().cpu().double())
+    ytr = np.asarray(torch.as_tensor(train_labels).cpu()).astype(np.int64)
+    yte = np.asarray(torch.as_tensor(test_labels).cpu()).astype(np.int64)
+    ytr, yte = (ytr[:, None] if ytr.ndim == 1 else ytr), (yte[:, None] if yte.ndim == 1 else yte)
+    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D, got {xtr.shape} and {xte.shape}")
+    if ytr.shape[0] != xtr.shape[0] or yte.shape[0] != xte.shape[0] or ytr.shape[1] != yte.shape[1]:
+        raise ValueError(f"labels {ytr.shape}/{yte.shape} do not match features {xtr.shape}/{xte.shape}")
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    names = list(names) if names is not None else [f"attr{i}" for i in range(ytr.shape[1])]
+    if len(names) != ytr.shape[1]:
+        raise ValueError(f"{len(names)} names for {ytr.shape[1]} label columns")
+    scaler = StandardScaler().fit(xtr)
+    xtr, xte = scaler.transform(xtr), scaler.transform(xte)
+    acc = np.zeros((len(seeds), len(names)))
+    for s, seed in enumerate(seeds):
+        rows = np.random.default_rng(seed).permutation(xtr.shape[0])[:max(2, int(train_fraction * xtr.shape[0]))]
+        for a in range(len(names)):
+            y = ytr[rows, a]
+            if np.unique(y).size < 2:
+                pred = np.full(yte.shape[0], y[0])
+            else:
+                clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(xtr[rows], y)
+                pred = clf.predict(xte)
+            acc[s, a] = float((pred == yte[:, a]).mean())
+    chance = {n: float(np.bincount(yte[:, a]).max() / yte.shape[0]) for a, n in enumerate(names)}
+    per_seed = acc.mean(1)
+    return ProbeResult(mean=float(per_seed.mean()), std=float(per_seed.std()),
+                       per_attribute={n: (float(acc[:, a].mean()), float(acc[:, a].std()))
+                                      for a, n in enumerate(names)},
+                       chance=chance, seeds=tuple(seeds))
+
+
+def corrupt_images(images: torch.Tensor, *, kind: str, strength: float, seed: int = 0) -> torch.Tensor:
+    """Damage images on purpose, to check that a metric notices (``tests/test_feature_net.py``).
+
+    ``images``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; returns float in [0, 1].
+    ``kind``: ``"noise"`` (Gaussian, std = ``strength``), ``"blur"`` (Gaussian blur,
+    sigma = ``strength`` pixels) or ``"shuffle"`` (a share ``strength`` of the images has
+    its 4x4 grid of tiles permuted at random).
+    """
+    from torchvision.transforms.functional import gaussian_blur
+
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float().clone()
+    if strength < 0:
+        raise ValueError(f"strength must be >= 0, got {strength}")
+    g = torch.Generator().manual_seed(seed)
+    if kind == "noise":
+        return (x + strength * torch.randn(x.shape, generator=g).to(x.device)).clamp(0, 1)
+    if kind == "blur":
+        if strength == 0:
+            return x
+        size = 2 * math.ceil(3 * strength) + 1
+        return gaussian_blur(x, [size, size], [strength, strength])
+    if kind == "shuffle":
+        if not 0 <= strength <= 1:
+            raise ValueError(f"shuffle strength is a share of images in [0, 1], got {strength}")
+        n, c, h, w = x.shape
+        if h % 4 or w % 4:
+            raise ValueError(f"shuffle needs H and W divisible by 4, got {h}x{w}")
+        th, tw = h // 4, w // 4
+        chosen = torch.randperm(n, generator=g)[:round(strength * n)]
+        tiles = x[chosen].reshape(-1, c, 4, th, 4, tw).permute(0, 2, 4, 1, 3, 5).reshape(-1, 16, c, th, tw)
+        perms = torch.stack([torch.randperm(16, generator=g) for _ in range(len(chosen))]) if len(chosen) else \
+            torch.zeros(0, 16, dtype=torch.long)
+        tiles = torch.gather(tiles, 1, perms.to(x.device).view(-1, 16, 1, 1, 1).expand_as(tiles))
+        x[chosen] = tiles.reshape(-1, 4, 4, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(-1, c, h, w)
+        return x
+    raise ValueError(f"kind must be 'noise', 'blur' or 'shuffle', got {kind!r}")

@@ -1,0 +1,163 @@
+"""Metric known values: Frechet (vs torchmetrics), precision/recall, PSNR/SSIM, probes."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from course_lib.metrics import (domain_frechet, frechet_distance, frechet_label, linear_probe,
+                                precision_recall, psnr, ssim)
+
+
+def _gauss(n, d, seed, shift=0.0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) * scale + shift
+
+
+def test_frechet_of_identical_sets_is_zero():
+    a = _gauss(500, 16, 0)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_known_values_for_gaussians():
+    a = _gauss(400, 8, 0)
+    # shifting every vector by c adds |c|^2 exactly (covariances unchanged)
+    shift = torch.full((8,), 0.5, dtype=torch.float64)
+    assert frechet_distance(a, a + shift) == pytest.approx(8 * 0.25, rel=1e-9)
+    # scaling by s: Tr(S + s^2 S - 2 s S) = (1 - s)^2 Tr(S)
+    cov_trace = torch.cov(a.T).trace().item()
+    assert frechet_distance(a, 3 * a) == pytest.approx(4 * cov_trace + (2 * a.mean(0)).pow(2).sum().item(), rel=1e-7)
+
+
+class _Identity(nn.Module):
+    num_features = 6
+
+    def forward(self, x):
+        return x
+
+
+def test_frechet_matches_torchmetrics_on_the_same_features():
+    a, b = _gauss(300, 6, 1), _gauss(250, 6, 2, shift=0.3, scale=1.4)
+    fid = FrechetInceptionDistance(feature=_Identity())
+    fid.update(a.float(), real=True)
+    fid.update(b.float(), real=False)
+    ours = frechet_distance(a.float(), b.float())
+    assert ours == pytest.approx(float(fid.compute()), rel=1e-4)
+
+
+def test_frechet_rejects_bad_input():
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        frechet_distance(_gauss(10, 3, 0), _gauss(10, 4, 0))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(torch.full((4, 2), float("nan")), torch.zeros(4, 2))
+
+
+class _PixelNet(nn.Module):
+    """A fixed random projection of pixels: enough to test domain_frechet's plumbing."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(3 * 16 * 16, 32)
+        self.num_features = 32
+
+    def features(self, images):
+        x = images.float() / 255 if images.dtype == torch.uint8 else images
+        return self.proj(x.flatten(1)).detach()
+
+
+def test_domain_frechet_uses_exactly_n_and_says_what_it_is():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (80, 3, 16, 16), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (50, 3, 16, 16), dtype=torch.uint8, generator=g)
+    value = domain_frechet(a, b, n=50, net=_PixelNet())
+    assert value == domain_frechet(a, b, n=50, net=_PixelNet())  # seeded subset: repeatable
+    assert value != domain_frechet(a, b, n=40, net=_PixelNet())
+    with pytest.raises(ValueError, match="has 50 images but n=60"):
+        domain_frechet(a, b, n=60, net=_PixelNet())
+    assert "not Inception FID" in frechet_label(1000, 32) and "n=1000" in frechet_label(1000, 32)
+
+
+def test_precision_recall_known_values():
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    # k=1: every real point's radius is 1. Fakes at 0.5 and 2.2 are inside, 10 is not.
+    fake = torch.tensor([[0.5], [2.2], [10.0], [10.5]])
+    pr = precision_recall(real, fake, k=1)
+    assert pr["precision"] == pytest.approx(2 / 4)
+    # fake radii (k=1): 1.7, 1.7, 0.5, 0.5 -> real 0, 1, 2, 3 are covered, 4 is not
+    assert pr["recall"] == pytest.approx(4 / 5)
+
+
+def test_precision_recall_same_distribution_high_and_collapse_low_recall():
+    real, fake = _gauss(400, 4, 0), _gauss(400, 4, 1)
+    pr = precision_recall(real, fake, k=3)
+    assert pr["precision"] > 0.8 and pr["recall"] > 0.8
+    collapsed = _gauss(400, 4, 2, scale=0.05)  # mode collapse: sharp but no coverage
+    pr = precision_recall(real, collapsed, k=3)
+    assert pr["precision"] > 0.9 and pr["recall"] < 0.2
+    with pytest.raises(ValueError, match="more than k=3"):
+        precision_recall(real[:3], fake, k=3)
+
+
+def test_psnr_against_the_formula():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 8, 8, generator=g)
+    x_hat = (x + 0.1 * torch.randn(4, 3, 8, 8, generator=g)).clamp(0, 1)
+    mse = ((x_hat - x) ** 2).flatten(1).mean(1)
+    expected = (10 * torch.log10(1.0 / mse)).mean().item()
+    assert psnr(x_hat, x) == pytest.approx(expected, rel=1e-5)
+    assert psnr(x_hat * 255, x * 255, data_range=255.0) == pytest.approx(expected, rel=1e-5)
+    full = torch.ones(4, 1, 8, 8)
+    assert psnr(x_hat, x, mask=full) == pytest.approx(expected, rel=1e-5)
+
+
+def test_psnr_in_the_hole_only():
+    x = torch.zeros(2, 3, 8, 8)
+    x_hat = x.clone()
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 4:] = 1  # bottom half is the hole
+    x_hat[:, :, 4:] = 0.1  # error only in the hole: MSE there = 0.01 -> 20 dB
+    x_hat[:, :, :4] = 0.0
+    assert psnr(x_hat, x, mask=mask) == pytest.approx(20.0, rel=1e-6)
+    assert psnr(x_hat, x) == pytest.approx(10 * math.log10(1 / 0.005), rel=1e-6)  # diluted by known half
+    with pytest.raises(ValueError, match="no hole pixels"):
+        psnr(x_hat, x, mask=torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"mask must be \(B, 1, H, W\)"):
+        psnr(x_hat, x, mask=torch.ones(2, 3, 8, 8))
+
+
+def test_ssim_identical_is_one_and_noise_lowers_it_in_the_hole():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=g)
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    mask = torch.zeros(3, 1, 16, 16)
+    mask[:, :, 8:] = 1
+    x_hat = x.clone()
+    x_hat[:, :, 12:] = torch.rand(3, 3, 4, 16, generator=g)  # damage inside the hole only
+    assert ssim(x_hat, x, mask=mask) < ssim(x_hat, x) < 1.0
+    with pytest.raises(ValueError, match="smaller than kernel_size"):
+        ssim(x[:, :, :4, :4], x[:, :, :4, :4])
+
+
+def test_linear_probe_random_labels_give_chance():
+    g = np.random.default_rng(0)
+    feats = g.normal(size=(1200, 16))
+    labels = g.integers(0, 4, size=(1200, 2))
+    result = linear_probe(feats[:800], labels[:800], feats[800:], labels[800:], seeds=(0, 1, 2))
+    assert abs(result.mean - 0.25) < 0.06
+    assert result.chance_mean < 0.32 and len(result.per_attribute) == 2
+
+
+def test_linear_probe_finds_a_linear_signal():
+    g = np.random.default_rng(1)
+    feats = g.normal(size=(600, 8))
+    labels = (feats[:, 0] > 0).astype(int)  # (N,) labels work too
+    result = linear_probe(feats[:400], labels[:400], feats[400:], labels[400:], names=["sign"])
+    assert result.mean > 0.95 and result.std < 0.05 and "sign" in result.per_attribute
+    assert "linear probe" in str(result)
+    with pytest.raises(ValueError, match="do not match"):
+        linear_probe(feats[:400], labels[:300], feats[400:], labels[400:])
