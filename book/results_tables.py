@@ -106,8 +106,8 @@ def measured_outputs(path: Path) -> list[str]:
             continue
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if "text/markdown" in data:
-                parts.append(data["text/markdown"])
+            if "text/markdown" in data:  # headings would break the page's outline
+                parts.append(re.sub(r"^#{1,6}\s+(.*)$", r"**\1**", data["text/markdown"], flags=re.M))
             elif "text/html" in data:
                 parts.append(data["text/html"])
             elif _text(output).strip():
