@@ -1,0 +1,59 @@
+"""The fusion experiment: the script runs end to end on a tiny config, and the committed
+results file covers the full grid and is current with the script's config."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "fusion.py"
+RESULTS = ROOT / "experiments" / "results" / "fusion.json"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("fusion_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_complete(result: dict, grid: dict, variants) -> None:
+    runs = result["runs"]
+    expected = {(n, v, s) for n in grid["train_sizes"] for v in variants for s in grid["seeds"]}
+    assert {(r["train_size"], r["variant"], r["seed"]) for r in runs} == expected
+    assert len(runs) == len(expected)
+    for r in runs:
+        for key in ("test_nelbo", "psnr", "frechet", "probe"):
+            assert math.isfinite(r[key]), (r, key)
+        assert 0.0 <= r["probe"] <= 1.0 and r["frechet"] >= 0 and r["test_nelbo"] > 0
+    sources = {(c["source"], c["seed"]) for c in result["cycle"]}
+    assert sources == {(s, seed) for s in ("random", "real", "generated", "mixed") for seed in grid["seeds"]}
+    assert result["command"].startswith("python experiments/fusion.py")
+    assert result["machine"]["cpu_count"] >= 1
+
+
+def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    script = _script()
+    out = tmp_path / "fusion_tiny.json"
+    script.main(["--tiny", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["spec"] == script.grid_spec(script.TINY)
+    _check_complete(result, script.TINY, script.fusion.VARIANTS)
+    assert list((tmp_path / "cache" / "fusion_grid").glob("*/vae_init+joint_48_0.pt"))  # weights cached
+
+
+def test_committed_results_cover_the_grid_and_are_current():
+    assert RESULTS.exists(), "run `python experiments/fusion.py` and commit experiments/results/fusion.json"
+    result = json.loads(RESULTS.read_text())
+    script = _script()
+    assert result["spec"] == script.grid_spec(script.FULL), (
+        "experiments/results/fusion.json was produced with another config than the script's FULL "
+        "grid: rerun `python experiments/fusion.py` and commit the file")
+    assert list(script.FULL["train_sizes"]) == [500, 2000, 10000] and len(script.FULL["seeds"]) == 3
+    _check_complete(result, script.FULL, script.fusion.VARIANTS)
