@@ -116,3 +116,26 @@ def test_configs():
     smoke = JigsawConfig.for_profile("smoke")
     assert smoke.image_size % smoke.grid == 0 and smoke.steps < 20
     assert RotationConfig.for_profile("cpu").image_size == 32
+
+
+def test_probe_experiment_tiny(tmp_path, monkeypatch):
+    """experiments/pretext_probes.py runs end to end on a tiny config and writes its rows."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    path = pathlib.Path(__file__).parents[1] / "experiments" / "pretext_probes.py"
+    spec = importlib.util.spec_from_file_location("pretext_probes", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "pretext_probes", mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    exp = mod.ProbeExperiment(profile="smoke", probe_train=40, probe_test=20, seeds=(0,),
+                              jigsaw_sets=((10, "max"),), shortcut_ablation=False, jigsaw_eval=16)
+    result = mod.run(exp, log=lambda *a: None)
+    names = [r["model"] for r in result["rows"]]
+    assert names == ["random init", "inpainting (ch04)", "jigsaw 10 max-Hamming", "rotation",
+                     "supervised (upper bound)"]
+    for r in result["rows"]:
+        assert 0.0 <= r["probe_acc_mean"] <= 1.0 and set(r["per_attribute"]) == set(result["attributes"])
+    assert 0.0 <= result["rows"][2]["pretext_acc"] <= 1.0
