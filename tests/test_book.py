@@ -101,6 +101,18 @@ def test_toc_lists_the_eight_chapters_and_the_book_pages():
     assert TOC[0] == "book/intro" and TOC[-3:] == ["book/instructors", "book/results", "book/references"]
 
 
+def test_book_config_builds_what_the_course_promises():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "book.yml").read_text(encoding="utf-8"))
+    assert config["only_build_toc_files"] is True
+    assert {"solutions/*.md", "chapters/**", ".venv", "_build"} <= set(config["exclude_patterns"])
+    assert config["execute"]["execute_notebooks"] == "force"  # make book runs every chapter
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["html"]["use_repository_button"] is True
+    assert config["bibtex_bibfiles"] == ["book/references.bib"]
+
+
 def test_colab_links_derive_from_the_repository_url():
     from course_lib.colab import github_parts, raw_url
 
