@@ -53,7 +53,7 @@ class GANConfig:
     clip: float = 0.01           # weight-clipping bound c (Arjovsky et al. 2017)
     batch_size: int = 64         # images per discriminator step
     steps: int = 500             # discriminator steps (calls of the step function)
-    train_images: int = 4096     # ToyFaces images in the training set
+    train_images: int = 6000     # ToyFaces training images (the chapter-02 VAE's set)
     seed: int = 0                # seeds data order, noise and initial weights
 
     def __post_init__(self) -> None:
@@ -68,12 +68,13 @@ class GANConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None, **overrides) -> "GANConfig":
-        """Sizes per profile: smoke = seconds, cpu = about a minute per model, gpu = DCGAN-64."""
+        """Sizes per profile (image sizes and data match the chapter-02 VAE's, so they compare):
+        smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64."""
         profile = resolve_profile(name)
         base = {
-            "smoke": dict(image_size=32, width=8, batch_size=16, steps=6, train_images=128),
-            "cpu": dict(image_size=32, width=32, batch_size=64, steps=500, train_images=4096),
-            "gpu": dict(image_size=64, width=64, batch_size=128, steps=5000, train_images=50000),
+            "smoke": dict(image_size=16, width=8, batch_size=16, steps=6, train_images=256),
+            "cpu": dict(image_size=32, width=32, batch_size=64, steps=500, train_images=6000),
+            "gpu": dict(image_size=64, width=64, batch_size=128, steps=5000, train_images=30000),
         }[profile]
         assert set(PROFILES) == {"smoke", "cpu", "gpu"}
         return cls(**{**base, **overrides})
