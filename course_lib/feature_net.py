@@ -138,8 +138,11 @@ def attribute_accuracy(net: AttributeNet, images: torch.Tensor, labels: torch.Te
 
 
 def build_feature_net(config: FeatureNetConfig) -> AttributeNet:
-    return AttributeNet(image_size=config.image_size, width=config.width,
-                        feature_dim=config.feature_dim)
+    """An untrained net, initialised from ``config.seed`` (global RNG state untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return AttributeNet(image_size=config.image_size, width=config.width,
+                            feature_dim=config.feature_dim)
 
 
 def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: bool | str = "auto") -> History:

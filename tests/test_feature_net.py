@@ -8,8 +8,8 @@ from course_lib.feature_net import AttributeNet, FeatureNetConfig, feature_net_h
 from course_lib.metrics import corrupt_images, domain_frechet, frechet_distance
 from course_lib.toyfaces import ATTRIBUTES, ToyFaces
 
-TINY = FeatureNetConfig(image_size=16, width=16, feature_dim=32, n_train=1024, n_val=256, steps=80,
-                        batch_size=64, lr=3e-3)
+TINY = FeatureNetConfig(image_size=16, width=8, feature_dim=32, n_train=512, n_val=256, steps=60,
+                        batch_size=32, lr=5e-3)
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,6 @@ def tiny_net(tmp_path_factory):
     mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
     mp.setenv("COURSE_PROGRESS", "none")
     fn._LOADED.clear()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     net = load_feature_net(16, config=TINY, device="cpu")
     yield net
     mp.undo()
@@ -45,8 +44,8 @@ def test_config_for_profiles():
 
 def test_trains_learns_and_caches(tiny_net, monkeypatch):
     last = feature_net_history(tiny_net)[-1]
-    # background colour (6 classes) and hat (2) are easy: far above chance after 80 steps
-    assert last["val_acc/background"] > 0.6 and last["val_acc/hat"] > 0.8
+    # after 60 tiny steps: the hat (25% of faces) is easy (chance 0.75)
+    assert last["val_acc/hat"] > 0.85 and last["val_acc_mean"] > 0.35
     first_loss = feature_net_history(tiny_net)[0]["loss"]
     assert feature_net_history(tiny_net)[-2]["loss"] < first_loss
     assert load_feature_net(16, config=TINY, device="cpu") is tiny_net  # in-process memo
@@ -70,12 +69,18 @@ def test_torchmetrics_fid_with_our_net_agrees(tiny_net):
     assert ours == pytest.approx(float(fid.compute()), rel=1e-3)
 
 
-@pytest.mark.parametrize("kind,strengths", [("noise", [0.0, 0.05, 0.15, 0.4]),
-                                            ("blur", [0.0, 0.6, 1.2, 2.5]),
+@pytest.mark.parametrize("kind,strengths", [("noise", [0.0, 0.1, 0.25, 0.5]),
+                                            ("blur", [0.0, 0.8, 1.6, 3.2]),
                                             ("shuffle", [0.0, 0.25, 0.5, 1.0])])
 def test_domain_frechet_grows_with_corruption(tiny_net, kind, strengths):
-    real = ToyFaces(split="test", size=300, image_size=16, seed=0).images
-    other = ToyFaces(split="val", size=300, image_size=16, seed=0).images
-    values = [domain_frechet(real, corrupt_images(other, kind=kind, strength=s), n=300, net=tiny_net)
+    real = ToyFaces(split="test", size=200, image_size=16, seed=0).images
+    other = ToyFaces(split="val", size=200, image_size=16, seed=0).images
+    # the same faces, damaged more and more: the distance must grow strictly from 0
+    values = [domain_frechet(real, corrupt_images(real, kind=kind, strength=s), n=200, net=tiny_net)
               for s in strengths]
-    assert values == sorted(values) and values[-1] > 2 * values[0], values
+    assert values[0] == pytest.approx(0.0, abs=1e-6)
+    assert all(a < b for a, b in zip(values, values[1:])), values
+    # and strong damage stands out above the sampling floor of two clean sets of n=200
+    floor = domain_frechet(real, other, n=200, net=tiny_net)
+    damaged = domain_frechet(real, corrupt_images(other, kind=kind, strength=strengths[-1]), n=200, net=tiny_net)
+    assert damaged > 2 * floor, (floor, damaged)
