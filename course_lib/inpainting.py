@@ -14,7 +14,7 @@ network has to beat, one training step, and ``pretrained_inpainter(profile)`` wh
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np

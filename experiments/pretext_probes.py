@@ -61,7 +61,8 @@ def _scaled(config, scale: float):
     return replace(config, steps=max(1, int(round(config.steps * scale))))
 
 
-def run(exp: ProbeExperiment, *, progress: bool | str = False, log=print) -> dict:
+def run(exp: ProbeExperiment, *, progress: bool | str = False, log=None) -> dict:
+    log = log or (lambda *a: print(*a, flush=True))
     torch.set_num_threads(min(2, torch.get_num_threads()))
     size = pretext.RotationConfig.for_profile(exp.profile).image_size
     probe_tr = ToyFaces(split="val", size=exp.probe_train, image_size=size)
@@ -140,6 +141,9 @@ def jigsaw_accuracy_heldout(model, images, config) -> float:
 
 
 def main(argv: list[str]) -> None:
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # lbfgs at max_iter: fine for a probe
     tiny = len(argv) > 1 and argv[1] == "tiny"
     exp = ProbeExperiment.tiny() if tiny else ProbeExperiment()
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
