@@ -27,6 +27,7 @@ from torch import nn
 
 from .backbone import ConvBackbone
 from .profiles import choose
+from .toyfaces import RENDER_VERSION
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -290,6 +291,7 @@ class VAEConfig:
     steps: int = 1200                          # optimisation steps
     train_size: int = 6000                     # ToyFaces training images
     seed: int = 0                              # init, data order and data seed
+    data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "VAEConfig":
