@@ -1,12 +1,13 @@
 """Proof that ToyFaces attributes are visible in the pixels: a small CNN learns them.
 
 Run: ``.venv/bin/python bench/attribute_classifier.py [image_size] [steps]``
-(default 32 px, 1500 steps of batch 128: about a minute on 2 idle CPU cores). Writes
+(default 32 px, 1500 steps of batch 64: about a minute on an idle CPU core). Writes
 bench/results/attribute_classifier_<size>.txt with per-attribute test accuracy next to the
 majority-class baseline (continuous attributes are scored on their 3 bins, ``ds.labels``).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,28 +16,32 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from course_lib.backbone import ConvBackbone  # noqa: E402
 from course_lib.toyfaces import ATTRIBUTES, ToyFaces  # noqa: E402
 
 
 class AttributeNet(nn.Module):
-    """(B, 3, S, S) in [0, 1] -> one logit vector per attribute (list of (B, num_classes))."""
+    """The course's shared ConvBackbone plus one linear head per attribute.
+
+    (B, 3, S, S) in [0, 1] -> list of (B, num_classes) logits, one per attribute.
+    """
 
     def __init__(self, *, image_size: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 32, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),      # (B, 32, S/2, S/2)
-            nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),     # (B, 64, S/4, S/4)
-            nn.Conv2d(64, 128, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),    # (B, 128, S/8, S/8)
-            nn.Flatten(), nn.Linear(128 * (image_size // 8) ** 2, 256), nn.ReLU())
+        self.backbone = ConvBackbone()                                  # (B, 128, S/8, S/8)
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(128 * (image_size // 8) ** 2, 256),
+                                  nn.ReLU())
         self.heads = nn.ModuleList(nn.Linear(256, a.num_classes) for a in ATTRIBUTES)
 
     def forward(self, x):
-        h = self.body(x)
+        h = self.neck(self.backbone(x))
         return [head(h) for head in self.heads]
 
 
-def main(image_size: int = 32, steps: int = 1500, batch: int = 128) -> str:
-    torch.set_num_threads(2)
+def main(image_size: int = 32, steps: int = 1500, batch: int = 64) -> str:
+    # One intra-op thread: on a shared 2-core machine, two threads spend most of their time
+    # waiting for each other; set BENCH_THREADS=2 on an idle one.
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     torch.manual_seed(0)
     train = ToyFaces(split="train", size=20_000, image_size=image_size)
     test = ToyFaces(split="test", size=2_000, image_size=image_size)
@@ -54,13 +59,17 @@ def main(image_size: int = 32, steps: int = 1500, batch: int = 128) -> str:
         loss.backward()
         opt.step()
         sched.step()
+        if (step + 1) % 250 == 0:
+            print(f"step {step + 1}/{steps} loss {loss.item():.3f} "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
         logits = [torch.cat(parts) for parts in zip(*(net(x.float() / 255.0)
                                                      for x in test.images.split(500)))]
     lines = [f"attribute classifier, {image_size}px, {steps} steps x batch {batch}, "
-             f"train {len(train)} / test {len(test)} images, {seconds:.0f} s training",
+             f"train {len(train)} / test {len(test)} images, {seconds:.0f} s training "
+             f"({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f})",
              f"{'attribute':<12} {'kind':<12} {'classes':>7} {'accuracy':>9} {'majority':>9}"]
     accs = []
     for j, a in enumerate(ATTRIBUTES):
