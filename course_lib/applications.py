@@ -133,7 +133,7 @@ def discriminator_scores(discriminator: nn.Module, images: torch.Tensor, *,
 class AugmentConfig:
     real_size: int = 200          # N real labelled images (small N: where augmentation could help)
     generated_size: int = 200     # generated images added, labelled by the attribute network
-    steps: int = 300              # classifier steps (the same with and without generated data)
+    steps: int = 250              # classifier steps (the same with and without generated data)
     batch_size: int = 64          # images per step
     lr: float = 2e-3              # Adam
     seeds: tuple[int, ...] = (0, 1)  # classifier seeds; mean and spread are reported
