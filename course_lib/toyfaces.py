@@ -40,7 +40,7 @@ __all__ = [
     "sample_attributes", "render", "attributes_to_labels", "ood_faces", "cache_dir",
 ]
 
-RENDER_VERSION = 2  # bump when the drawing changes: invalidates on-disk caches
+RENDER_VERSION = 3  # bump when the drawing changes: invalidates on-disk caches
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,10 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     shade = 1.0 + 0.25 * a["light"] * (u / rx).clamp(-1, 1) - 0.08
     color = (skin[:, :, None, None] * shade.unsqueeze(1)).clamp(0, 1)
     cv.paint(rs, cs, _cov(face, px), color)
-    # Beard: the lower face in hair colour.
+    # Beard: the lower face in hair colour, leaving the mouth area bare (smile stays visible).
     rs, cs, u, v = cv.region(-0.62, 0.62, 0.18, 0.74)
     d = torch.maximum(_ellipse(u, v - fy, rx + 0.02, 0.64), 0.24 - v)
+    d = torch.maximum(d, -_ellipse(u, v - 0.36, 0.27, 0.14))
     cv.paint(rs, cs, _cov(d, px) * (a["beard"] > 0.5), hair * 0.9)
     # Nose: a darker small ellipse.
     rs, cs, u, v = cv.region(-0.06, 0.06, 0.08, 0.24)
@@ -269,11 +270,11 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     if mouth:
         rs, cs, u, v = cv.region(-0.22, 0.22, 0.22, 0.52)
         w, s = 0.17, a["smile"]
-        curve = 0.36 + 0.09 * s * (1.0 - 2.0 * (u / w) ** 2)
-        slope = -0.36 * s * u / w**2
-        d = (v - curve).abs() / torch.sqrt(1 + slope**2) - 0.028
+        curve = 0.36 + 0.11 * s * (1.0 - 2.0 * (u / w) ** 2)
+        slope = -0.44 * s * u / w**2
+        d = (v - curve).abs() / torch.sqrt(1 + slope**2) - 0.032
         d = torch.maximum(d, u.abs() - w)
-        cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.55, 0.12, 0.14]], device=dev).expand(B, 3))
+        cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.50, 0.08, 0.12]], device=dev).expand(B, 3))
     # Eyes: mirrored about u = 0 (|u|), white, iris clipped to the white, pupil.
     def eye(cx: float, cy: float, mirrored: bool) -> None:
         half = 0.39 if mirrored else 0.17
