@@ -125,7 +125,8 @@ def make_masks(kind: str, *, batch: int, image_size: int, coverage: float = 0.25
     ``coverage`` in (0, 1) is the target fraction of hole pixels: exact up to rounding for
     ``center`` and ``half``; for ``blocks``/``freeform`` shapes are added until it is reached
     (so it is met or slightly exceeded, typically within +0.1). ``side`` only matters for
-    ``half``. Same ``seed`` -> same masks, on any ``device``.
+    ``half``. Same ``seed`` -> same masks, on any ``device`` (no seed and no generator means
+    seed 0: pass a ``generator`` in a training loop to get new masks every step).
     """
     if kind not in MASK_KINDS:
         raise ValueError(f"unknown mask kind {kind!r}; expected one of {MASK_KINDS}")
