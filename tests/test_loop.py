@@ -143,3 +143,33 @@ def test_continuing_with_a_history_appends():
     history = train(step, loader, budget=Budget(steps=6), progress=False, history=history)
     assert [r["step"] for r in history.records] == [1, 2, 3, 4, 5, 6]
     assert isinstance(history, History)
+
+
+class _FakeHandle:
+    def __init__(self, log, obj):
+        self.log = log
+        log.append(("display", obj))
+
+    def update(self, obj, **kwargs):
+        self.log.append(("update", obj))
+
+
+def test_jupyter_live_line_and_plot_keep_only_their_final_state(monkeypatch):
+    import IPython.display
+
+    from course_lib import loop
+    log = []
+    monkeypatch.setattr(loop, "_in_jupyter", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: _FakeHandle(log, obj))
+    step, _ = _counting_step()
+    train(step, _loader(), budget=Budget(steps=6), every=3, live_plot=True, desc="gan")
+    texts = [obj["text/plain"] for kind, obj in log if isinstance(obj, dict)]
+    figures = [obj for kind, obj in log if not isinstance(obj, dict)]
+    assert texts[0] == "gan: starting" and texts[-1].startswith("gan: 6 steps (to step 6)")
+    assert len(figures) == 2  # at steps 3 and 6: one display, then one update in place
+    assert sum(1 for kind, obj in log if kind == "display") == 2  # one text line, one figure
+
+
+def test_live_plot_is_a_noop_outside_jupyter():
+    from course_lib.loop import LivePlot
+    LivePlot()(1, History(records=[{"step": 1, "loss": 1.0}]))  # no display, no error
