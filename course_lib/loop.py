@@ -236,7 +236,13 @@ def _batches(loader: Iterable, start_step: int) -> Iterator:
 
 def _to_float(step: int, metrics: Mapping[str, Any]) -> dict:
     out = {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"step_fn must return a dict of scalars like {{'loss': loss.detach()}}, "
+                        f"got {type(metrics).__name__} at step {step}")
     for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            raise ValueError(f"step_fn returned {key!r} with shape {tuple(value.shape)} at step {step}; "
+                             f"return scalars (e.g. loss.detach() or loss.item())")
         value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
         if not math.isfinite(value):
             raise DivergenceError(

@@ -107,6 +107,13 @@ def test_inf_is_caught_too():
               progress=False)
 
 
+def test_step_fn_must_return_scalars():
+    with pytest.raises(TypeError, match="dict of scalars"):
+        train(lambda b: 1.0, _loader(), budget=Budget(steps=2), progress=False)
+    with pytest.raises(ValueError, match=r"'loss' with shape \(8,\) at step 1"):
+        train(lambda b: {"loss": b.flatten(1).mean(1)}, _loader(), budget=Budget(steps=2), progress=False)
+
+
 def test_keyboard_interrupt_returns_history_and_keeps_checkpoint(tmp_path, capsys):
     model = torch.nn.Linear(2, 1)
     ckpt = Checkpoint(tmp_path / "run.pt", models=model, every=5)
