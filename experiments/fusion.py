@@ -15,7 +15,7 @@ scored by a linear probe (and a random backbone as the floor).
 
 Usage (from the repository root):
     python experiments/fusion.py           # full grid -> experiments/results/fusion.json
-    python experiments/fusion.py --tiny    # seconds; writes experiments/results/fusion_tiny.json
+    python experiments/fusion.py --tiny    # seconds; writes fusion_tiny.json to the temp folder
 
 Trained weights are cached under ``<COURSE_CACHE>/fusion_grid/<config hash>/``, so a
 rerun (e.g. after a metric changes) only re-evaluates.
@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     grid = TINY if args.tiny else FULL
-    out = args.out or RESULTS / ("fusion_tiny.json" if args.tiny else "fusion.json")
+    out = args.out or (Path(tempfile.gettempdir()) / "fusion_tiny.json" if args.tiny else RESULTS / "fusion.json")
     result = run(grid, out, train_only=args.train_only, seeds=args.seeds)
     if result is None:
         return
