@@ -40,7 +40,7 @@ __all__ = [
     "sample_attributes", "render", "attributes_to_labels", "ood_faces", "cache_dir",
 ]
 
-RENDER_VERSION = 3  # bump when the drawing changes: invalidates on-disk caches
+RENDER_VERSION = 4  # bump when the drawing changes: invalidates on-disk caches
 
 
 @dataclass(frozen=True)
@@ -261,18 +261,18 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     # Beard: the lower face in hair colour, leaving the mouth area bare (smile stays visible).
     rs, cs, u, v = cv.region(-0.62, 0.62, 0.18, 0.74)
     d = torch.maximum(_ellipse(u, v - fy, rx + 0.02, 0.64), 0.24 - v)
-    d = torch.maximum(d, -_ellipse(u, v - 0.36, 0.27, 0.14))
+    d = torch.maximum(d, -_ellipse(u, v - 0.36, 0.31, 0.16))
     cv.paint(rs, cs, _cov(d, px) * (a["beard"] > 0.5), hair * 0.9)
     # Nose: a darker small ellipse.
     rs, cs, u, v = cv.region(-0.06, 0.06, 0.08, 0.24)
     cv.paint(rs, cs, _cov(_ellipse(u, v - 0.16, 0.04, 0.06), px), skin * 0.78)
     # Mouth: a thick parabola, centre lowered and corners raised by a positive smile.
     if mouth:
-        rs, cs, u, v = cv.region(-0.22, 0.22, 0.22, 0.52)
-        w, s = 0.17, a["smile"]
-        curve = 0.36 + 0.11 * s * (1.0 - 2.0 * (u / w) ** 2)
-        slope = -0.44 * s * u / w**2
-        d = (v - curve).abs() / torch.sqrt(1 + slope**2) - 0.032
+        rs, cs, u, v = cv.region(-0.26, 0.26, 0.18, 0.54)
+        w, s = 0.21, a["smile"]
+        curve = 0.36 + 0.13 * s * (1.0 - 2.0 * (u / w) ** 2)
+        slope = -0.52 * s * u / w**2
+        d = (v - curve).abs() / torch.sqrt(1 + slope**2) - 0.034
         d = torch.maximum(d, u.abs() - w)
         cv.paint(rs, cs, _cov(d, px), torch.tensor([[0.50, 0.08, 0.12]], device=dev).expand(B, 3))
     # Eyes: mirrored about u = 0 (|u|), white, iris clipped to the white, pupil.
