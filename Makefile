@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 PROFILE ?=
 # Trained models and rendered data sets are cached here (delete it to start over).
 export COURSE_CACHE ?= $(CURDIR)/.cache/course_lib
-export MPLBACKEND ?= Agg
+# Notebooks must render figures inline (an inherited MPLBACKEND=Agg would drop every plt.show()).
+export MPLBACKEND := module://matplotlib_inline.backend_inline
 NBVAL := --nbval-lax --nbval-cell-timeout=900 --sanitize-with tests/nbval_sanitize.cfg -p no:randomly
 
 .PHONY: help install test test-unit test-notebooks test-book book lab chapters sync execute bench clean
@@ -29,7 +30,7 @@ install: $(STAMP) ## create .venv and install the course (editable) with test/bo
 test: test-unit test-notebooks test-book ## unit tests, nbval on chapters/ and solutions/ (smoke), the book in a browser
 
 test-unit: $(STAMP) ## unit and checker tests only
-	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests --ignore=tests/test_book.py
+	COURSE_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --ignore=tests/test_book.py
 
 test-notebooks: $(STAMP) ## nbval over every notebook in chapters/ and solutions/ (smoke profile)
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest $(NBVAL) chapters solutions
