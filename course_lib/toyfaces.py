@@ -424,7 +424,8 @@ class ToyFaces(Dataset):
         overrides: fixed attribute values, e.g. ``{"smile": 1.0}`` or ``{"skin": "green"}``.
         cache: keep a copy on disk (``cache_dir()``) so the next load takes milliseconds.
         device: where to render (default: CUDA when available, else CPU); the stored
-            tensors always live on the CPU.
+            tensors always live on the CPU. GPU float rounding can move a few pixels by
+            1/255 relative to the CPU; the exact-determinism guarantee is for the CPU.
     """
 
     ATTRIBUTES = ATTRIBUTES
