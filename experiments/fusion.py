@@ -146,8 +146,9 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
                                 lambda: fusion.pretrain_inpainter(data, cfg, seed=seed))
             if train_only:
                 continue
-            acc = probe_accuracy(probe_features(net.backbone, probe_set.images), probe_set.labels,
-                                 probe_features(net.backbone, test_set.images), test_set.labels)
+            # pool=1 (128 features): with pool=2 (512) one probe took ~8 min on a loaded CPU
+            acc = probe_accuracy(probe_features(net.backbone, probe_set.images, pool=1), probe_set.labels,
+                                 probe_features(net.backbone, test_set.images, pool=1), test_set.labels)
             cycle.append({"source": name, "seed": seed, "real_images": 0 if data is None else n,
                           "generated_images": {"generated": m, "mixed": m}.get(name, 0), "probe": acc})
             print(f"[{time.time() - start:7.0f}s] cycle seed={seed} {name:9s} probe={acc:.3f}", flush=True)
