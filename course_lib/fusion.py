@@ -182,9 +182,8 @@ VARIANTS = ("baseline", "init", "joint", "init+joint")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    image_size: int = 16          # square images; 16 px so that the 36-run grid fits ~35 min
-                                  # on a shared 2-core CPU (32 px costs 4x; measured, see
-                                  # experiments/fusion.py)
+    image_size: int = 16          # square images; 16 px so that the 36-run grid fits about an
+                                  # hour of a shared 2-core CPU (32 px costs about 4x per step)
     latent_dim: int = 16          # size of z
     batch_size: int = 32          # images per step
     steps: int = 300              # VAE (or joint) steps: the same for every variant and size
