@@ -22,18 +22,12 @@ import math
 
 import torch
 
+from .runtime import seeded_generator
+
 __all__ = ["MASK_KINDS", "SIDES", "make_masks", "apply_mask", "mask_coverage"]
 
 MASK_KINDS = ("center", "blocks", "half", "freeform")
 SIDES = ("top", "bottom", "left", "right")
-
-
-def _generator(seed, generator) -> torch.Generator:
-    if generator is not None:
-        return generator
-    g = torch.Generator()
-    g.manual_seed(0 if seed is None else int(seed))
-    return g
 
 
 def mask_coverage(mask: torch.Tensor) -> torch.Tensor:
@@ -141,7 +135,7 @@ def make_masks(kind: str, *, batch: int, image_size: int, coverage: float = 0.25
         return _center(batch, image_size, coverage, device)
     if kind == "half":
         return _half(batch, image_size, coverage, side, device)
-    g = _generator(seed, generator)
+    g = seeded_generator(seed, generator)
     if kind == "blocks":
         return _blocks(batch, image_size, coverage, g, device)
     return _freeform(batch, image_size, coverage, g, device)

@@ -167,6 +167,16 @@ def autocast(rt: Runtime) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=rt.device.type, dtype=rt.amp_dtype)
 
 
+def seeded_generator(seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator:
+    """The CPU generator a seeded data helper draws from: ``generator`` if given, else a new
+    one seeded with ``seed`` (0 when ``None``), so masks and tiles repeat exactly."""
+    if generator is not None:
+        return generator
+    g = torch.Generator()
+    g.manual_seed(0 if seed is None else int(seed))
+    return g
+
+
 def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     """Seed Python, NumPy and torch (all devices). Returns ``seed``.
 

@@ -22,16 +22,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .runtime import seeded_generator
+
 __all__ = ["make_tiles", "hamming_permutations", "permutation_stats", "shuffle_tiles",
            "unshuffle_tiles", "assemble_tiles"]
-
-
-def _generator(seed, generator) -> torch.Generator:
-    if generator is not None:
-        return generator
-    g = torch.Generator()
-    g.manual_seed(0 if seed is None else int(seed))
-    return g
 
 
 def make_tiles(images: torch.Tensor, *, grid: int = 3, tile_size: int | None = None,
@@ -60,7 +54,7 @@ def make_tiles(images: torch.Tensor, *, grid: int = 3, tile_size: int | None = N
     t = cell - max(1, cell // 7) if tile_size is None else int(tile_size)
     if not 0 < t <= cell:
         raise ValueError(f"tile_size must be in [1, {cell}] (the cell size), got {tile_size!r}")
-    g = _generator(seed, generator)
+    g = seeded_generator(seed, generator)
     N = grid * grid
     cells = images.reshape(B, C, grid, cell, grid, cell).permute(0, 2, 4, 1, 3, 5)
     cells = cells.reshape(B, N, C, cell, cell)                            # (B, N, C, cell, cell)
