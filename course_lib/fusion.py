@@ -177,17 +177,20 @@ def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Ten
 # Does the fusion "greatly improve performance and data efficiency" (article 3.3)? One
 # run = one VAE trained on ``train_size`` real images under one of four variants, with the
 # same step budget; experiments/fusion.py runs the grid, chapter 06 runs one cell live.
-VARIANTS = ("baseline", "init", "joint", "init+joint")
+# "baseline+steps" is the compute-matched control: the baseline given the pretraining's
+# steps as extra VAE steps, so a lead of "+init" cannot be a mere head start.
+VARIANTS = ("baseline", "init", "joint", "init+joint", "baseline+steps")
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    image_size: int = 16          # square images; 16 px so that the 36-run grid fits about an
-                                  # hour of a shared 2-core CPU (32 px costs about 4x per step)
-    latent_dim: int = 16          # size of z
+    image_size: int = 32          # square images, as chapters 02-05 use under the cpu profile
+    latent_dim: int = 32          # size of z (chapter 02's cpu VAE)
     batch_size: int = 32          # images per step
-    steps: int = 300              # VAE (or joint) steps: the same for every variant and size
-    pretrain_steps: int = 300     # inpainting pretraining steps (the "+init" variants)
+    steps: int = 600              # VAE (or joint) steps: the same for every variant and size;
+                                  # 19,200 images seen = 38 passes over N=500, 2 over N=10000
+    pretrain_steps: int = 300     # inpainting pretraining steps (the "+init" variants), also
+                                  # the extra steps of the compute-matched "baseline+steps"
     lr: float = 2e-3              # Adam, for pretraining and VAE training
     lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint"); the
                                   # squared error's gradient is at most 1/4 of BCE's per pixel
@@ -201,7 +204,7 @@ class FusionConfig:
     def for_profile(cls, name: str | None = None) -> "FusionConfig":
         """smoke: a handful of steps; cpu: the committed grid's config; gpu: 64x64, longer."""
         return choose(
-            smoke=cls(latent_dim=8, batch_size=16, steps=8, pretrain_steps=8,
+            smoke=cls(image_size=16, latent_dim=8, batch_size=16, steps=8, pretrain_steps=8,
                       test_size=64, probe_size=64, n_samples=64),
             cpu=cls(),
             gpu=cls(image_size=64, latent_dim=64, batch_size=128, steps=3000, pretrain_steps=3000,
@@ -237,7 +240,8 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
 
     "init" variants need ``pretrained`` (an InpaintingNet trained on the *same* images:
     the same real-data budget). "init" copies its backbone into the VAE encoder
-    (fine-tuned); "init+joint" starts the whole inpainting side from it. ``lam``
+    (fine-tuned); "init+joint" starts the whole inpainting side from it;
+    "baseline+steps" trains the plain VAE for ``steps + pretrain_steps`` steps. ``lam``
     overrides ``config.lam`` for the joint variants. Returns (VAE in eval mode, logs).
     """
     if variant not in VARIANTS:
@@ -252,13 +256,14 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
         transfer_backbone(pretrained, vae)
     elif variant == "init+joint":
         model.inpainter.load_state_dict(pretrained.state_dict())  # backbone shared with the VAE
-    weight = 0.0 if variant in ("baseline", "init") else (config.lam if lam is None else lam)
+    weight = 0.0 if variant in ("baseline", "init", "baseline+steps") else (config.lam if lam is None else lam)
+    steps = config.steps + (config.pretrain_steps if variant == "baseline+steps" else 0)
     params = vae.parameters() if weight == 0 else model.parameters()
     optimizer = torch.optim.Adam(params, lr=config.lr)
     loader = DeviceLoader(images, batch_size=config.batch_size, device=dev, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
     logs = [joint_step(model, optimizer, x, _masks(config, g, dev), lam=weight)
-            for _, x in zip(range(config.steps), loader.batches())]
+            for _, x in zip(range(steps), loader.batches())]
     return vae.eval(), logs
 
 

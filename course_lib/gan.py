@@ -338,3 +338,34 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
     out = torch.cat([generator(z[i:i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)])
     generator.train(was_training)
     return out
+
+
+def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
+                   retrain: bool = False):
+    """Chapter 03's GAN for ``config`` (default: ``GANConfig.for_profile()``), trained once on
+    the first ``config.train_images`` ToyFaces training images with :func:`make_step` and
+    cached by :func:`course_lib.checkpoint.load_or_train` under the name ``gan_ch07``.
+    Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
+    ``{"generator": ..., "discriminator": ...}``, both in eval mode."""
+    from .checkpoint import load_or_train
+    from .loop import Budget, train
+    from .runtime import DeviceLoader, seed_everything
+    from .toyfaces import ToyFaces
+
+    config = config or GANConfig.for_profile()
+
+    def train_gan(models, cfg):
+        seed_everything(cfg.seed)
+        generator, discriminator = models["generator"], models["discriminator"]
+        opt_g, opt_d = make_optimizers(generator, discriminator, cfg)
+        images = ToyFaces(split="train", size=cfg.train_images, image_size=cfg.image_size).images
+        device = next(generator.parameters()).device
+        loader = DeviceLoader(images, batch_size=cfg.batch_size, device=device, seed=cfg.seed)
+        return train(make_step(generator, discriminator, opt_g, opt_d, cfg), loader,
+                     budget=Budget(steps=cfg.steps), progress=progress, desc=f"GAN {cfg.loss}")
+
+    trained = load_or_train("gan_ch07", train_gan, config=config, retrain=retrain,
+                            build=lambda c: dict(zip(("generator", "discriminator"), build(c))))
+    for module in trained.model.values():
+        module.eval()
+    return trained

@@ -9,7 +9,6 @@ from course_lib.gan import Discriminator
 from course_lib.inpainting import InpaintingNet
 from course_lib.vae import VAE, elbo_loss
 
-torch.set_num_threads(1)
 
 
 def test_attribute_direction_known_values_and_errors():

@@ -11,14 +11,6 @@ from course_lib.checkers.core import ExerciseError
 from course_lib.vae import elbo_loss, kl_divergence, reparameterize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def stub(*args, **kwargs):
     raise NotImplementedError()
 

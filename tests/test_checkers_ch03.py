@@ -9,14 +9,6 @@ from course_lib.checkers.ch03 import check_discriminator_loss, check_generator_l
 from course_lib.checkers.core import ExerciseError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def stub(*args, **kwargs):
     raise NotImplementedError()
 

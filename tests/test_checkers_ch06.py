@@ -7,7 +7,6 @@ from course_lib.checkers.core import ExerciseError
 from course_lib.fusion import joint_loss, transfer_backbone
 from course_lib.inpainting import masked_mse_loss
 
-torch.set_num_threads(1)
 
 
 def stub(*args, **kwargs):

@@ -9,9 +9,9 @@ from course_lib import fusion
 from course_lib.backbone import ConvBackbone
 from course_lib.inpainting import InpaintingNet
 from course_lib.pretext import JigsawNet
+from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAE, elbo_loss
 
-torch.set_num_threads(1)
 
 
 def _snapshot(module):
@@ -124,3 +124,13 @@ def test_joint_steps_reduce_the_loss_and_lambda_zero_is_a_vae_step():
     after = model.inpainter.state_dict()
     changed = {k for k, v in after.items() if not torch.equal(v, decoder_before[k])}
     assert changed and all(k.startswith("backbone.") for k in changed)  # only the shared part moved
+
+
+def test_compute_matched_baseline_trains_pretrain_steps_more():
+    cfg = fusion.FusionConfig.for_profile("smoke")
+    images = ToyFaces(split="train", size=32, image_size=cfg.image_size).images
+    _, logs = fusion.train_variant("baseline", images, cfg, seed=0)
+    _, long_logs = fusion.train_variant("baseline+steps", images, cfg, seed=0)
+    assert len(logs) == cfg.steps and len(long_logs) == cfg.steps + cfg.pretrain_steps
+    assert all(entry["inpaint"] == 0.0 for entry in long_logs)  # a plain VAE, no inpainting term
+    assert long_logs[:cfg.steps] == logs  # same seed, same start: only longer

@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "fusion.py"
@@ -40,7 +39,6 @@ def _check_complete(result: dict, grid: dict, variants, *, require_cycle: bool =
 
 def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(1)
     script = _script()
     out = tmp_path / "fusion_tiny.json"
     script.main(["--tiny", "--out", str(out)])

@@ -9,14 +9,6 @@ from torch import nn
 from course_lib import gan
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("image_size, width", [(32, 8), (64, 8), (32, 32)])
 def test_generator_and_discriminator_shapes(image_size, width):
     g = gan.Generator(z_dim=16, image_size=image_size, width=width)
@@ -140,3 +132,15 @@ def test_config_profiles():
     assert (cpu.image_size, cpu.width) == (32, 32)
     assert (gpu.image_size, gpu.width) == (64, 64)
     assert dataclasses.replace(cpu, loss="wgan-gp").loss == "wgan-gp"
+
+
+def test_pretrained_gan_trains_once_then_loads_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    cfg = gan.GANConfig.for_profile("smoke", steps=3, train_images=32)
+    first = gan.pretrained_gan(cfg, progress=False)
+    second = gan.pretrained_gan(cfg, progress=False)
+    assert not first.from_cache and second.from_cache
+    assert set(second.model) == {"generator", "discriminator"}
+    assert not second.model["generator"].training
+    for a, b in zip(first.model["generator"].parameters(), second.model["generator"].parameters()):
+        assert torch.equal(a.cpu(), b.cpu())

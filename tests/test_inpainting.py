@@ -9,7 +9,6 @@ from course_lib.inpainting import (
     masked_mse_loss, mean_fill, opencv_inpaint,
 )
 
-torch.set_num_threads(1)  # 1 thread: much faster than 2 on a shared, loaded CPU
 
 
 def _center_mask(b, size, frac=0.5):

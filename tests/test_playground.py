@@ -6,14 +6,6 @@ import torch
 from course_lib import playground as pg
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _blobs(centers, counts, std=0.03, seed=0):
     rng = np.random.default_rng(seed)
     return np.concatenate([c + std * rng.standard_normal((n, 2)) for c, n in zip(centers, counts)])

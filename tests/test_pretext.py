@@ -8,7 +8,6 @@ from course_lib.pretext import (
     position_labels, position_step, probe_features, rotation_batch, rotation_step, supervised_step,
 )
 
-torch.set_num_threads(1)  # 1 thread: much faster than 2 on a shared, loaded CPU
 
 
 def test_jigsaw_shapes_and_shared_backbone():

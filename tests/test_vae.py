@@ -11,15 +11,6 @@ from course_lib.vae import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: on a shared 2-core machine, two threads per process oversubscribe."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
