@@ -79,8 +79,12 @@ def probe_accuracy(train_feats, train_labels, test_feats, test_labels) -> float:
                         train_fraction=1.0).mean
 
 
+MODELS = {"trained": 0, "loaded_from_cache": 0}  # what this process did, for the results file
+
+
 def cached(path: Path, build, make):
     """Load a module's weights from ``path`` or ``make()`` it and save them."""
+    MODELS["loaded_from_cache" if path.exists() else "trained"] += 1
     if path.exists():
         module = build()
         module.load_state_dict(torch.load(path, weights_only=True))
@@ -110,7 +114,6 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     build_vae = lambda: fusion.VAE(latent_dim=cfg.latent_dim, image_size=s)  # noqa: E731
     fnet = None if train_only else load_feature_net(config=FeatureNetConfig(**spec["feature_net"]))
     start, runs, sweep, cycle = time.time(), [], [], []
-    train_seconds = 0.0
 
     def score(vae, seed: int) -> dict[str, float]:
         scores = fusion.evaluate_vae(vae, test_set.images, seed=seed)
@@ -125,7 +128,6 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     for n in grid["train_sizes"]:
         images = train_all.images[:n]  # nested subsets: N=500 is part of N=2000
         for seed in seeds:
-            t0 = time.time()
             pre, _ = cached(cache / f"inpainter_{n}_{seed}.pt", fusion.InpaintingNet,
                             lambda: fusion.pretrain_inpainter(images, cfg, seed=seed))
             for variant in fusion.VARIANTS:
@@ -140,7 +142,6 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
                 runs.append({"train_size": n, "variant": variant, "seed": seed, **scores})
                 print(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:10s} "
                       + " ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
-            train_seconds += time.time() - t0
 
     # the lambda sweep: "+joint" with other weights of the inpainting term, at one size
     n = grid["lambda_sweep"]["train_size"]
@@ -192,7 +193,9 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "device": str(fusion.get_device())},
         "wall_seconds": round(time.time() - start, 1),
-        "grid_seconds": round(train_seconds, 1),
+        # weights trained beforehand by --train-only processes are loaded, not retrained:
+        # then wall_seconds covers scoring only
+        "models": dict(MODELS),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "runs": runs,
         "lambda_sweep": sweep,
