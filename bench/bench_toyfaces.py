@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib import toyfaces  # noqa: E402
+from course_lib import facedraw, toyfaces  # noqa: E402
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 N = int(os.environ.get("BENCH_N", "4000"))
@@ -40,7 +40,7 @@ def timed(fn, repeats=3):
     return best
 
 
-BOXED_REGION = toyfaces._Canvas.region
+BOXED_REGION = facedraw._Canvas.region
 
 
 def naive_region(self, u0, u1, v0, v1):
@@ -59,12 +59,12 @@ def main() -> None:
         for size in (32, 64):
             toyfaces.ToyFaces(size=256, image_size=size, cache=False)            # warm-up
             wall, cpu = timed(lambda: toyfaces.ToyFaces(size=N, image_size=size, cache=False))
-            toyfaces._Canvas.region = naive_region
+            facedraw._Canvas.region = naive_region
             try:
                 naive_wall, _ = timed(lambda: toyfaces.ToyFaces(size=N // 4, image_size=size,
                                                                 cache=False), repeats=2)
             finally:
-                toyfaces._Canvas.region = BOXED_REGION
+                facedraw._Canvas.region = BOXED_REGION
             naive_rate = (N // 4) / naive_wall
             toyfaces.ToyFaces(size=N, image_size=size)                           # fill cache
             load, load_cpu = timed(lambda: toyfaces.ToyFaces(size=N, image_size=size))

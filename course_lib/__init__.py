@@ -4,10 +4,11 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 
 - ``profiles``   COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
 - ``runtime``    device, precision, seeding, on-device batch loader
-- ``toyfaces``   the built-in procedural face data set; ``datasets`` real data
+- ``toyfaces``   the built-in procedural face data set (``faceattributes``: its attribute
+  table and sampling, ``facedraw``: the drawing); ``datasets`` real data
 - ``masks``, ``tiles``  inpainting masks, jigsaw tiles and permutations
 - ``backbone``   the shared conv backbone (the article's encoder convs)
-- ``vae``, ``gan``, ``playground``, ``inpainting``, ``pretext``, ``fusion``  model families
+- ``vae``, ``gan``, ``playground``, ``inpainting``, ``jigsaw``, ``pretext``, ``fusion``  model families
 - ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation
 - ``checkers``   exercise checkers, one module per chapter
 - ``release``    generates the student notebooks in chapters/ from solutions/

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .facedraw import RENDER_VERSION
 from .profiles import choose
-from .toyfaces import RENDER_VERSION
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 

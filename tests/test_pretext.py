@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from course_lib.backbone import ConvBackbone
+from course_lib.jigsaw import JigsawConfig, JigsawNet, TilePositionNet, position_labels
 from course_lib.pretext import (
-    BackboneClassifier, JigsawConfig, JigsawNet, RotationConfig, TilePositionNet, jigsaw_step,
-    position_labels, position_step, probe_features, rotation_batch, rotation_step, supervised_step,
+    BackboneClassifier, RotationConfig, jigsaw_step, position_step, probe_features, rotation_batch,
+    rotation_step, supervised_step,
 )
 
 

@@ -1,6 +1,6 @@
 """Checkers for chapter 05 (jigsaw and rotation pretext tasks).
 
-Conventions (course_lib.pretext): ``tiles`` (B, T, C, t, t); ``permutations`` (B, T) long;
+Conventions (course_lib.jigsaw): ``tiles`` (B, T, C, t, t); ``permutations`` (B, T) long;
 ``shuffled[b, i] = tiles[b, permutations[b, i]]``.
 """
 from __future__ import annotations
