@@ -131,18 +131,18 @@ def discriminator_scores(discriminator: nn.Module, images: torch.Tensor, *,
 # ------------------------------------------------------------------ data augmentation
 @dataclass(frozen=True)
 class AugmentConfig:
-    real_size: int = 200          # N real labelled images (small N: where augmentation could help)
-    generated_size: int = 200     # generated images added, labelled by the attribute network
+    real_sizes: tuple[int, ...] = (100, 400)  # N real labelled images (small N: where augmentation could help)
+    generated_per_real: int = 1   # generated images added per real one, labelled by the attribute network
     steps: int = 250              # classifier steps (the same with and without generated data)
     batch_size: int = 64          # images per step
     lr: float = 2e-3              # Adam
-    seeds: tuple[int, ...] = (0, 1)  # classifier seeds; mean and spread are reported
+    seeds: tuple[int, ...] = (0, 1, 2)  # classifier seeds; mean and spread are reported
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "AugmentConfig":
-        return choose(smoke=cls(real_size=48, generated_size=48, steps=5, batch_size=16, seeds=(0,)),
+        return choose(smoke=cls(real_sizes=(48,), steps=5, batch_size=16, seeds=(0,)),
                       cpu=cls(),
-                      gpu=cls(real_size=500, generated_size=2000, steps=2000, seeds=(0, 1, 2)),
+                      gpu=cls(real_sizes=(100, 500, 2000), steps=2000),
                       profile=name)
 
 
