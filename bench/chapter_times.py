@@ -1,0 +1,118 @@
+"""How long does each chapter take, run the way a student first runs it?
+
+Executes the solution notebooks in order (``solutions/NN_*.ipynb``, outputs discarded) under
+one profile with a fresh, empty model cache, so every chapter pays for what it trains the
+first time and reuses what earlier chapters cached, exactly as on a student's first pass.
+The same run times a reference workload (100 steps of chapter 02's 32x32 VAE, before and
+after the chapters) so that each chapter is also reported as a ratio to it: the ratio
+carries over to another machine better than seconds do.
+
+    .venv/bin/python bench/chapter_times.py [--profile cpu] [--chapters 00 01 ...]
+
+Writes ``bench/results/chapter_times_<profile>.txt``. Takes about as long as the chapters
+together (tens of minutes under ``cpu`` on 2 cores); not part of ``make bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def reference_seconds(repeats: int = 3) -> float:
+    """Median wall time of 100 training steps of the chapter-02 VAE at 32x32, batch 64."""
+    import torch
+
+    from course_lib.toyfaces import ToyFaces
+    from course_lib.vae import VAE, vae_step
+
+    images = ToyFaces(split="train", size=640, image_size=32, cache=False).images.float() / 255
+    times = []
+    for r in range(repeats):
+        torch.manual_seed(r)
+        model = VAE(latent_dim=32, image_size=32)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        start = time.perf_counter()
+        for step in range(100):
+            vae_step(model, optimizer, images[(step % 10) * 64:(step % 10 + 1) * 64])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_chapter(path: Path, env: dict, timeout: int) -> float:
+    """Execute one notebook (in its own folder, as Jupyter would) and return its wall time."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits the environment of this process
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        client.execute()
+        return time.perf_counter() - start
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    parser.add_argument("--chapters", nargs="*", default=None, help="two-digit numbers (default: all)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args(argv)
+
+    import torch
+    notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    if args.chapters:
+        notebooks = [p for p in notebooks if p.name[:2] in args.chapters]
+    cache = Path(tempfile.mkdtemp(prefix="course_cache_"))
+    env = {"COURSE_PROFILE": args.profile, "COURSE_CACHE": str(cache), "COURSE_PROGRESS": "none",
+           "MPLBACKEND": "Agg"}
+    ref_before = reference_seconds()
+    rows = []
+    for path in notebooks:
+        seconds = run_chapter(path, env, args.timeout)
+        rows.append((path.stem, seconds))
+        print(f"{path.stem:20s} {seconds:7.1f} s", flush=True)
+    ref_after = reference_seconds()
+    ref = (ref_before + ref_after) / 2
+
+    lines = [
+        f"command: python bench/chapter_times.py --profile {args.profile}"
+        + (f" --chapters {' '.join(args.chapters)}" if args.chapters else ""),
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        f"profile: {args.profile}; a fresh empty model cache; chapters in order (later chapters "
+        "reuse what earlier ones cached, as on a student's first pass)",
+        f"reference: 100 steps of the 32x32 chapter-02 VAE = {ref_before:.2f} s before, "
+        f"{ref_after:.2f} s after the chapters",
+        f"load average at the end: {os.getloadavg()[0]:.2f}",
+        "",
+        f"{'chapter':20s} {'seconds':>8s} {'x reference':>12s}",
+    ]
+    lines += [f"{name:20s} {s:8.1f} {s / ref:12.1f}" for name, s in rows]
+    total = sum(s for _, s in rows)
+    lines.append(f"{'total':20s} {total:8.1f} {total / ref:12.1f}")
+    out = ROOT / "bench" / "results" / f"chapter_times_{args.profile}.txt"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
