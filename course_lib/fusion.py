@@ -34,7 +34,7 @@ from course_lib.inpainting import InpaintingNet, fill_hole, inpainting_step
 from course_lib.masks import make_masks
 from course_lib.profiles import choose
 from course_lib.runtime import DeviceLoader, get_device, seed_everything
-from course_lib.vae import VAE, elbo_loss
+from course_lib.vae import VAE, elbo_loss, encode
 
 HOLE_FILL = 0.5  # value painted into the holes before the image enters the backbone (as ch04)
 
@@ -282,3 +282,23 @@ def evaluate_vae(vae: VAE, test_images: torch.Tensor, *, seed: int = 0,
         psnr.append(metrics.psnr(vae.decode(mu), x) * len(x))  # mean over images, in dB
     n = len(test_images)
     return {"test_nelbo": float(sum(nelbo) / n), "psnr": float(sum(psnr) / n)}
+
+
+def probe_accuracy(train_feats, train_labels, test_feats, test_labels) -> float:
+    """One logistic-regression probe per attribute (seed 0, all training features), test
+    accuracy averaged over the attributes: the experiment's probe score."""
+    return metrics.linear_probe(train_feats, train_labels, test_feats, test_labels, seeds=(0,),
+                                train_fraction=1.0).mean
+
+
+def score_vae(vae: VAE, test, probe, *, judge, n_samples: int, seed: int = 0) -> dict[str, float]:
+    """The experiment's four scores for one trained VAE: :func:`evaluate_vae` on ``test``
+    (a ToyFaces-like set with ``.images`` and ``.labels``), the domain Frechet distance of
+    ``n_samples`` prior samples to the test images in ``judge``'s feature space, and the probe
+    accuracy on mu (trained on ``probe``, tested on ``test``)."""
+    scores = evaluate_vae(vae, test.images, seed=seed)
+    samples = vae.sample(n_samples, generator=torch.Generator().manual_seed(seed))
+    scores["frechet"] = float(metrics.domain_frechet(samples, test.images, n=n_samples, net=judge))
+    scores["probe"] = probe_accuracy(encode(vae, probe.images)[0], probe.labels,
+                                     encode(vae, test.images)[0], test.labels)
+    return scores
