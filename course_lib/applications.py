@@ -12,16 +12,17 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from course_lib.inpainting import InpaintingNet, fill_hole
 from course_lib.masks import make_masks
-from course_lib.pretext import BackboneClassifier, supervised_step
+from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
-from course_lib.runtime import DeviceLoader, get_device, seed_everything
+from course_lib.runtime import runtime, seed_everything
+from course_lib.toyfaces import ATTRIBUTES
 from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
 
@@ -149,16 +150,17 @@ class AugmentConfig:
 def train_attribute_classifier(images: torch.Tensor, labels: torch.Tensor, config: AugmentConfig,
                                *, seed: int, device=None) -> BackboneClassifier:
     """Chapter 05's BackboneClassifier with one head per ToyFaces attribute, trained on
-    ``images`` (uint8 (N, 3, S, S)) and ``labels`` (int64 (N, A))."""
-    from course_lib.toyfaces import ATTRIBUTES
+    ``images`` (uint8 (N, 3, S, S)) and ``labels`` (int64 (N, A)) by chapter 05's
+    :func:`~course_lib.pretext.train_supervised` with this config's steps, batch and lr
+    (``steps=0``: the untrained network, a chance-level control)."""
     seed_everything(seed)
-    dev = get_device(device)
-    model = BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES)).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = DeviceLoader(images, labels, batch_size=min(config.batch_size, len(images)),
-                          device=dev, seed=seed)
-    for _, (x, y) in zip(range(config.steps), loader.batches()):
-        supervised_step(model, optimizer, x, y)
+    model = BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))
+    if config.steps == 0:
+        return model.to(runtime(device).device).eval()
+    supervised = replace(RotationConfig(), image_size=images.shape[-1], train_size=len(images),
+                         batch_size=config.batch_size, steps=config.steps, lr=config.lr, seed=seed)
+    train_supervised(model, supervised, images=images, labels=labels, progress=False,
+                     plan=runtime(device))
     return model.eval()
 
 

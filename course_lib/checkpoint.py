@@ -277,3 +277,21 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     save_checkpoint(path, models=models, history=records, step=len(records),
                     extra={"config": text, "name": name, "seconds": seconds})
     return Trained(model=model, history=records, from_cache=False, path=path, seconds=seconds)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically: a temporary file beside it,
+    flushed, then renamed over it, so a reader sees the old file or the new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -25,7 +25,7 @@ from torch import nn
 from course_lib.checkpoint import load_or_train
 from course_lib.loop import Budget, History, train
 from course_lib.profiles import choose, current_profile
-from course_lib.runtime import DeviceLoader, get_device, seed_everything
+from course_lib.runtime import backward_step, get_device, runtime, seed_everything
 
 
 @dataclass(frozen=True)
@@ -153,25 +153,25 @@ def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: 
     from course_lib.toyfaces import ToyFaces
 
     seed_everything(config.seed)
-    device = next(net.parameters()).device
+    rt = runtime()
+    device = rt.device
+    rt.prepare(net)
     data = ToyFaces(split="train", size=config.n_train, image_size=config.image_size, seed=config.seed)
-    loader = DeviceLoader(data.images, data.labels, batch_size=config.batch_size, device=device,
-                          seed=config.seed)
+    loader = rt.loader(data.images, data.labels, batch_size=config.batch_size, seed=config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
     net.train()
 
     def step(batch):
         images, labels = batch
-        parts = net.split_logits(net.logits(images))
+        parts = net.split_logits(net.logits(images).float())
         loss = sum(F.cross_entropy(p, labels[:, a]) for a, p in enumerate(parts)) / len(parts)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        backward_step(loss, optimizer)
         schedule.step()
         return {"loss": loss.detach()}
 
-    history = train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+    history = train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt,
                     desc=f"feature net {config.image_size}px")
     net.eval()
     val = ToyFaces(split="val", size=config.n_val, image_size=config.image_size, seed=config.seed)

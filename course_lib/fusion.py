@@ -23,6 +23,7 @@ mean over images" convention as the ELBO's reconstruction term.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -30,10 +31,12 @@ from torch import nn
 
 from course_lib import metrics
 from course_lib.backbone import ConvBackbone
-from course_lib.inpainting import InpaintingNet, fill_hole, inpainting_step
+from course_lib.checkpoint import Checkpoint
+from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
+from course_lib.loop import Budget, Step, train
 from course_lib.masks import make_masks
 from course_lib.profiles import choose
-from course_lib.runtime import DeviceLoader, get_device, seed_everything
+from course_lib.runtime import Runtime, backward_step, get_device, runtime, seed_everything  # noqa: F401  get_device: experiments/fusion.py records it
 from course_lib.vae import VAE, elbo_loss, encode
 
 HOLE_FILL = 0.5  # value painted into the holes before the image enters the backbone (as ch04)
@@ -148,29 +151,29 @@ class JointModel(nn.Module):
 
 def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                mask: torch.Tensor, *, lam: float, beta: float = 1.0,
-               likelihood: str = "bernoulli") -> dict[str, float]:
+               likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
     """One optimisation step of L = L_ELBO + lam * L_inpainting on images ``x`` (B, 3, H, W)
     in [0, 1] and holes ``mask`` (B, 1, H, W).
 
     The ELBO is chapter 02's (:func:`course_lib.vae.elbo_loss`). With ``lam == 0`` the
-    inpainting side is skipped: the step is an ordinary VAE step. Returns floats ``loss``,
-    ``elbo`` (negative ELBO), ``recon``, ``kl``, ``inpaint``.
+    inpainting side is skipped: the step is an ordinary VAE step (chapter 02's
+    ``vae_step``; ``tests/test_fusion.py`` checks they agree). Returns detached 0-d tensors
+    ``loss``, ``elbo`` (negative ELBO), ``recon``, ``kl``, ``inpaint``.
     """
     model.train()
     if lam == 0:
         x_logits, mu, logvar = model.vae(x)
-        inpaint = torch.zeros(())
+        inpaint = torch.zeros((), device=x.device)
     else:
         out = model(x, mask)
         x_logits, mu, logvar = out["x_logits"], out["mu"], out["logvar"]
-        inpaint = inpainting_loss(out["fill"], x, mask)
-    terms = elbo_loss(x_logits, x, mu, logvar, beta=beta, likelihood=likelihood)
+        inpaint = inpainting_loss(out["fill"].float(), x, mask)
+    terms = elbo_loss(x_logits.float(), x, mu.float(), logvar.float(), beta=beta, likelihood=likelihood)
     loss = terms.loss + lam * inpaint
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {"loss": loss.item(), "elbo": terms.loss.item(), "recon": terms.recon.item(),
-            "kl": terms.kl.item(), "inpaint": inpaint.item()}
+    backward_step(loss, optimizer)
+    return {"loss": loss.detach(), "elbo": terms.loss.detach(), "recon": terms.recon.detach(),
+            "kl": terms.kl.detach(), "inpaint": inpaint.detach()}
 
 
 # ------------------------------------------------------------------- the experiment
@@ -218,53 +221,70 @@ def _masks(config: FusionConfig, generator: torch.Generator, device) -> torch.Te
                       coverage=config.coverage, generator=generator, device=device)
 
 
+def pretext_config(config: FusionConfig, *, seed: int, train_size: int) -> InpaintConfig:
+    """Chapter 04's config for the fusion's pretraining: one mask kind at one coverage, the
+    fusion's batch, learning rate and ``pretrain_steps``, holes painted ``HOLE_FILL``."""
+    return InpaintConfig(image_size=config.image_size, mask_kinds=(config.mask_kind,),
+                         coverage=(config.coverage, config.coverage), fill=HOLE_FILL,
+                         train_size=train_size, batch_size=config.batch_size,
+                         steps=config.pretrain_steps, lr=config.lr, seed=seed)
+
+
 def pretrain_inpainter(images: torch.Tensor, config: FusionConfig, *, seed: int,
-                       device=None) -> InpaintingNet:
+                       plan: Runtime | None = None, device=None) -> InpaintingNet:
     """Chapter 04's pretext task on ``images`` (uint8 (N, 3, S, S)): an InpaintingNet
-    trained for ``config.pretrain_steps`` steps with ``inpainting_step``."""
+    trained by chapter 04's :func:`~course_lib.inpainting.train_inpainter` for
+    ``config.pretrain_steps`` steps on :func:`pretext_config`. ``device`` is short for
+    ``plan=runtime(device)``."""
     seed_everything(seed)
-    model = InpaintingNet().to(get_device(device))
-    dev = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = DeviceLoader(images, batch_size=config.batch_size, device=dev, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    for _, x in zip(range(config.pretrain_steps), loader.batches()):
-        inpainting_step(model, optimizer, x, _masks(config, g, dev), fill=HOLE_FILL)
+    model = InpaintingNet()
+    train_inpainter(model, pretext_config(config, seed=seed, train_size=len(images)), images=images,
+                    progress=False, plan=plan or runtime(device))
     return model.eval()
 
 
 def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, seed: int,
                   pretrained: InpaintingNet | None = None, lam: float | None = None,
-                  device=None) -> tuple[VAE, list[dict]]:
+                  plan: Runtime | None = None, device=None, checkpoint: str | os.PathLike | None = None,
+                  progress: bool | str = False) -> tuple[VAE, list[dict]]:
     """Train one VAE on ``images`` (uint8 (N, 3, S, S)) under ``variant`` (see VARIANTS).
 
     "init" variants need ``pretrained`` (an InpaintingNet trained on the *same* images:
     the same real-data budget). "init" copies its backbone into the VAE encoder
     (fine-tuned); "init+joint" starts the whole inpainting side from it;
     "baseline+steps" trains the plain VAE for ``steps + pretrain_steps`` steps. ``lam``
-    overrides ``config.lam`` for the joint variants. Returns (VAE in eval mode, logs).
+    overrides ``config.lam`` for the joint variants. Every variant trains the *same*
+    :class:`JointModel` with :func:`joint_step` (at lambda = 0 for the plain ones), so they
+    differ only in what the experiment varies. Returns (VAE in eval mode, history records).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     if variant.startswith("init") and pretrained is None:
         raise ValueError(f"variant {variant!r} needs pretrained=<InpaintingNet>")
     seed_everything(seed)
-    dev = get_device(device)
-    vae = VAE(latent_dim=config.latent_dim, image_size=config.image_size).to(dev)
-    model = JointModel(vae=vae).to(dev)
+    rt = plan or runtime(device)
+    vae = VAE(latent_dim=config.latent_dim, image_size=config.image_size)
+    model = JointModel(vae=vae)
     if variant == "init":
         transfer_backbone(pretrained, vae)
     elif variant == "init+joint":
         model.inpainter.load_state_dict(pretrained.state_dict())  # backbone shared with the VAE
+    net = rt.prepare(model)
     weight = 0.0 if variant in ("baseline", "init", "baseline+steps") else (config.lam if lam is None else lam)
     steps = config.steps + (config.pretrain_steps if variant == "baseline+steps" else 0)
     params = vae.parameters() if weight == 0 else model.parameters()
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    loader = DeviceLoader(images, batch_size=config.batch_size, device=dev, seed=seed)
+    loader = rt.loader(images, batch_size=config.batch_size, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
-    logs = [joint_step(model, optimizer, x, _masks(config, g, dev), lam=weight)
-            for _, x in zip(range(steps), loader.batches())]
-    return vae.eval(), logs
+
+    def step(x):
+        return joint_step(net, optimizer, x, _masks(config, g, x.device), lam=weight)
+
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
+                                                      every=max(steps // 10, 1))
+    history = train(Step(step, generators=[g]), loader, budget=Budget(steps=steps), progress=progress,
+                    plan=rt, checkpoint=ckpt, desc=f"fusion {variant}")
+    return vae.eval(), [{k: v for k, v in r.items() if k not in ("step", "time")} for r in history.records]
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ Losses (``loss=`` in :class:`GANConfig`):
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,7 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import Checkpoint, load_or_train
+from .loop import Budget, Step, train
 from .profiles import PROFILES, resolve_profile
+from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
+from .toyfaces import ToyFaces
 
 LOSSES = ("ns", "wgan-clip", "wgan-gp")
 
@@ -238,8 +243,9 @@ def gradient_penalty(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    if eps is None:
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    if eps is None:  # one per sample of the global batch, this rank's share (all of it outside torchrun)
+        n = real.shape[0] * world_size()
+        eps = local_share(torch.rand(n, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype))
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)  # (B, ...)
     scores = critic(x_hat)
     (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)          # (B, ...)
@@ -264,66 +270,69 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: GANC
 
 
 def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
-             real: torch.Tensor, z: torch.Tensor, config: GANConfig) -> dict[str, float]:
-    """(1) Discriminator/critic step: push D(real) up and D(G(z)) down; G is frozen."""
+             real: torch.Tensor, z: torch.Tensor, config: GANConfig) -> dict[str, torch.Tensor]:
+    """(1) Discriminator/critic step: push D(real) up and D(G(z)) down; G is frozen.
+    Returns detached 0-d tensors (``d_loss``; WGANs also ``w_distance``, ``gp``)."""
     with torch.no_grad():
         fake = generator(z)                                  # (B, 3, H, W), no G gradients
     real_out, fake_out = discriminator(real), discriminator(fake)  # (B,), (B,)
-    logs: dict[str, float] = {}
+    real_out, fake_out = real_out.float(), fake_out.float()      # losses in fp32 under autocast
+    logs: dict[str, torch.Tensor] = {}
     if config.loss == "ns":
         loss = discriminator_loss(real_out, fake_out)
     else:
         loss = critic_loss(real_out, fake_out)
-        logs["w_distance"] = -loss.item()                     # E f(x) - E f(G(z)), the critic's estimate
+        logs["w_distance"] = -loss.detach()                   # E f(x) - E f(G(z)), the critic's estimate
         if config.loss == "wgan-gp":
             gp = gradient_penalty(discriminator, real, fake)
-            logs["gp"] = gp.item()
+            logs["gp"] = gp.detach()
             loss = loss + config.gp_weight * gp
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    backward_step(loss, optimizer)
     if config.loss == "wgan-clip":
         clip_weights(discriminator, config.clip)
-    logs["d_loss"] = loss.item()
+    logs["d_loss"] = loss.detach()
     return logs
 
 
 def update_g(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
-             z: torch.Tensor, config: GANConfig) -> dict[str, float]:
+             z: torch.Tensor, config: GANConfig) -> dict[str, torch.Tensor]:
     """(2) Generator step: make D call G(z) real. D's weights get gradients but are not stepped."""
-    fake_out = discriminator(generator(z))                   # (B,)
+    fake_out = discriminator(generator(z)).float()           # (B,)
     loss = generator_loss(fake_out) if config.loss == "ns" else wgan_generator_loss(fake_out)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {"g_loss": loss.item()}
+    backward_step(loss, optimizer)
+    return {"g_loss": loss.detach()}
 
 
 def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
-              opt_d: torch.optim.Optimizer, config: GANConfig) -> Callable[..., dict[str, float]]:
+              opt_d: torch.optim.Optimizer, config: GANConfig) -> Step:
     """A ``step_fn(batch)``: one D step per call, one G step every ``config.d_steps`` calls.
 
     ``batch`` is a real image tensor ``(B, 3, H, W)`` in [0, 1] or a tuple whose first
     element is one. Returned dicts always hold ``d_loss`` and, on G steps, ``g_loss``.
+    The noise generator and the call counter travel with checkpoints (a :class:`Step`), so
+    a resumed run draws the same z and steps G at the same calls as an uninterrupted one.
     """
     calls = {"n": 0}
     noise = torch.Generator().manual_seed(config.seed + 1)
 
-    def step_fn(batch) -> dict[str, float]:
+    def step_fn(batch) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
         device = real.device
         generator.train(); discriminator.train()
-        z = sample_z(real.shape[0], config.z_dim, generator=noise).to(device)
+        n = real.shape[0] * world_size()  # the global batch: each rank keeps its share of z
+        z = local_share(sample_z(n, config.z_dim, generator=noise)).to(device)
         logs = update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,
                         real=real, z=z, config=config)
         calls["n"] += 1
         if calls["n"] % config.d_steps == 0:
-            z = sample_z(real.shape[0], config.z_dim, generator=noise).to(device)
+            z = local_share(sample_z(n, config.z_dim, generator=noise)).to(device)
             logs.update(update_g(generator=generator, discriminator=discriminator, optimizer=opt_g,
                                  z=z, config=config))
         return logs
 
-    return step_fn
+    return Step(step_fn, generators=[noise], counters=calls)
 
 
 @torch.no_grad()
@@ -340,31 +349,41 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
     return out
 
 
+def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.Tensor | None = None,
+              progress: bool | str = "auto", plan: Runtime | None = None,
+              checkpoint: str | os.PathLike | None = None, callbacks=()):
+    """Train ``{"generator", "discriminator"}`` in place for ``config.steps`` discriminator
+    steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
+    default the first ``config.train_images`` ToyFaces training images. Under torchrun both
+    players are replicated without DDP wrappers (the discriminator runs twice per backward
+    and the gradient penalty differentiates twice); :func:`~course_lib.runtime.backward_step`
+    averages their gradients. Their BatchNorm layers normalise per rank's shard."""
+    seed_everything(config.seed)
+    generator, discriminator = models["generator"], models["discriminator"]
+    rt = plan or runtime()
+    g_net, d_net = rt.prepare(generator, ddp=False), rt.prepare(discriminator, ddp=False)
+    opt_g, opt_d = make_optimizers(generator, discriminator, config)
+    if images is None:
+        images = ToyFaces(split="train", size=config.train_images, image_size=config.image_size).images
+    loader = rt.loader(images, batch_size=config.batch_size, seed=config.seed)
+    ckpt = None if checkpoint is None else Checkpoint(
+        checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d},
+        every=max(config.steps // 10, 1))
+    return train(make_step(g_net, d_net, opt_g, opt_d, config), loader, budget=Budget(steps=config.steps),
+                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
+                 every=max(config.steps // 10, 1), desc=f"GAN {config.loss}")
+
+
 def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
                    retrain: bool = False):
     """Chapter 03's GAN for ``config`` (default: ``GANConfig.for_profile()``), trained once on
-    the first ``config.train_images`` ToyFaces training images with :func:`make_step` and
+    the first ``config.train_images`` ToyFaces training images by :func:`train_gan` and
     cached by :func:`course_lib.checkpoint.load_or_train` under the name ``gan_ch07``.
     Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
     ``{"generator": ..., "discriminator": ...}``, both in eval mode."""
-    from .checkpoint import load_or_train
-    from .loop import Budget, train
-    from .runtime import DeviceLoader, seed_everything
-    from .toyfaces import ToyFaces
-
     config = config or GANConfig.for_profile()
-
-    def train_gan(models, cfg):
-        seed_everything(cfg.seed)
-        generator, discriminator = models["generator"], models["discriminator"]
-        opt_g, opt_d = make_optimizers(generator, discriminator, cfg)
-        images = ToyFaces(split="train", size=cfg.train_images, image_size=cfg.image_size).images
-        device = next(generator.parameters()).device
-        loader = DeviceLoader(images, batch_size=cfg.batch_size, device=device, seed=cfg.seed)
-        return train(make_step(generator, discriminator, opt_g, opt_d, cfg), loader,
-                     budget=Budget(steps=cfg.steps), progress=progress, desc=f"GAN {cfg.loss}")
-
-    trained = load_or_train("gan_ch07", train_gan, config=config, retrain=retrain,
+    trained = load_or_train("gan_ch07", lambda models, cfg: train_gan(models, cfg, progress=progress),
+                            config=config, retrain=retrain,
                             build=lambda c: dict(zip(("generator", "discriminator"), build(c))))
     for module in trained.model.values():
         module.eval()

@@ -14,6 +14,7 @@ network has to beat, one training step, and ``pretrained_inpainter(profile)`` wh
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -23,8 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .checkpoint import Checkpoint, load_or_train
+from .loop import Budget, Step, train
 from .masks import apply_mask, make_masks
 from .profiles import choose
+from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
+from .toyfaces import ToyFaces
 
 
 @dataclass(frozen=True)
@@ -223,11 +228,11 @@ def inpainting_step(
 
     With ``adv_weight > 0`` the discriminator first takes one step on real images vs
     completed ones, then the completion network takes its step with the non-saturating
-    generator loss. Returns the losses as floats.
+    generator loss. Returns the losses as detached 0-d tensors.
     """
     model.train()
-    logs: dict[str, float] = {}
-    x_hat = model(fill_hole(images, mask, fill), mask)            # (B, 3, H, W)
+    logs: dict[str, torch.Tensor] = {}
+    x_hat = model(fill_hole(images, mask, fill), mask).float()    # (B, 3, H, W)
     rec = masked_mse_loss(x_hat, images, mask)
     loss = rec
     if adv_weight > 0:
@@ -240,17 +245,15 @@ def inpainting_step(
         d_loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
             F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         d_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_optimizer.step()
+        backward_step(d_loss, d_optimizer)
         # generator half: make the completed image look real
         g_logits = discriminator(fake)
         adv = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
         loss = (1 - adv_weight) * rec + adv_weight * adv
-        logs.update(d_loss=d_loss.item(), adv=adv.item())
+        logs.update(d_loss=d_loss.detach(), adv=adv.detach())
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    logs["loss"] = rec.item()
+    backward_step(loss, optimizer)
+    logs["loss"] = rec.detach()
     return logs
 
 
@@ -258,47 +261,53 @@ def sample_masks(config: InpaintConfig, batch: int, generator: torch.Generator,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """Training masks: one kind from ``config.mask_kinds`` and a coverage drawn uniformly from
     ``config.coverage`` per batch (Pathak et al. train on a mixture of hole shapes).
-    ``half`` masks hide the bottom (the article's "given the top half, predict the bottom")."""
+    ``half`` masks hide the bottom (the article's "given the top half, predict the bottom").
+    A single kind, or a fixed coverage ``(c, c)``, draws nothing for it from ``generator``."""
     kinds = config.mask_kinds
-    kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+    kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))] if len(kinds) > 1 else kinds[0]
     lo, hi = config.coverage
-    coverage = lo + (hi - lo) * float(torch.rand((), generator=generator))
+    coverage = lo + (hi - lo) * float(torch.rand((), generator=generator)) if hi > lo else lo
     return make_masks(kind, batch=batch, image_size=config.image_size, coverage=coverage,
                       generator=generator, device=device, side="bottom")
 
 
 def train_inpainter(model: InpaintingNet, config: InpaintConfig, *,
-                    images: torch.Tensor | None = None, progress: bool | str = "auto"):
+                    images: torch.Tensor | None = None, progress: bool | str = "auto",
+                    plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
+                    callbacks=()):
     """Train ``model`` in place for ``config.steps`` Adam steps; returns the History.
 
     ``images``: uint8 (N, 3, S, S); default the first ``config.train_size`` ToyFaces training
     images at ``config.image_size``. With ``config.adv_weight > 0`` a
     :class:`ContextDiscriminator` is trained alongside (and discarded afterwards).
+    ``plan``/``checkpoint`` as in :func:`course_lib.vae.train_vae`. Chapter 06's
+    pretraining calls this too, with its own images and a single mask kind.
     """
-    from .loop import Budget, train
-    from .runtime import DeviceLoader, seed_everything
-
     if images is None:
-        from .toyfaces import ToyFaces
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     seed_everything(config.seed)
-    device = next(model.parameters()).device
+    rt = plan or runtime()
+    net = rt.prepare(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     disc = d_opt = None
     if config.adv_weight > 0:
-        disc = ContextDiscriminator().to(device)
+        disc = rt.prepare(ContextDiscriminator(), ddp=False)
         # Pathak et al.: the discriminator learns 10x slower than the completion network
         d_opt = torch.optim.Adam(disc.parameters(), lr=config.lr / 10, betas=(0.5, 0.999))
-    loader = DeviceLoader(images, batch_size=min(config.batch_size, len(images)), device=device,
-                          seed=config.seed)
+    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
     g = torch.Generator().manual_seed(config.seed)
 
-    def step(x):
-        mask = sample_masks(config, x.shape[0], g, x.device)
-        return inpainting_step(model, optimizer, x, mask, fill=config.fill, discriminator=disc,
+    def step(x):  # masks drawn for the global batch, this rank's share kept
+        mask = local_share(sample_masks(config, x.shape[0] * world_size(), g, x.device))
+        return inpainting_step(net, optimizer, x, mask, fill=config.fill, discriminator=disc,
                                d_optimizer=d_opt, adv_weight=config.adv_weight)
 
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+    ckpt = None if checkpoint is None else Checkpoint(
+        checkpoint, models=model if disc is None else {"model": model, "discriminator": disc},
+        optimizers=optimizer if d_opt is None else {"optimizer": optimizer, "discriminator": d_opt},
+        every=max(config.steps // 10, 1))
+    return train(Step(step, generators=[g]), loader, budget=Budget(steps=config.steps),
+                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
                  every=max(config.steps // 10, 1), desc="inpainting")
 
 
@@ -307,8 +316,6 @@ def pretrained_inpainter(config: InpaintConfig | None = None, *, progress: bool 
     """The chapter-04 inpainting network (default ``InpaintConfig.for_profile()``), trained
     once and cached by :func:`course_lib.checkpoint.load_or_train` as ``inpainter_ch04``.
     Chapter 06 takes ``.model.backbone`` from it. Returns a ``Trained`` (model in eval mode)."""
-    from .checkpoint import load_or_train
-
     config = config or InpaintConfig.for_profile()
     trained = load_or_train("inpainter_ch04", lambda m, c: train_inpainter(m, c, progress=progress),
                             config=config, build=InpaintConfig.build, retrain=retrain)

@@ -14,7 +14,18 @@ A chapter writes the step that it teaches (a VAE step, a GAN's ``update_d`` then
   naming the step and the usual fixes, before a checkpoint is overwritten;
 - optional checkpoints (:class:`course_lib.checkpoint.Checkpoint`) and exact resume;
 - Ctrl-C (KeyboardInterrupt, "stop" in Jupyter) ends cleanly: the last checkpoint is
-  kept and the history so far is returned with ``interrupted=True``.
+  kept and the history so far is returned with ``interrupted=True``;
+- the runtime plan (:func:`course_lib.runtime.runtime`): every step runs under the plan's
+  autocast, and :func:`course_lib.runtime.backward_step` inside the step functions applies
+  its GradScaler and, under ``torchrun``, the gradient averaging. Step functions return
+  *detached tensors*; the loop converts them in one go every ``sync_every`` steps (one
+  host sync, not one per metric per step) and, under ``torchrun``, averages them over
+  the ranks; only rank 0 shows progress, runs callbacks and writes checkpoints. Every rank
+  keeps the same random state: noise is drawn for the global batch and each rank keeps its
+  share (``runtime.local_share``), so N processes draw what one process would.
+
+Every trainer in ``course_lib`` (and ``python -m course_lib.train``) runs through
+:func:`train`; it is the only step loop in the library.
 
 The history is data: a list of dicts, one per step (``History.records``), plottable with
 ``History.plot()``.
@@ -30,7 +41,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
+from course_lib import runtime as runtime_mod
 from course_lib.checkpoint import Checkpoint
+from course_lib.runtime import Runtime, autocast
 
 PROGRESS_ENV = "COURSE_PROGRESS"
 StepFn = Callable[[Any], Mapping[str, Any]]
@@ -220,6 +233,35 @@ class LivePlot:
 
 # ---------------------------------------------------------------------------- the loop
 
+class Step:
+    """A step function together with the private state it draws from.
+
+    Trainers draw masks, tiles or GAN noise from their own ``torch.Generator`` (and a GAN
+    counts calls to know when the generator steps). Wrapping the step in ``Step(fn,
+    generators=[g], counters=calls)`` lets :func:`train` store that state in the
+    checkpoint, so a resumed run draws exactly what an uninterrupted one would have.
+    """
+
+    def __init__(self, fn: StepFn, *, generators: Sequence[torch.Generator] = (),
+                 counters: dict[str, int] | None = None):
+        self.fn, self.generators = fn, list(generators)
+        self.counters = counters if counters is not None else {}
+
+    def __call__(self, batch) -> Mapping[str, Any]:
+        return self.fn(batch)
+
+    def state_dict(self) -> dict:
+        return {"generators": [g.get_state() for g in self.generators], "counters": dict(self.counters)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        if len(state["generators"]) != len(self.generators):
+            raise ValueError(f"checkpoint holds {len(state['generators'])} step generators, "
+                             f"this step function has {len(self.generators)}")
+        for g, s in zip(self.generators, state["generators"]):
+            g.set_state(s)
+        self.counters.update(state["counters"])
+
+
 def _batches(loader: Iterable, start_step: int) -> Iterator:
     if hasattr(loader, "batches"):  # DeviceLoader: exact position in the epoch order
         yield from loader.batches(start_step)
@@ -234,8 +276,8 @@ def _batches(loader: Iterable, start_step: int) -> Iterator:
                              "larger than the data with drop_last=True)")
 
 
-def _to_float(step: int, metrics: Mapping[str, Any]) -> dict:
-    out = {}
+def _check_metrics(step: int, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Types and shapes only: cheap, no host sync."""
     if not isinstance(metrics, Mapping):
         raise TypeError(f"step_fn must return a dict of scalars like {{'loss': loss.detach()}}, "
                         f"got {type(metrics).__name__} at step {step}")
@@ -243,23 +285,55 @@ def _to_float(step: int, metrics: Mapping[str, Any]) -> dict:
         if isinstance(value, torch.Tensor) and value.numel() != 1:
             raise ValueError(f"step_fn returned {key!r} with shape {tuple(value.shape)} at step {step}; "
                              f"return scalars (e.g. loss.detach() or loss.item())")
-        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-        if not math.isfinite(value):
-            raise DivergenceError(
-                f"training diverged: {key} = {value} at step {step}. Usual fixes: lower the "
-                f"learning rate (e.g. halve it), clip gradients (torch.nn.utils.clip_grad_norm_), "
-                f"for GANs use a gradient penalty (WGAN-GP) or a smaller discriminator lr, "
-                f"check that inputs are in the expected range, and for fp16 use a GradScaler. "
-                f"The last checkpoint (if any) was written before this step and is intact.")
-        out[key] = value
+    return metrics
+
+
+def _to_floats(pending: list[tuple[int, float, Mapping[str, Any]]], rt: Runtime) -> list[dict]:
+    """The pending metrics as floats: one host sync for all of them (averaged over ranks)."""
+    flat = [v.detach().reshape(()).to(rt.device, torch.float64) if isinstance(v, torch.Tensor)
+            else torch.tensor(float(v), dtype=torch.float64, device=rt.device)
+            for _, _, metrics in pending for v in metrics.values()]
+    values = torch.stack(flat) if flat else torch.zeros(0, dtype=torch.float64)
+    if rt.distributed and flat:
+        import torch.distributed as dist
+        dist.all_reduce(values)
+        values /= rt.world_size
+    numbers = iter(values.cpu().tolist())
+    out = []
+    for step, _, metrics in pending:
+        record = {}
+        for key in metrics:
+            value = next(numbers)
+            if not math.isfinite(value):
+                raise DivergenceError(
+                    f"training diverged: {key} = {value} at step {step}. Usual fixes: lower the "
+                    f"learning rate (e.g. halve it), clip gradients (torch.nn.utils.clip_grad_norm_), "
+                    f"for GANs use a gradient penalty (WGAN-GP) or a smaller discriminator lr, "
+                    f"check that inputs are in the expected range, and for fp16 use a GradScaler. "
+                    f"The last checkpoint (if any) was written before this step and is intact.")
+            record[key] = value
+        out.append(record)
     return out
+
+
+def _elapsed(t0: float, rt: Runtime, budget: Budget) -> float:
+    """Seconds since ``t0``. Under torchrun with a seconds budget, rank 0's clock, so every
+    rank stops at the same step (one small collective per step)."""
+    elapsed = time.perf_counter() - t0
+    if rt.distributed and budget.seconds is not None:
+        import torch.distributed as dist
+        t = torch.tensor([elapsed], dtype=torch.float64,
+                         device=rt.device if rt.device.type == "cuda" else "cpu")  # NCCL needs CUDA
+        dist.broadcast(t, src=0)
+        elapsed = float(t)
+    return elapsed
 
 
 def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
           progress: bool | str = "auto", callbacks: Sequence[Callback | tuple[int, Callback]] = (),
           every: int = 100, live_plot: bool = False, checkpoint: Checkpoint | None = None,
           resume: bool = True, history: History | None = None, sync_every: int = 10,
-          desc: str = "train") -> History:
+          desc: str = "train", plan: Runtime | None = None) -> History:
     """Call ``step_fn(batch)`` for each batch of ``loader`` until ``budget`` is spent.
 
     ``step_fn`` returns a dict of scalars (floats or 0-d tensors), e.g.
@@ -268,15 +342,23 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     every ``every`` steps and at the end, or ``(n, fn)`` pairs with their own period.
     With ``checkpoint``, state is saved every ``checkpoint.every`` steps and at the end,
     and (``resume=True``) an existing checkpoint file is loaded first, continuing from its
-    step. Returns the :class:`History` (also when interrupted with Ctrl-C).
+    step; a ``step_fn`` with ``state_dict``/``load_state_dict`` (a :class:`Step`) has its
+    state saved and restored with it. ``plan`` is the runtime plan the trainer prepared
+    its models with (default :func:`course_lib.runtime.runtime`). Returns the
+    :class:`History` (also when interrupted with Ctrl-C).
     """
     if every <= 0 or sync_every <= 0:
         raise ValueError("every and sync_every must be positive")
+    rt = plan if plan is not None else runtime_mod.runtime()
     history = history if history is not None else History()
     start_step = history.records[-1]["step"] if history.records else 0
     if checkpoint is not None and resume and checkpoint.exists():
         state = checkpoint.load()
         start_step, history = state["step"], History(records=list(state["history"]))
+        if hasattr(step_fn, "load_state_dict") and "step_state" in state["extra"]:
+            step_fn.load_state_dict(state["extra"]["step_state"])
+    if not rt.is_main:  # one voice and one writer: rank 0
+        progress, callbacks, live_plot = False, (), False
     try:
         per_epoch = len(loader)  # type: ignore[arg-type]
     except TypeError:
@@ -290,30 +372,39 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     pending: list[tuple[int, float, Mapping[str, Any]]] = []
 
     def flush() -> None:
-        for s, t, metrics in pending:
-            history.records.append({"step": s, **_to_float(s, metrics), "time": t})
+        for (s, t, _), values in zip(pending, _to_floats(pending, rt)):
+            history.records.append({"step": s, **values, "time": t})
         pending.clear()
+
+    def save(step: int) -> None:
+        if hasattr(step_fn, "state_dict"):
+            checkpoint.extra["step_state"] = step_fn.state_dict()
+        if rt.is_main:
+            checkpoint.save(step, history.records)
 
     step, t0 = start_step, time.perf_counter()
     elapsed = 0.0
     stream = _batches(loader, start_step)
     try:
-        while (max_steps is None or step < max_steps) and (budget.seconds is None or elapsed < budget.seconds):
-            metrics = step_fn(next(stream))
-            step += 1
-            elapsed = time.perf_counter() - t0
-            pending.append((step, elapsed, metrics))
-            final = (max_steps is not None and step >= max_steps) or (
-                budget.seconds is not None and elapsed >= budget.seconds)
-            due_cb = [cb for n, cb in periodic if step % n == 0 or final]
-            due_ckpt = checkpoint is not None and (step % checkpoint.every == 0 or final)
-            if len(pending) >= sync_every or due_cb or due_ckpt or final:
-                flush()  # raises DivergenceError before a bad state is checkpointed
-                bar.update(step, elapsed, history.records[-1])
-            for cb in due_cb:
-                cb(step, history)
-            if due_ckpt:
-                checkpoint.save(step, history.records)
+        with runtime_mod.active(rt):
+            while (max_steps is None or step < max_steps) and (budget.seconds is None or elapsed < budget.seconds):
+                batch = next(stream)
+                with autocast(rt):
+                    metrics = _check_metrics(step + 1, step_fn(batch))
+                step += 1
+                elapsed = _elapsed(t0, rt, budget)
+                pending.append((step, elapsed, metrics))
+                final = (max_steps is not None and step >= max_steps) or (
+                    budget.seconds is not None and elapsed >= budget.seconds)
+                due_cb = [cb for n, cb in periodic if step % n == 0 or final]
+                due_ckpt = checkpoint is not None and (step % checkpoint.every == 0 or final)
+                if len(pending) >= sync_every or due_cb or due_ckpt or final:
+                    flush()  # raises DivergenceError before a bad state is checkpointed
+                    bar.update(step, elapsed, history.records[-1])
+                for cb in due_cb:
+                    cb(step, history)
+                if due_ckpt:
+                    save(step)
     except KeyboardInterrupt:
         history.interrupted = True
         flush()  # finished steps only: the interrupted one never reached `step += 1`

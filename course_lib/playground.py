@@ -15,6 +15,7 @@ builds the ipywidgets lab for a live kernel. The losses are the ones of
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,8 @@ import torch
 from torch import nn
 
 from . import gan
+from .loop import Budget, train as train_loop
+from .runtime import runtime
 
 DATASETS = ("ring", "spiral", "moons")
 
@@ -197,8 +200,8 @@ def train(config: PlaygroundConfig) -> PlaygroundRun:
 def _train(config: PlaygroundConfig) -> PlaygroundRun:
     torch.manual_seed(config.seed)
     generator = mlp(n_in=config.z_dim, n_out=2, width=config.width, depth=config.depth)
-    discriminator = mlp(n_in=2, n_out=1, width=config.width, depth=config.depth)
-    critic = lambda x: discriminator(x).flatten()                          # (B,) logits / scores
+    discriminator = nn.Sequential(mlp(n_in=2, n_out=1, width=config.width, depth=config.depth),
+                                  nn.Flatten(0))                           # (B,) logits / scores
     betas = (config.beta1, config.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas)
@@ -207,43 +210,34 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
     real_eval = sample_data(config.data, config.eval_points, generator=rng).numpy()
     centers = ring_centers() if config.data == "ring" else None
     keep = set(np.linspace(0, config.steps, config.snapshots + 1).round().astype(int).tolist()[1:])
-    run = PlaygroundRun(config=config, real=real_eval, history={"d_loss": [], "g_loss": []})
+    run = PlaygroundRun(config=config, real=real_eval)
 
-    def snapshot(step: int) -> None:
+    def snapshot(step: int, _history=None) -> None:
+        if step and step not in keep:
+            return
         with torch.no_grad():
             pts = generator(eval_z).numpy()
         modes = modes_covered(pts, centers) if centers is not None else -1
         run.snapshots.append(Snapshot(step, pts, _surface(discriminator, config), modes))
 
-    start = time.perf_counter()
-    snapshot(0)
-    B = config.batch_size
-    for step in range(1, config.steps + 1):
+    def step_fn(_) -> dict[str, torch.Tensor]:
+        """One generator step after ``d_steps`` critic steps: chapter 03's update_d / update_g,
+        on points drawn here (the data is a distribution, not a data set)."""
+        B = config.batch_size
         for _ in range(config.d_steps):                                    # (1) critic / discriminator
             real = sample_data(config.data, B, generator=rng)
-            with torch.no_grad():
-                fake = generator(torch.randn(B, config.z_dim, generator=rng))
-            real_out, fake_out = critic(real), critic(fake)
-            if config.loss == "ns":
-                d_loss = gan.discriminator_loss(real_out, fake_out)
-            else:
-                d_loss = gan.critic_loss(real_out, fake_out)
-                if config.loss == "wgan-gp":
-                    d_loss = d_loss + config.gp_weight * gan.gradient_penalty(critic, real, fake)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            if config.loss == "wgan-clip":
-                gan.clip_weights(discriminator, config.clip)
-        fake_out = critic(generator(torch.randn(B, config.z_dim, generator=rng)))  # (2) generator
-        g_loss = gan.generator_loss(fake_out) if config.loss == "ns" else gan.wgan_generator_loss(fake_out)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        run.history["d_loss"].append(d_loss.item())
-        run.history["g_loss"].append(g_loss.item())
-        if step in keep:
-            snapshot(step)
+            logs = gan.update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,
+                                real=real, z=torch.randn(B, config.z_dim, generator=rng), config=config)
+        logs.update(gan.update_g(generator=generator, discriminator=discriminator, optimizer=opt_g,   # (2)
+                                 z=torch.randn(B, config.z_dim, generator=rng), config=config))
+        return {"d_loss": logs["d_loss"], "g_loss": logs["g_loss"]}
+
+    start = time.perf_counter()
+    snapshot(0)
+    history = train_loop(step_fn, itertools.repeat(None), budget=Budget(steps=config.steps),
+                         progress=False, callbacks=[(1, snapshot)], desc="playground",
+                         plan=runtime("cpu", amp="off", channels_last=False, compile=False))
+    run.history = {key: history[key] for key in ("d_loss", "g_loss")}
     run.seconds = time.perf_counter() - start
     return run
 

@@ -11,6 +11,7 @@ probes, and the trained-once, cached chapter-05 models.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -18,9 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .checkpoint import Checkpoint, load_or_train
 from .jigsaw import JigsawConfig, JigsawNet, TilePositionNet, jigsaw_batch
 from .jigsaw import TileEncoder  # noqa: F401  re-exported; it lives in course_lib.jigsaw
+from .loop import Budget, Step, train
 from .profiles import choose
+from .runtime import Runtime, backward_step, runtime, seed_everything
+from .toyfaces import ATTRIBUTES, ToyFaces
 
 
 @dataclass(frozen=True)
@@ -92,49 +97,52 @@ def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    backward_step(loss, optimizer)
 
 
 def jigsaw_step(model: JigsawNet, optimizer: torch.optim.Optimizer,
-                tiles: torch.Tensor, index: torch.Tensor) -> dict[str, float]:
-    """One update on shuffled tiles (B, T, 3, t, t) and their permutation index (B,)."""
+                tiles: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One update on shuffled tiles (B, T, 3, t, t) and their permutation index (B,).
+    Returns ``loss`` and ``acc`` as detached 0-d tensors (as every step function here)."""
     model.train()
-    logits = model(tiles)
+    logits = model(tiles).float()
     loss = F.cross_entropy(logits, index)
     _step(model, optimizer, loss)
-    return {"loss": loss.item(), "acc": (logits.argmax(1) == index).float().mean().item()}
+    return {"loss": loss.detach(), "acc": (logits.argmax(1) == index).float().mean()}
 
 
 def position_step(model: TilePositionNet, optimizer: torch.optim.Optimizer,
-                  tiles: torch.Tensor, positions: torch.Tensor) -> dict[str, float]:
+                  tiles: torch.Tensor, positions: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update on shuffled tiles and per-tile targets ``positions`` (B, T)."""
     model.train()
-    logits = model(tiles)                                 # (B, T, T)
+    logits = model(tiles).float()                         # (B, T, T)
     loss = F.cross_entropy(logits.flatten(0, 1), positions.flatten())
     _step(model, optimizer, loss)
-    acc = (logits.argmax(-1) == positions).float().mean().item()
-    return {"loss": loss.item(), "acc": acc}
+    return {"loss": loss.detach(), "acc": (logits.argmax(-1) == positions).float().mean()}
 
 
 def rotation_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
-                  images: torch.Tensor) -> dict[str, float]:
+                  images: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update on a batch of upright images (B, 3, H, H); rotations are made here."""
     model.train()
     rotated, labels = rotation_batch(images)
-    logits = model(rotated)
+    logits = model(rotated).float()
     loss = F.cross_entropy(logits, labels)
     _step(model, optimizer, loss)
-    return {"loss": loss.item(), "acc": (logits.argmax(1) == labels).float().mean().item()}
+    return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
 
 
 def supervised_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
-                    images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+                    images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update of the supervised upper bound: images (B, 3, H, W), labels (B, A) int64."""
     model.train()
-    loss = model.loss(model(images), labels)
+    loss = _loss_of(model)(model(images).float(), labels)
     _step(model, optimizer, loss)
-    return {"loss": loss.item()}
+    return {"loss": loss.detach()}
+
+
+def _loss_of(model: nn.Module):
+    return getattr(model, "module", model).loss  # through a DDP wrapper
 
 
 # --- frozen features for linear probes -------------------------------------------------------
@@ -173,35 +181,43 @@ def standardise(images: torch.Tensor) -> torch.Tensor:
 # --- training and cached pretrained models ------------------------------------------------------
 
 def _images(size: int, image_size: int) -> torch.Tensor:
-    from .toyfaces import ToyFaces
     return ToyFaces(split="train", size=size, image_size=image_size).images
 
 
-def _fit(step, images, labels, config, progress, desc):
-    from .loop import Budget, train
-    from .runtime import DeviceLoader
-    loader = DeviceLoader(images, labels, batch_size=min(config.batch_size, len(images)),
-                          device=images.device if images.is_cuda else None, seed=config.seed)
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
-                 every=max(config.steps // 10, 1), desc=desc)
+def _fit(model, make_step, images, labels, config, *, progress, desc, plan, checkpoint, callbacks,
+         generators=()):
+    """The pretext trainers' shared tail: plan, Adam, on-device loader, checkpoint, loop.
+    ``make_step(net, optimizer)`` returns the step function on the prepared network."""
+    rt = plan or runtime()
+    net = rt.prepare(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed)
+    every = max(config.steps // 10, 1)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
+                                                      every=every)
+    return train(Step(make_step(net, optimizer), generators=generators), loader,
+                 budget=Budget(steps=config.steps), progress=progress, plan=rt, checkpoint=ckpt,
+                 callbacks=callbacks, every=every, desc=desc)
 
 
 def train_jigsaw(model: JigsawNet, config: JigsawConfig, *, images: torch.Tensor | None = None,
-                 progress: bool | str = "auto"):
+                 progress: bool | str = "auto", plan: Runtime | None = None,
+                 checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place on ToyFaces puzzles (uint8 ``images`` at ``config.image_size``)."""
-    from .runtime import seed_everything
     seed_everything(config.seed)
     images = _images(config.train_size, config.image_size) if images is None else images
     perms = config.permutations()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     g = torch.Generator().manual_seed(config.seed)
-    device = next(model.parameters()).device
 
-    def step(x):
-        tiles, index = jigsaw_batch(x.to(device), perms, config, g)
-        return jigsaw_step(model, optimizer, tiles, index)
+    def make_step(net, optimizer):
+        def step(x):
+            tiles, index = jigsaw_batch(x, perms, config, g)
+            return jigsaw_step(net, optimizer, tiles, index)
+        return step
 
-    return _fit(step, images, None, config, progress, f"jigsaw {config.n_permutations} perms")
+    return _fit(model, make_step, images, None, config, progress=progress, plan=plan,
+                checkpoint=checkpoint, callbacks=callbacks, generators=[g],
+                desc=f"jigsaw {config.n_permutations} perms")
 
 
 @torch.no_grad()
@@ -222,14 +238,15 @@ def jigsaw_accuracy(model: JigsawNet, images: torch.Tensor, config: JigsawConfig
 
 
 def train_rotation(model: BackboneClassifier, config: RotationConfig, *,
-                   images: torch.Tensor | None = None, progress: bool | str = "auto"):
+                   images: torch.Tensor | None = None, progress: bool | str = "auto",
+                   plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
+                   callbacks=()):
     """Train the rotation classifier in place (Gidaris et al. 2018)."""
-    from .runtime import seed_everything
     seed_everything(config.seed)
     images = _images(config.train_size, config.image_size) if images is None else images
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    return _fit(lambda x: rotation_step(model, optimizer, x), images, None, config, progress,
-                "rotation")
+    return _fit(model, lambda net, opt: (lambda x: rotation_step(net, opt, x)), images, None, config,
+                progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks,
+                desc="rotation")
 
 
 @torch.no_grad()
@@ -242,19 +259,24 @@ def rotation_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
 
 
 def train_supervised(model: BackboneClassifier, config: RotationConfig, *,
-                     progress: bool | str = "auto"):
-    """The probe table's upper bound: the same backbone trained on the attribute labels."""
-    from .runtime import seed_everything
-    from .toyfaces import ToyFaces
+                     images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                     progress: bool | str = "auto", plan: Runtime | None = None,
+                     checkpoint: str | os.PathLike | None = None, callbacks=()):
+    """The same backbone trained on attribute labels: the probe table's upper bound, and
+    chapter 07's attribute classifier. ``images`` uint8 (N, 3, S, S) with ``labels`` int64
+    (N, A); default the first ``config.train_size`` ToyFaces training images."""
     seed_everything(config.seed)
-    ds = ToyFaces(split="train", size=config.train_size, image_size=config.image_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    return _fit(lambda b: supervised_step(model, optimizer, *b), ds.images, ds.labels, config,
-                progress, "supervised")
+    if images is None:
+        ds = ToyFaces(split="train", size=config.train_size, image_size=config.image_size)
+        images, labels = ds.images, ds.labels
+    elif labels is None:
+        raise ValueError("train_supervised(images=...) needs labels= (int64, one row per image)")
+    return _fit(model, lambda net, opt: (lambda b: supervised_step(net, opt, *b)), images, labels,
+                config, progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks,
+                desc="supervised")
 
 
 def _cached(name: str, train_fn, config, build, progress, retrain):
-    from .checkpoint import load_or_train
     trained = load_or_train(name, lambda m, c: train_fn(m, c, progress=progress), config=config,
                             build=build, retrain=retrain)
     trained.model.eval()
@@ -279,7 +301,6 @@ def pretrained_rotation(config: RotationConfig | None = None, *, progress: bool 
 def pretrained_supervised(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                           retrain: bool = False):
     """The supervised attribute classifier (upper bound), cached as ``supervised_ch05``."""
-    from .toyfaces import ATTRIBUTES
     config = config or RotationConfig.for_profile()
     build = lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))  # noqa: E731
     return _cached("supervised_ch05", train_supervised, config, build, progress, retrain)

@@ -18,6 +18,7 @@ image, averaged over the batch.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,8 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
+from .loop import Budget, train
 from .profiles import choose
+from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
+from .toyfaces import ToyFaces
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -138,7 +143,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2) (Kingma & Welling
     2014, section 2.4): the noise is an input, so gradients flow to mu and logvar."""
     std = torch.exp(0.5 * logvar)
-    return mu + std * torch.randn_like(std)
+    return mu + std * randn_like_global(std)  # torch.randn_like(std); under torchrun the global batch's noise
 
 
 class VAE(nn.Module):
@@ -236,17 +241,18 @@ def elbo_loss(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar:
 
 
 def vae_step(model: VAE, optimizer: torch.optim.Optimizer, batch, *, beta: float = 1.0,
-             likelihood: str = "bernoulli") -> dict[str, float]:
+             likelihood: str = "bernoulli") -> dict[str, torch.Tensor]:
     """One optimisation step on ``batch`` (images ``(B, 3, H, W)`` in [0, 1], or a tuple
-    whose first item is the images). Returns ``{"loss", "recon", "kl"}`` as floats."""
+    whose first item is the images). Returns ``{"loss", "recon", "kl"}`` as detached 0-d
+    tensors (the loop turns them into numbers when it logs: no host sync per step)."""
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     model.train()
     x_logits, mu, logvar = model(x)
-    terms = elbo_loss(x_logits, x, mu, logvar, beta=beta, likelihood=likelihood)
+    # the loss in fp32 even under autocast: BCE-with-logits summed over 3*H*W pixels
+    terms = elbo_loss(x_logits.float(), x.float(), mu.float(), logvar.float(), beta=beta, likelihood=likelihood)
     optimizer.zero_grad(set_to_none=True)
-    terms.loss.backward()
-    optimizer.step()
-    return {"loss": terms.loss.item(), "recon": terms.recon.item(), "kl": terms.kl.item()}
+    backward_step(terms.loss, optimizer)
+    return {"loss": terms.loss.detach(), "recon": terms.recon.detach(), "kl": terms.kl.detach()}
 
 
 # --------------------------------------------------------------------------------------
@@ -308,26 +314,28 @@ class VAEConfig:
 
 
 def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = None,
-              progress: bool | str = "auto"):
+              progress: bool | str = "auto", plan: Runtime | None = None,
+              checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
     :class:`~course_lib.loop.History`. ``images``: uint8 ``(N, 3, S, S)``; default: the first
-    ``config.train_size`` ToyFaces training images at ``config.image_size``."""
-    from .loop import Budget, train
-    from .runtime import DeviceLoader, seed_everything
-
+    ``config.train_size`` ToyFaces training images at ``config.image_size``. ``plan``: the
+    runtime plan (default :func:`course_lib.runtime.runtime`); ``checkpoint``: a file to
+    save to and resume from (``python -m course_lib.train`` passes one)."""
     if images is None:
-        from .toyfaces import ToyFaces
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     seed_everything(config.seed)
-    device = next(model.parameters()).device
+    rt = plan or runtime()
+    net = rt.prepare(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = DeviceLoader(images, batch_size=min(config.batch_size, len(images)), device=device,
-                          seed=config.seed)
+    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
 
     def step(x):
-        return vae_step(model, optimizer, x, beta=config.beta, likelihood=config.likelihood)
+        return vae_step(net, optimizer, x, beta=config.beta, likelihood=config.likelihood)
 
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress,
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
+                                                      every=max(config.steps // 10, 1))
+    return train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt,
+                 checkpoint=ckpt, callbacks=callbacks,
                  every=max(config.steps // 10, 1), desc=f"VAE z={config.latent_dim} beta={config.beta}")
 
 
@@ -337,8 +345,6 @@ def pretrained_vae(config: VAEConfig | None = None, *, progress: bool | str = "a
     and cached by :func:`course_lib.checkpoint.load_or_train` under the name ``vae_ch02``.
     Chapters 03, 06 and 07 call this to get the same model. Returns a
     :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode, ``.history``, ``.seconds``)."""
-    from .checkpoint import load_or_train
-
     config = config or VAEConfig.for_profile()
     trained = load_or_train("vae_ch02", lambda m, c: train_vae(m, c, progress=progress),
                             config=config, build=VAEConfig.build, retrain=retrain)

@@ -66,8 +66,11 @@ def test_precision_overrides(fake_hw, monkeypatch):
     with pytest.raises(ValueError, match="fp16 autocast is not supported on CPU"):
         runtime(amp="fp16")
     monkeypatch.setenv("COURSE_AMP", "fp64")
-    with pytest.raises(ValueError, match="amp must be one of"):
+    with pytest.raises(ValueError, match=r"COURSE_AMP\) must be one of auto, off, bf16, fp16"):
         runtime()
+    for documented in ("off", "auto", "bf16"):  # the values README lists (fp16 needs a GPU)
+        monkeypatch.setenv("COURSE_AMP", documented)
+        assert runtime().precision == ("bf16" if documented == "bf16" else "fp32")
     monkeypatch.setenv("COURSE_AMP", "fp32")
     monkeypatch.setenv("COURSE_CHANNELS_LAST", "1")
     monkeypatch.setenv("COURSE_COMPILE", "0")
