@@ -9,8 +9,11 @@ carries over to another machine better than seconds do.
 
     .venv/bin/python bench/chapter_times.py [--profile cpu] [--chapters 00 01 ...]
 
-Writes ``bench/results/chapter_times_<profile>.txt``. Takes about as long as the chapters
-together (tens of minutes under ``cpu`` on 2 cores); not part of ``make bench``.
+Writes ``bench/results/chapter_times_<profile>.txt`` (``--profile gpu``:
+``bench/results/gpu_chapter_times.txt``, naming the card). Takes about as long as the
+chapters together (tens of minutes under ``cpu`` on 2 cores, a few minutes on one
+H100-class GPU); not part of ``make bench``. It refuses to start on a busy machine (1-minute
+load average above 1 per core: timings there are 10-20x too slow); ``--force`` overrides.
 """
 from __future__ import annotations
 
@@ -74,7 +77,12 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--chapters", nargs="*", default=None, help="two-digit numbers (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--force", action="store_true", help="time even on a busy machine")
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
+    if load_start > (os.cpu_count() or 1) and not args.force:
+        raise SystemExit(f"load average {load_start:.2f} is above 1 per core ({os.cpu_count()} cores): "
+                         f"other work would slow every chapter; wait for an idle machine or pass --force")
 
     import torch
     notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -96,19 +104,21 @@ def main(argv=None) -> None:
         f"command: python bench/chapter_times.py --profile {args.profile}"
         + (f" --chapters {' '.join(args.chapters)}" if args.chapters else ""),
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        f"{torch.get_num_threads()} threads"
+        + (f", GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
         f"profile: {args.profile}; a fresh empty model cache; chapters in order (later chapters "
         "reuse what earlier ones cached, as on a student's first pass)",
         f"reference: 100 steps of the 32x32 chapter-02 VAE = {ref_before:.2f} s before, "
         f"{ref_after:.2f} s after the chapters",
-        f"load average at the end: {os.getloadavg()[0]:.2f}",
+        f"load average at the start: {load_start:.2f}, at the end: {os.getloadavg()[0]:.2f}",
         "",
         f"{'chapter':20s} {'seconds':>8s} {'x reference':>12s}",
     ]
     lines += [f"{name:20s} {s:8.1f} {s / ref:12.1f}" for name, s in rows]
     total = sum(s for _, s in rows)
     lines.append(f"{'total':20s} {total:8.1f} {total / ref:12.1f}")
-    out = ROOT / "bench" / "results" / f"chapter_times_{args.profile}.txt"
+    name = "gpu_chapter_times.txt" if args.profile == "gpu" else f"chapter_times_{args.profile}.txt"
+    out = ROOT / "bench" / "results" / name
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}")

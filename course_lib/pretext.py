@@ -207,7 +207,9 @@ def train_jigsaw(model: JigsawNet, config: JigsawConfig, *, images: torch.Tensor
     seed_everything(config.seed)
     images = _images(config.train_size, config.image_size) if images is None else images
     perms = config.permutations()
-    g = torch.Generator().manual_seed(config.seed)
+    plan = plan or runtime()
+    # tiles are cut and shuffled per image of this rank's share: a stream of its own per rank
+    g = torch.Generator().manual_seed(config.seed + 1_000_003 * plan.rank)
 
     def make_step(net, optimizer):
         def step(x):

@@ -205,3 +205,14 @@ def test_torchrun_two_processes_match_one(tmp_path):
     a, b = one_m["history"][-1]["loss"], two_m["history"][-1]["loss"]
     assert abs(a - b) / abs(a) < 1e-3, (a, b)
     assert one_m["history"][0]["loss"] == pytest.approx(two_m["history"][0]["loss"], rel=1e-4)  # same start
+
+
+def test_gpu_check_runs_every_trainer_on_the_cpu(tmp_path):
+    """bench/gpu_check.py's dry run: every trainer, both loops, the correctness column."""
+    out = subprocess.run([PYTHON, str(LIB.parent / "bench" / "gpu_check.py"), "--cpu-dry-run"],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "COURSE_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "trainer" not in line]
+    assert [r.split("|")[1].strip() for r in rows[:6]] == ["vae", "dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation"]
+    assert all(r.rstrip(" |").endswith("ok") for r in rows[:6])  # fp32 plan == plan on a CPU
