@@ -332,8 +332,8 @@ def _elapsed(t0: float, rt: Runtime, budget: Budget) -> float:
 def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
           progress: bool | str = "auto", callbacks: Sequence[Callback | tuple[int, Callback]] = (),
           every: int = 100, live_plot: bool = False, checkpoint: Checkpoint | None = None,
-          resume: bool = True, history: History | None = None, sync_every: int = 10,
-          desc: str = "train", plan: Runtime | None = None) -> History:
+          history: History | None = None, sync_every: int = 10, desc: str = "train",
+          plan: Runtime | None = None) -> History:
     """Call ``step_fn(batch)`` for each batch of ``loader`` until ``budget`` is spent.
 
     ``step_fn`` returns a dict of scalars (floats or 0-d tensors), e.g.
@@ -341,8 +341,7 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     GPU is not forced to wait every step. ``callbacks`` are ``fn(step, history)`` run
     every ``every`` steps and at the end, or ``(n, fn)`` pairs with their own period.
     With ``checkpoint``, state is saved every ``checkpoint.every`` steps and at the end,
-    and (``resume=True``) an existing checkpoint file is loaded first, continuing from its
-    step; a ``step_fn`` with ``state_dict``/``load_state_dict`` (a :class:`Step`) has its
+    and an existing checkpoint file is loaded first, continuing from its step; a ``step_fn`` with ``state_dict``/``load_state_dict`` (a :class:`Step`) has its
     state saved and restored with it. ``plan`` is the runtime plan the trainer prepared
     its models with (default :func:`course_lib.runtime.runtime`). Returns the
     :class:`History` (also when interrupted with Ctrl-C).
@@ -350,9 +349,9 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     if every <= 0 or sync_every <= 0:
         raise ValueError("every and sync_every must be positive")
     rt = plan if plan is not None else runtime_mod.runtime()
-    history = history if history is not None else History()
+    history = history if history is not None else History()  # a History to continue (in a notebook)
     start_step = history.records[-1]["step"] if history.records else 0
-    if checkpoint is not None and resume and checkpoint.exists():
+    if checkpoint is not None and checkpoint.exists():
         state = checkpoint.load()
         start_step, history = state["step"], History(records=list(state["history"]))
         if hasattr(step_fn, "load_state_dict") and "step_state" in state["extra"]:
