@@ -216,3 +216,42 @@ def test_gpu_check_runs_every_trainer_on_the_cpu(tmp_path):
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "trainer" not in line]
     assert [r.split("|")[1].strip() for r in rows[:6]] == ["vae", "dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation"]
     assert all(r.rstrip(" |").endswith("ok") for r in rows[:6])  # fp32 plan == plan on a CPU
+
+
+def _documented(variable: str) -> list[str]:
+    """The values README lists for an environment variable: `VAR` (`a`, `b`, ...)."""
+    text = (LIB.parent / "README.md").read_text()
+    match = re.search(rf"`{variable}`\s*\(((?:`[^`]+`(?:,|/|\s)*)+)", text)
+    assert match, f"README does not document {variable}"
+    return re.findall(r"`([^`]+)`", match.group(1))
+
+
+def test_every_documented_environment_value_works(monkeypatch):
+    for name in ("COURSE_DEVICE", "COURSE_AMP", "COURSE_CHANNELS_LAST", "COURSE_COMPILE", "COURSE_PROGRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert set(_documented("COURSE_AMP")) == {"auto", "off", "bf16", "fp16"}
+    for value in _documented("COURSE_AMP"):
+        monkeypatch.setenv("COURSE_AMP", value)
+        if value == "fp16":  # needs a GPU: the message says so
+            with pytest.raises(ValueError, match="fp16 autocast is not supported on CPU"):
+                runtime()
+        else:
+            assert runtime().precision in ("fp32", "bf16")
+    monkeypatch.delenv("COURSE_AMP")
+    for value in _documented("COURSE_DEVICE"):
+        monkeypatch.setenv("COURSE_DEVICE", value.replace(":N", ":0"))
+        if value == "cpu":
+            assert runtime().device.type == "cpu"
+        else:  # not on this machine: a clear error naming what is available
+            with pytest.raises(RuntimeError, match="is not available here"):
+                runtime()
+    monkeypatch.delenv("COURSE_DEVICE")
+    for name, attr in (("COURSE_CHANNELS_LAST", "channels_last"), ("COURSE_COMPILE", "compile")):
+        for value in _documented(name):
+            monkeypatch.setenv(name, value)
+            assert getattr(runtime(), attr) is (value == "1")
+        monkeypatch.delenv(name)
+    for value in _documented("COURSE_PROGRESS"):
+        monkeypatch.setenv("COURSE_PROGRESS", value)
+        assert loop._progress_mode("auto") == value
