@@ -13,7 +13,7 @@ export COURSE_CACHE ?= $(CURDIR)/.cache/course_lib
 export MPLBACKEND := module://matplotlib_inline.backend_inline
 NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
 
-.PHONY: help install test test-unit test-notebooks test-book book lab chapters sync execute bench clean
+.PHONY: help install test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ lab: $(STAMP) ## open JupyterLab on the student notebooks
 
 chapters: $(STAMP) ## regenerate the student notebooks in chapters/ from solutions/
 	$(BIN)/python -m course_lib.release
+
+# Where `make nbgrader` writes the nbgrader course (rerunning it rewrites source/ and nbgrader_config.py only).
+NBGRADER_COURSE ?= _build/nbgrader
+$(VENV)/.nbgrader: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,nbgrader]'
+	touch $@
+
+nbgrader: $(VENV)/.nbgrader ## write the nbgrader course _build/nbgrader/ from solutions/ (installs nbgrader)
+	$(BIN)/python scripts/nbgrader_course.py --course $(NBGRADER_COURSE)
 
 sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing the .md)
 	$(BIN)/jupytext --sync solutions/[0-9][0-9]_*.md
