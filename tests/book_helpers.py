@@ -121,9 +121,9 @@ def stage_sources(dest: Path, root: Path = ROOT) -> list[str]:
         (dest / folder).mkdir(exist_ok=True)
         for nb in (root / folder).glob("*.ipynb"):
             shutil.copy2(nb, dest / folder / nb.name)
-    # Data/files a chapter reads relative to the repository root (e.g. bench/ results for
-    # the Results page) come along when they exist.
-    for folder in ("bench/results", "experiments/results"):
+    # Files the Results page reads relative to the repository root (bench/ results) come
+    # along when they exist; experiment results are package data (course_lib.results).
+    for folder in ("bench/results",):
         if (root / folder).is_dir():
             shutil.copytree(root / folder, dest / folder, dirs_exist_ok=True)
     placeholders = []
