@@ -59,6 +59,9 @@ def test_generator_loss_reference_passes(capsys):
     (lambda f: F.binary_cross_entropy_with_logits(torch.sigmoid(f), torch.ones_like(f)), "sigmoid twice"),
     (lambda f: F.softplus(-f), "scalar"),
     (lambda f: F.softplus(-f).mean().detach() * 0 + 0.5, "differ"),
+    # right value, but detached: used to crash with "element 0 of tensors does not require grad"
+    (lambda f: F.softplus(-f).mean().detach(), "no gradient flows back to the logits"),
+    (lambda f: torch.tensor(F.softplus(-f).mean().item()), "no gradient flows back to the logits"),
 ])
 def test_generator_loss_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):

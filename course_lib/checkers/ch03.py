@@ -92,8 +92,14 @@ def check_generator_loss(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     check_close(name, got, expected, hint="Expected softplus(-fake_logits).mean().")
     # Non-saturating: a strong gradient exactly where D rejects the fakes (logit -10).
     logits = torch.full((3,), -10.0, requires_grad=True)
-    out = run_student(name, fn, logits)
-    (grad,) = torch.autograd.grad(_scalar(name, out), logits)
+    out = _scalar(name, run_student(name, fn, logits))
+    if not out.requires_grad:
+        raise ExerciseError(f"{name}: the value is right but no gradient flows back to the logits, so "
+                            f"the generator cannot learn from it. Do not .detach() the loss, call "
+                            f".item() or go through NumPy; build it from fake_logits with torch operations.")
+    (grad,) = torch.autograd.grad(out, logits, allow_unused=True)
+    if grad is None:
+        raise ExerciseError(f"{name}: the loss does not depend on fake_logits; compute it from them.")
     if grad.abs().mean() < 0.1:
         raise ExerciseError(f"{name}: the gradient vanishes when D rejects the fakes (logit -10); "
                             f"the non-saturating loss should still push hard there.")
