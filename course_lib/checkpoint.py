@@ -298,8 +298,21 @@ class Checkpoint:
 # --------------------------------------------------------------------------- cache
 
 def resolve_cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``."""
-    return Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
+
+    Raises ``NotADirectoryError`` when that path, or a folder above it, is a file (the
+    cache could never be written there; say so now, not in a later ``mkdir``).
+    """
+    path = Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+    path = path.expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                source = "cache_dir" if override else (CACHE_ENV if os.environ.get(CACHE_ENV) else "the default cache")
+                raise NotADirectoryError(f"{source}={path}: {p} is a file, not a folder; point "
+                                         f"{CACHE_ENV} at a folder (it is created if missing) or unset it")
+            break
+    return path
 
 
 def config_key(config: Any) -> tuple[str, str]:

@@ -46,8 +46,9 @@ def make_tiles(images: torch.Tensor, *, grid: int = 3, tile_size: int | None = N
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
     B, C, H, W = images.shape
-    if not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be a positive int, got {grid!r}")
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"grid must be an int >= 2 (a 1x1 puzzle has nothing to shuffle), "
+                         f"got {grid!r}")
     if H != W or H % grid:
         raise ValueError(f"image size {H}x{W} must be square and divisible by grid={grid}; "
                          f"resize or crop to a multiple of {grid} first (e.g. "
