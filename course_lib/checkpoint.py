@@ -117,27 +117,31 @@ def clean_orphans(path: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that killed writes of ``path`` left beside it.
 
     A file is orphaned when its writer (pid and host are in its name) is no longer running
-    on this machine; when that cannot be checked (another host, Windows, a file from an
-    older version), when it is more than an hour old. Returns the deleted files.
+    on this machine, or when it is more than an hour old (no write takes that long; this
+    also covers writers that cannot be asked: another host, Windows, a reused pid, a file
+    from an older version). Returns the deleted files.
     """
     path = Path(path)
     head = f".{path.name}."
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     for tmp in path.parent.iterdir():
         name = tmp.name
         if not (name.startswith(head) and name.endswith(".tmp")):
             continue
-        writer = name[len(head):].split(".", 1)[0]            # "<pid>-<host>" (or old random)
-        pid, _, host = writer.partition("-")
-        alive = None
-        if pid.isdigit() and host == _HOST:
-            alive = True if int(pid) == os.getpid() else _pid_alive(int(pid))
-        if alive is None:
-            with contextlib.suppress(OSError):
-                alive = time.time() - tmp.stat().st_mtime < _STALE_SECONDS
-        if not alive:
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:  # gone already (its writer renamed it)
+            continue
+        pid, _, host = name[len(head):].split(".", 1)[0].partition("-")   # "<pid>-<host>"
+        if age > _STALE_SECONDS:
+            orphan = True
+        elif pid.isdigit() and host == _HOST and int(pid) != os.getpid():
+            orphan = _pid_alive(int(pid)) is False
+        else:
+            orphan = False
+        if orphan:
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)

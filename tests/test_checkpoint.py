@@ -202,12 +202,14 @@ def test_temp_files_of_live_writers_and_other_checkpoints_are_kept(tmp_path):
     remote = tmp_path / f".c.pt.{os.getpid()}-otherhost.abcd1234.tmp"    # another machine's write
     old_style_new = tmp_path / ".c.pt.k2j3h4g5.tmp"                       # an older version's, fresh
     old_style_old = tmp_path / ".c.pt.q9w8e7r6.tmp"                       # ... and two hours old
+    stale = tmp_path / f".c.pt.{os.getppid()}-{_HOST}.zzzz9999.tmp"      # live pid, but 2 h old: reused pid
     other = tmp_path / ".d.pt.999999999-x.abcd1234.tmp"                   # another checkpoint's
-    for p in (mine, parent, remote, old_style_new, old_style_old, other):
+    for p in (mine, parent, remote, old_style_new, old_style_old, stale, other):
         p.write_bytes(b"")
-    os.utime(old_style_old, (os.path.getmtime(old_style_old) - 7200,) * 2)
+    for p in (old_style_old, stale, other):
+        os.utime(p, (os.path.getmtime(p) - 7200,) * 2)
     removed = clean_orphans(path)
-    assert removed == [old_style_old]
+    assert sorted(removed) == sorted([old_style_old, stale])
     assert all(p.exists() for p in (mine, parent, remote, old_style_new, other))
 
 
