@@ -86,7 +86,7 @@ def test_elbo_reference_passes(capsys):
     (stub, "not implemented"),
     (lambda xl, x, mu, lv: bce_sum(xl, x).mean(), "KL term is missing"),
     (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) + kl_divergence(mu, lv).mean(),
-     r"reconstruction is averaged over every value \(reduction='mean'\), the KL is summed per image"),
+     r"reconstruction is averaged over pixels \(reduction='mean'\) while the KL is summed: the KL then weighs C\*H\*W"),
     (lambda xl, x, mu, lv: (bce_sum(xl, x) + kl_divergence(mu, lv)).sum(), "both terms are summed over the batch"),
     # the reduction mismatches: reconstruction averaged, KL summed (and the other mixes)
     (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) + kl_divergence(mu, lv).sum(),
@@ -101,6 +101,7 @@ def test_elbo_reference_passes(capsys):
     (lambda xl, x, mu, lv: bce_sum(torch.sigmoid(xl), x).mean() + kl_divergence(mu, lv).mean(), "applied twice"),
     (lambda xl, x, mu, lv: bce_sum(xl, x) + kl_divergence(mu, lv), "scalar"),
     (lambda xl, x, mu, lv: F.binary_cross_entropy(xl, x, reduction="sum") / len(x), "raised"),
+    (lambda xl, x, mu, lv: elbo_loss(xl, x, mu, lv).loss.detach(), "no gradient flows back"),
 ])
 def test_elbo_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):

@@ -39,6 +39,7 @@ def test_discriminator_loss_bce_formulation_passes(capsys):
     (lambda r, f: F.softplus(-r) + F.softplus(f), "scalar"),
     (lambda r, f: -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean(), "stably"),
     (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(), "differ"),
+    (lambda r, f: (F.softplus(-r).mean() + F.softplus(f).mean()).detach(), "no gradient flows back to the logits"),
 ])
 def test_discriminator_loss_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):

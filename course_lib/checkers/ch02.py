@@ -160,6 +160,9 @@ def _reduction_mistakes(bce: torch.Tensor, kl: torch.Tensor, *, pixels: int,
         if r is recon["summed over the whole batch (reduction='sum')"] and k is kls["summed over the whole batch"]:
             hint = ("both terms are summed over the batch: the loss then grows with the batch "
                     f"size ({B} here). Average the per-image loss over the batch (.mean()).")
+        elif r is recon["averaged over every value (reduction='mean')"] and k_words == right:
+            hint = ("the reconstruction is averaged over pixels (reduction='mean') while the KL is "
+                    "summed: the KL then weighs C*H*W times too much. Sum the BCE over each image's pixels.")
         else:
             hint = (f"the terms are not reduced the same way: the reconstruction is {r_words}, "
                     f"the KL is {k_words}. Sum each term over its image's values (pixels; latent "
@@ -204,6 +207,13 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
                 raise ExerciseError(f"{name}: {hint}")
     check_close(name, got, expected, atol=1e-3, rtol=1e-4,
                 hint="loss = mean over the batch of [sum of BCE-with-logits over pixels + KL].")
+    out = run_student(name, student, x_logits.clone().requires_grad_(True), x, mu.clone().requires_grad_(True),
+                      logvar.clone().requires_grad_(True))
+    out = out[0] if isinstance(out, tuple) else out
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise ExerciseError(f"{name}: the value is right but no gradient flows back to x_logits, mu and "
+                            "logvar, so the VAE cannot learn from it. Do not .detach() or call .item(); "
+                            "build the loss with torch operations.")
     passed(name, f"{got.item():.2f} = reconstruction + KL, summed per image, batch mean")
 
 
