@@ -6,8 +6,8 @@ the functions below, which read only files committed to the repository:
 - ``solutions/NN_slug.ipynb``: the stored, executed chapters. Their wall time comes from
   the execution timestamps Jupyter records in each cell's metadata; their "What we
   measured" tables are the outputs of the code cells under that heading.
-- ``bench/results/*`` and ``experiments/results/*``: files written by the benchmark and
-  experiment scripts (JSON, CSV, Markdown or text), shown as they are, with the command
+- ``bench/results/*`` and ``course_lib/results_data/*`` (package data,
+  :mod:`course_lib.results`): files written by the benchmark and experiment scripts (JSON, CSV, Markdown or text), shown as they are, with the command
   and machine they name.
 
 Nothing here computes or invents a number; a missing file is reported as missing.
@@ -174,8 +174,8 @@ def result_file_markdown(path: Path) -> str:
     return "```text\n" + path.read_text(encoding="utf-8").rstrip() + "\n```"
 
 
-def result_files_markdown(root: Path, folder: str, producer: str) -> str:
-    directory = root / folder
+def result_files_markdown(directory: Path, folder: str, producer: str) -> str:
+    """Every result file in ``directory`` as Markdown, each headed by ``folder/<name>``."""
     files = sorted(p for p in directory.glob("*") if p.suffix.lower() in
                    (".json", ".csv", ".md", ".txt")) if directory.is_dir() else []
     if not files:

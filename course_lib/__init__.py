@@ -10,6 +10,7 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 - ``backbone``   the shared conv backbone (the article's encoder convs)
 - ``vae``, ``gan``, ``playground``, ``inpainting``, ``jigsaw``, ``pretext``, ``fusion``  model families
 - ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation
+- ``results``    the committed experiment results (package data), ``load_result(name)``
 - ``checkers``   exercise checkers, one module per chapter
 - ``release``    generates the student notebooks in chapters/ from solutions/
 """

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .inputs import check_float_images
+
 
 class ConvBackbone(nn.Module):
     """Three 4x4 stride-2 conv + ReLU stages.
@@ -46,6 +48,7 @@ class ConvBackbone(nn.Module):
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """All three stage outputs (for U-Net skips): sizes H/2, H/4, H/8."""
+        check_float_images(x, "ConvBackbone input")
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"ConvBackbone expects (B, {self.in_channels}, H, W) images, got {tuple(x.shape)}"

@@ -3,10 +3,13 @@
 - :func:`save_checkpoint` writes model(s), optimizer(s), the GradScaler, the step, the
   random-number states and the training history in one file, atomically: it writes a
   temporary file beside the target and renames it (``os.replace``), so a crash or a
-  Ctrl-C half-way through a write leaves the previous checkpoint intact.
+  Ctrl-C half-way through a write leaves the previous checkpoint intact. A write killed
+  outright (``kill -9``, a dead Colab runtime) leaves its temporary file behind; the next
+  save or load of that checkpoint deletes it (:func:`clean_orphans`).
 - :func:`load_checkpoint` reads with ``torch.load(weights_only=True)`` (no arbitrary
   code runs from a downloaded file) and names the file and the mismatch when something
-  does not fit (missing model, wrong shapes, corrupted bytes).
+  does not fit (missing model, wrong shapes, another optimizer class, corrupted bytes),
+  saying what to do about it.
 - :class:`Checkpoint` bundles what to save and how often; :func:`course_lib.loop.train`
   takes one and resumes from it. On CPU a resumed run ends with exactly the weights of
   an uninterrupted one (``tests/test_checkpoint.py`` checks it).
@@ -16,11 +19,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +46,11 @@ Optimizers = torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is unreadable or does not fit the models it is loaded into."""
+
+
+# what to do with a file that cannot be used (said by every error about a bad file)
+_WHAT_TO_DO = ("Delete the file, or move it aside to keep it, and run again: load_or_train "
+               "then retrains and writes a fresh one (loop.train starts from step 0).")
 
 
 def _as_dict(obj, what: str) -> dict:
@@ -79,6 +90,64 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# ------------------------------------------------------------------ temporary files
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_STALE_SECONDS = 3600  # a temporary file of a writer we cannot ask about is orphaned after this
+
+
+def _tmp_prefix(path: Path) -> str:
+    # who writes it is in the name, so a later call can tell a killed write from a live one
+    return f".{path.name}.{os.getpid()}-{_HOST}."
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """True/False on POSIX; None where a cheap check does not exist (Windows)."""
+    if os.name != "posix":
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_orphans(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writes of ``path`` left beside it.
+
+    A file is orphaned when its writer (pid and host are in its name) is no longer running
+    on this machine, or when it is more than an hour old (no write takes that long; this
+    also covers writers that cannot be asked: another host, Windows, a reused pid, a file
+    from an older version). Returns the deleted files.
+    """
+    path = Path(path)
+    head = f".{path.name}."
+    removed: list[Path] = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.iterdir():
+        name = tmp.name
+        if not (name.startswith(head) and name.endswith(".tmp")):
+            continue
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:  # gone already (its writer renamed it)
+            continue
+        pid, _, host = name[len(head):].split(".", 1)[0].partition("-")   # "<pid>-<host>"
+        if age > _STALE_SECONDS:
+            orphan = True
+        elif pid.isdigit() and host == _HOST and int(pid) != os.getpid():
+            orphan = _pid_alive(int(pid)) is False
+        else:
+            orphan = False
+        if orphan:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
 def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
                     scaler: torch.amp.GradScaler | None = None, step: int = 0,
                     history: list[dict] | None = None, extra: dict | None = None) -> Path:
@@ -95,13 +164,15 @@ def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
         "step": int(step),
         "models": {k: _unwrap(m).state_dict() for k, m in _as_dict(models, "model").items()},
         "optimizers": {k: o.state_dict() for k, o in _as_dict(optimizers, "optimizer").items()},
+        "optimizer_classes": {k: type(o).__name__ for k, o in _as_dict(optimizers, "optimizer").items()},
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng_state(),
         "history": list(history or []),
         "extra": dict(extra or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -126,18 +197,39 @@ class _suppress:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw payload of a checkpoint (weights_only), or a CheckpointError naming the file."""
     path = Path(path)
+    clean_orphans(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's own message advises weights_only=False, i.e. running code from the file:
+        # never the fix for a damaged checkpoint, so it is not repeated here (see __cause__)
         raise CheckpointError(
-            f"checkpoint {path} is corrupted or not a course checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Delete it to start again.") from exc
+            f"checkpoint {path} is corrupted or not a course checkpoint (torch.load raised "
+            f"{type(exc).__name__}; a write cut short or a file from elsewhere). {_WHAT_TO_DO}"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"checkpoint {path} has format {found!r}, expected {FORMAT_VERSION}")
+        raise CheckpointError(f"checkpoint {path} has format {found!r}, expected "
+                              f"{FORMAT_VERSION}. {_WHAT_TO_DO}")
     return payload
+
+
+
+def _check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, payload: dict) -> None:
+    """The stored state must come from the same optimizer class (torch would accept any)."""
+    saved = payload.get("optimizer_classes", {}).get(name)
+    own = type(opt).__name__
+    groups = payload["optimizers"][name].get("param_groups", [])
+    stored_keys = set(groups[0]) - {"params"} if groups else set()
+    own_keys = set(opt.param_groups[0]) - {"params"} if opt.param_groups else set()
+    if (saved is not None and saved != own) or (saved is None and stored_keys != own_keys):
+        what = saved if saved is not None else f"an optimizer with settings {sorted(stored_keys)}"
+        raise CheckpointError(
+            f"checkpoint {path}: optimizer {name!r} was saved from {what}, but you passed a "
+            f"{own}: build the same optimizer class as the run that saved it, or leave it out "
+            f"of optimizers= to start that optimizer fresh")
 
 
 def load_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
@@ -172,6 +264,7 @@ def load_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
                                   f"({type(model).__name__}): " + "; ".join(problems))
         model.load_state_dict(state)
     for name, opt in opts_d.items():
+        _check_optimizer(path, name, opt, payload)
         try:
             opt.load_state_dict(payload["optimizers"][name])
         except (ValueError, KeyError) as exc:
@@ -209,8 +302,21 @@ class Checkpoint:
 # --------------------------------------------------------------------------- cache
 
 def resolve_cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``."""
-    return Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
+
+    Raises ``NotADirectoryError`` when that path, or a folder above it, is a file (the
+    cache could never be written there; say so now, not in a later ``mkdir``).
+    """
+    path = Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
+    path = path.expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                source = "cache_dir" if override else (CACHE_ENV if os.environ.get(CACHE_ENV) else "the default cache")
+                raise NotADirectoryError(f"{source}={path}: {p} is a file, not a folder; point "
+                                         f"{CACHE_ENV} at a folder (it is created if missing) or unset it")
+            break
+    return path
 
 
 def config_key(config: Any) -> tuple[str, str]:
@@ -261,7 +367,7 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
         state = load_checkpoint(path, models=models, restore_rng=False)
         if state["extra"].get("config") != text:
             raise CheckpointError(f"cache file {path} was written for another config "
-                                  f"(hash collision?); delete it to retrain")
+                                  f"(hash collision?). {_WHAT_TO_DO}")
         for m in models.values():
             m.to(dev)
         return Trained(model=model, history=state["history"], from_cache=True,

@@ -9,7 +9,8 @@ tensors, not a DataLoader over files) as an object with
 
 Names: ``toyfaces`` (built in, no files), ``celeba`` (aligned CelebA, 40 binary attributes,
 the usual 64x64 preprocessing: centre crop 148 of 178x218, then resize; Liu et al. 2015),
-``imagefolder`` (any folder of images, searched recursively), ``mnist``,
+``imagefolder`` (any folder of images, searched recursively: see :func:`load_dataset` for
+how labels come from class folders), ``mnist``,
 ``fashion-mnist``, ``cifar10`` (through torchvision). Downloads only with
 ``download=True``; nothing here touches the network otherwise.
 """
@@ -70,11 +71,31 @@ class ImageSet(Dataset):
 
 # ----------------------------------------------------------------------------- helpers
 
+def _pil_rgb(img):
+    """Any PIL image -> 8-bit RGB, upright and with its full tonal range.
+
+    Phones store portraits sideways with an EXIF orientation tag: apply it. 16-bit grey
+    PNGs (mode ``I;16``) and 32-bit ``I``/``F`` images are rescaled to 0..255 first:
+    ``convert("RGB")`` would clip every value above 255 and turn them almost white.
+    """
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255):
+            a = a / 65535.0 * 255.0
+        elif img.mode == "F" and a.max() <= 1.0:     # float images in [0, 1]
+            a = a * 255.0
+        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+    return img.convert("RGB")
+
+
 def _pil_to_uint8(img, image_size: int, crop: int | None = None) -> torch.Tensor:
     """PIL image -> uint8 (3, S, S): centre crop (``crop`` px, else the largest square), resize."""
     from PIL import Image
 
-    img = img.convert("RGB")
+    img = _pil_rgb(img)
     w, h = img.size
     c = min(w, h) if crop is None else min(crop, w, h)
     left, top = (w - c) // 2, (h - c) // 2
@@ -192,34 +213,44 @@ def _load_imagefolder(root, image_size, split, size):
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a folder.")
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    classes = sorted({p.relative_to(root).parts[0] for p in files
-                      if len(p.relative_to(root).parts) > 1})
-    images, labels, skipped = [], [], 0
-    for p in files:
+    is_image = [p.suffix.lower() in IMAGE_EXTENSIONS for p in files]
+    classes = sorted({p.relative_to(root).parts[0] for p, ok in zip(files, is_image)
+                      if ok and len(p.relative_to(root).parts) > 1})
+    loose = [p.name for p, ok in zip(files, is_image) if ok and p.parent == root]
+    if classes and loose:  # they would silently get the first class's label
+        raise ValueError(
+            f"image folder {root} has class folders {classes[:5]} but also {len(loose)} images "
+            f"at its top ({', '.join(loose[:5])}{', ...' if len(loose) > 5 else ''}), which "
+            "belong to no class: move them into a class folder (or a folder of their own), or "
+            "point root at a folder that holds only images or only class folders")
+    images, labels, skipped = [], [], []
+    for p, ok in zip(files, is_image):
         rel = p.relative_to(root).as_posix()
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            skipped += 1
+        if not ok:
+            skipped.append(rel)
             continue
         if split != "all" and _split_of(rel) != split:
             continue
         try:
             with Image.open(p) as img:
                 images.append(_pil_to_uint8(img, image_size))
-        except (UnidentifiedImageError, OSError):
-            skipped += 1
+        except (UnidentifiedImageError, OSError, ValueError):
+            skipped.append(rel)
             continue
         parts = p.relative_to(root).parts
         labels.append(classes.index(parts[0]) if len(parts) > 1 else 0)
         if size is not None and len(images) >= size:
             break
     if skipped:
-        warnings.warn(f"imagefolder {root}: skipped {skipped} non-image or unreadable files",
-                      stacklevel=3)
+        names = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        warnings.warn(f"imagefolder {root}: skipped {len(skipped)} non-image or unreadable "
+                      f"files: {names}", stacklevel=3)
     if not images:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) for split {split!r} "
-                                f"under {root} (skipped {skipped} other files).")
+                                f"under {root} (skipped {len(skipped)} other files).")
     return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64),
-                    name="imagefolder", label_names=tuple(classes) or ("all",), skipped=skipped)
+                    name="imagefolder", label_names=tuple(classes) or ("all",),
+                    skipped=len(skipped))
 
 
 # ----------------------------------------------------------------------------- torchvision
@@ -267,6 +298,13 @@ def load_dataset(name: str, *, root=None, image_size: int = 64, split: str = "tr
         rgb: grayscale sets as 3 identical channels (the course's backbone wants 3).
     Returns:
         :class:`ImageSet` (``toyfaces``: a :class:`ToyFaces`, same ``images``/``labels``).
+
+    ``imagefolder`` labels: images in class folders (``root/<class>/**/x.png``) get their
+    folder's index in the sorted class names; a folder of loose images (no subfolders
+    with images) is one class, ``"all"``. A tree with both is refused (a loose image
+    belongs to no class). Images are turned upright by their EXIF orientation, 16-bit PNGs
+    are rescaled to 8 bits, and files that are not images or cannot be read are skipped
+    with a warning naming them.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; expected one of {DATASETS}")

@@ -25,6 +25,7 @@ from torch import nn
 
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
+from .inputs import check_float_images, check_mask
 from .loop import Budget, Step, train
 from .masks import apply_mask, make_masks
 from .profiles import choose
@@ -103,6 +104,11 @@ class InpaintingNet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _check_pair(x, mask)
+        check_float_images(x, "InpaintingNet input")
+        if x.shape[-2] % 8 or x.shape[-1] % 8:  # three stride-2 stages, then skips of equal size
+            h, w = x.shape[-2:]
+            raise ValueError(f"InpaintingNet needs H and W divisible by 8, got {h}x{w}: resize or "
+                             f"crop to {h // 8 * 8 or 8}x{w // 8 * 8 or 8} or {(h // 8 + 1) * 8}x{(w // 8 + 1) * 8}")
         h1, h2, h3 = self.backbone.features(x)        # (B,32,H/2) (B,64,H/4) (B,128,H/8)
 
         def cat(t: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
@@ -136,6 +142,7 @@ class ContextDiscriminator(nn.Module):
 
 
 def _check_pair(images: torch.Tensor, mask: torch.Tensor) -> None:
+    check_mask(mask)
     if images.dim() != 4:
         raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != images.shape[0] \

@@ -62,6 +62,23 @@ class JigsawConfig:
             steps=choose(smoke=6, cpu=400, gpu=4000, profile=name),
         )
 
+    def __post_init__(self) -> None:
+        if isinstance(self.grid, bool) or not isinstance(self.grid, int) or self.grid < 2:
+            raise ValueError(f"JigsawConfig.grid must be an int >= 2 (a 1x1 puzzle has nothing "
+                             f"to shuffle), got {self.grid!r}")
+        if self.image_size % self.grid:
+            raise ValueError(f"JigsawConfig.image_size={self.image_size} must be divisible by "
+                             f"grid={self.grid} (e.g. {self.image_size // self.grid * self.grid})")
+        cell = self.image_size // self.grid
+        if not 0 < self.tile_size <= cell:
+            raise ValueError(f"JigsawConfig.tile_size must be in [1, {cell}] (the cell: "
+                             f"image_size // grid), got {self.tile_size}")
+        if self.method not in ("max", "min", "random"):
+            raise ValueError(f"JigsawConfig.method must be 'max', 'min' or 'random', got {self.method!r}")
+        if not isinstance(self.n_permutations, int) or self.n_permutations < 2:
+            raise ValueError(f"JigsawConfig.n_permutations must be an int >= 2 (a classifier "
+                             f"needs two classes), got {self.n_permutations!r}")
+
     def build(self) -> "JigsawNet":
         return JigsawNet(n_permutations=self.n_permutations, n_tiles=self.grid ** 2,
                          tile_dim=self.tile_dim, hidden=self.hidden)

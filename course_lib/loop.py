@@ -71,8 +71,17 @@ class Budget:
             raise ValueError("Budget needs at least one of steps=, epochs=, seconds=")
         for name in ("steps", "epochs", "seconds"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"Budget.{name} must be positive, got {value!r}")
+            if value is None:
+                continue
+            whole = name == "steps"  # a step count is a whole number; epochs and seconds need not be
+            kind = "a positive int" if whole else "a positive number"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    whole and not isinstance(value, int)):
+                raise TypeError(f"Budget.{name} must be {kind}, got {value!r} "
+                                f"({type(value).__name__})")
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"Budget.{name} must be positive and finite, got {value!r} "
+                                 f"(expected {kind})")
 
     def max_steps(self, steps_per_epoch: int | None) -> int | None:
         """The step limit implied by ``steps`` and ``epochs`` (None: only seconds limit)."""

@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from .inputs import check_float_images, check_mask
 from .runtime import seeded_generator
 
 __all__ = ["MASK_KINDS", "SIDES", "make_masks", "apply_mask", "mask_coverage"]
@@ -149,6 +150,8 @@ def apply_mask(images: torch.Tensor, mask: torch.Tensor, fill=0.0) -> torch.Tens
     colour, shape (C,) or (C, 1, 1)), or ``"mean"`` for the mean colour of the *known*
     pixels of this batch (Context Encoders fill the hole with the mean pixel).
     """
+    check_float_images(images, "images")
+    check_mask(mask)
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != images.shape[-2:]:

@@ -70,7 +70,14 @@ def get_device(override: str | torch.device | None = None) -> torch.device:
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(choice)
+    where = f" (from {DEVICE_ENV})" if override is None else ""
+    if isinstance(choice, str) and choice.strip().lower().split(":")[0] == "gpu":
+        raise ValueError(f"device {choice!r}{where}: there is no 'gpu' device in PyTorch; use "
+                         f"'cuda' (NVIDIA), 'mps' (Apple) or 'cpu'")
+    try:
+        device = torch.device(choice)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {choice!r}{where}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(choice)!r} was requested but CUDA is not available here; "
                            f"use 'cpu' (or unset {DEVICE_ENV}).")
@@ -78,7 +85,7 @@ def get_device(override: str | torch.device | None = None) -> torch.device:
         raise RuntimeError(f"device {str(choice)!r} was requested but Apple MPS is not available "
                            f"here; use 'cpu' (or unset {DEVICE_ENV}).")
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {str(choice)!r}")
+        raise ValueError(f"device must be 'cpu', 'cuda[:N]' or 'mps', got {str(choice)!r}{where}")
     return device
 
 
@@ -382,12 +389,15 @@ class DeviceLoader:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
+        if images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
+            raise ValueError(f"float images must lie in [0, 1], got values in [{images.min().item():.3g}, "
+                             f"{images.max().item():.3g}]: pass the uint8 images, or divide by 255")
         if labels is not None:
             labels = torch.as_tensor(labels)
             if labels.shape[0] != images.shape[0]:
                 raise ValueError(f"labels has {labels.shape[0]} rows but images has {images.shape[0]}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if drop_last and batch_size > images.shape[0]:
             raise ValueError(f"batch_size={batch_size} is larger than the data set ({images.shape[0]} "
                              f"images) with drop_last=True: no batch would be produced")

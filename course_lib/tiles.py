@@ -7,8 +7,10 @@ and a network cannot solve the puzzle by matching edge pixels (a shortcut Norooz
 colour jitter remove the low-level colour/brightness cues (chromatic aberration shortcut).
 
 The tiles are shuffled by one of a fixed set of permutations; the network predicts which
-one. The set is chosen greedily for maximal Hamming distance (Noroozi & Favaro 2016, Alg. 1:
-far-apart permutations are easier to tell apart and the task still needs structure).
+one. The set is chosen greedily so that its permutations are far apart in Hamming distance
+(far-apart permutations are easier to tell apart and the task still needs structure): a
+max-*min* variant of Noroozi & Favaro 2016's Algorithm 1, which maximises the *mean*
+distance instead (chapter 05's exercise writes that one; :func:`hamming_permutations`).
 
 Layout: images ``(B, C, H, W)`` -> tiles ``(B, grid*grid, C, t, t)``, tile ``k`` from row
 ``k // grid``, column ``k % grid``. A permutation ``perm`` (LongTensor of length grid*grid)
@@ -44,8 +46,9 @@ def make_tiles(images: torch.Tensor, *, grid: int = 3, tile_size: int | None = N
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
     B, C, H, W = images.shape
-    if not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be a positive int, got {grid!r}")
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"grid must be an int >= 2 (a 1x1 puzzle has nothing to shuffle), "
+                         f"got {grid!r}")
     if H != W or H % grid:
         raise ValueError(f"image size {H}x{W} must be square and divisible by grid={grid}; "
                          f"resize or crop to a multiple of {grid} first (e.g. "
@@ -112,9 +115,11 @@ def hamming_permutations(n: int, *, grid: int = 3, seed: int = 0, method: str = 
                          pool: int = 100_000) -> torch.Tensor:
     """A set of ``n`` distinct permutations of ``grid*grid`` tiles: LongTensor (n, grid*grid).
 
-    ``method="max"``: greedy maximal Hamming distance (Noroozi & Favaro 2016, Alg. 1): start
-    from a random permutation, then repeatedly add the candidate whose *minimum* distance to
-    the chosen set is largest (ties: larger total distance, then a seeded random order).
+    ``method="max"``: greedy farthest-point selection: start from a random permutation, then
+    repeatedly add the candidate whose *minimum* distance to the chosen set is largest (ties:
+    the larger total, i.e. mean, distance, then a seeded random order). Noroozi & Favaro
+    2016's Algorithm 1 (the chapter 05 exercise, ``checkers.ch05.reference_greedy_hamming``)
+    maximises the *mean* distance alone; the minimum guarantees no two permutations are close.
     ``"min"``: the greedy opposite (close permutations: a hard, low-Hamming set).
     ``"random"``: ``n`` distinct permutations uniformly at random.
     Candidates are all (grid*grid)! permutations for grid <= 3, else ``pool`` random ones.

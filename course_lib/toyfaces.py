@@ -40,8 +40,11 @@ __all__ = [
 # ----------------------------------------------------------------------------- data set
 
 def cache_dir() -> Path:
-    """Where materialised sets are cached: ``$COURSE_CACHE`` or ``~/.cache/course_lib``."""
-    return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "course_lib")
+    """Where materialised sets are cached: ``$COURSE_CACHE`` or ``~/.cache/course_lib``
+    (:func:`course_lib.checkpoint.resolve_cache_dir`, which checks it is a folder)."""
+    from .checkpoint import resolve_cache_dir  # local: checkpoint is not needed otherwise
+
+    return resolve_cache_dir()
 
 
 def _atomic_save(obj, path: Path) -> None:

@@ -88,9 +88,15 @@ MODELS: dict[str, Model] = {
 DATA = ("toyfaces", "celeba", "cifar10", "imagefolder:PATH")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """Exit with the usage and the message (SystemExit carries it, so callers can read it)."""
+        raise SystemExit(f"{self.format_usage()}{self.prog}: error: {message}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m course_lib.train", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(MODELS), help="which course model to train")
     parser.add_argument("--data", default="toyfaces", help=f"one of {', '.join(DATA)} (default toyfaces)")
     parser.add_argument("--root", default=None, help="folder holding celeba / cifar10 files")

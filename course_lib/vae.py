@@ -29,6 +29,7 @@ from torch import nn
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
+from .inputs import check_float_images, check_unit_range, range_check_due
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
@@ -101,13 +102,18 @@ class Encoder(nn.Module):
         self.flat = widths[2] * side * side                 # 128 * 8 * 8 in the article
         self.fc_mu = nn.Linear(self.flat, latent_dim)
         self.fc_logvar = nn.Linear(self.flat, latent_dim)
+        self._range_checked = False  # the first batch's values are checked on any device
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_float_images(x, "Encoder input")
         if x.dim() != 4 or x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             raise ValueError(
                 f"Encoder built for (B, C, {self.image_size}, {self.image_size}) images, "
                 f"got {tuple(x.shape)}"
             )
+        if range_check_due(x, entry=not self._range_checked):   # 0..255 floats: say so once
+            check_unit_range(x, "Encoder input")
+            self._range_checked = True
         h = self.backbone(x).flatten(1)                     # (B, 128 * s * s)
         return self.fc_mu(h), self.fc_logvar(h)             # (B, latent_dim) each
 
@@ -215,7 +221,11 @@ def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor, *,
     ``bernoulli``: BCE with logits (x in [0, 1] as soft targets).
     ``gaussian``:  squared error of ``sigmoid(x_logits)``; equals the Gaussian NLL with
     sigma^2 = 1/2 up to a constant (the "MSE" VAE).
+    ``x`` must be float in [0, 1] (checked on the CPU, see :mod:`course_lib.inputs`).
     """
+    check_float_images(x, "the target x")
+    if range_check_due(x):  # on the CPU only: elsewhere a per-step host sync
+        check_unit_range(x, "the target x")
     if likelihood == "bernoulli":
         per_pixel = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")
     elif likelihood == "gaussian":

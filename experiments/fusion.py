@@ -18,7 +18,7 @@ on samples of the baseline VAE trained on those same N images vs both; backbone 
 scored by a linear probe (and a random backbone as the floor).
 
 Usage (from the repository root):
-    python experiments/fusion.py           # full grid -> experiments/results/fusion.json
+    python experiments/fusion.py           # full grid -> course_lib/results_data/fusion.json
     python experiments/fusion.py --tiny    # seconds; writes fusion_tiny.json to the temp folder
 
 Trained weights are cached under ``<COURSE_CACHE>/fusion_grid/<config hash>/``, so a
@@ -46,9 +46,9 @@ from course_lib import fusion  # noqa: E402
 from course_lib.checkpoint import config_key, resolve_cache_dir  # noqa: E402
 from course_lib.feature_net import FeatureNetConfig, load_feature_net  # noqa: E402
 from course_lib.pretext import probe_features  # noqa: E402
+from course_lib.results import result_path  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
-RESULTS = ROOT / "experiments" / "results"
 # The grid the issue asks for. Step budgets, not seconds, so results do not depend on load.
 # The feature net that scores Frechet distances is trained (once, cached) at the grid's size.
 # The lambda sweep adds joint runs at one size: lambda = 0 is the baseline and the config's
@@ -197,7 +197,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="seconds-long config for the tests")
-    parser.add_argument("--out", type=Path, default=None, help="results file (default: experiments/results/)")
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: course_lib/results_data/fusion.json)")
     parser.add_argument("--train-only", action="store_true", help="train and cache, score nothing")
     parser.add_argument("--seeds", type=int, nargs="*", default=None,
                         help="with --train-only: train these seeds only (run one process per seed)")
@@ -205,7 +205,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     grid = TINY if args.tiny else FULL
-    out = args.out or (Path(tempfile.gettempdir()) / "fusion_tiny.json" if args.tiny else RESULTS / "fusion.json")
+    out = args.out or (Path(tempfile.gettempdir()) / "fusion_tiny.json" if args.tiny else result_path("fusion"))
     result = run(grid, out, train_only=args.train_only, seeds=args.seeds)
     if result is None:
         return

@@ -13,7 +13,7 @@ jigsaw without gap/jitter/normalisation (the shortcut ablation); rotation (Gidar
 2018); supervised on the attributes (upper bound). The chosen-profile models are cached by
 ``course_lib.checkpoint.load_or_train``, so chapters 04-06 reuse them.
 
-Run (writes experiments/results/pretext_probes.json, which chapter 05 loads):
+Run (writes course_lib/results_data/pretext_probes.json, which chapter 05 loads):
 
     .venv/bin/python experiments/pretext_probes.py          # cpu profile, ~15 min on 2 cores
     .venv/bin/python experiments/pretext_probes.py tiny OUT.json   # seconds (the test)
@@ -34,9 +34,10 @@ import torch
 
 from course_lib import inpainting, pretext
 from course_lib.metrics import linear_probe
+from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces
 
-RESULTS = Path(__file__).parent / "results" / "pretext_probes.json"
+RESULTS = result_path("pretext_probes")  # package data: chapter 05 loads it with load_result
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ run never writes into the working tree. A chapter listed in toc.yml whose notebo
 not exist yet (the course is written chapter by chapter) is replaced in the staging copy
 by a placeholder page, and the tests that need a real chapter skip it, saying so.
 Nothing is ever written to solutions/ or chapters/ of the repository.
+
+:func:`find_chromium` finds the browser the book test drives (see its docstring).
 """
 from __future__ import annotations
 
@@ -18,12 +20,63 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER_MARK = "course-book-placeholder"
+SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_HELP = ("no Chromium found and `python -m playwright install chromium` failed: install "
+                 "one (`python -m playwright install chromium`, or `apt-get install chromium`) "
+                 "or set CHROMIUM=/path/to/chromium")
+
+
+def find_chromium(managed: Callable[[], str | None], *, env: Mapping[str, str] | None = None,
+                  which: Callable[[str], str | None] | None = None,
+                  run: Callable[..., Any] | None = None) -> str:
+    """The Chromium executable the book test drives, found the way users expect.
+
+    In order: ``$CHROMIUM`` if set (it must exist); the Chromium Playwright manages
+    (``managed()``: its path, or None when it is not downloaded); a system ``chromium``,
+    ``chromium-browser``, ``google-chrome`` on PATH. When there is none, it runs
+    ``python -m playwright install chromium`` once and takes the managed one; when that
+    fails too (offline, no permission), it raises ``RuntimeError`` with a one-line
+    instruction. CI installs Debian's chromium first (.ci/run), so it never downloads.
+    ``env``, ``which`` and ``run`` default to ``os.environ``, :func:`shutil.which` and
+    :func:`subprocess.run` (looked up at call time, so tests can monkeypatch or pass fakes).
+    """
+    env = os.environ if env is None else env
+    which = which or shutil.which
+    run = run or subprocess.run
+    if env.get("CHROMIUM"):
+        path = env["CHROMIUM"]
+        if not Path(path).is_file():
+            raise RuntimeError(f"CHROMIUM={path} is not a file: point it at a Chromium binary or unset it")
+        return path
+    found = managed()
+    if found:
+        return found
+    for name in SYSTEM_CHROMIUMS:
+        found = which(name)
+        if found:
+            return found
+    result = run([sys.executable, "-m", "playwright", "install", "chromium"],
+                 capture_output=True, text=True)
+    found = managed() if result.returncode == 0 else None
+    if not found:
+        raise RuntimeError(CHROMIUM_HELP)
+    return found
+
+
+def playwright_chromium(playwright) -> str | None:
+    """The path of Playwright's own Chromium if it is downloaded, else None."""
+    try:
+        path = playwright.chromium.executable_path
+    except Exception:  # noqa: BLE001 (an old or broken driver: treat as not downloaded)
+        return None
+    return path if path and Path(path).is_file() else None
 
 
 def toc_files(root: Path = ROOT) -> list[str]:
@@ -68,9 +121,9 @@ def stage_sources(dest: Path, root: Path = ROOT) -> list[str]:
         (dest / folder).mkdir(exist_ok=True)
         for nb in (root / folder).glob("*.ipynb"):
             shutil.copy2(nb, dest / folder / nb.name)
-    # Data/files a chapter reads relative to the repository root (e.g. bench/ results for
-    # the Results page) come along when they exist.
-    for folder in ("bench/results", "experiments/results"):
+    # Files the Results page reads relative to the repository root (bench/ results) come
+    # along when they exist; experiment results are package data (course_lib.results).
+    for folder in ("bench/results",):
         if (root / folder).is_dir():
             shutil.copytree(root / folder, dest / folder, dirs_exist_ok=True)
     placeholders = []

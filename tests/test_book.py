@@ -1,12 +1,14 @@
-"""The course book, built and read in a real browser (headless Debian Chromium).
+"""The course book, built and read in a real browser (headless Chromium).
 
 Run by ``make test`` (``make test-book``). By default the book is built from a staging
 copy of its sources (tests/book_helpers.py) with every chapter executed under the
 ``smoke`` profile, into a temporary folder; set ``BOOK_HTML=_build/html`` to test a book
 you already built (e.g. by ``make book``) instead. Other knobs:
 ``BOOK_TEST_PROFILE`` (default smoke), ``BOOK_TEST_EXECUTE`` (force, or off to render the
-stored outputs), ``CHROMIUM`` (default /usr/bin/chromium; install it with
-``apt-get install chromium``; never ``playwright install``).
+stored outputs), ``CHROMIUM`` (a Chromium binary; by default
+:func:`book_helpers.find_chromium` takes Playwright's own Chromium, else a system
+``chromium`` / ``chromium-browser`` / ``google-chrome``, else runs
+``python -m playwright install chromium``).
 
 Artefacts go to ``_build/artifacts/``: ``ch02.png`` (a screenshot of chapter 02),
 ``book_build.json`` (the build time) and ``book_build.log``.
@@ -39,7 +41,6 @@ ROOT = book_helpers.ROOT
 ARTIFACTS = ROOT / "_build" / "artifacts"
 TOC = book_helpers.toc_files()
 CHAPTERS = book_helpers.chapter_docnames()
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SETUP_CELL = (ROOT / "book" / "setup_cell.py").read_text(encoding="utf-8")
@@ -159,13 +160,14 @@ def base_url(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium) "
-                    "or point CHROMIUM at a Chromium binary; never run `playwright install`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            chromium = book_helpers.find_chromium(lambda: book_helpers.playwright_chromium(p))
+        except RuntimeError as err:
+            pytest.fail(str(err))
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         yield browser
         browser.close()
 

@@ -31,3 +31,13 @@ def test_wrong_answers_fail_with_a_useful_message(wrong, message):
     with pytest.raises(ExerciseError) as err:
         check_to_unit_range(wrong)
     assert message in str(err.value) or "raised" in str(err.value)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda x: (x.float() - x.min()) / (x.max() - x.min()), "batch's own min and max"),
+    (lambda x: x.float() / x.max(), "divided by the batch's maximum"),
+    (lambda x: x.float() / x.float().amax((1, 2, 3), keepdim=True), "Divide by 255"),
+])
+def test_rescaling_by_the_batch_fails_on_images_without_0_and_255(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_to_unit_range(wrong)

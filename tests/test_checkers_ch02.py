@@ -1,5 +1,6 @@
 """Every chapter-02 checker passes the reference, fails the stub, and fails plausible wrong
 answers with a message that names the mistake."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,14 @@ def test_reparameterize_reference_passes(capsys):
     (lambda mu, logvar: torch.normal(mu.detach(), torch.exp(0.5 * logvar.detach())), "no gradient"),
     (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[1], generator=torch.Generator().manual_seed(0)),
      "std|same z"),
+    # uniform and Laplace noise with the right mean and std: not Gaussian
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * (torch.rand_like(mu) - 0.5) * 12 ** 0.5,
+     r"not Gaussian \(kurtosis 1\.8.*looks uniform"),
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.distributions.Laplace(0.0, 2 ** -0.5).sample(mu.shape),
+     r"not Gaussian \(kurtosis [56]"),
+    # float64 noise from NumPy: explained, not "Double did not match Float"
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.from_numpy(np.random.default_rng().standard_normal(tuple(mu.shape))),
+     r"dtype torch.float64, but the inputs are torch.float32.*randn_like"),
 ])
 def test_reparameterize_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -77,12 +86,22 @@ def test_elbo_reference_passes(capsys):
     (stub, "not implemented"),
     (lambda xl, x, mu, lv: bce_sum(xl, x).mean(), "KL term is missing"),
     (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) + kl_divergence(mu, lv).mean(),
-     "averaged over pixels"),
-    (lambda xl, x, mu, lv: (bce_sum(xl, x) + kl_divergence(mu, lv)).sum(), "summed over the batch"),
+     r"reconstruction is averaged over pixels \(reduction='mean'\) while the KL is summed: the KL then weighs C\*H\*W"),
+    (lambda xl, x, mu, lv: (bce_sum(xl, x) + kl_divergence(mu, lv)).sum(), "both terms are summed over the batch"),
+    # the reduction mismatches: reconstruction averaged, KL summed (and the other mixes)
+    (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) + kl_divergence(mu, lv).sum(),
+     r"reconstruction is averaged over every value.*the KL is summed over the whole batch"),
+    (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x, reduction="sum") + kl_divergence(mu, lv).mean(),
+     r"reconstruction is summed over the whole batch.*the KL is summed per image"),
+    (lambda xl, x, mu, lv: bce_sum(xl, x).mean() - 0.5 * torch.mean(1 + lv - mu ** 2 - lv.exp()),
+     r"reconstruction is summed per image.*the KL is averaged over every value"),
+    (lambda xl, x, mu, lv: F.binary_cross_entropy_with_logits(xl, x) - 0.5 * torch.mean(1 + lv - mu ** 2 - lv.exp()),
+     r"reconstruction is averaged over every value.*the KL is averaged over every value"),
     (lambda xl, x, mu, lv: (bce_sum(xl, x) - kl_divergence(mu, lv)).mean(), "KL is subtracted"),
     (lambda xl, x, mu, lv: bce_sum(torch.sigmoid(xl), x).mean() + kl_divergence(mu, lv).mean(), "applied twice"),
     (lambda xl, x, mu, lv: bce_sum(xl, x) + kl_divergence(mu, lv), "scalar"),
     (lambda xl, x, mu, lv: F.binary_cross_entropy(xl, x, reduction="sum") / len(x), "raised"),
+    (lambda xl, x, mu, lv: elbo_loss(xl, x, mu, lv).loss.detach(), "no gradient flows back"),
 ])
 def test_elbo_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):

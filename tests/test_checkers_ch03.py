@@ -39,6 +39,7 @@ def test_discriminator_loss_bce_formulation_passes(capsys):
     (lambda r, f: F.softplus(-r) + F.softplus(f), "scalar"),
     (lambda r, f: -torch.log(torch.sigmoid(r)).mean() - torch.log(1 - torch.sigmoid(f)).mean(), "stably"),
     (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(), "differ"),
+    (lambda r, f: (F.softplus(-r).mean() + F.softplus(f).mean()).detach(), "no gradient flows back to the logits"),
 ])
 def test_discriminator_loss_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -59,6 +60,9 @@ def test_generator_loss_reference_passes(capsys):
     (lambda f: F.binary_cross_entropy_with_logits(torch.sigmoid(f), torch.ones_like(f)), "sigmoid twice"),
     (lambda f: F.softplus(-f), "scalar"),
     (lambda f: F.softplus(-f).mean().detach() * 0 + 0.5, "differ"),
+    # right value, but detached: used to crash with "element 0 of tensors does not require grad"
+    (lambda f: F.softplus(-f).mean().detach(), "no gradient flows back to the logits"),
+    (lambda f: torch.tensor(F.softplus(-f).mean().item()), "no gradient flows back to the logits"),
 ])
 def test_generator_loss_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):

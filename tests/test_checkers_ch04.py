@@ -1,4 +1,5 @@
 """Chapter 04 checkers pass the reference, fail the stub and fail plausible wrong answers."""
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +26,12 @@ def test_apply_mask_reference_passes(capsys):
     (lambda x, m, f: x * (1 - m) + 0.0 * m + f * m * 0.5, "equal `fill`"),
     (lambda x, m, f: x.mul_(1 - m).add_(f * m), "in place"),
     (lambda x, m, f: (x * (1 - m) + f * m)[:, :1], "shape"),
+    # the fill value hard-coded: right for fill=0.5 only
+    (lambda x, m, f: x * (1 - m) + 0.5 * m, "fill value is hard-coded"),
+    (lambda x, m, f: torch.where(m.bool(), torch.full_like(x, 0.5), x), "fill value is hard-coded"),
+    # float64 from NumPy: explained, not "Double did not match Float"
+    (lambda x, m, f: torch.from_numpy(x.numpy() * (1 - m.numpy()) + np.float64(f) * m.numpy()).double(),
+     r"dtype torch.float64, but the inputs are torch.float32"),
 ])
 def test_apply_mask_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):

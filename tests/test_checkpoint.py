@@ -165,3 +165,103 @@ def test_load_or_train_does_not_cache_interrupted_runs(tmp_path, monkeypatch):
     result = load_or_train("cut", lambda m, c: History(interrupted=True), config=TinyConfig(),
                            build=lambda c: torch.nn.Linear(1, 1), device="cpu")
     assert not result.path.exists() and result.path.parent == tmp_path
+
+
+# ------------------------------------------------------------------ killed writes, bad files
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+def test_a_killed_write_keeps_the_old_checkpoint_and_its_temp_file_is_cleaned(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, models=torch.nn.Linear(3, 3), step=1)
+    # a real kill -9 half-way through the next write: torch.save writes some bytes, then dies
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from course_lib import checkpoint
+        def dying_save(obj, f):
+            f.write(b"half a checkpoint" * 1000); f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = dying_save
+        checkpoint.save_checkpoint({str(path)!r}, models=torch.nn.Linear(3, 3), step=2)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    orphans = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert len(orphans) == 1 and orphans[0].startswith(".c.pt."), os.listdir(tmp_path)
+    assert read_checkpoint(path)["step"] == 1          # the old one loads, and the load cleans up
+    assert os.listdir(tmp_path) == ["c.pt"]
+    (tmp_path / orphans[0]).write_bytes(b"x")           # the same orphan again: a save cleans it too
+    save_checkpoint(path, models=torch.nn.Linear(3, 3), step=3)
+    assert os.listdir(tmp_path) == ["c.pt"] and read_checkpoint(path)["step"] == 3
+
+
+def test_temp_files_of_live_writers_and_other_checkpoints_are_kept(tmp_path):
+    from course_lib.checkpoint import _HOST, clean_orphans
+
+    path = tmp_path / "c.pt"
+    mine = tmp_path / f".c.pt.{os.getpid()}-{_HOST}.abcd1234.tmp"        # a write in progress here
+    parent = tmp_path / f".c.pt.{os.getppid()}-{_HOST}.abcd1234.tmp"     # a live process's write
+    remote = tmp_path / f".c.pt.{os.getpid()}-otherhost.abcd1234.tmp"    # another machine's write
+    old_style_new = tmp_path / ".c.pt.k2j3h4g5.tmp"                       # an older version's, fresh
+    old_style_old = tmp_path / ".c.pt.q9w8e7r6.tmp"                       # ... and two hours old
+    stale = tmp_path / f".c.pt.{os.getppid()}-{_HOST}.zzzz9999.tmp"      # live pid, but 2 h old: reused pid
+    other = tmp_path / ".d.pt.999999999-x.abcd1234.tmp"                   # another checkpoint's
+    for p in (mine, parent, remote, old_style_new, old_style_old, stale, other):
+        p.write_bytes(b"")
+    for p in (old_style_old, stale, other):
+        os.utime(p, (os.path.getmtime(p) - 7200,) * 2)
+    removed = clean_orphans(path)
+    assert sorted(removed) == sorted([old_style_old, stale])
+    assert all(p.exists() for p in (mine, parent, remote, old_style_new, other))
+
+
+def test_a_corrupt_file_says_what_to_do_not_weights_only(tmp_path):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"\x80\x02garbage" * 50)
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    message = str(err.value)
+    assert "weights_only" not in message and "Delete the file" in message and "load_or_train" in message
+    good = save_checkpoint(tmp_path / "good.pt", models=torch.nn.Linear(2, 2))
+    (tmp_path / "truncated.pt").write_bytes(good.read_bytes()[:200])   # a zip cut short
+    with pytest.raises(CheckpointError, match="truncated.pt is corrupted.*Delete the file"):
+        read_checkpoint(tmp_path / "truncated.pt")
+
+
+def test_a_corrupt_cache_file_moved_aside_is_retrained(tmp_path):
+    @dataclasses.dataclass
+    class Cfg:
+        width: int = 3
+
+    calls = []
+
+    def train_fn(model, cfg):
+        calls.append(1)
+        return []
+
+    def build(cfg):
+        return torch.nn.Linear(cfg.width, 1)
+
+    first = load_or_train("tiny", train_fn, config=Cfg(), build=build, cache_dir=tmp_path, device="cpu")
+    first.path.write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="move it aside.*load_or_train then retrains"):
+        load_or_train("tiny", train_fn, config=Cfg(), build=build, cache_dir=tmp_path, device="cpu")
+    first.path.rename(tmp_path / "kept.pt")
+    again = load_or_train("tiny", train_fn, config=Cfg(), build=build, cache_dir=tmp_path, device="cpu")
+    assert not again.from_cache and len(calls) == 2
+
+
+def test_an_optimizer_state_does_not_load_into_another_optimizer_class(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    adam.step()
+    path = save_checkpoint(tmp_path / "c.pt", models=model, optimizers={"opt": adam})
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(CheckpointError, match=r"optimizer 'opt' was saved from Adam, but you passed a SGD"):
+        load_checkpoint(path, models=model, optimizers={"opt": sgd})
+    load_checkpoint(path, models=model, optimizers={"opt": torch.optim.Adam(model.parameters())})  # same class: fine
+    # a file written before classes were recorded: the optimizer's settings tell them apart
+    payload = torch.load(path, weights_only=True)
+    del payload["optimizer_classes"]
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"saved from an optimizer with settings \[.*'betas'"):
+        load_checkpoint(tmp_path / "old.pt", models=model, optimizers={"opt": sgd})

@@ -83,7 +83,7 @@ def test_imagefolder_recursive_with_skips(tmp_path):
             Image.fromarray(np.full((20, 30, 3), 60 * i, np.uint8)).save(root / cls / "sub" / f"{i}.png")
     (root / "cats" / "notes.txt").write_text("not an image")
     (root / "dogs" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.warns(UserWarning, match="skipped 2"):
+    with pytest.warns(UserWarning, match=r"skipped 2 .*files: cats/notes.txt, dogs/broken.jpg"):
         ds = load_dataset("imagefolder", root=root, image_size=8, split="all")
     assert ds.images.shape == (5, 3, 8, 8) and ds.skipped == 2
     assert ds.label_names == ("cats", "dogs") and ds.labels.tolist() == [0, 0, 0, 1, 1]
@@ -141,3 +141,51 @@ def test_bad_arguments(kwargs, err, match):
 
 def test_every_name_is_listed():
     assert set(DATASETS) == {"toyfaces", "celeba", "imagefolder", "mnist", "fashion-mnist", "cifar10"}
+
+
+def test_imagefolder_16_bit_png_keeps_its_tones(tmp_path):
+    root = tmp_path / "scans"
+    root.mkdir()
+    Image.fromarray(np.full((16, 16), 32768, np.uint16)).save(root / "mid.png")   # mid grey, 16 bit
+    Image.fromarray(np.linspace(0, 65535, 256).reshape(16, 16).astype(np.uint16)).save(root / "ramp.png")
+    assert Image.open(root / "mid.png").mode == "I;16"
+    ds = load_dataset("imagefolder", root=root, image_size=16, split="all")
+    mid, ramp = ds.images[0].float(), ds.images[1].float()
+    assert abs(mid.mean().item() - 127.5) < 1.5         # not 255: convert("RGB") used to clip it
+    assert ramp.min() < 5 and ramp.max() > 250 and abs(ramp.mean().item() - 127.5) < 3
+
+
+def test_imagefolder_applies_exif_orientation(tmp_path):
+    root = tmp_path / "phone"
+    root.mkdir()
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :20] = (255, 0, 0)        # stored: red left half, blue right half
+    a[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6               # "rotate 90 degrees clockwise to display"
+    Image.fromarray(a).save(root / "portrait.jpg", exif=exif, quality=95)
+    img = load_dataset("imagefolder", root=root, image_size=8, split="all").images[0].float()
+    top, bottom = img[:, :4].mean((1, 2)), img[:, 4:].mean((1, 2))   # (3,) mean colour per half
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60   # upright: red on top
+
+
+def test_imagefolder_refuses_loose_images_beside_class_folders(tmp_path):
+    root = tmp_path / "pets"
+    (root / "cats").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "cats" / "a.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "stray.png")
+    with pytest.raises(ValueError, match=r"class folders \['cats'\] but also 1 images at its top \(stray.png\)"):
+        load_dataset("imagefolder", root=root, image_size=8, split="all")
+    (root / "stray.png").unlink()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("a folder without images is no class")
+    with pytest.warns(UserWarning, match="notes/readme.txt"):
+        ds = load_dataset("imagefolder", root=root, image_size=8, split="all")
+    assert ds.label_names == ("cats",) and ds.labels.tolist() == [0]
+
+
+def test_imagefolder_of_loose_images_is_one_class(tmp_path):
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    ds = load_dataset("imagefolder", root=tmp_path, image_size=8, split="all")
+    assert ds.label_names == ("all",) and ds.labels.tolist() == [0, 0, 0]

@@ -72,7 +72,7 @@ def test_step_functions_return_detached_tensors_and_the_loop_syncs_only_when_it_
 
 
 def test_device_loader_shards_each_global_batch_across_ranks():
-    images = torch.arange(24, dtype=torch.float32).view(24, 1, 1, 1).expand(24, 3, 2, 2).contiguous()
+    images = torch.arange(24, dtype=torch.uint8).view(24, 1, 1, 1).expand(24, 3, 2, 2).contiguous()
     whole = DeviceLoader(images, batch_size=8, device="cpu", seed=3)
     shards = [DeviceLoader(images, batch_size=8, device="cpu", seed=3, rank=r, world_size=2) for r in (0, 1)]
     for step, (full, a, b) in enumerate(zip(whole.batches(), shards[0].batches(), shards[1].batches())):
@@ -176,15 +176,6 @@ def test_cli_trains_every_model_family(tmp_path, monkeypatch, model):
                        "--train-size", "32", "--out", str(tmp_path / model)])
     assert result["steps"] == 2 and len(result["history"]) == 2
     assert (tmp_path / model / "metrics.json").is_file()
-
-
-def test_cli_rejects_bad_flags_with_what_it_expected(capsys):
-    for argv, expected in ((["vae", "--steps", "0", "--out", "x"], "--steps must be a positive integer"),
-                           (["vae", "--data", "mnist2", "--out", "x"], "--data must be one of toyfaces"),
-                           (["diffusion", "--out", "x"], "invalid choice")):
-        with pytest.raises(SystemExit):
-            cli_main(argv)
-        assert expected in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(PYTHON).parent)) is None and

@@ -7,10 +7,12 @@ import json
 import math
 from pathlib import Path
 
+from course_lib.results import result_path
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "fusion.py"
-RESULTS = ROOT / "experiments" / "results" / "fusion.json"
+RESULTS = result_path("fusion")
 
 
 def _script():
@@ -52,11 +54,11 @@ def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
 
 
 def test_committed_results_cover_the_grid_and_are_current():
-    assert RESULTS.exists(), "run `python experiments/fusion.py` and commit experiments/results/fusion.json"
+    assert RESULTS.exists(), "run `python experiments/fusion.py` and commit course_lib/results_data/fusion.json"
     result = json.loads(RESULTS.read_text())
     script = _script()
     assert result["spec"] == script.grid_spec(script.FULL), (
-        "experiments/results/fusion.json was produced with another config than the script's FULL "
+        "course_lib/results_data/fusion.json was produced with another config than the script's FULL "
         "grid: rerun `python experiments/fusion.py` and commit the file")
     assert list(script.FULL["train_sizes"]) == [500, 2000, 10000] and len(script.FULL["seeds"]) == 3
     _check_complete(result, script.FULL, script.fusion.VARIANTS)

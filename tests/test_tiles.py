@@ -94,3 +94,31 @@ def test_unshuffle_inverts_shuffle(b, grid, cell, seed):
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_max_set_maximises_the_minimum_the_exercise_the_mean():
+    """What tiles.py's docstring and the chapter 05 checker say each selection does: on the
+    same 9! candidates from the same start, both reach the same mean distance, but only the
+    library's max-min search keeps every pair far apart."""
+    import itertools
+
+    from course_lib.checkers.ch05 import reference_greedy_hamming
+
+    small = torch.tensor(list(itertools.permutations(range(5))))
+    candidates = torch.tensor(list(itertools.permutations(range(9))))
+
+    def mean_greedy(cands, n, first):  # the exercise's algorithm with a running sum (fast on 9!)
+        chosen, total = [first], (cands != cands[first]).sum(1)
+        for _ in range(n - 1):
+            score = total.double()
+            score[chosen] = -1
+            chosen.append(int(score.argmax()))            # ties: the lowest index, as argmax
+            total += (cands != cands[chosen[-1]]).sum(1)
+        return cands[chosen]
+
+    assert torch.equal(mean_greedy(small, 12, 7), reference_greedy_hamming(small, 12, 7))
+    library = hamming_permutations(30, grid=3, seed=0, method="max")
+    first = int((candidates == library[0]).all(1).nonzero())
+    lib, ex = permutation_stats(library), permutation_stats(mean_greedy(candidates, 30, first))
+    assert lib["min"] >= ex["min"] + 3
+    assert lib["mean"] >= ex["mean"] - 1e-6

@@ -14,7 +14,8 @@ def reference_to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 
 def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Pass the reference; fail the stub, a missing division, /256, and integer results."""
+    """Pass the reference; fail the stub, a missing division, /256, integer results, and
+    rescaling by the batch's own range (min-max or max): tried on images without 0 and 255."""
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
     images[0, 0, 0, 0], images[0, 0, 0, 1] = 0, 255  # both ends of the range are present
@@ -38,5 +39,22 @@ def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -
         raise ExerciseError(
             f"to_unit_range: 255 maps to {top:.4f}, not 1.0. Divide by 255 (the largest uint8 value), not 256."
         )
-    check_close("to_unit_range", got, reference_to_unit_range(images))
+    check_close("to_unit_range", got, reference_to_unit_range(images),
+                hint="Divide by 255 (not by a statistic of the images).")
+    # A dim batch (no 0, no 255): only a fixed /255 maps every pixel value to the same float.
+    dim = torch.randint(20, 200, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    got = run_student("to_unit_range", to_unit_range, dim)
+    if isinstance(got, torch.Tensor) and got.shape == dim.shape and got.is_floating_point():
+        x, got = dim.double(), got.detach().double()
+        if torch.allclose(got, (x - x.min()) / (x.max() - x.min()), atol=1e-5):
+            raise ExerciseError(
+                "to_unit_range: you rescaled by the batch's own min and max; that stretches a dim "
+                "image to full contrast and maps the same pixel value to different floats in "
+                "different batches. Divide by 255: images.float() / 255.")
+        if torch.allclose(got, x / x.max(), atol=1e-5):
+            raise ExerciseError(
+                "to_unit_range: you divided by the batch's maximum; a batch whose brightest pixel "
+                "is below 255 gets brighter. Divide by 255 (the largest uint8 value).")
+    check_close("to_unit_range", got, reference_to_unit_range(dim),
+                hint="Divide by 255 (not by a statistic of the images).")
     passed("to_unit_range", "uint8 0..255 -> float32 0..1")

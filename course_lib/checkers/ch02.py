@@ -6,6 +6,7 @@ different numbers, recognises those mistakes by recomputing them, and says which
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..vae import VAE, elbo_loss, kl_divergence, reparameterize
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, check_close, check_dtype, passed, run_student
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
@@ -22,7 +23,8 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
 
 # ----------------------------------------------------------------------------- reparameterize
 def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """z = mu + exp(0.5 logvar) * eps: right mean, right spread, fresh noise, gradients flow."""
+    """z = mu + exp(0.5 logvar) * eps: right dtype, mean and spread, Gaussian noise (not
+    just any noise with those moments), fresh noise every call, gradients flow."""
     name = "reparameterize"
     n = 20_000
     mu = torch.tensor([[-2.0, 0.0, 3.0]]).repeat(n, 1).requires_grad_(True)
@@ -35,6 +37,8 @@ def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.T
         raise ExerciseError(f"{name}: z must have mu's shape {tuple(mu.shape)}, got {tuple(z.shape)}.")
     if not torch.isfinite(z).all():
         raise ExerciseError(f"{name}: z contains NaN or inf.")
+    check_dtype(name, z, mu.dtype, hint="Draw the noise with torch.randn_like(std): it has "
+                "std's dtype and device (np.random gives float64).")
     std = z.detach().std(0)              # expected (2, 0.5, 1)
     mean = z.detach().mean(0)            # expected (-2, 0, 3)
     if std.max() < 1e-6:
@@ -55,6 +59,17 @@ def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.T
     if not torch.allclose(mean, mu[0].detach(), atol=0.1):
         raise ExerciseError(f"{name}: the samples are not centred on mu (mean "
                             f"{[round(v, 2) for v in mean.tolist()]}, expected [-2, 0, 3]). Add mu.")
+    # Right mean and spread are not enough: eps must be standard *normal*. Its kurtosis is 3
+    # (uniform noise: 1.8, Laplace: 6); with 20,000 draws the estimate is within +-0.1.
+    eps = (z.detach() - mean) / std                                      # (n, 3)
+    kurtosis = eps.pow(4).mean(0)
+    if ((kurtosis - 3).abs() > 0.3).any():
+        got = ", ".join(f"{v:.2f}" for v in kurtosis)
+        hint = (" It looks uniform: torch.rand / rand_like draws from U(0, 1)." if (kurtosis < 2.2).all()
+                else "")
+        raise ExerciseError(f"{name}: the noise has the right mean and spread but is not Gaussian "
+                            f"(kurtosis {got}; a normal's is 3).{hint} Draw eps ~ N(0, I) with "
+                            "torch.randn_like(std).")
     if not z.requires_grad:
         raise ExerciseError(f"{name}: no gradient flows from z to mu and logvar. Build z from "
                             "mu and logvar with ordinary tensor operations; draw only eps at random.")
@@ -121,6 +136,43 @@ def _elbo_inputs() -> tuple[torch.Tensor, ...]:
     return x_logits, x, mu, logvar
 
 
+def _reduction_mistakes(bce: torch.Tensor, kl: torch.Tensor, *, pixels: int,
+                        latent: int) -> dict[str, torch.Tensor]:
+    """Every mix of reductions of the two terms but the right one, keyed by what went wrong.
+
+    ``bce`` and ``kl`` are per image, summed (B,). Right: both summed per image, averaged
+    over the batch. Each way to reduce a term, with the words that name it:
+    """
+    B = len(bce)
+    recon = {"summed per image and averaged over the batch": bce.mean(),
+             "averaged over every value (reduction='mean')": bce.mean() / pixels,
+             "summed over the whole batch (reduction='sum')": bce.sum(),
+             "averaged over pixels, then summed over the batch": bce.sum() / pixels}
+    kls = {"summed per image and averaged over the batch": kl.mean(),
+           "summed over the whole batch": kl.sum(),
+           "averaged over every value (torch.mean over batch and latent dims)": kl.mean() / latent,
+           "averaged over latent dims, then summed over the batch": kl.sum() / latent}
+    right = "summed per image and averaged over the batch"
+    out = {}
+    for (r_words, r), (k_words, k) in itertools.product(recon.items(), kls.items()):
+        if r_words == k_words == right:
+            continue
+        if r is recon["summed over the whole batch (reduction='sum')"] and k is kls["summed over the whole batch"]:
+            hint = ("both terms are summed over the batch: the loss then grows with the batch "
+                    f"size ({B} here). Average the per-image loss over the batch (.mean()).")
+        elif r is recon["averaged over every value (reduction='mean')"] and k_words == right:
+            hint = ("the reconstruction is averaged over pixels (reduction='mean') while the KL is "
+                    "summed: the KL then weighs C*H*W times too much. Sum the BCE over each image's pixels.")
+        else:
+            hint = (f"the terms are not reduced the same way: the reconstruction is {r_words}, "
+                    f"the KL is {k_words}. Sum each term over its image's values (pixels; latent "
+                    "dims) and average both over the batch; otherwise one term outweighs the other "
+                    "(by C*H*W for a mean-reduced BCE) and the model ignores the KL or collapses "
+                    "onto the prior.")
+        out[hint] = r + k
+    return out
+
+
 def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
     """Negative ELBO: BCE-with-logits summed per image + KL summed per image, batch mean."""
     name = "elbo_loss"
@@ -136,16 +188,9 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
     expected = elbo_loss(x_logits, x, mu, logvar).loss
     bce = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)  # (B,)
     kl = kl_divergence(mu, logvar)                                                             # (B,)
-    pixels = x[0].numel()
     known = {
         "the KL term is missing: loss = reconstruction + KL.": bce.mean(),
-        "the reconstruction is averaged over pixels (reduction='mean') while the KL is summed: "
-        "the KL then weighs C*H*W times too much. Sum the BCE over each image's pixels.":
-            bce.mean() / pixels + kl.mean(),
-        "the KL is averaged over latent dims while the reconstruction is summed over pixels: "
-        "sum both per image.": bce.mean() + kl.mean() / mu.shape[1],
-        "you summed over the batch; average the per-image loss over the batch (.mean()).":
-            (bce + kl).sum(),
+        **_reduction_mistakes(bce, kl, pixels=x[0].numel(), latent=mu.shape[1]),
         "the KL is subtracted; the loss to minimise is reconstruction + KL (the negative ELBO).":
             (bce - kl).mean(),
         "the reconstruction is a squared error; this exercise uses the Bernoulli likelihood, "
@@ -162,6 +207,13 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
                 raise ExerciseError(f"{name}: {hint}")
     check_close(name, got, expected, atol=1e-3, rtol=1e-4,
                 hint="loss = mean over the batch of [sum of BCE-with-logits over pixels + KL].")
+    out = run_student(name, student, x_logits.clone().requires_grad_(True), x, mu.clone().requires_grad_(True),
+                      logvar.clone().requires_grad_(True))
+    out = out[0] if isinstance(out, tuple) else out
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise ExerciseError(f"{name}: the value is right but no gradient flows back to x_logits, mu and "
+                            "logvar, so the VAE cannot learn from it. Do not .detach() or call .item(); "
+                            "build the loss with torch operations.")
     passed(name, f"{got.item():.2f} = reconstruction + KL, summed per image, batch mean")
 
 

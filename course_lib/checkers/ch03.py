@@ -59,6 +59,11 @@ def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
         if _matches(got, value):
             raise ExerciseError(f"{name}: {hint}")
     check_close(name, got, expected, hint="Expected softplus(-real).mean() + softplus(fake).mean().")
+    out = _scalar(name, run_student(name, fn, _REAL.clone().requires_grad_(True), _FAKE.clone().requires_grad_(True)))
+    if not out.requires_grad:
+        raise ExerciseError(f"{name}: the value is right but no gradient flows back to the logits, so the "
+                            "discriminator cannot learn from it. Do not .detach() or call .item(); build "
+                            "the loss from the logits with torch operations.")
     # A perfect discriminator costs ~0; a completely fooled one costs ~400 (finite!).
     perfect = run_student(name, fn, torch.full((4,), 30.0), torch.full((4,), -30.0))
     check_close(name, _scalar(name, perfect), torch.tensor(0.0), atol=1e-4,
@@ -92,8 +97,14 @@ def check_generator_loss(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     check_close(name, got, expected, hint="Expected softplus(-fake_logits).mean().")
     # Non-saturating: a strong gradient exactly where D rejects the fakes (logit -10).
     logits = torch.full((3,), -10.0, requires_grad=True)
-    out = run_student(name, fn, logits)
-    (grad,) = torch.autograd.grad(_scalar(name, out), logits)
+    out = _scalar(name, run_student(name, fn, logits))
+    if not out.requires_grad:
+        raise ExerciseError(f"{name}: the value is right but no gradient flows back to the logits, so "
+                            f"the generator cannot learn from it. Do not .detach() the loss, call "
+                            f".item() or go through NumPy; build it from fake_logits with torch operations.")
+    (grad,) = torch.autograd.grad(out, logits, allow_unused=True)
+    if grad is None:
+        raise ExerciseError(f"{name}: the loss does not depend on fake_logits; compute it from them.")
     if grad.abs().mean() < 0.1:
         raise ExerciseError(f"{name}: the gradient vanishes when D rejects the fakes (logit -10); "
                             f"the non-saturating loss should still push hard there.")

@@ -9,8 +9,8 @@ from typing import Callable
 import torch
 
 from ..inpainting import masked_mse_loss
-from ..masks import apply_mask
-from .core import ExerciseError, check_close, passed, run_student
+from ..masks import apply_mask as reference_apply_mask
+from .core import ExerciseError, check_close, check_dtype, passed, run_student
 
 
 def _case(seed: int = 0):
@@ -25,7 +25,8 @@ def _case(seed: int = 0):
 
 
 def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
-    """``apply_mask(images, mask, fill)``: hole pixels -> ``fill``, known pixels unchanged."""
+    """``apply_mask(images, mask, fill)``: hole pixels -> ``fill``, known pixels unchanged,
+    the images' dtype kept, and ``fill`` really used (tried with two values)."""
     _, x, mask = _case(1)
     before = x.clone()
     got = run_student("apply_mask", apply_mask, x, mask, 0.5)
@@ -38,6 +39,8 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
             f"apply_mask: expected shape {tuple(x.shape)}, got {tuple(got.shape)}. The mask "
             "(B, 1, H, W) broadcasts over the colour channels."
         )
+    check_dtype("apply_mask", got, x.dtype, hint="Combine images, mask and fill with torch "
+                "arithmetic (images * (1 - mask) + fill * mask) so the result keeps the images' dtype.")
     hole = mask.expand_as(x) > 0
     if torch.allclose(got[~hole], torch.full_like(got[~hole], 0.5)) and torch.allclose(got[hole], x[hole]):
         raise ExerciseError("apply_mask: the mask is inverted: 1 marks the hole (missing pixels), "
@@ -51,7 +54,12 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
         raise ExerciseError("apply_mask: known pixels (mask == 0) must stay unchanged.")
     if not torch.allclose(got[hole], torch.full_like(got[hole], 0.5)):
         raise ExerciseError("apply_mask: hole pixels (mask == 1) must all equal `fill`.")
-    check_close("apply_mask", got, apply_mask(x, mask, 0.5))
+    check_close("apply_mask", got, reference_apply_mask(x, mask, 0.5))
+    other = run_student("apply_mask", apply_mask, x, mask, 0.2)
+    if isinstance(other, torch.Tensor) and other.shape == x.shape and torch.allclose(other.detach().float(), got.float()):
+        raise ExerciseError("apply_mask: with fill=0.2 the holes are still 0.5: the fill value is "
+                            "hard-coded. Use the `fill` argument.")
+    check_close("apply_mask", other, reference_apply_mask(x, mask, 0.2), hint="with fill=0.2 the holes must be 0.2.")
     passed("apply_mask", "hole set to fill, known pixels kept")
 
 

@@ -25,11 +25,12 @@ def reference_unshuffle(shuffled: torch.Tensor, permutations: torch.Tensor) -> t
 
 
 def reference_greedy_hamming(candidates: torch.Tensor, n: int, first: int = 0) -> torch.Tensor:
-    """Noroozi & Favaro 2016, Algorithm 1: greedy maximal average Hamming distance.
+    """Noroozi & Favaro 2016, Algorithm 1: greedy maximal *mean* Hamming distance.
 
     Start with ``candidates[first]``; then repeatedly move to the chosen set the remaining
     candidate whose mean Hamming distance to the chosen ones is largest (ties: the lowest
-    index). Returns (n, T).
+    index). Returns (n, T). (The library's :func:`course_lib.tiles.hamming_permutations`
+    maximises the *minimum* distance instead, with the mean as its tie-break.)
     """
     remaining = list(range(candidates.shape[0]))
     chosen = [remaining.pop(first)]

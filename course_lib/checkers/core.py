@@ -36,6 +36,16 @@ def run_student(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
         raise ExerciseError(f"{name}: your code raised {type(exc).__name__}: {exc}") from exc
 
 
+def check_dtype(name: str, got: torch.Tensor, expected: torch.dtype, *, hint: str = "") -> None:
+    """Raise ExerciseError unless ``got`` has dtype ``expected`` (say why it matters)."""
+    if got.dtype != expected:
+        raise ExerciseError(
+            f"{name}: the result has dtype {got.dtype}, but the inputs are {expected}; the "
+            f"model's {expected} weights would refuse it (\"expected scalar type\" errors later). "
+            + (hint or "Use torch operations on the inputs (no NumPy, no dtype=torch.float64).")
+        )
+
+
 def check_close(
     name: str,
     got: Any,

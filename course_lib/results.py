@@ -1,0 +1,46 @@
+"""The committed results of the long experiments, shipped inside the package.
+
+The scripts in ``experiments/`` train for minutes to hours; chapters 05 and 06 load what
+they wrote instead of re-running them. The JSON files live in ``course_lib/results_data/``
+(package data, see pyproject.toml), so ``pip install`` carries them wherever
+``course_lib`` goes: a Colab runtime, a wheel, a non-editable install. Read them only
+through :func:`load_result`; the scripts write through :func:`result_path`.
+
+=====================  =================================  =========
+name                   written by                         read by
+=====================  =================================  =========
+``fusion``             ``python experiments/fusion.py``   chapter 06
+``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
+=====================  =================================  =========
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results_data"
+
+
+def result_names() -> list[str]:
+    """The names of the committed results (file names without ``.json``), sorted."""
+    return sorted(p.stem for p in RESULTS_DIR.glob("*.json"))
+
+
+def result_path(name: str) -> Path:
+    """Where the result ``name`` lives (``course_lib/results_data/<name>.json``)."""
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"a result name is a plain identifier like 'fusion', got {name!r}; "
+                         f"committed results: {result_names()}")
+    return RESULTS_DIR / f"{name}.json"
+
+
+def load_result(name: str) -> dict:
+    """The committed result ``name`` (e.g. ``"fusion"``) as the dict its script wrote."""
+    path = result_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no committed result {name!r} in {RESULTS_DIR}; committed "
+                                f"results: {result_names()} (run its script in experiments/ to "
+                                "write it)")
+    return json.loads(path.read_text(encoding="utf-8"))
