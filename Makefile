@@ -11,7 +11,7 @@ PROFILE ?=
 export COURSE_CACHE ?= $(CURDIR)/.cache/course_lib
 # Notebooks must render figures inline (an inherited MPLBACKEND=Agg would drop every plt.show()).
 export MPLBACKEND := module://matplotlib_inline.backend_inline
-NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
+NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: help install test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
 

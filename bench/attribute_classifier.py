@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib.backbone import ConvBackbone  # noqa: E402
-from course_lib.toyfaces import ATTRIBUTES, ToyFaces  # noqa: E402
+from course_lib.backbone import ConvBackbone
+from course_lib.toyfaces import ATTRIBUTES, ToyFaces
 
 
 class AttributeNet(nn.Module):

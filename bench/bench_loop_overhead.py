@@ -17,16 +17,14 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib.loop import Budget, train  # noqa: E402
-from course_lib.runtime import DeviceLoader, seed_everything  # noqa: E402
+from course_lib.loop import Budget, train
+from course_lib.runtime import DeviceLoader, seed_everything
 
 
 def make_model() -> nn.Module:

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib import facedraw, toyfaces  # noqa: E402
+from course_lib import facedraw, toyfaces
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 N = int(os.environ.get("BENCH_N", "4000"))

@@ -7,17 +7,15 @@ time, everything else fixed).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib import toyfaces as tf  # noqa: E402
+from course_lib import toyfaces as tf
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
 

@@ -31,7 +31,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,14 +39,13 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from course_lib import fusion  # noqa: E402
-from course_lib.checkpoint import config_key, resolve_cache_dir  # noqa: E402
-from course_lib.feature_net import FeatureNetConfig, load_feature_net  # noqa: E402
-from course_lib.pretext import probe_features  # noqa: E402
-from course_lib.results import result_path  # noqa: E402
-from course_lib.toyfaces import ToyFaces  # noqa: E402
+from course_lib import fusion
+from course_lib.checkpoint import config_key, resolve_cache_dir
+from course_lib.feature_net import FeatureNetConfig, load_feature_net
+from course_lib.pretext import probe_features
+from course_lib.results import result_path
+from course_lib.toyfaces import ToyFaces
 
 # The grid the issue asks for. Step budgets, not seconds, so results do not depend on load.
 # The feature net that scores Frechet distances is trained (once, cached) at the grid's size.
