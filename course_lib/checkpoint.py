@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import random
@@ -36,6 +37,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 from torch import nn
+
+from course_lib.facedraw import RENDER_VERSION
 
 FORMAT_VERSION = 1
 CACHE_ENV = "COURSE_CACHE"
@@ -170,28 +173,7 @@ def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
         "history": list(history or []),
         "extra": dict(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_orphans(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
-    except BaseException:  # includes KeyboardInterrupt: never leave the temp file behind
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    return path
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
+    return atomic_save(payload, path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -344,13 +326,15 @@ class Trained:
 
 def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any,
                   build: Callable[[Any], Models], cache_dir: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, retrain: bool = False) -> Trained:
+                  device: str | torch.device | None = None, retrain: bool = False,
+                  data_version: int = RENDER_VERSION) -> Trained:
     """Load ``name``'s weights for ``config`` from the cache, or train and cache them.
 
     ``build(config)`` returns the untrained model (or ``{name: module}``);
     ``train_fn(model, config)`` trains it in place and may return a
     :class:`course_lib.loop.History` or a list of dicts. The cache file is
-    ``<cache_dir>/<name>-<hash of config>.pt``: change any config field and the model is
+    ``<cache_dir>/<name>-<hash of config and data version>.pt``: change any config field, or
+    ToyFaces' drawing (``data_version``, default its render version), and the model is
     retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
     :func:`course_lib.runtime.get_device`).
     """
@@ -358,7 +342,8 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
 
     if not name or any(c in name for c in "/\\ "):
         raise ValueError(f"name must be a simple identifier like 'vae_ch02', got {name!r}")
-    text, digest = config_key(config)
+    config_text, _ = config_key(config)
+    text, digest = config_key({"config": json.loads(config_text), "data_version": data_version})
     path = resolve_cache_dir(cache_dir) / f"{name}-{digest}.pt"
     dev = get_device(device)
     model = build(config)
@@ -386,18 +371,29 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically: a temporary file beside it,
-    flushed, then renamed over it, so a reader sees the old file or the new, never half."""
+    """The course's one atomic write: ``data`` (text as UTF-8) goes to a temporary file beside
+    ``path`` (named after its writer, see :func:`clean_orphans`), is flushed to disk, then
+    renamed over ``path``: a reader, a crash or a Ctrl-C sees the old file or the new, never
+    half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:  # includes KeyboardInterrupt: never leave the temp file behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` through :func:`atomic_write`."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, buffer.getvalue())

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from course_lib.toyfaces import ToyFaces, _atomic_save, cache_dir
+from course_lib.checkpoint import atomic_save
+from course_lib.toyfaces import ToyFaces, cache_dir
 
 __all__ = ["DATASETS", "ImageSet", "load_dataset", "CELEBA_HELP", "IMAGE_EXTENSIONS"]
 
@@ -133,7 +134,7 @@ def _cached(key: str, build):
         except Exception:
             pass
     data = build()
-    _atomic_save(data, path)
+    atomic_save(data, path)
     return data
 
 

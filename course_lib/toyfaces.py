@@ -18,13 +18,12 @@ ATTRIBUTES, ToyFaces, render``).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from .checkpoint import atomic_save, resolve_cache_dir
 from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, attributes_to_labels,
                              sample_attributes)
 from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
@@ -42,22 +41,7 @@ __all__ = [
 def cache_dir() -> Path:
     """Where materialised sets are cached: ``$COURSE_CACHE`` or ``~/.cache/course_lib``
     (:func:`course_lib.checkpoint.resolve_cache_dir`, which checks it is a folder)."""
-    from .checkpoint import resolve_cache_dir  # local: checkpoint is not needed otherwise
-
     return resolve_cache_dir()
-
-
-def _atomic_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: never a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class ToyFaces(Dataset):
@@ -108,7 +92,7 @@ class ToyFaces(Dataset):
             images = render(attrs, image_size, device=device)
             data = {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
             if cache:
-                _atomic_save(data, self.cache_path)
+                atomic_save(data, self.cache_path)
         self.images: torch.Tensor = data["images"]          # uint8 (N, 3, S, S)
         self.attributes: torch.Tensor = data["attributes"]  # float (N, A)
         self.labels: torch.Tensor = attributes_to_labels(self.attributes)  # int64 (N, A)

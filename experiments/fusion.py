@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import fusion
-from course_lib.checkpoint import config_key, resolve_cache_dir
+from course_lib.checkpoint import atomic_save, atomic_write, config_key, resolve_cache_dir
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.pretext import probe_features
 from course_lib.results import result_path
@@ -80,10 +80,7 @@ def cached(path: Path, build, make):
         module.load_state_dict(torch.load(path, weights_only=True))
         return module.eval(), True
     module = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(module.state_dict(), tmp)
-    os.replace(tmp, path)
+    atomic_save(module.state_dict(), path)
     return module, False
 
 
@@ -185,10 +182,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
         "lambda_sweep": sweep,
         "cycle": cycle,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
     return result
 
 

@@ -172,14 +172,14 @@ def test_load_or_train_does_not_cache_interrupted_runs(tmp_path, monkeypatch):
 def test_a_killed_write_keeps_the_old_checkpoint_and_its_temp_file_is_cleaned(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, models=torch.nn.Linear(3, 3), step=1)
-    # a real kill -9 half-way through the next write: torch.save writes some bytes, then dies
+    # a real kill -9 half-way through the next write: the bytes are in the temporary file,
+    # the process dies before the rename (checkpoint.atomic_write flushes, fsyncs, renames)
     script = textwrap.dedent(f"""
         import os, signal, torch
         from course_lib import checkpoint
-        def dying_save(obj, f):
-            f.write(b"half a checkpoint" * 1000); f.flush()
+        def dying_fsync(fd):
             os.kill(os.getpid(), signal.SIGKILL)
-        torch.save = dying_save
+        checkpoint.os.fsync = dying_fsync
         checkpoint.save_checkpoint({str(path)!r}, models=torch.nn.Linear(3, 3), step=2)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True)
@@ -265,3 +265,22 @@ def test_an_optimizer_state_does_not_load_into_another_optimizer_class(tmp_path)
     torch.save(payload, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match=r"saved from an optimizer with settings \[.*'betas'"):
         load_checkpoint(tmp_path / "old.pt", models=model, optimizers={"opt": sgd})
+
+
+def test_the_cache_is_keyed_by_the_toyfaces_drawing_too(tmp_path):
+    """A new ToyFaces render version retrains every cached model, not only the VAE."""
+    from course_lib.checkpoint import load_or_train
+
+    calls = []
+
+    def fit(model, config):
+        calls.append(1)
+        return []
+
+    build = lambda c: torch.nn.Linear(2, 1)  # noqa: E731
+    config = {"width": 2}
+    a = load_or_train("m", fit, config=config, build=build, cache_dir=tmp_path, data_version=4)
+    b = load_or_train("m", fit, config=config, build=build, cache_dir=tmp_path, data_version=4)
+    c = load_or_train("m", fit, config=config, build=build, cache_dir=tmp_path, data_version=5)
+    assert (a.from_cache, b.from_cache, c.from_cache) == (False, True, False) and len(calls) == 2
+    assert a.path == b.path != c.path
