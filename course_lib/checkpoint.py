@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from course_lib.facedraw import RENDER_VERSION
+from course_lib.runtime import get_device
 
 FORMAT_VERSION = 1
 CACHE_ENV = "COURSE_CACHE"
@@ -338,8 +339,6 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
     :func:`course_lib.runtime.get_device`).
     """
-    from course_lib.runtime import get_device  # local: runtime does not depend on checkpoints
-
     if not name or any(c in name for c in "/\\ "):
         raise ValueError(f"name must be a simple identifier like 'vae_ch02', got {name!r}")
     config_text, _ = config_key(config)
