@@ -190,8 +190,8 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     plus the texture statistics of its first two conv stages, each block weighing the
     same. In the attribute features alone, flat images of the right colours (a face's
     mean colour: density 1.03) and blurred faces (sigma 2: density 1.24 > real 1.06)
-    pass as faces; the texture blocks reject them (measured at the ``cpu`` profile, n=1000,
-    in ``tests/test_metrics_fidelity.py``'s docstring). Held-out real faces score about 1
+    pass as faces; the texture blocks reject them (``cpu`` profile net, n=1000: the table in
+    ``tests/test_fidelity_diversity.py``'s docstring). Held-out real faces score about 1
     on both. ``n`` images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et
     al. (2020). Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
     """
