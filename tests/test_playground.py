@@ -95,3 +95,18 @@ def test_wgan_clip_preset_is_the_papers_rmsprop_setting():
     run = pg.train(pg.PlaygroundConfig(**{**pg.PRESETS["wgan-clip"], "steps": 6}, snapshots=2, width=16,
                                        eval_points=100, grid=4))
     assert len(run.history["d_loss"]) == 6 and np.isfinite(run.history["d_loss"]).all()
+
+
+def test_ui_trains_with_the_chosen_optimizer_and_reports_both_numbers(capsys, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+    matplotlib.use("Agg")
+    seen = []
+    real_train = pg.train
+    monkeypatch.setattr(pg, "train", lambda cfg: seen.append(cfg) or real_train(cfg))
+    ui = pg.playground_ui(pg.PlaygroundConfig(**pg.PRESETS["wgan-clip"], snapshots=1, width=8, eval_points=50,
+                                              grid=4, batch_size=16))
+    ui.children[0].children[-1].click()                       # the "Train" button
+    assert seen and seen[0].optimizer == "rmsprop" and seen[0].loss == "wgan-clip"
+    out = capsys.readouterr().out
+    assert "modes covered" in out and "of the points on a mode" in out
