@@ -131,7 +131,7 @@ class AttributeNet(nn.Module):
         ``"texture2"``: the spatial standard deviation of every channel after the first and
         second conv stage, ``(N, w)`` and ``(N, 2w)`` (float32, CPU). Why: the attribute
         features only have to name hair colour or a smile, so a flat image of the right
-        colours lands among real faces (k-NN precision 1.0 for gray images). Edges and
+        colours lands among real faces (a constant 0.7 gray: k-NN precision 1.0). Edges and
         strokes make early feature maps vary across space; flat, blurred and noisy images
         change that variation, whatever their colours (the style statistics of Gatys et
         al. 2016, reduced to one number per channel).
