@@ -59,14 +59,15 @@ Sampler = Callable[[int, int], torch.Tensor]  # (n, seed) -> images (n, 3, S, S)
 class QualityConfig:
     """Sizes of one table."""
 
-    n: int = 1000                # images per set (every number depends on n: compare equal n only)
+    n: int = 500                 # images per set (every number depends on n: compare equal n only)
     seeds: tuple[int, ...] = (0, 1, 2)  # sample seeds: the spreads are over these
     k: int = 5                   # neighbours of density and coverage (Naeem et al. 2020: 5)
     k_precision: int = 3         # neighbours of the k-NN precision/recall (Kynkaanniemi et al.: 3)
 
     @classmethod
     def for_profile(cls, profile: str) -> "QualityConfig":
-        return {"smoke": cls(n=64), "cpu": cls(n=1000), "gpu": cls(n=2000)}[profile]
+        # chapter 03's n_eval, so its live numbers and this table's compare
+        return {"smoke": cls(n=64), "cpu": cls(n=500), "gpu": cls(n=2000)}[profile]
 
 
 def wgan_gp_config(profile: str) -> gan.GANConfig:
@@ -222,10 +223,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
     parser.add_argument("--json", type=Path, required=True, help="where to write the table")
+    parser.add_argument("--n", type=int, help="images per set (default: the profile's, chapter 03's n_eval)")
     args = parser.parse_args(argv)
+    config = QualityConfig.for_profile(args.profile)
+    if args.n is not None:
+        if args.n <= config.k:
+            raise SystemExit(f"--n must be larger than k={config.k}, got {args.n}")
+        config = dataclasses.replace(config, n=args.n)
     load = os.getloadavg()[0]
     print(f"load average (1 min) at the start: {load:.2f} on {os.cpu_count()} cores")
-    result = sample_quality(args.profile, load_average=round(load, 2))
+    result = sample_quality(args.profile, config=config, load_average=round(load, 2))
     result["command"] = " ".join(["python bench/sample_quality.py", *(argv if argv is not None else sys.argv[1:])])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")

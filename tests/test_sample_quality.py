@@ -45,6 +45,8 @@ def test_main_writes_the_table_with_every_row_and_spread(sq, tmp_path, monkeypat
         {"dcgan_reference": "not there"}))
     out = tmp_path / "table.json"
     sq.main(["--profile", "smoke", "--json", str(out)])
+    with pytest.raises(SystemExit, match="larger than k"):
+        sq.main(["--profile", "smoke", "--json", str(out), "--n", "3"])
     result = json.loads(out.read_text())
     assert set(result["references"]) == {"real", "blur1", "blur2", "noise", "gray", "repeated"}
     assert set(result["models"]) == {"dcgan_live", "noise_model"}
