@@ -77,3 +77,25 @@ def test_reference_generators_load_when_present_and_say_why_not(sq, tmp_path, mo
     assert torch.equal(samplers["dcgan_reference"](4, 0), gan.generate(generator, 4, seed=0))
     samplers, missing = sq.reference_generator_samplers(32)
     assert not samplers and "16px" in missing["dcgan_reference"]
+
+
+def test_committed_cpu_table_holds_the_cases(sq):
+    """bench/results/sample_quality_cpu.json: written by the script at its cpu defaults on a
+    machine that was not busy, and the cases the metrics promise hold at the cpu profile."""
+    path = SCRIPT.parent / "results" / "sample_quality_cpu.json"
+    if not path.is_file():
+        pytest.skip("no committed cpu table")
+    result = json.loads(path.read_text())
+    defaults = sq.QualityConfig.for_profile("cpu")
+    assert (result["n"], tuple(result["seeds"]), result["k"]) == (defaults.n, defaults.seeds, defaults.k)
+    assert result["load_average_start"] <= 2.5
+    assert set(result["references"]) == set(sq.REFERENCE_NAMES)
+    assert {"vae", "dcgan_live", "wgan_gp_live"} <= set(result["models"])
+    assert set(result["models"]) | set(result["missing"]) >= set(sq.REFERENCE_WEIGHTS)
+    refs = {name: {m: row[m]["mean"] for m in ("frechet", "fidelity", "diversity")}
+            for name, row in result["references"].items()}
+    assert refs["real"]["fidelity"] >= 0.8 and refs["real"]["diversity"] >= 0.8
+    assert refs["gray"]["fidelity"] < 0.1 and refs["noise"]["fidelity"] < 0.1
+    assert refs["repeated"]["diversity"] < 0.1
+    assert refs["real"]["fidelity"] > refs["blur1"]["fidelity"] > refs["blur2"]["fidelity"]
+    assert refs["real"]["frechet"] < refs["blur1"]["frechet"] < refs["blur2"]["frechet"]
