@@ -8,7 +8,12 @@
   and it is biased upward for small ``n``, so only compare numbers with the same ``n``.
 - :func:`precision_recall`: the k-NN manifold estimate of Kynkaanniemi et al. (2019):
   precision = share of generated samples inside the real manifold (fidelity), recall =
-  share of real samples inside the generated manifold (coverage).
+  share of real samples inside the generated manifold (coverage). One real ball is enough
+  to let a sample in, so flat and blurred images pass (``cpu`` net, n=1000: precision 1.0
+  for a constant 0.7 gray and for the mean face, 0.95 for blur sigma 2 vs 0.91 for real).
+- :func:`density_coverage` (Naeem et al. 2020), the published answer to that, and
+  :func:`fidelity_diversity`, which computes it from images in a feature space that also
+  sees texture: the course's fidelity and diversity numbers.
 - :func:`psnr` / :func:`ssim` via torchmetrics, per image then averaged, optionally
   restricted to a mask (1 = hole), which is what matters for inpainting.
 - :func:`linear_probe`: frozen features -> logistic regression (scikit-learn) per
@@ -65,15 +70,8 @@ def frechet_label(n: int, image_size: int) -> str:
     return f"domain Frechet distance (ToyFaces attribute features, {image_size}px, n={n}; not Inception FID)"
 
 
-def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, net=None,
-                   seed: int = 0) -> float:
-    """Frechet distance of two image sets in the ToyFaces attribute-net feature space.
-
-    ``images_*``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; exactly ``n`` images of each
-    are used (a seeded random subset when there are more), because the estimate depends
-    on ``n``. ``net`` defaults to :func:`course_lib.feature_net.load_feature_net` at the
-    images' size.
-    """
+def _pick(images_a: torch.Tensor, images_b: torch.Tensor, n: int, net, seed: int):
+    """Exactly ``n`` images of each set (a seeded subset) and the feature net to judge them."""
     for name, images in (("images_a", images_a), ("images_b", images_b)):
         if images.dim() != 4:
             raise ValueError(f"{name} must be (N, C, H, W) images, got shape {tuple(images.shape)}")
@@ -86,9 +84,22 @@ def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, ne
         from course_lib.feature_net import load_feature_net
         net = load_feature_net(images_a.shape[-1])
     g = torch.Generator().manual_seed(seed)
-    pick = [x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=g)[:n]]
-            for x in (images_a, images_b)]
-    return frechet_distance(net.features(pick[0]), net.features(pick[1]))
+    a, b = (x if x.shape[0] == n else x[torch.randperm(x.shape[0], generator=g)[:n]]
+            for x in (images_a, images_b))
+    return a, b, net
+
+
+def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, net=None,
+                   seed: int = 0) -> float:
+    """Frechet distance of two image sets in the ToyFaces attribute-net feature space.
+
+    ``images_*``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; exactly ``n`` images of each
+    are used (a seeded random subset when there are more), because the estimate depends
+    on ``n``. ``net`` defaults to :func:`course_lib.feature_net.load_feature_net` at the
+    images' size.
+    """
+    a, b, net = _pick(images_a, images_b, n, net, seed)
+    return frechet_distance(net.features(a), net.features(b))
 
 
 def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -117,6 +128,78 @@ def precision_recall(real_feats, fake_feats, *, k: int = 3) -> dict[str, float]:
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean()
     recall = (d.T <= r_fake.unsqueeze(0)).any(dim=1).double().mean()
     return {"precision": float(precision), "recall": float(recall)}
+
+
+def density_coverage(real_feats, fake_feats, *, k: int = 5) -> dict[str, float]:
+    """Density (fidelity) and coverage (diversity) of Naeem et al. (2020), eq. 4-5.
+
+    Balls are drawn around the *real* samples only, radius = distance to the k-th nearest
+    other real sample (``NND_k``)::
+
+        density  = 1/(k M) sum_j sum_i 1[Y_j in B(X_i, NND_k(X_i))]
+        coverage = 1/N     sum_i 1[exists j: Y_j in B(X_i, NND_k(X_i))]
+
+    Why not precision/recall: a fake sample counts for precision when it falls in *any*
+    real ball, and a few real outliers with huge balls swallow whole regions (the gray
+    image, a blur). Density counts how many real balls hold each fake, so a fake in one
+    outlier's ball scores 1/k instead of 1; real vs real gives about 1, a generator that
+    piles onto dense real regions can exceed 1. Coverage asks whether each real sample's
+    neighbourhood holds a fake, so it needs no balls around (possibly collapsed) fakes.
+    ``real_feats`` ``(N, D)``, ``fake_feats`` ``(M, D)``; returns ``{"density": >= 0,
+    "coverage": in [0, 1]}``. The paper uses k=5 and N = M = 10 000; the values depend on
+    N, M and k, so compare only numbers with equal ones.
+    """
+    real, fake = _features(real_feats, "real_feats"), _features(fake_feats, "fake_feats")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature sizes differ: {real.shape[1]} vs {fake.shape[1]}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    inside = _pairwise(real, fake) <= _radii(real, k).unsqueeze(1)  # (N real, M fake)
+    density = inside.double().sum() / (k * fake.shape[0])
+    coverage = inside.any(dim=1).double().mean()
+    return {"density": float(density), "coverage": float(coverage)}
+
+
+def joint_features(real_blocks: dict[str, torch.Tensor], fake_blocks: dict[str, torch.Tensor]):
+    """Concatenate feature blocks so that each block weighs the same: ``(real, fake)``.
+
+    Every dimension is standardised with the *real* set's mean and standard deviation (a
+    floor of 1e-3 times the block's mean deviation keeps near-constant dimensions from
+    exploding), then each block is divided by sqrt(its size), so every block adds about 1
+    to a real sample's squared norm however many dimensions it has.
+    """
+    if set(real_blocks) != set(fake_blocks):
+        raise ValueError(f"feature blocks differ: {sorted(real_blocks)} vs {sorted(fake_blocks)}")
+    real_parts, fake_parts = [], []
+    for name in real_blocks:
+        r, f = _features(real_blocks[name], f"real {name}"), _features(fake_blocks[name], f"fake {name}")
+        if r.shape[1] != f.shape[1]:
+            raise ValueError(f"block {name!r} has {r.shape[1]} real vs {f.shape[1]} fake dimensions")
+        mean, std = r.mean(0), r.std(0)
+        std = std.clamp_min(1e-3 * float(std.mean()) + 1e-12)
+        real_parts.append((r - mean) / std / math.sqrt(r.shape[1]))
+        fake_parts.append((f - mean) / std / math.sqrt(f.shape[1]))
+    return torch.cat(real_parts, 1), torch.cat(fake_parts, 1)
+
+
+def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, n: int, net=None,
+                       k: int = 5, seed: int = 0) -> dict[str, float]:
+    """Fidelity (density) and diversity (coverage) of ``fake_images`` against ``real_images``.
+
+    :func:`density_coverage` on :func:`joint_features` of the attribute net's
+    :meth:`~course_lib.feature_net.AttributeNet.layer_features`: the attribute features
+    plus the texture statistics of its first two conv stages, each block weighing the
+    same. In the attribute features alone, flat images of the right colours (a face's
+    mean colour: density 1.03) and blurred faces (sigma 2: density 1.24 > real 1.06)
+    pass as faces; the texture blocks reject them (``cpu`` profile net, n=1000: the table in
+    ``tests/test_fidelity_diversity.py``'s docstring). Held-out real faces score about 1
+    on both. ``n`` images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et
+    al. (2020). Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
+    """
+    real, fake, net = _pick(real_images, fake_images, n, net, seed)
+    joint_real, joint_fake = joint_features(net.layer_features(real), net.layer_features(fake))
+    result = density_coverage(joint_real, joint_fake, k=k)
+    return {"fidelity": result["density"], "diversity": result["coverage"]}
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None):

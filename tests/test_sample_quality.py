@@ -1,0 +1,101 @@
+"""bench/sample_quality.py: the table's schema, its reference rows, the reference-weights hook."""
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import feature_net as fn
+from course_lib import gan
+from course_lib.checkpoint import config_key, save_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sample_quality.py"
+
+
+@pytest.fixture(scope="module")
+def sq(tmp_path_factory):
+    """The script as a module, with a fresh cache (the smoke feature net trains in seconds)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("COURSE_PROGRESS", "none")
+    fn._LOADED.clear()
+    spec = importlib.util.spec_from_file_location("sample_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    mp.setitem(sys.modules, "sample_quality", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    fn._LOADED.clear()
+    mp.undo()
+
+
+def _tiny_generator(seed=0):
+    cfg = gan.GANConfig.for_profile("smoke", seed=seed)
+    torch.manual_seed(seed)
+    return gan.build(cfg)[0].eval(), cfg
+
+
+def test_main_writes_the_table_with_every_row_and_spread(sq, tmp_path, monkeypatch, capsys):
+    generator, _ = _tiny_generator()
+    # the models are stand-ins (training the VAE and two GANs is the script's job, not a unit test's)
+    monkeypatch.setattr(sq, "model_samplers", lambda profile: (
+        {"dcgan_live": sq.gan_sampler(generator), "noise_model": lambda n, s: torch.rand(n, 3, 16, 16)},
+        {"dcgan_reference": "not there"}))
+    out = tmp_path / "table.json"
+    sq.main(["--profile", "smoke", "--json", str(out)])
+    with pytest.raises(SystemExit, match="larger than k"):
+        sq.main(["--profile", "smoke", "--json", str(out), "--n", "3"])
+    result = json.loads(out.read_text())
+    assert set(result["references"]) == {"real", "blur1", "blur2", "noise", "gray", "repeated"}
+    assert set(result["models"]) == {"dcgan_live", "noise_model"}
+    assert result["missing"] == {"dcgan_reference": "not there"}
+    assert result["profile"] == "smoke" and result["seeds"] == [0, 1, 2] and result["n"] == 64
+    assert isinstance(result["load_average_start"], float)
+    for row in [*result["references"].values(), *result["models"].values()]:
+        for metric in ("frechet", "fidelity", "diversity"):
+            assert set(row[metric]) == {"mean", "std", "values"} and len(row[metric]["values"]) == 3
+            assert all(math.isfinite(v) for v in row[metric]["values"])
+    refs = result["references"]
+    assert refs["real"]["fidelity"]["mean"] >= 0.8 and refs["real"]["diversity"]["mean"] >= 0.8
+    assert refs["gray"]["fidelity"]["mean"] < 0.1 and refs["noise"]["fidelity"]["mean"] < 0.1
+    assert refs["repeated"]["diversity"]["mean"] < 0.2   # n=64 here: one ball of 64 is 0.016
+    assert refs["gray"]["frechet"]["std"] == 0.0      # the same images for every seed
+    assert refs["real"]["frechet"]["std"] > 0.0       # other faces for every seed
+    assert "real" in capsys.readouterr().out
+
+
+def test_reference_generators_load_when_present_and_say_why_not(sq, tmp_path, monkeypatch):
+    generator, cfg = _tiny_generator(seed=3)
+    path = tmp_path / "dcgan_reference.pt"
+    save_checkpoint(path, models={"generator": generator}, extra={"config": config_key(cfg)[0]})
+    monkeypatch.setattr(sq, "REFERENCE_WEIGHTS", {"dcgan_reference": path,
+                                                  "wgan_gp_reference": tmp_path / "absent.pt"})
+    samplers, missing = sq.reference_generator_samplers(cfg.image_size)
+    assert set(samplers) == {"dcgan_reference"} and "absent.pt not found" in missing["wgan_gp_reference"]
+    assert torch.equal(samplers["dcgan_reference"](4, 0), gan.generate(generator, 4, seed=0))
+    samplers, missing = sq.reference_generator_samplers(32)
+    assert not samplers and "16px" in missing["dcgan_reference"]
+
+
+def test_committed_cpu_table_holds_the_cases(sq):
+    """bench/results/sample_quality_cpu.json: written by the script at its cpu defaults on a
+    machine that was not busy, and the cases the metrics promise hold at the cpu profile."""
+    path = SCRIPT.parent / "results" / "sample_quality_cpu.json"
+    if not path.is_file():
+        pytest.skip("no committed cpu table")
+    result = json.loads(path.read_text())
+    defaults = sq.QualityConfig.for_profile("cpu")
+    assert (result["n"], tuple(result["seeds"]), result["k"]) == (defaults.n, defaults.seeds, defaults.k)
+    assert result["load_average_start"] <= 2.5
+    assert set(result["references"]) == set(sq.REFERENCE_NAMES)
+    assert {"vae", "dcgan_live", "wgan_gp_live"} <= set(result["models"])
+    assert set(result["models"]) | set(result["missing"]) >= set(sq.REFERENCE_WEIGHTS)
+    refs = {name: {m: row[m]["mean"] for m in ("frechet", "fidelity", "diversity")}
+            for name, row in result["references"].items()}
+    assert refs["real"]["fidelity"] >= 0.8 and refs["real"]["diversity"] >= 0.8
+    assert refs["gray"]["fidelity"] < 0.1 and refs["noise"]["fidelity"] < 0.1
+    assert refs["repeated"]["diversity"] < 0.1
+    assert refs["real"]["fidelity"] > refs["blur1"]["fidelity"] > refs["blur2"]["fidelity"]
+    assert refs["real"]["frechet"] < refs["blur1"]["frechet"] < refs["blur2"]["frechet"]
