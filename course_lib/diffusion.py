@@ -317,14 +317,15 @@ class DDPMConfig:
     warmup: int = 100                             # linear learning-rate warm-up steps
     ema_decay: float = 0.995                      # EMA of the weights, used for sampling
     batch_size: int = 32                          # images per step (small: more updates per CPU second)
-    steps: int = 2000                             # optimisation steps
+    steps: int = 800                              # optimisation steps (cpu: about 3-4 minutes on 2 cores)
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "DDPMConfig":
-        """smoke: 16x16, seconds; cpu: 32x32, minutes on 2 cores; gpu: 64x64, wider, longer."""
+        """smoke: 16x16, seconds; cpu: 32x32, about 3-4 minutes on 2 cores (faces need longer:
+        see experiments/ddpm_reference.py); gpu: 64x64, wider, longer."""
         return choose(
             smoke=cls(image_size=16, T=100, stem=8, widths=(16, 16, 16), decoder_widths=(16, 16, 16),
                       time_dim=32, steps=20, warmup=5, train_size=128, batch_size=16),
