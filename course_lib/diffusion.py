@@ -107,15 +107,40 @@ def make_schedule(kind: str, T: int) -> Schedule:
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
 
 
-def respace(schedule: Schedule, steps: int) -> Schedule:
-    """The same diffusion seen at ``steps`` evenly spaced times ``tau`` (Nichol & Dhariwal
-    2021, section 4): keep ``alpha_bar`` at those times and recompute
-    ``beta_i = 1 - alpha_bar_{tau_i} / alpha_bar_{tau_{i-1}}``, so ancestral sampling (and
-    RePaint) take ``steps`` model calls instead of T, with the model trained on all T."""
-    tau = torch.tensor(ddim_timesteps(schedule.T, steps)[::-1])              # ascending
+def respace(schedule: Schedule, steps: int, *, start: int | None = None) -> Schedule:
+    """The same diffusion seen at ``steps`` evenly spaced times ``tau`` from ``start``
+    (default T-1) down to 0 (Nichol & Dhariwal 2021, section 4): keep ``alpha_bar`` at those
+    times and recompute ``beta_i = 1 - alpha_bar_{tau_i} / alpha_bar_{tau_{i-1}}``, so ancestral
+    sampling (and RePaint) take ``steps`` model calls instead of T, with the model trained on all T."""
+    tau = torch.tensor(ddim_timesteps(schedule.T - 1 if start is None else start, steps)[::-1])  # ascending
     a_bar = schedule.alpha_bar[tau]
     betas = 1 - a_bar / torch.cat([torch.ones(1, dtype=a_bar.dtype), a_bar[:-1]])
     return Schedule.from_betas(betas, schedule.timesteps[tau])
+
+
+def ddim_timesteps(start: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced indices from ``start`` down to 0 (Song et al. 2021, section 4.2)."""
+    if not 1 <= steps <= start + 1:
+        raise ValueError(f"steps must be in [1, {start + 1}], got {steps}")
+    return sorted({round(i * start / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+
+
+# Where sampling starts. With an eps-predicting model, x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a)
+# multiplies the network's error by 1 / sqrt(alpha_bar_t): about 20000 at the cosine
+# schedule's last step, where alpha_bar is 2e-9 (its betas are clipped at 0.999). Measured on
+# the chapter's reference run: starting DDIM at t = T-1 gives saturated colours (domain
+# Frechet 2817 at n = 200 after 3000 steps), starting where the SNR has fallen to 0.025 (the
+# signal's std is 16% of the noise's; t = 905 of 1000 for the cosine schedule) gives 354.
+# Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed") discuss
+# this mismatch between the last training steps and the start of sampling.
+START_SNR = 0.025
+
+
+def sampling_start(schedule: Schedule, min_snr: float = START_SNR) -> int:
+    """The step the samplers start from: the last ``t`` with ``SNR(t) >= min_snr``, where
+    ``x_T ~ N(0, I)`` stands in for ``x_t`` (the signal left there is ``sqrt(alpha_bar_t)``)."""
+    keep = (schedule.snr() >= min_snr).nonzero()
+    return int(keep[-1]) if len(keep) else schedule.T - 1
 
 
 def _check_T(T: int) -> None:
@@ -435,11 +460,18 @@ def reverse_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedul
 def p_sample(model: Callable, x_t: torch.Tensor, t: int, schedule: Schedule, *,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """``x_{t-1} ~ p_theta(x_{t-1} | x_t)``: the model predicts the noise, :func:`reverse_step`
-    does the rest. ``model(x, t)`` as :class:`TimeUNet`; noise drawn from ``generator``."""
+    does the rest. ``model(x, t)`` as :class:`TimeUNet`; noise drawn from ``generator``.
+
+    As in Ho et al.'s and Nichol & Dhariwal's code (``clip_denoised``), the ``x_0`` the noise
+    implies is clipped to [-1, 1] and the noise re-derived from it; while that ``x_0`` lies in
+    [-1, 1] this is exactly Algorithm 2."""
     model_t = int(schedule.timesteps[t])                 # t itself unless the schedule is respaced
-    eps = model(x_t, torch.full((x_t.shape[0],), model_t, dtype=torch.long, device=x_t.device))
+    eps = model(x_t, torch.full((x_t.shape[0],), model_t, dtype=torch.long, device=x_t.device)).float()
+    a_bar = float(schedule.alpha_bar[t])
+    x0 = ((x_t - math.sqrt(1 - a_bar) * eps) / math.sqrt(a_bar)).clamp(-1, 1)
+    eps = (x_t - math.sqrt(a_bar) * x0) / math.sqrt(1 - a_bar)
     noise = torch.randn(x_t.shape, generator=generator).to(x_t) if t > 0 else torch.zeros_like(x_t)
-    return reverse_step(x_t, eps.float(), t, schedule, noise)
+    return reverse_step(x_t, eps, t, schedule, noise)
 
 
 def _prepare(model: DDPM, n: int, seed: int):
@@ -452,36 +484,32 @@ def _prepare(model: DDPM, n: int, seed: int):
 
 
 @torch.no_grad()
-def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, seed: int = 0) -> torch.Tensor:
-    """``n`` images by ancestral sampling (Algorithm 2): ``x_T ~ N(0, I)``, then
-    :func:`p_sample` from the last step down to index 0; over all ``T`` steps, or over
-    ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
-    schedule = model.schedule if steps is None else respace(model.schedule, steps)
+def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | None = None,
+                seed: int = 0) -> torch.Tensor:
+    """``n`` images by ancestral sampling (Algorithm 2): ``x ~ N(0, I)`` at step ``start``
+    (default :func:`sampling_start`), then :func:`p_sample` down to index 0, over every step
+    or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    start = sampling_start(model.schedule) if start is None else start
+    schedule = respace(model.schedule, steps or start + 1, start=start)
     device, g, x = _prepare(model, n, seed)
     for t in reversed(range(schedule.T)):
         x = p_sample(model, x, t, schedule, generator=g)
     return to_image_range(x).cpu()
 
 
-def ddim_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` evenly spaced indices from T-1 down to 0 (Song et al. 2021, section 4.2)."""
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must be in [1, {T}], got {steps}")
-    return sorted({round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
-
-
 @torch.no_grad()
-def sample_ddim(model: DDPM, n: int, *, steps: int = 50, seed: int = 0,
+def sample_ddim(model: DDPM, n: int, *, steps: int = 50, start: int | None = None, seed: int = 0,
                 batch_size: int = 256) -> torch.Tensor:
     """``n`` images with the deterministic DDIM sampler in ``steps`` model calls (Song et al.
     2021, eq. 12 with sigma_t = 0): predict ``x_0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``
     (clipped to [-1, 1]), then step to the next index ``s`` with
     ``x_s = sqrt(a_s) x_0 + sqrt(1 - a_s) eps``, where ``a = alpha_bar``. The same model,
-    no retraining. Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    no retraining. Starts at ``start`` (default :func:`sampling_start`). Returns
+    ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    ts = ddim_timesteps(sampling_start(model.schedule) if start is None else start, steps)
     out = []
-    for start in range(0, n, batch_size):
-        device, _, x = _prepare(model, min(batch_size, n - start), seed + start)
-        ts = ddim_timesteps(model.schedule.T, steps)
+    for first in range(0, n, batch_size):
+        device, _, x = _prepare(model, min(batch_size, n - first), seed + first)
         a_bar = model.schedule.alpha_bar
         for i, t in enumerate(ts):
             eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=device)).float()
@@ -496,7 +524,7 @@ def sample_ddim(model: DDPM, n: int, *, steps: int = 50, seed: int = 0,
 
 @torch.no_grad()
 def repaint(model: DDPM, images: torch.Tensor, mask: torch.Tensor, *, steps: int | None = None,
-            resample: int = 1, seed: int = 0) -> torch.Tensor:
+            start: int | None = None, resample: int = 1, seed: int = 0) -> torch.Tensor:
     """Diffusion inpainting without retraining (Lugmayr et al. 2022, RePaint, eq. 8-9): at
     every reverse step ``t``, the known pixels are a fresh sample of ``q(x_{t-1} | x_0)``
     from the known image and the hole is the model's :func:`p_sample`:
@@ -506,7 +534,7 @@ def repaint(model: DDPM, images: torch.Tensor, mask: torch.Tensor, *, steps: int
     ``resample = U > 1`` repeats each step U times, re-noising ``x_{t-1}`` to ``x_t`` with
     ``q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I)`` in between (their Algorithm 1,
     jump length 1), which harmonises the hole with its border. ``images`` (B, 3, H, W) in
-    [0, 1], ``mask`` (B, 1, H, W) with 1 = hole; ``steps`` as in :func:`sample_ddpm`.
+    [0, 1], ``mask`` (B, 1, H, W) with 1 = hole; ``steps``, ``start`` as in :func:`sample_ddpm`.
     Returns (B, 3, H, W) in [0, 1] on the CPU; the known pixels equal ``images`` exactly.
     """
     if images.dim() != 4 or mask.shape != (images.shape[0], 1, *images.shape[-2:]):
@@ -519,7 +547,8 @@ def repaint(model: DDPM, images: torch.Tensor, mask: torch.Tensor, *, steps: int
     device, g, x = _prepare(model, images.shape[0], seed)
     x0 = to_model_range(images).to(device)
     m = mask.to(device).float()
-    s = model.schedule if steps is None else respace(model.schedule, steps)
+    start = sampling_start(model.schedule) if start is None else start
+    s = respace(model.schedule, steps or start + 1, start=start)
     for t in reversed(range(s.T)):
         for u in range(resample):
             x_prev = p_sample(model, x, t, s, generator=g)

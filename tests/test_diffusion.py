@@ -1,6 +1,7 @@
 """Chapter 08's diffusion library: schedules, the forward process, the loss, the U-Net, the
 samplers, RePaint, training and exact resume, and the committed reference weights."""
 import dataclasses
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -55,9 +56,19 @@ def test_respace_keeps_alpha_bar_at_the_kept_steps():
     assert torch.allclose(r.alpha_bar, s.alpha_bar[r.timesteps])
     full = dm.respace(s, 1000)
     assert torch.allclose(full.betas, s.betas) and torch.equal(full.timesteps, s.timesteps)
-    assert dm.ddim_timesteps(10, 4) == [9, 6, 3, 0]
+    head = dm.respace(s, 501, start=500)                  # every step up to 500: a truncation
+    assert torch.allclose(head.betas, s.betas[:501]) and int(head.timesteps[-1]) == 500
+    assert dm.ddim_timesteps(9, 4) == [9, 6, 3, 0]
     with pytest.raises(ValueError, match="steps must be in"):
-        dm.ddim_timesteps(10, 11)
+        dm.ddim_timesteps(9, 11)
+
+
+def test_sampling_starts_where_the_snr_has_fallen_to_start_snr():
+    for s in (dm.cosine_schedule(1000), dm.linear_schedule(1000), dm.cosine_schedule(100)):
+        start = dm.sampling_start(s)
+        assert float(s.snr()[start]) >= dm.START_SNR > float(s.snr()[start + 1])
+    assert dm.sampling_start(dm.cosine_schedule(1000)) == 898
+    assert dm.sampling_start(dm.cosine_schedule(1000), min_snr=0.0) == 999
 
 
 # ----------------------------------------------------------------- forward process, loss
@@ -202,3 +213,24 @@ def test_repaint_keeps_the_known_pixels_exactly(trained):
         dm.repaint(trained, images, mask[:, :, :8])
     with pytest.raises(ValueError, match="generates 16px"):
         dm.repaint(trained, torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+class _Oracle(torch.nn.Module):
+    """Knows the one image every sample should become: predicts the exact noise for it."""
+
+    def __init__(self, x0, schedule):
+        super().__init__()
+        self.p, self.x0, self.schedule, self.image_size = torch.nn.Parameter(torch.zeros(1)), x0, schedule, x0.shape[-1]
+
+    def forward(self, x, t):
+        a = self.schedule.alpha_bar[t].float().view(-1, 1, 1, 1)
+        return (x - a.sqrt() * self.x0) / (1 - a).sqrt()
+
+
+def test_with_the_exact_noise_every_sampler_returns_the_image():
+    x0 = dm.to_model_range(_images(3, 8))
+    oracle = _Oracle(x0, dm.cosine_schedule(1000))
+    target = dm.to_image_range(x0)
+    assert (dm.sample_ddim(oracle, 3, steps=10) - target).abs().max() < 1e-4
+    assert (dm.sample_ddim(oracle, 3, steps=10, start=999) - target).abs().max() < 1e-4
+    assert (dm.sample_ddpm(oracle, 3, steps=50) - target).abs().max() < 1e-4
