@@ -342,7 +342,7 @@ class DDPMConfig:
     warmup: int = 100                             # linear learning-rate warm-up steps
     ema_decay: float = 0.995                      # EMA of the weights, used for sampling
     batch_size: int = 32                          # images per step (small: more updates per CPU second)
-    steps: int = 800                              # optimisation steps (cpu: about 3-4 minutes on 2 cores)
+    steps: int = 1000                             # optimisation steps (cpu: about 3-4 minutes on 2 cores)
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models

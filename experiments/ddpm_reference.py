@@ -102,11 +102,13 @@ def evaluate(args: argparse.Namespace) -> None:
         return {"frechet": round(metrics.frechet_distance(real, feats), 2),
                 **{k: round(v, 3) for k, v in metrics.precision_recall(real, feats, k=3).items()}}
 
-    # rows of an earlier --evaluate for the same config and drawing are kept, not recomputed
+    # the config without the step budget (a snapshot's step is in its row); rows of an earlier
+    # --evaluate for the same config and drawing are kept, not recomputed
+    identity = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
     done = {}
     if STEPS_PATH.is_file():
         old = json.loads(STEPS_PATH.read_text())
-        if old["config"] == json.loads(json.dumps(dataclasses.asdict(config))) and old["data_version"] == RENDER_VERSION:
+        if old["config"] == json.loads(json.dumps(identity)) and old["data_version"] == RENDER_VERSION:
             done = {r["step"]: r for r in old["rows"] if r["step"] != ""}
     vae = pretrained_vae(VAEConfig.for_profile("cpu")).model
     rows = [{"samples": "real faces (val split)", "step": "",
@@ -128,7 +130,7 @@ def evaluate(args: argparse.Namespace) -> None:
         print(rows[-1], flush=True)
     result = {"command": "python experiments/ddpm_reference.py --evaluate",
               "metric": metrics.frechet_label(N_EVAL, config.image_size),
-              "config": dataclasses.asdict(config), "data_version": RENDER_VERSION,
+              "config": identity, "data_version": RENDER_VERSION,
               "load_average": round(os.getloadavg()[0], 2), "rows": rows}
     STEPS_PATH.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {STEPS_PATH}")

@@ -234,3 +234,41 @@ def test_with_the_exact_noise_every_sampler_returns_the_image():
     assert (dm.sample_ddim(oracle, 3, steps=10) - target).abs().max() < 1e-4
     assert (dm.sample_ddim(oracle, 3, steps=10, start=999) - target).abs().max() < 1e-4
     assert (dm.sample_ddpm(oracle, 3, steps=50) - target).abs().max() < 1e-4
+# ------------------------------------------------------------------ reference weights
+def test_the_committed_reference_matches_the_config_and_the_toyfaces_drawing():
+    """experiments/ddpm_reference.py wrote them for DDPMConfig's cpu profile and this
+    ToyFaces render version; retrain with the command stored in the file if this fails."""
+    payload = torch.load(dm.REFERENCE_PATH, map_location="cpu", weights_only=True)
+    assert payload["data_version"] == RENDER_VERSION
+    config = dataclasses.replace(dm.reference_config(), steps=payload["steps"])
+    stored = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items()}
+    assert stored == dataclasses.asdict(config)
+    model = dm.reference_ddpm()
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and not model.training
+
+
+def test_committed_weight_files_stay_under_5_mb():
+    files = subprocess.run(["git", "ls-files", "*.pt", "*.pth", "*.safetensors"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    total = sum((ROOT / f).stat().st_size for f in files if (ROOT / f).is_file())
+    assert total <= 5_000_000, f"committed weights take {total / 1e6:.1f} MB: {files}"
+
+
+def test_reference_loading_names_a_mismatch(tmp_path):
+    payload = torch.load(dm.REFERENCE_PATH, map_location="cpu", weights_only=True)
+    payload["config"] = {**payload["config"], "T": 500}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not match DDPMConfig"):
+        dm.reference_ddpm(tmp_path / "bad.pt")
+
+
+def test_the_committed_step_table_was_measured_for_this_config_and_drawing():
+    """experiments/ddpm_reference.py --evaluate wrote it from the reference run's snapshots."""
+    table = json.loads((dm.REFERENCE_PATH.parent / "ddpm_reference_steps.json").read_text())
+    assert table["data_version"] == RENDER_VERSION
+    stored = {k: tuple(v) if isinstance(v, list) else v for k, v in table["config"].items() if k != "steps"}
+    assert stored == {k: v for k, v in dataclasses.asdict(dm.reference_config()).items() if k != "steps"}
+    steps = [r["step"] for r in table["rows"] if r["step"] != ""]
+    assert steps == sorted(steps) and len(steps) >= 2
+    payload = torch.load(dm.REFERENCE_PATH, map_location="cpu", weights_only=True)
+    assert payload["steps"] in steps   # the committed weights are one of the scored snapshots
