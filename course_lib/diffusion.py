@@ -16,7 +16,9 @@ Notation follows Ho et al. 2020 ("Denoising Diffusion Probabilistic Models"): im
   forward-noised copy of the known image, so the model only has to fill the hole.
 
 Schedules: linear (Ho et al.: beta from 1e-4 to 0.02) and cosine (Nichol & Dhariwal 2021,
-eq. 17). The model is sampled through its exponential moving average (Ho et al. use 0.9999).
+eq. 17). The model is sampled through its exponential moving average (Ho et al. use 0.9999),
+and the samplers start at :func:`sampling_start` (where the SNR has fallen to 0.025), not at
+T-1, where the cosine schedule's alpha_bar of 2e-9 magnifies every error of the network.
 """
 from __future__ import annotations
 
