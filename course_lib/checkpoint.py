@@ -201,12 +201,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, payload: dict) -> None:
-    """The stored state must come from the same optimizer class (torch would accept any)."""
+    """The stored state must come from the same optimizer (or LR scheduler) class: torch
+    would load any."""
     saved = payload.get("optimizer_classes", {}).get(name)
     own = type(opt).__name__
     groups = payload["optimizers"][name].get("param_groups", [])
     stored_keys = set(groups[0]) - {"params"} if groups else set()
-    own_keys = set(opt.param_groups[0]) - {"params"} if opt.param_groups else set()
+    own_groups = getattr(opt, "param_groups", None)  # None for an LR scheduler (also checkpointed)
+    own_keys = set(own_groups[0]) - {"params"} if own_groups else set()
     if (saved is not None and saved != own) or (saved is None and stored_keys != own_keys):
         what = saved if saved is not None else f"an optimizer with settings {sorted(stored_keys)}"
         raise CheckpointError(

@@ -11,7 +11,11 @@ name                   written by                         read by
 =====================  =================================  =========
 ``fusion``             ``python experiments/fusion.py``   chapter 06
 ``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
+``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
 =====================  =================================  =========
+
+Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
+``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``).
 """
 from __future__ import annotations
 

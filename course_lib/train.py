@@ -32,7 +32,7 @@ from typing import Callable, NamedTuple
 import torch
 from torchvision.utils import save_image
 
-from course_lib import gan, inpainting, pretext, vae
+from course_lib import diffusion, gan, inpainting, pretext, vae
 from course_lib.checkpoint import atomic_write
 from course_lib.datasets import load_dataset
 from course_lib.masks import make_masks
@@ -63,6 +63,10 @@ def _inpainting_samples(model, config, images):
     return torch.cat([x * (1 - mask) + 0.5 * mask, inpainting.complete(model, x, mask).cpu(), x])
 
 
+def _ddpm_samples(model, config, images):
+    return diffusion.sample_ddim(model, 64, steps=50, seed=0)
+
+
 def _wgan_gp_config(profile):
     # Gulrajani et al. 2017, Algorithm 1: n_critic = 5, Adam(lr=1e-4, beta1=0, beta2=0.9)
     return gan.GANConfig.for_profile(profile, loss="wgan-gp", d_steps=5, lr_g=1e-4, lr_d=1e-4,
@@ -84,6 +88,8 @@ MODELS: dict[str, Model] = {
                     "train_size", None),
     "rotation": Model(pretext.RotationConfig.for_profile, pretext.RotationConfig.build,
                       pretext.train_rotation, "train_size", None),
+    "ddpm": Model(diffusion.DDPMConfig.for_profile, diffusion.DDPMConfig.build, diffusion.train_ddpm,
+                  "train_size", _ddpm_samples),
 }
 DATA = ("toyfaces", "celeba", "cifar10", "imagefolder:PATH")
 

@@ -95,10 +95,10 @@ def test_every_citation_is_in_the_bibliography():
     assert not missing, f"cited but not in book/references.bib: {missing}"
 
 
-def test_toc_lists_the_eight_chapters_and_the_book_pages():
+def test_toc_lists_the_nine_chapters_and_the_book_pages():
     assert CHAPTERS == [f"solutions/{n}" for n in (
         "00_setup", "01_unsupervised", "02_vae", "03_gan", "04_inpainting", "05_jigsaw",
-        "06_fusion", "07_applications")]
+        "06_fusion", "07_applications", "08_diffusion")]
     assert TOC[0] == "book/intro" and TOC[-3:] == ["book/instructors", "book/results", "book/references"]
 
 

@@ -168,7 +168,7 @@ def test_cli_writes_metrics_samples_and_resumes(tmp_path, monkeypatch):
     assert resumed["history"][-1]["loss"] == straight["history"][-1]["loss"]
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation"])
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation", "ddpm"])
 def test_cli_trains_every_model_family(tmp_path, monkeypatch, model):
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     size = "30" if model == "jigsaw" else "16"

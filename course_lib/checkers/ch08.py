@@ -1,0 +1,172 @@
+"""Checkers for chapter 08 (denoising diffusion): the forward process ``q_sample``, the
+noise-prediction loss and one reverse (ancestral) step.
+
+Conventions (course_lib.diffusion): 0-based step indices, ``schedule.alphas`` = alpha_t,
+``schedule.alpha_bar`` = alpha_bar_t = prod of alphas up to t, ``schedule.betas`` = beta_t.
+Each checker compares with the library's reference, and when the answer is wrong,
+recomputes the usual mistakes to name the one that was made.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..diffusion import cosine_schedule, diffusion_loss, q_sample, reverse_step
+from .core import ExerciseError, check_close, passed, run_student
+
+
+def _schedule():
+    return cosine_schedule(100)
+
+
+def _coef(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return values[t].float().view(-1, 1, 1, 1)
+
+
+def _name_mistake(name: str, got: torch.Tensor, expected: torch.Tensor, wrong: dict, *, atol=1e-5) -> None:
+    """Raise the message of the first wrong answer ``got`` equals; else the generic mismatch."""
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and not torch.allclose(
+            got.detach().float(), expected, atol=atol, rtol=1e-4):
+        for message, value in wrong.items():
+            if torch.allclose(got.detach().float(), value.float(), atol=atol, rtol=1e-4):
+                raise ExerciseError(f"{name}: {message}.")
+    check_close(name, got, expected, atol=atol)
+
+
+def check_q_sample(fn: Callable[..., torch.Tensor]) -> None:
+    """``q_sample(x0, t, noise, schedule)`` = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise."""
+    s = _schedule()
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, 3, 4, 4, generator=g) * 2 - 1
+    noise = torch.randn(3, 3, 4, 4, generator=g)
+    t = torch.tensor([5, 40, 90])
+    try:
+        got = run_student("q_sample", fn, x0, t, noise, s)
+    except ExerciseError as exc:
+        if "must match the size" not in str(exc):
+            raise
+        raise ExerciseError(f"{exc} Hint: schedule.alpha_bar[t] has shape (B,); reshape it to "
+                            f"(B, 1, 1, 1) so it broadcasts over each image.") from None
+    ab, a = _coef(s.alpha_bar, t), _coef(s.alphas, t)
+    wrong = {
+        "it uses alpha_t (one step's signal) where alpha_bar_t (the product up to t) belongs: "
+        "use schedule.alpha_bar[t]":
+            a.sqrt() * x0 + (1 - a).sqrt() * noise,
+        "a square root is missing: the coefficients are sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) "
+        "(standard deviations, not variances)":
+            ab * x0 + (1 - ab) * noise,
+        "the square root of the signal coefficient is missing: use sqrt(alpha_bar_t) * x0":
+            ab * x0 + (1 - ab).sqrt() * noise,
+        "the square root of the noise coefficient is missing: use sqrt(1 - alpha_bar_t) * noise":
+            ab.sqrt() * x0 + (1 - ab) * noise,
+        "the two coefficients are swapped: the signal gets sqrt(alpha_bar_t), the noise sqrt(1 - alpha_bar_t)":
+            (1 - ab).sqrt() * x0 + ab.sqrt() * noise,
+        "it uses beta_t: the closed form q(x_t | x_0) needs alpha_bar_t = prod (1 - beta_s)":
+            (1 - _coef(s.betas, t)).sqrt() * x0 + _coef(s.betas, t).sqrt() * noise,
+        "off by one: index t is already 0-based, use schedule.alpha_bar[t]":
+            _coef(s.alpha_bar, t - 1).sqrt() * x0 + (1 - _coef(s.alpha_bar, t - 1)).sqrt() * noise,
+    }
+    _name_mistake("q_sample", got, q_sample(x0, t, noise, s), wrong)
+    passed("q_sample", "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps")
+
+
+class _ToyModel(torch.nn.Module):
+    """A stand-in noise predictor with one parameter: ``eps(x, t) = w * x + t / 100``."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.5))
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x, t):
+        self.inputs.append(x.detach())
+        return self.w * x + torch.as_tensor(t).float().view(-1, 1, 1, 1) / 100
+
+
+def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
+    """``diffusion_loss(model, x0, t, noise, schedule)``: mean of (noise - model(x_t, t))^2."""
+    s = _schedule()
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(4, 3, 4, 4, generator=g) * 2 - 1
+    noise = torch.randn(4, 3, 4, 4, generator=g)
+    t = torch.tensor([3, 30, 60, 95])
+    model = _ToyModel()
+    got = run_student("diffusion_loss", fn, model, x0, t, noise, s)
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"diffusion_loss: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.numel() != 1:
+        raise ExerciseError(f"diffusion_loss: expected a scalar, got shape {tuple(got.shape)}; "
+                            "average over the batch and the pixels.")
+    if not got.requires_grad:
+        raise ExerciseError("diffusion_loss: the result carries no gradient; compute it with torch "
+                            "operations on the model's output (no .item(), no torch.no_grad()).")
+    ab = _coef(s.alpha_bar, t)
+    x_t = q_sample(x0, t, noise, s)
+    with torch.no_grad():
+        eps = model(x_t, t)
+        wrong = {
+            "the target is x_0: the model predicts the noise eps (Ho et al. eq. 14), compare with `noise`":
+                F.mse_loss(eps, x0),
+            "the model sees the clean x_0: feed it x_t = q_sample(x0, t, noise, schedule)":
+                F.mse_loss(model(x0, t), noise),
+            "the target is x_t: the model predicts the noise eps that was added":
+                F.mse_loss(eps, x_t),
+            "it sums the squared errors; take the mean (the simple loss averages over pixels and batch)":
+                (eps - noise).pow(2).sum(),
+            "it averages absolute errors; the loss is the mean *squared* error":
+                (eps - noise).abs().mean(),
+            "x_t uses alpha_t where alpha_bar_t belongs (see q_sample)":
+                F.mse_loss(model(_coef(s.alphas, t).sqrt() * x0 + (1 - _coef(s.alphas, t)).sqrt() * noise, t), noise),
+            "x_t lacks the square roots: sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (see q_sample)":
+                F.mse_loss(model(ab * x0 + (1 - ab) * noise, t), noise),
+        }
+        expected = diffusion_loss(model, x0, t, noise, s)
+    _name_mistake("diffusion_loss", got.reshape(()), expected.reshape(()), {k: v.reshape(()) for k, v in wrong.items()},
+                  atol=1e-6)
+    passed("diffusion_loss", "mean squared error between the noise and its prediction from x_t")
+
+
+def check_reverse_step(fn: Callable[..., torch.Tensor]) -> None:
+    """``reverse_step(x_t, eps, t, schedule, noise)``: Ho et al. Algorithm 2, line 4."""
+    s = _schedule()
+    g = torch.Generator().manual_seed(2)
+    x, eps, z = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
+
+    def variants(t: int) -> dict:
+        a, b, ab = (float(v[t]) for v in (s.alphas, s.betas, s.alpha_bar))
+        mean = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(a)
+        sigma_z = math.sqrt(b) * z
+        return {
+            "the sign in the mean is wrong: subtract the predicted noise, "
+            "x_t - beta_t / sqrt(1 - alpha_bar_t) * eps":
+                (x + b / math.sqrt(1 - ab) * eps) / math.sqrt(a) + (sigma_z if t else 0),
+            "it divides by sqrt(alpha_bar_t); the mean divides by sqrt(alpha_t), one step's alpha":
+                (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(ab) + (sigma_z if t else 0),
+            "the noise coefficient uses alpha_t where alpha_bar_t belongs: beta_t / sqrt(1 - alpha_bar_t)":
+                (x - b / math.sqrt(1 - a) * eps) / math.sqrt(a) + (sigma_z if t else 0),
+            "a square root is missing in the noise coefficient: beta_t / sqrt(1 - alpha_bar_t)":
+                (x - b / (1 - ab) * eps) / math.sqrt(a) + (sigma_z if t else 0),
+            "a square root is missing: sigma_t = sqrt(beta_t), so add sqrt(beta_t) * noise":
+                mean + (b * z if t else 0),
+            "no noise was added: for t > 0 add sigma_t * noise with sigma_t = sqrt(beta_t)":
+                mean,
+            "it returns x_t minus the scaled noise without dividing by sqrt(alpha_t)":
+                x - b / math.sqrt(1 - ab) * eps + (sigma_z if t else 0),
+        }
+
+    # the last step (index 0, the paper's t = 1) returns the mean: no noise
+    got0 = run_student("reverse_step", fn, x, eps, 0, s, z)
+    expected0 = reverse_step(x, eps, 0, s, z)
+    if isinstance(got0, torch.Tensor) and got0.shape == x.shape and torch.allclose(
+            got0.float(), expected0 + math.sqrt(float(s.betas[0])) * z, atol=1e-5):
+        raise ExerciseError("reverse_step: noise was added at the last step; at t = 0 (the paper's t = 1) "
+                            "return the mean only (Algorithm 2: z = 0 when t = 1).")
+    _name_mistake("reverse_step", got0, expected0, {k: v for k, v in variants(0).items()
+                                                   if isinstance(v, torch.Tensor)})
+    for t in (30, 80):
+        got = run_student("reverse_step", fn, x, eps, t, s, z)
+        _name_mistake("reverse_step", got, reverse_step(x, eps, t, s, z), variants(t))
+    passed("reverse_step", "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z")
