@@ -191,7 +191,7 @@ def compare_all(pairs: Mapping[K, tuple[Sequence[float], Sequence[float]]], *,
     for key, (a, b) in pairs.items():
         a, b = as_sample(a, f"{key!r}: a"), as_sample(b, f"{key!r}: b")
         rows[key] = (a, b, *welch_t_test(a, b), welch_se_df(a, b)[1], diff_ci(a, b, level=level))
-    adjusted = holm_adjusted([p for _, _, _, p, _, _ in rows.values()]) if rows else []
+    adjusted = holm_adjusted([p for _, _, _, p, _, _ in rows.values()])
     result = {}
     for (key, (a, b, t, p, df, (low, high))), q in zip(rows.items(), adjusted):
         up = higher_is_better[key] if isinstance(higher_is_better, Mapping) else higher_is_better
