@@ -11,6 +11,8 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 - ``vae``, ``gan``, ``playground``, ``inpainting``, ``jigsaw``, ``pretext``, ``fusion``  model families
 - ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation
 - ``results``    the committed experiment results (package data), ``load_result(name)``
+- ``stats``      Welch's t-test, confidence intervals, Holm's correction; ``verdicts``
+  the experiments' verdicts built on it (chapters 06 and 07)
 - ``checkers``   exercise checkers, one module per chapter
 - ``release``    generates the student notebooks in chapters/ from solutions/
 """

@@ -1,11 +1,13 @@
 """Chapter 06 checkers pass the reference, fail the stub and fail plausible wrong answers."""
+import numpy as np
 import pytest
 import torch
 
-from course_lib.checkers.ch06 import check_joint_loss, check_transfer
+from course_lib.checkers.ch06 import check_holm, check_joint_loss, check_transfer, check_welch_t
 from course_lib.checkers.core import ExerciseError
 from course_lib.fusion import joint_loss, transfer_backbone
 from course_lib.inpainting import masked_mse_loss
+from course_lib.stats import holm, welch_se_df
 
 
 
@@ -88,3 +90,125 @@ def _only_conv1(src, dst):
 def test_transfer_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):
         check_transfer(wrong)
+
+
+# ---- Exercise 6.3: Welch's t statistic and df ------------------------------------------
+
+
+
+def _reference_welch_t(a, b):
+    se, df = welch_se_df(a, b)
+    return (a.mean() - b.mean()) / se, df
+
+
+def _parts(a, b, ddof=1):
+    return a.mean() - b.mean(), a.var(ddof=ddof) / len(a), b.var(ddof=ddof) / len(b)
+
+
+def _welch_ddof0(a, b):
+    d, va, vb = _parts(a, b, ddof=0)
+    return d / np.sqrt(va + vb), (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+
+
+def _pooled(a, b):
+    na, nb = len(a), len(b)
+    sp2 = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
+    return (a.mean() - b.mean()) / np.sqrt(sp2 * (1 / na + 1 / nb)), na + nb - 2
+
+
+def _student_df(a, b):
+    return _reference_welch_t(a, b)[0], len(a) + len(b) - 2
+
+
+def _no_sqrt(a, b):
+    d, va, vb = _parts(a, b)
+    return d / (va + vb), _reference_welch_t(a, b)[1]
+
+
+def _flipped(a, b):
+    t, df = _reference_welch_t(a, b)
+    return -t, df
+
+
+def _df_over_n(a, b):
+    d, va, vb = _parts(a, b)
+    return _reference_welch_t(a, b)[0], (va + vb) ** 2 / (va**2 / len(a) + vb**2 / len(b))
+
+
+def test_welch_t_reference_passes(capsys):
+    check_welch_t(_reference_welch_t)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, pattern", [
+    (stub, "not implemented"),
+    (_welch_ddof0, "ddof=0"),
+    (_pooled, "Student's pooled t"),
+    (_student_df, "Student's; Welch's df"),
+    (_no_sqrt, "square root"),
+    (_flipped, "sign is flipped"),
+    (_df_over_n, "divides by n, not by n - 1"),
+    (lambda a, b: _reference_welch_t(a, b)[0], "expected a pair"),
+    (lambda a, b: (_reference_welch_t(a, b)[0] + 0.1, _reference_welch_t(a, b)[1]), "t = .*expected"),
+    (lambda a, b: ("t", "df"), "two numbers"),
+])
+def test_welch_t_wrong_answers_fail(wrong, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_welch_t(wrong)
+
+
+# ---- Exercise 6.4: Holm's step-down procedure -------------------------------------------
+
+def _no_correction(p, alpha=0.05):
+    return [q <= alpha for q in p]
+
+
+def _bonferroni(p, alpha=0.05):
+    return [q <= alpha / len(p) for q in p]
+
+
+def _step_down(p, alpha, threshold, stop=True):
+    out, going = [False] * len(p), True
+    for rank, i in enumerate(np.argsort(p)):
+        going = (going or not stop) and p[i] <= threshold(alpha, len(p), rank)
+        out[i] = going
+    return out
+
+
+def _no_stop(p, alpha=0.05):
+    return _step_down(p, alpha, lambda a, m, r: a / (m - r), stop=False)
+
+
+def _off_by_one(p, alpha=0.05):
+    return _step_down(p, alpha, lambda a, m, r: a / (m - r + 1))
+
+
+def _sorted_order(p, alpha=0.05):
+    return sorted(holm(p, alpha=alpha), reverse=True)   # rejections first, as in sorted p order
+
+
+def _alpha_ignored(p, alpha=0.05):
+    return holm(p, alpha=0.05)
+
+
+def test_holm_reference_passes(capsys):
+    check_holm(holm)
+    assert "correct" in capsys.readouterr().out
+    check_holm(lambda p, alpha: np.array(holm(p, alpha=alpha)))   # a bool array is fine too
+
+
+@pytest.mark.parametrize("wrong, pattern", [
+    (stub, "not implemented"),
+    (_no_correction, "no correction"),
+    (_bonferroni, "Bonferroni"),
+    (_no_stop, "stops at the first p"),
+    (_off_by_one, "off by one"),
+    (_sorted_order, "sorted order"),
+    (_alpha_ignored, "alpha is ignored"),
+    (lambda p, alpha: holm(p, alpha=alpha)[:-1], "one per p-value"),
+    (lambda p, alpha: 3, "list of bools"),
+    (lambda p, alpha: [True] * len(p), "expected"),
+])
+def test_holm_wrong_answers_fail(wrong, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_holm(wrong)

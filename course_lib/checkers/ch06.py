@@ -1,4 +1,5 @@
-"""Checkers for chapter 06 (fusion): the joint loss and the backbone weight transfer.
+"""Checkers for chapter 06 (fusion): the joint loss, the backbone weight transfer, and the
+statistics that judge the experiment (Welch's t statistic, Holm's correction).
 
 Conventions (course_lib.fusion): ``mask`` is (B, 1, H, W) with 1 = hole; the inpainting
 term is the squared error on the hole, *summed per image* and averaged over the batch,
@@ -6,13 +7,15 @@ so it sits on the same per-image scale as the negative ELBO.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..fusion import find_backbone, inpainting_loss, joint_loss
 from ..inpainting import InpaintingNet, masked_mse_loss
+from ..stats import holm, welch_se_df
 from ..vae import VAE
 from .core import ExerciseError, check_close, passed, run_student
 
@@ -118,3 +121,113 @@ def check_transfer(transfer_fn: Callable[[nn.Module, nn.Module], object]) -> Non
         raise ExerciseError("transfer: some VAE parameters no longer require gradients; the "
                             "fine-tuned initialisation keeps them all trainable.")
     passed("transfer", f"{len(dst_backbone.state_dict())} backbone tensors copied, the rest untouched")
+
+
+def _welch_parts(a: np.ndarray, b: np.ndarray, *, ddof: int = 1) -> tuple[float, float, float]:
+    """(mean difference, squared standard error of a's mean, of b's mean)."""
+    return a.mean() - b.mean(), a.var(ddof=ddof) / len(a), b.var(ddof=ddof) / len(b)
+
+
+def check_welch_t(welch_t_fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> None:
+    """``welch_t_fn(a, b)`` returns Welch's ``(t, df)`` for two 1-D NumPy samples."""
+    rng = np.random.default_rng(6)
+    # unequal sizes and variances: there the pooled (Student) test and ddof=0 both differ
+    cases = [(rng.normal(1.0, 0.5, 3), rng.normal(0.0, 2.0, 5)),
+             (rng.normal(0.0, 1.0, 4), rng.normal(0.3, 0.2, 6))]
+    for a, b in cases:
+        got = run_student("welch_t", welch_t_fn, a.copy(), b.copy())
+        if not (isinstance(got, (tuple, list)) and len(got) == 2):
+            raise ExerciseError(f"welch_t: expected a pair (t, df), got {type(got).__name__}.")
+        try:
+            t, df = (float(np.asarray(v, dtype=float)) for v in got)
+        except (TypeError, ValueError):
+            raise ExerciseError(f"welch_t: t and df must be two numbers, got {got!r:.60}.") from None
+        se, ref_df = welch_se_df(a, b)
+        diff, va, vb = _welch_parts(a, b)
+        d0, va0, vb0 = _welch_parts(a, b, ddof=0)
+        na, nb = len(a), len(b)
+        pooled = ((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2)
+        wrong_t = {
+            "the variances use ddof=0; the unbiased sample variance divides by n - 1 (ddof=1)":
+                d0 / np.sqrt(va0 + vb0),
+            "this is Student's pooled t (one variance for both samples); Welch keeps "
+            "s_a^2 / n_a + s_b^2 / n_b": diff / np.sqrt(pooled * (1 / na + 1 / nb)),
+            "the standard error is missing its square root: se = sqrt(s_a^2/n_a + s_b^2/n_b)":
+                diff / (va + vb),
+            "the sign is flipped: t = (mean(a) - mean(b)) / se": -diff / se,
+        }
+        wrong_df = {
+            "the variances use ddof=0; the unbiased sample variance divides by n - 1 (ddof=1)":
+                (va0 + vb0) ** 2 / (va0**2 / (na - 1) + vb0**2 / (nb - 1)),
+            "df = n_a + n_b - 2 is Student's; Welch's df is (va + vb)^2 / (va^2/(n_a-1) + vb^2/(n_b-1)) "
+            "with va = s_a^2/n_a, vb = s_b^2/n_b": na + nb - 2,
+            "the df's denominator divides by n, not by n - 1": (va + vb) ** 2 / (va**2 / na + vb**2 / nb),
+        }
+        for name, value, ref, wrong in (("t", t, diff / se, wrong_t), ("df", df, ref_df, wrong_df)):
+            if np.isclose(value, ref, rtol=1e-6):
+                continue
+            for message, candidate in wrong.items():
+                if np.isclose(value, candidate, rtol=1e-6):
+                    raise ExerciseError(f"welch_t: {message}.")
+            raise ExerciseError(f"welch_t: {name} = {value:.4g}, expected {ref:.4g} for a = {np.round(a, 3)}, "
+                                f"b = {np.round(b, 3)}.")
+    passed("welch_t", "t and the Welch-Satterthwaite df agree with course_lib.stats")
+
+
+# (p-values, alpha) chosen so that each known mistake gives a different answer somewhere
+_HOLM_CASES = [([0.02, 0.3, 0.001, 0.024, 0.021], 0.05),   # stops at 0.02; 0.024 would pass alone
+               ([0.3, 0.02, 0.004], 0.05),                 # Holm rejects 0.02, Bonferroni does not
+               ([0.02, 0.5], 0.05),                        # 0.02 passes alpha / m, not alpha / (m + 1)
+               ([0.008, 0.04, 0.5], 0.10)]                 # another alpha
+
+
+def _holm_mistakes(p: list[float], alpha: float) -> dict[str, list[bool]]:
+    m, order = len(p), sorted(range(len(p)), key=lambda i: p[i])
+
+    def step_down(threshold, stop=True):
+        out, going = [False] * m, True
+        for rank, i in enumerate(order):
+            going = (going or not stop) and p[i] <= threshold(rank)
+            out[i] = going
+        return out
+
+    holm_sorted = [holm(p, alpha=alpha)[i] for i in order]
+    return {
+        "no correction: p <= alpha for each of m tests lets about alpha * m false 'clear "
+        "differences' through; compare the i-th smallest p with alpha / (m - i + 1)":
+            [q <= alpha for q in p],
+        "this is Bonferroni (every p against alpha / m): valid, but Holm relaxes the threshold "
+        "step by step, alpha / m, alpha / (m - 1), ...": [q <= alpha / m for q in p],
+        "Holm stops at the first p that fails its threshold: every larger p is not rejected "
+        "either, even if it would pass its own threshold": step_down(lambda r: alpha / (m - r), stop=False),
+        "the thresholds are off by one: the smallest p is compared with alpha / m":
+            step_down(lambda r: alpha / (m - r + 1)),
+        "the answer is in sorted order; return one bool per input p-value, in the input's order":
+            holm_sorted,
+        "alpha is ignored (0.05 hard-coded?): use the alpha argument": holm(p, alpha=0.05),
+    }
+
+
+def check_holm(holm_fn: Callable[..., Sequence[bool]]) -> None:
+    """``holm_fn(pvalues, alpha=...)`` returns one bool per p-value: rejected by Holm's procedure."""
+    answers, mistakes = [], {}
+    for p, alpha in _HOLM_CASES:
+        got = run_student("holm", holm_fn, list(p), alpha=alpha)
+        try:
+            got = [bool(v) for v in got]
+        except TypeError:
+            raise ExerciseError(f"holm: expected a list of bools, got {type(got).__name__}.") from None
+        if len(got) != len(p):
+            raise ExerciseError(f"holm: expected {len(p)} bools (one per p-value), got {len(got)}.")
+        answers.append(got)
+        for message, wrong in _holm_mistakes(p, alpha).items():
+            mistakes.setdefault(message, []).append(wrong)
+    expected = [holm(p, alpha=alpha) for p, alpha in _HOLM_CASES]
+    if answers != expected:
+        for message, wrong in mistakes.items():
+            if wrong == answers:
+                raise ExerciseError(f"holm: {message}.")
+        case = next(i for i, (a, e) in enumerate(zip(answers, expected)) if a != e)
+        p, alpha = _HOLM_CASES[case]
+        raise ExerciseError(f"holm: for p = {p}, alpha = {alpha} expected {expected[case]}, got {answers[case]}.")
+    passed("holm", f"{len(_HOLM_CASES)} families, step-down thresholds alpha / (m - i + 1)")

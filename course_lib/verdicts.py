@@ -1,0 +1,179 @@
+"""What the course's experiments establish: the verdicts of chapters 06 and 07.
+
+Each function takes the numbers an experiment produced (chapter 06: the committed
+the committed ``fusion`` result (``course_lib.results.load_result``); chapter 07: the classifier accuracies it measures
+live), asks one question of them, and answers with :mod:`course_lib.stats`: a Welch test
+per comparison, Holm's correction across the comparisons that question makes (its
+*family*), and one word per comparison, ``"better"``, ``"worse"`` or
+``"no clear difference"``.
+
+One family per question, fixed before looking at the numbers:
+
+- :func:`grid_verdicts`: every variant against the baseline, and the two +init variants
+  against the compute-matched control ``baseline+steps``, at every size and score (72
+  comparisons on the committed grid);
+- :func:`data_efficiency`: does the baseline itself improve from N to M >= 4N real faces
+  (only then can "a variant on N matches the baseline on M" mean data efficiency);
+- :func:`lambda_verdicts`: each joint-loss weight against lambda = 0;
+- :func:`cycle_verdicts`: the pretraining sources of the cycle experiment;
+- :func:`augmentation_verdicts`: chapter 07, real + generated against real only, per N.
+
+A "no clear difference" is not evidence of no difference: with 3 seeds per cell only a
+large, consistent gap survives a correction for 72 comparisons.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .stats import BETTER, VERDICTS, WORSE, Comparison, compare_all
+
+# score key in fusion.json -> (label, higher is better?)
+FUSION_SCORES = {
+    "test_nelbo": ("test negative ELBO (nats/image)", False),
+    "psnr": ("reconstruction PSNR (dB)", True),
+    "frechet": ("Frechet distance of samples", False),
+    "probe": ("linear probe on mu (accuracy)", True),
+}
+BASELINE, CONTROL = "baseline", "baseline+steps"
+# The reference that spends the same compute as each fusion variant: +joint trains as many
+# steps as the baseline; the +init variants add the pretraining's steps, as does the control.
+MATCHED_REFERENCE = {"init": CONTROL, "joint": BASELINE, "init+joint": CONTROL}
+CYCLE_FAMILY = (("real", "random"), ("generated", "random"), ("mixed", "random"),
+                ("generated", "real"), ("mixed", "real"))
+
+
+def values(records: Sequence[dict], key: str, **where) -> np.ndarray:
+    """``key`` of every record whose fields equal ``where`` (one value per seed), e.g.
+    ``values(results["runs"], "psnr", train_size=500, variant="init")``."""
+    found = [r[key] for r in records if all(r.get(f) == v for f, v in where.items())]
+    if not found:
+        raise ValueError(f"no record with {where} has a {key!r}")
+    return np.array(found, dtype=np.float64)
+
+
+def grid_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str, int, str], Comparison]:
+    """(variant, reference, N, score) -> Comparison, one Holm family over the whole grid."""
+    runs, spec = results["runs"], results["spec"]
+    refs = [(v, BASELINE) for v in spec["variants"] if v != BASELINE]
+    refs += [(v, MATCHED_REFERENCE[v]) for v in spec["variants"] if MATCHED_REFERENCE.get(v) == CONTROL]
+    pairs = {(v, ref, n, k): (values(runs, k, train_size=n, variant=v), values(runs, k, train_size=n, variant=ref))
+             for v, ref in refs for n in spec["train_sizes"] for k in FUSION_SCORES}
+    return compare_all(pairs, higher_is_better={key: FUSION_SCORES[key[3]][1] for key in pairs}, alpha=alpha)
+
+
+def tally(verdicts: Mapping[tuple, Comparison], variant: str, reference: str) -> dict[str, int]:
+    """How many comparisons of ``variant`` with ``reference`` got each verdict word."""
+    found = [c.verdict for (v, ref, *_), c in verdicts.items() if (v, ref) == (variant, reference)]
+    if not found:
+        raise ValueError(f"no comparison of {variant!r} with {reference!r} in these verdicts")
+    return {word: found.count(word) for word in VERDICTS}
+
+
+def ahead(verdicts: Mapping[tuple, Comparison], variant: str, reference: str) -> int:
+    """In how many comparisons the *mean* of ``variant`` is ahead of ``reference`` (a
+    description of the point estimates, not a test)."""
+    return sum((c.diff > 0) == FUSION_SCORES[key[3]][1] and c.diff != 0
+               for key, c in verdicts.items() if key[:2] == (variant, reference))
+
+
+@dataclass(frozen=True)
+class FusionFinding:
+    """The chapter 06 headline, decided from :func:`grid_verdicts`."""
+    vs_baseline: dict[str, dict[str, int]]   # variant -> verdict word -> count
+    vs_matched: dict[str, dict[str, int]]    # fusion variant -> counts against MATCHED_REFERENCE
+    n_comparisons: int                       # size of the Holm family
+    supported: tuple[str, ...]               # fusion variants that beat their matched reference
+
+    @property
+    def supports_fusion(self) -> bool:
+        """Some fusion variant is clearly better than the reference with the same compute in
+        at least one comparison, and clearly worse in none."""
+        return bool(self.supported)
+
+
+def fusion_finding(results: dict, *, alpha: float = 0.05) -> FusionFinding:
+    verdicts = grid_verdicts(results, alpha=alpha)
+    variants = [v for v in results["spec"]["variants"] if v != BASELINE]
+    vs_matched = {v: tally(verdicts, v, MATCHED_REFERENCE[v]) for v in variants if v in MATCHED_REFERENCE}
+    supported = tuple(v for v, c in vs_matched.items() if c[BETTER] > 0 and c[WORSE] == 0)
+    return FusionFinding(vs_baseline={v: tally(verdicts, v, BASELINE) for v in variants},
+                         vs_matched=vs_matched, n_comparisons=len(verdicts), supported=supported)
+
+
+@dataclass(frozen=True)
+class EfficiencyCase:
+    """Can a variant on N real faces stand in for the baseline on M >= 4N, on one score?"""
+    score: str
+    n: int
+    m: int
+    baseline_gain: Comparison     # baseline on M against baseline on N (Holm over all cases)
+    matching: tuple[str, ...]     # fusion variants whose mean on N reaches the baseline's on M
+    control_matches: bool         # baseline+steps on N reaches it too (extra compute explains it)
+
+    @property
+    def testable(self) -> bool:
+        """Only where more data clearly helps the baseline does "matching it" mean anything."""
+        return self.baseline_gain.verdict == BETTER
+
+
+def data_efficiency(results: dict, *, alpha: float = 0.05, ratio: int = 4) -> list[EfficiencyCase]:
+    """One case per (score, N, M >= ratio N). ``matching`` is filled only for testable cases;
+    it compares means, because "as good as" cannot be established by a failed test."""
+    runs, spec = results["runs"], results["spec"]
+    fusion_variants = [v for v in spec["variants"] if v in MATCHED_REFERENCE]
+    cells = [(k, n, m) for k in FUSION_SCORES for n in spec["train_sizes"] for m in spec["train_sizes"]
+             if m >= ratio * n]
+    gains = compare_all({c: (values(runs, c[0], train_size=c[2], variant=BASELINE),
+                             values(runs, c[0], train_size=c[1], variant=BASELINE)) for c in cells},
+                        higher_is_better={c: FUSION_SCORES[c[0]][1] for c in cells}, alpha=alpha)
+    cases = []
+    for (k, n, m), gain in gains.items():
+        sign = 1 if FUSION_SCORES[k][1] else -1
+        target = values(runs, k, train_size=m, variant=BASELINE).mean()
+
+        def reaches(v):
+            return sign * (values(runs, k, train_size=n, variant=v).mean() - target) >= 0
+
+        testable = gain.verdict == BETTER
+        cases.append(EfficiencyCase(score=k, n=n, m=m, baseline_gain=gain,
+                                    matching=tuple(v for v in fusion_variants if testable and reaches(v)),
+                                    control_matches=testable and reaches(CONTROL)))
+    return cases
+
+
+def lambda_runs(results: dict) -> dict[float, list[dict]]:
+    """lambda -> the runs at the sweep's size: 0 is the grid's baseline, the grid's lambda
+    its +joint cell, the others come from ``results["lambda_sweep"]``."""
+    n = results["spec"]["lambda_sweep"]["train_size"]
+    runs = {0.0: [r for r in results["runs"] if r["train_size"] == n and r["variant"] == BASELINE],
+            float(results["spec"]["config"]["lam"]): [r for r in results["runs"]
+                                                      if r["train_size"] == n and r["variant"] == "joint"]}
+    for r in results["lambda_sweep"]:
+        runs.setdefault(float(r["lam"]), []).append(r)
+    return dict(sorted(runs.items()))
+
+
+def lambda_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[float, str], Comparison]:
+    """(lambda, score) -> Comparison with lambda = 0, one Holm family over the sweep."""
+    by_lam = lambda_runs(results)
+    pairs = {(lam, k): (values(rs, k), values(by_lam[0.0], k))
+             for lam, rs in by_lam.items() if lam != 0.0 for k in FUSION_SCORES}
+    return compare_all(pairs, higher_is_better={key: FUSION_SCORES[key[1]][1] for key in pairs}, alpha=alpha)
+
+
+def cycle_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str], Comparison]:
+    """(source, reference) -> Comparison of the probe accuracy, over :data:`CYCLE_FAMILY`."""
+    cycle = results["cycle"]
+    return compare_all({(s, ref): (values(cycle, "probe", source=s), values(cycle, "probe", source=ref))
+                        for s, ref in CYCLE_FAMILY}, alpha=alpha)
+
+
+def augmentation_verdicts(accuracies: Mapping[int, tuple[Sequence[float], Sequence[float]]], *,
+                          alpha: float = 0.05) -> dict[int, Comparison]:
+    """Chapter 07: N -> Comparison of test accuracies (one per seed) with generated faces
+    added against real faces only, ``accuracies[N] = (with_generated, real_only)``; one
+    Holm family over the sizes. Needs at least 2 seeds per cell (ValueError otherwise)."""
+    return compare_all(dict(accuracies), higher_is_better=True, alpha=alpha)
