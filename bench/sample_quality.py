@@ -14,8 +14,11 @@ data seed = sample seed), ``blur1`` / ``blur2`` (those, Gaussian blur sigma 1 / 
 ``noise`` (uniform random pixels), ``gray`` (constant 0.5: a GAN at step 0), ``repeated``
 (one held-out face n times). Models: the chapter-02 VAE (``pretrained_vae``, samples from
 its prior), chapter 03's DCGAN and WGAN-GP at the profile's budget (``pretrained_gan``,
-trained once and cached), and the reference generators of ``experiments/weights/`` when
-those files exist (rows are left out, and listed under ``"missing"``, when they do not).
+trained once and cached), chapter 08's diffusion model at the profile's budget
+(``ddpm_live``) and its committed reference model (``ddpm_reference``, when the table's image
+size is the reference's), each sampled with DDIM in 25 steps, and the reference generators
+of ``experiments/weights/`` when those files exist (rows are left out, and listed under
+``"missing"``, when they do not). Sampling time is measured in chapter 08 (quality vs seconds).
 
 Cached models come from ``$COURSE_CACHE`` (what is missing is trained first: at ``cpu``
 the VAE, the DCGAN and the WGAN-GP, a few minutes on 2 idle cores). No timing is
@@ -34,16 +37,16 @@ from typing import Callable
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from course_lib import gan  # noqa: E402
-from course_lib.feature_net import FeatureNetConfig, load_feature_net  # noqa: E402
-from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,  # noqa: E402
+from course_lib import diffusion, gan
+from course_lib.feature_net import FeatureNetConfig, load_feature_net
+from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,
                                 frechet_label, precision_recall)
-from course_lib.toyfaces import RENDER_VERSION, ToyFaces  # noqa: E402
-from course_lib.vae import VAEConfig, pretrained_vae  # noqa: E402
+from course_lib.toyfaces import RENDER_VERSION, ToyFaces
+from course_lib.vae import VAEConfig, pretrained_vae
 
 REFERENCE_NAMES = ("real", "blur1", "blur2", "noise", "gray", "repeated")
+ROOT = Path(__file__).resolve().parents[1]
+DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seconds sweep shows why)
 METRICS = ("frechet", "fidelity", "diversity", "precision", "recall")
 # Reference generators (issue 14, item 4): course checkpoints (course_lib.checkpoint
 # .save_checkpoint) holding a "generator" and, in ``extra["config"]``, the GANConfig as
@@ -115,15 +118,28 @@ def model_samplers(profile: str, *, progress: bool | str = False) -> tuple[dict[
     def vae_sampler(n: int, seed: int) -> torch.Tensor:
         return vae.sample(n, generator=torch.Generator().manual_seed(seed))
 
+    live = diffusion.pretrained_ddpm(diffusion.DDPMConfig.for_profile(profile), progress=progress).model.cpu()
     samplers: dict[str, Sampler] = {
         "vae": vae_sampler,
+        "ddpm_live": ddpm_sampler(live),
         "dcgan_live": gan_sampler(gan.pretrained_gan(gan.GANConfig.for_profile(profile),
                                                      progress=progress).model["generator"].cpu()),
         "wgan_gp_live": gan_sampler(gan.pretrained_gan(wgan_gp_config(profile),
                                                        progress=progress).model["generator"].cpu()),
     }
-    references, missing = reference_generator_samplers(gan.GANConfig.for_profile(profile).image_size)
+    image_size = gan.GANConfig.for_profile(profile).image_size
+    references, missing = reference_generator_samplers(image_size)
+    if diffusion.reference_config().image_size == image_size:  # chapter 08's committed model
+        references["ddpm_reference"] = ddpm_sampler(diffusion.reference_ddpm())
+    else:
+        missing["ddpm_reference"] = (f"the committed DDPM generates {diffusion.reference_config().image_size}px "
+                                     f"images, this table is {image_size}px")
     return {**samplers, **references}, missing
+
+
+def ddpm_sampler(model) -> Sampler:
+    """Chapter 08's DDIM sampler with its 25 steps (the chapter's table uses the same)."""
+    return lambda n, seed: diffusion.sample_ddim(model, n, steps=DDIM_STEPS, seed=seed)
 
 
 def reference_generator_samplers(image_size: int) -> tuple[dict[str, Sampler], dict[str, str]]:
