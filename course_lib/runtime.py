@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -157,7 +158,8 @@ class Runtime:
             # On CPU (gloo) SyncBatchNorm does not run: BatchNorm layers normalise with
             # each rank's shard (the course's DDP-wrapped models have no BatchNorm).
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            _DDP_PARAMS.update(id(p) for p in model.parameters())
+            for p in model.parameters():
+                p.ddp_averaged = True  # on the tensor itself: ids are reused once objects die
         return torch.compile(net) if self.compile else net
 
     def loader(self, images, labels=None, *, batch_size: int, seed: int = 0,
@@ -271,9 +273,8 @@ def world_size() -> int:
 
 
 # ------------------------------------------------------------------ the optimizer step
-_DDP_PARAMS: set[int] = set()   # ids of parameters whose gradients DDP already averages
 _ACTIVE: list[Runtime] = []     # the plan of the loop now running (course_lib.loop.train sets it)
-_SCALERS: dict[int, torch.amp.GradScaler] = {}  # one fp16 GradScaler per optimizer
+_SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler]" = weakref.WeakKeyDictionary()  # one fp16 GradScaler per live optimizer
 
 
 @contextlib.contextmanager
@@ -303,7 +304,7 @@ def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         return
     scaler = None
     if rt.use_scaler:
-        scaler = _SCALERS.setdefault(id(optimizer), torch.amp.GradScaler(rt.device.type))
+        scaler = _SCALERS.setdefault(optimizer, torch.amp.GradScaler(rt.device.type))
     with torch.autocast(device_type=rt.device.type, enabled=False):
         (scaler.scale(loss) if scaler is not None else loss).backward()
     if rt.distributed:
@@ -318,7 +319,7 @@ def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
 def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
     import torch.distributed as dist
     grads = [p.grad for group in optimizer.param_groups for p in group["params"]
-             if p.grad is not None and id(p) not in _DDP_PARAMS]
+             if p.grad is not None and not getattr(p, "ddp_averaged", False)]
     if not grads:
         return
     flat = torch.cat([g.flatten() for g in grads])  # one all-reduce for all of them
