@@ -62,7 +62,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               ("blue", "mint", "lavender", "peach", "grey", "yellow")),
     Attribute("head_x", "continuous", 3, "horizontal head position", low=-0.15, high=0.15),
     Attribute("head_y", "continuous", 3, "vertical head position", low=-0.02, high=0.16),
-    Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.95, high=1.15),
+    Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.80, high=0.98),
     Attribute("tilt", "continuous", 3, "head roll in radians", low=-0.35, high=0.35),
     Attribute("light", "continuous", 3, "light from the left (-1) or the right (+1)",
               low=-1.0, high=1.0),

@@ -11,7 +11,7 @@ How it is fast (thousands of images per second on 2 CPU cores):
 2. Shapes are signed distance functions; pixel coverage ``clamp(0.5 - d / pixel, 0, 1)``
    gives anti-aliased edges. Layers are composited with premultiplied alpha.
 3. One ``grid_sample`` per batch places the face layer (position, scale, tilt) over a
-   gradient background.
+   radial background (symmetric under rotation, so the border tells no orientation).
 """
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ import torch.nn.functional as F
 
 from .faceattributes import _INDEX, ATTRIBUTES, sample_attributes
 
-__all__ = ["RENDER_VERSION", "OOD_KINDS", "render", "ood_faces"]
+__all__ = ["RENDER_VERSION", "BACKGROUND_STYLES", "OOD_KINDS", "render", "ood_faces"]
 
-RENDER_VERSION = 4  # bump when the drawing changes: invalidates on-disk caches
+RENDER_VERSION = 5  # bump when the drawing changes: invalidates on-disk caches
+# 5: radial background (4 had a vertical gradient that told a rotation from the border).
+BACKGROUND_STYLES = ("radial", "gradient")
 
 OOD_KINDS = ("green_skin", "blue_skin", "no_mouth", "three_eyes", "no_eyes", "upside_down",
              "huge_eyes")
@@ -94,7 +96,7 @@ def _col(table, idx, device):
 
 
 def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bool,
-                eyes: bool) -> torch.Tensor:
+                eyes: bool, background: str = "radial") -> torch.Tensor:
     """Render raw attributes (B, A) on attrs.device -> float images (B, 3, S, S) in [0, 1]."""
     dev, B = attrs.device, attrs.shape[0]
     a = {n: attrs[:, i].view(B, 1, 1) for n, i in _INDEX.items()}
@@ -179,28 +181,41 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     grid = torch.stack([cos * x + sin * y, cos * y - sin * x], dim=-1)  # (B, S, S, 2)
     layer = F.grid_sample(cv.rgba, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False)                       # (B, 4, S, S)
-    # Background: the chosen hue at the top, darker towards the bottom.
     bg = _col(BACKGROUND, attrs[:, _INDEX["background"]], dev)[:, :, None, None]
-    ramp = torch.linspace(0.0, 1.0, image_size, device=dev).view(1, 1, -1, 1)
-    background = bg * (1.0 - 0.35 * ramp)                            # (B, 3, S, 1)
-    return (layer[:, :3] + background * (1.0 - layer[:, 3:])).clamp_(0.0, 1.0)
+    ramp = torch.linspace(0.0, 1.0, image_size, device=dev)
+    if background == "radial":
+        # The chosen hue, darker towards the corners: the same under every rotation and
+        # flip of the square, so a pretext task cannot read orientation off the border.
+        r2 = (2 * ramp - 1).view(1, -1) ** 2 + (2 * ramp - 1).view(-1, 1) ** 2  # (S, S)
+        back = bg * (1.0 - 0.175 * r2)                               # (B, 3, S, S)
+    else:
+        # RENDER_VERSION <= 4: the hue at the top, darker towards the bottom. A logistic
+        # regression on the border's mean colour tells the rotation of such an image
+        # (chapter 05's shortcut exercise keeps it for that lesson).
+        back = bg * (1.0 - 0.35 * ramp.view(1, 1, -1, 1))          # (B, 3, S, 1)
+    return (layer[:, :3] + back * (1.0 - layer[:, 3:])).clamp_(0.0, 1.0)
 
 
 def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch_size: int = 256,
-           mouth: bool = True, third_eye: bool = False, eyes: bool = True) -> torch.Tensor:
+           mouth: bool = True, third_eye: bool = False, eyes: bool = True,
+           background: str = "radial") -> torch.Tensor:
     """Render raw attributes (N, A) to float images (N, 3, image_size, image_size) in [0, 1].
 
     Rendering runs on ``device`` (default: the attributes' device; pass ``"cuda"`` to use a
     GPU) in chunks of ``batch_size``; the result stays on that device. ``mouth``,
-    ``third_eye`` and ``eyes`` switch parts for out-of-distribution faces.
+    ``third_eye`` and ``eyes`` switch parts for out-of-distribution faces. ``background``:
+    ``"radial"`` (the default: symmetric under rotations and flips) or ``"gradient"`` (the
+    vertical ramp of render version 4, which gives a rotation away by its border).
     """
+    if background not in BACKGROUND_STYLES:
+        raise ValueError(f"background must be one of {BACKGROUND_STYLES}, got {background!r}")
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
     if attributes.dim() != 2 or attributes.shape[1] != len(ATTRIBUTES):
         raise ValueError(f"attributes must be (N, {len(ATTRIBUTES)}) raw values "
                          f"(see ATTRIBUTE_NAMES), got {tuple(attributes.shape)}")
     attributes = attributes.to(device or attributes.device, torch.float32)
-    draw = lambda chunk: _draw_batch(chunk, image_size, mouth, third_eye, eyes)  # noqa: E731
+    draw = lambda chunk: _draw_batch(chunk, image_size, mouth, third_eye, eyes, background)  # noqa: E731
     chunks = attributes.split(batch_size)
     workers = min(torch.get_num_threads(), os.cpu_count() or 1, len(chunks))
     with torch.no_grad():

@@ -27,7 +27,7 @@ from .checkpoint import atomic_save, resolve_cache_dir
 from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, attributes_to_labels,
                              sample_attributes)
 from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
-from .facedraw import RENDER_VERSION, render
+from .facedraw import BACKGROUND_STYLES, RENDER_VERSION, render
 from .facedraw import OOD_KINDS, ood_faces  # noqa: F401  re-exported; they live in facedraw
 
 __all__ = [
@@ -58,6 +58,8 @@ class ToyFaces(Dataset):
         image_size: side in pixels (any size >= 8; the course uses 16, 32, 64, 128).
         seed: the data set seed; image i is a pure function of (seed, split, i).
         overrides: fixed attribute values, e.g. ``{"smile": 1.0}`` or ``{"skin": "green"}``.
+        background: ``"radial"`` (default) or ``"gradient"``, the vertical ramp of render
+            version 4 that lets a border-colour classifier tell a rotation (chapter 05).
         cache: keep a copy on disk (``cache_dir()``) so the next load takes milliseconds.
         device: where to render (default: CUDA when available, else CPU); the stored
             tensors always live on the CPU. GPU float rounding can move a few pixels by
@@ -68,15 +70,19 @@ class ToyFaces(Dataset):
     ATTRIBUTE_NAMES = ATTRIBUTE_NAMES
 
     def __init__(self, *, split: str = "train", size: int, image_size: int = 64, seed: int = 0,
-                 overrides: dict | None = None, cache: bool = True, device=None):
+                 overrides: dict | None = None, background: str = "radial", cache: bool = True,
+                 device=None):
         _check_split(split)
+        if background not in BACKGROUND_STYLES:
+            raise ValueError(f"background must be one of {BACKGROUND_STYLES}, got {background!r}")
         if not isinstance(size, int) or size <= 0:
             raise ValueError(f"size must be a positive int, got {size!r}")
         if not isinstance(image_size, int) or image_size < 8:
             raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
         self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
-        self.overrides = dict(overrides or {})
-        key = repr((RENDER_VERSION, split, size, image_size, seed, sorted(self.overrides.items())))
+        self.overrides, self.background = dict(overrides or {}), background
+        key = repr((RENDER_VERSION, split, size, image_size, seed, sorted(self.overrides.items()),
+                    background))
         self.cache_path = cache_dir() / "toyfaces" / (
             f"{split}_{size}_{image_size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt")
         data = None
@@ -89,7 +95,7 @@ class ToyFaces(Dataset):
             attrs = sample_attributes(size, seed, self.overrides, split=split)
             if device is None:
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            images = render(attrs, image_size, device=device)
+            images = render(attrs, image_size, device=device, background=background)
             data = {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
             if cache:
                 atomic_save(data, self.cache_path)
@@ -111,4 +117,5 @@ class ToyFaces(Dataset):
 
     def __repr__(self) -> str:
         return (f"ToyFaces(split={self.split!r}, size={self.size}, image_size={self.image_size}, "
-                f"seed={self.seed}, overrides={self.overrides})")
+                f"seed={self.seed}, overrides={self.overrides}"
+                + (f", background={self.background!r})" if self.background != "radial" else ")"))

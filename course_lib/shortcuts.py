@@ -1,0 +1,55 @@
+"""Shortcuts: can a pretext task be solved without looking at the object?
+
+A pretext task teaches only what it cannot be solved without. Rotation prediction
+(Gidaris et al. 2018) is meant to need the object; if the background changes along one
+axis (a vertical gradient, a horizon), the rotation can be read off the border colours and
+the network learns nothing about faces. Doersch et al. (2015, section 3.1) found the
+same for patch position: chromatic aberration told where a patch came from.
+
+:func:`border_rotation_probe` is the trivial classifier that tests for it: a logistic
+regression on the mean colour of the four border strips (top, bottom, left, right: 12
+numbers) of randomly rotated images. Chance is 0.25; ToyFaces' radial background keeps it
+near chance, the old vertical gradient (``ToyFaces(background="gradient")``) gives ~1.0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .runtime import seeded_generator
+
+__all__ = ["border_strips", "border_rotation_probe"]
+
+
+def border_strips(images: torch.Tensor, *, width: int = 2) -> torch.Tensor:
+    """Mean colour of the top, bottom, left and right strips of ``width`` pixels.
+
+    ``images`` (B, C, H, W), float or uint8 -> float (B, 4 * C), strips in that order.
+    """
+    if images.dim() != 4 or min(images.shape[2:]) < 2 * width or width < 1:
+        raise ValueError(f"expected images (B, C, H, W) with H, W >= 2 * width, got "
+                         f"{tuple(images.shape)} and width={width}")
+    x = images.float()
+    return torch.cat([x[:, :, :width].mean((2, 3)), x[:, :, -width:].mean((2, 3)),
+                      x[:, :, :, :width].mean((2, 3)), x[:, :, :, -width:].mean((2, 3))], dim=1)
+
+
+def border_rotation_probe(images: torch.Tensor, *, seed: int = 0, width: int = 2) -> float:
+    """Test accuracy of predicting a random rotation (0/90/180/270) from the border alone.
+
+    Each image (B, C, H, H) is rotated by a random multiple of 90 degrees; a standardised
+    logistic regression is fitted on the border strips of the first half and scored on the
+    second. 0.25 is chance: well above it, rotation prediction has a shortcut.
+    """
+    if images.dim() != 4 or images.shape[2] != images.shape[3] or len(images) < 40:
+        raise ValueError(f"expected at least 40 square images (B, C, H, H), got {tuple(images.shape)}")
+    k = torch.randint(0, 4, (len(images),), generator=seeded_generator(seed))
+    rotated = torch.stack([torch.rot90(im, int(r), dims=(1, 2)) for im, r in zip(images, k)])
+    features, labels = border_strips(rotated, width=width).numpy(), k.numpy()
+    half = len(images) // 2
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(features[:half], labels[:half])
+    return float(np.mean(probe.predict(features[half:]) == labels[half:]))
