@@ -144,28 +144,47 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _is_rows(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _is_keyed_rows(value) -> bool:
+    """A dict of dicts, e.g. ``"summary": {backbone: {"probe_mean": ...}}``: one row per key."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
+
+
+def _json_markdown(data) -> str:
+    """Scalars as a metadata list; every list of records and every dict of records as its
+    own table, headed by its key (nested one level: ``{"long_budget": {"rows": [...]}}``)."""
+    if _is_rows(data):
+        return _table(data)
+    if not isinstance(data, dict):
+        return "```json\n" + json.dumps(data, indent=1) + "\n```"
+    meta, tables = {}, []
+    for key, value in data.items():
+        if _is_rows(value):
+            tables.append((key, _table(value)))
+        elif _is_keyed_rows(value):
+            tables.append((key, _table([{"": name, **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                                                      for k, v in row.items()}}
+                                        for name, row in value.items()])))
+        elif isinstance(value, dict) and any(_is_rows(v) or _is_keyed_rows(v) for v in value.values()):
+            tables.append((key, _json_markdown(value)))
+        elif isinstance(value, (dict, list)):
+            meta[key] = json.dumps(value)
+        else:
+            meta[key] = value
+    text = "\n".join(f"- **{k}**: `{v}`" if k in ("command", "cmd") else f"- **{k}**: {v}"
+                     for k, v in meta.items())
+    body = "\n\n".join(f"*{key}*\n\n{table}" for key, table in tables)
+    return "\n\n".join(part for part in (text, body) if part) or _table([meta])
+
+
 def result_file_markdown(path: Path) -> str:
     """One result file as Markdown: metadata (command, machine, ...) and its table."""
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        meta, rows = {}, None
-        if isinstance(data, list):
-            rows = data
-        elif isinstance(data, dict):
-            for key, value in data.items():
-                if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                    rows = value if rows is None else rows
-                elif not isinstance(value, (dict, list)):
-                    meta[key] = value
-                else:
-                    meta[key] = json.dumps(value)
-            if rows is None:
-                rows = [meta]
-                meta = {}
-        text = "\n".join(f"- **{k}**: `{v}`" if k in ("command", "cmd") else f"- **{k}**: {v}"
-                         for k, v in meta.items())
-        return (text + "\n\n" if text else "") + _table(rows if isinstance(rows, list) else [rows])
+        return _json_markdown(json.loads(path.read_text(encoding="utf-8")))
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
             return _table(list(csv.DictReader(f)))

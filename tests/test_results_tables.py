@@ -1,0 +1,35 @@
+"""The Results page shows every table of a results file, not only the first list."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("results_tables", ROOT / "book" / "results_tables.py")
+results_tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(results_tables)
+
+
+def test_every_list_and_keyed_summary_of_a_json_file_becomes_a_table(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({
+        "command": "python experiments/x.py",
+        "runs": [{"variant": "baseline", "elbo": 1.5}],
+        "lambda_sweep": [{"lam": 4.0, "elbo": 2.5}],
+        "summary": {"rotation_s": {"probe_mean": 0.81, "seeds": [0.8, 0.82]}},
+        "long_budget": {"config": {"steps": 6000}, "rows": [{"N": 500, "test_elbo": 3.5}]},
+    }))
+    text = results_tables.result_file_markdown(path)
+    assert "`python experiments/x.py`" in text
+    for key in ("*runs*", "*lambda_sweep*", "*summary*", "*rows*"):
+        assert key in text, key
+    assert "| baseline | 1.5 |" in text and "| 4.0 | 2.5 |" in text
+    assert "| rotation_s | 0.81 | [0.8, 0.82] |" in text
+    assert "| 500 | 3.5 |" in text
+
+
+def test_the_committed_results_files_render_every_section():
+    data = json.loads((ROOT / "course_lib" / "results_data" / "fusion.json").read_text())
+    text = results_tables.result_file_markdown(ROOT / "course_lib" / "results_data" / "fusion.json")
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            assert f"*{key}*" in text, key
