@@ -195,8 +195,9 @@ class FusionConfig:
     pretrain_steps: int = 300     # inpainting pretraining steps (the "+init" variants), also
                                   # the extra steps of the compute-matched "baseline+steps"
     lr: float = 2e-3              # Adam, for pretraining and VAE training
-    lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint"); the
-                                  # squared error's gradient is at most 1/4 of BCE's per pixel
+    lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint"); the ELBO
+                                  # sums over pixels, the inpainting MSE averages over the hole:
+                                  # per hole value lam is divided by coverage*3*H*W (chapter 06)
     mask_kind: str = "blocks"     # course_lib.masks kind for the inpainting task
     coverage: float = 0.3         # fraction of each image that is hole
     test_size: int = 1000         # real test images for ELBO, PSNR, Frechet and probe tests

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import fusion
 from course_lib.checkpoint import atomic_save, atomic_write, config_key, resolve_cache_dir
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.pretext import probe_features
 from course_lib.results import result_path
@@ -64,7 +65,7 @@ def grid_spec(grid: dict) -> dict:
     return {"config": dataclasses.asdict(grid["config"]), "train_sizes": list(grid["train_sizes"]),
             "seeds": list(grid["seeds"]), "variants": list(fusion.VARIANTS),
             "cycle_size": grid["cycle_size"], "cycle_generated": grid["cycle_generated"],
-            "lambda_sweep": grid["lambda_sweep"],
+            "lambda_sweep": grid["lambda_sweep"], "data_version": RENDER_VERSION,
             "feature_net": dataclasses.asdict(FeatureNetConfig.for_profile(
                 grid["feature_net"], image_size=grid["config"].image_size))}
 
