@@ -71,6 +71,8 @@ fi
 # Figures must reach the page: a kernel started with MPLBACKEND=Agg (the Makefile exports
 # it for headless tests) makes plt.show() a no-op and the chapters would render no figure.
 export MPLBACKEND="module://matplotlib_inline.backend_inline"
+# The For instructors page imports the authoring tools (scripts/), which are not installed.
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 cd "$source_dir"  # local extension and bibliography paths in book.yml are relative to it
 echo "book: source $source_dir, output $out_dir/_build/html, profile ${COURSE_PROFILE:-<default>}, execute ${BOOK_EXECUTE:-force}"

@@ -35,7 +35,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import book_helpers  # noqa: E402
 
-from course_lib.colab import colab_url, read_repository, student_notebook  # noqa: E402
+from colab_links import colab_url, read_repository, student_notebook  # noqa: E402  (book/_ext)
 
 ROOT = book_helpers.ROOT
 ARTIFACTS = ROOT / "_build" / "artifacts"
@@ -115,7 +115,7 @@ def test_book_config_builds_what_the_course_promises():
 
 
 def test_colab_links_derive_from_the_repository_url():
-    from course_lib.colab import github_parts, raw_url
+    from colab_links import github_parts, raw_url
 
     assert student_notebook("solutions/05_jigsaw") == "chapters/05_jigsaw.ipynb"
     assert student_notebook("book/results") is None
