@@ -48,7 +48,7 @@ lab: $(STAMP) ## open JupyterLab on the student notebooks
 	COURSE_PROFILE=$(PROFILE) $(BIN)/jupyter lab chapters/
 
 chapters: $(STAMP) ## regenerate the student notebooks in chapters/ from solutions/
-	$(BIN)/python -m course_lib.release
+	$(BIN)/python -m scripts.release
 
 # Where `make nbgrader` writes the nbgrader course (rerunning it rewrites source/ and nbgrader_config.py only).
 NBGRADER_COURSE ?= _build/nbgrader
@@ -57,7 +57,7 @@ $(VENV)/.nbgrader: $(STAMP)
 	touch $@
 
 nbgrader: $(VENV)/.nbgrader ## write the nbgrader course _build/nbgrader/ from solutions/ (installs nbgrader)
-	$(BIN)/python scripts/nbgrader_course.py --course $(NBGRADER_COURSE)
+	$(BIN)/python -m scripts.nbgrader_course --course $(NBGRADER_COURSE)
 
 sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing the .md)
 	$(BIN)/jupytext --sync solutions/[0-9][0-9]_*.md

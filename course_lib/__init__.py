@@ -14,6 +14,8 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 - ``stats``      Welch's t-test, confidence intervals, Holm's correction; ``verdicts``
   the experiments' verdicts built on it (chapters 06 and 07)
 - ``checkers``   exercise checkers, one module per chapter
-- ``release``    generates the student notebooks in chapters/ from solutions/
+
+The authoring tools (``scripts.release``: chapters/ from solutions/; ``scripts.nbgrader_course``)
+live outside the package, in ``scripts/``: a student's install never needs them.
 """
 __version__ = "0.1.0"

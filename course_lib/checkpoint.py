@@ -14,8 +14,11 @@
   takes one and resumes from it. On CPU a resumed run ends with exactly the weights of
   an uninterrupted one (``tests/test_checkpoint.py`` checks it).
 - :func:`load_or_train` caches trained models under ``$COURSE_CACHE`` (default
-  ``~/.cache/course_lib``), keyed by a name and a hash of the config dataclass, so a
-  chapter re-run, or a later chapter reusing a model (fusion), loads instead of training.
+  ``~/.cache/course_lib``, :func:`resolve_cache_dir`), keyed by a name and a hash of the
+  config dataclass and ToyFaces' render version, so a chapter re-run, or a later chapter
+  reusing a model (fusion), loads instead of training. :func:`load_or_build` is the same
+  cache for data (rendered ToyFaces, decoded CelebA): one naming rule (:func:`cache_path`),
+  one atomic write (:func:`atomic_write`), and a corrupt data file is rebuilt.
 """
 from __future__ import annotations
 
@@ -316,6 +319,47 @@ def config_key(config: Any) -> tuple[str, str]:
     return text, hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def cache_path(name: str, config: Any, *, folder: str = "", cache_dir: str | os.PathLike | None = None,
+               data_version: int | None = RENDER_VERSION) -> tuple[Path, str]:
+    """The cache's one naming rule: ``(<cache_dir>/<folder>/<name>-<hash>.pt, key text)``.
+
+    The hash covers ``config`` (a dataclass or a dict, see :func:`config_key`) and
+    ``data_version`` (ToyFaces' render version by default; ``None`` for data ToyFaces does
+    not draw), so a new drawing invalidates everything drawn with the old one.
+    """
+    for what, value, required in (("name", name, True), ("folder", folder, False)):
+        if (required and not value) or any(c in value for c in "/\\ "):
+            raise ValueError(f"{what} must be a simple identifier like 'vae_ch02', got {value!r}")
+    config_text, _ = config_key(config)
+    text, digest = config_key({"config": json.loads(config_text), "data_version": data_version})
+    return resolve_cache_dir(cache_dir) / folder / f"{name}-{digest}.pt", text
+
+
+def load_or_build(name: str, build: Callable[[], Any], *, key: Any, folder: str = "data",
+                  cache_dir: str | os.PathLike | None = None,
+                  data_version: int | None = RENDER_VERSION) -> Any:
+    """What ``build()`` returns (tensors, or dicts/lists of them), cached on disk.
+
+    The data sets' cache (ToyFaces renders, decoded CelebA, a script's state dicts): the file
+    is :func:`cache_path` of ``(name, key, data_version)`` and is written with
+    :func:`atomic_save`. A file that does not load with ``weights_only=True``, or that was
+    written for another key, is rebuilt and overwritten, never trusted (unlike a model in
+    :func:`load_or_train`, rebuilding data takes seconds).
+    """
+    path, text = cache_path(name, key, folder=folder, cache_dir=cache_dir, data_version=data_version)
+    clean_orphans(path)
+    if path.is_file():
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # torn write, a file from elsewhere: rebuild it below
+            payload = None
+        if isinstance(payload, dict) and payload.get("key") == text and "data" in payload:
+            return payload["data"]
+    data = build()
+    atomic_save({"format_version": FORMAT_VERSION, "key": text, "data": data}, path)
+    return data
+
+
 @dataclass
 class Trained:
     """What :func:`load_or_train` returns."""
@@ -341,11 +385,7 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
     :func:`course_lib.runtime.get_device`).
     """
-    if not name or any(c in name for c in "/\\ "):
-        raise ValueError(f"name must be a simple identifier like 'vae_ch02', got {name!r}")
-    config_text, _ = config_key(config)
-    text, digest = config_key({"config": json.loads(config_text), "data_version": data_version})
-    path = resolve_cache_dir(cache_dir) / f"{name}-{digest}.pt"
+    path, text = cache_path(name, config, cache_dir=cache_dir, data_version=data_version)
     dev = get_device(device)
     model = build(config)
     models = _as_dict(model, "model")

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from course_lib.checkpoint import atomic_save
-from course_lib.toyfaces import ToyFaces, cache_dir
+from course_lib.checkpoint import load_or_build, resolve_cache_dir
+from course_lib.toyfaces import ToyFaces
 
 __all__ = ["DATASETS", "ImageSet", "load_dataset", "CELEBA_HELP", "IMAGE_EXTENSIONS"]
 
@@ -125,19 +125,6 @@ def _take(images, labels, size):
     return images, labels
 
 
-def _cached(key: str, build):
-    """Load ``build()``'s dict of tensors from the cache, or build and store it atomically."""
-    path = cache_dir() / "datasets" / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".pt")
-    if path.exists():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:
-            pass
-    data = build()
-    atomic_save(data, path)
-    return data
-
-
 # ----------------------------------------------------------------------------- CelebA
 
 def _celeba_dir(root) -> Path:
@@ -193,7 +180,9 @@ def _load_celeba(root, image_size, split, download, size):
         labels = torch.tensor([attrs[f] for f in files], dtype=torch.int64)
         return {"images": torch.stack(images), "labels": labels}
 
-    data = _cached(repr(("celeba", str(base.resolve()), image_size, split, len(files))), build)
+    # decoded once, then loaded from $COURSE_CACHE/data/ (a corrupt file is decoded again)
+    key = {"root": str(base.resolve()), "image_size": image_size, "split": split, "n": len(files)}
+    data = load_or_build(f"celeba_{split}_{image_size}px", build, key=key, data_version=None)
     return ImageSet(data["images"], data["labels"], name="celeba", label_names=names)
 
 
@@ -261,7 +250,7 @@ def _load_torchvision(name, root, image_size, split, download, size, rgb):
 
     cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
            "cifar10": torchvision.datasets.CIFAR10}[name]
-    root = Path(root).expanduser() if root is not None else cache_dir() / "torchvision"
+    root = Path(root).expanduser() if root is not None else resolve_cache_dir() / "torchvision"
     try:
         ds = cls(str(root), train=(split != "test"), download=download)
     except Exception as err:

@@ -13,6 +13,10 @@ count and image size, never with published Inception FIDs.
 - :func:`train_feature_net`: its training code (multi-head cross-entropy, Adam).
 - :func:`load_feature_net`: trains once per image size and profile (about 30-60 s on a
   2-core CPU under the ``cpu`` profile), then loads from the cache.
+
+The metrics computed in this feature space, and :func:`course_lib.metrics.sanity_report`
+(how the Frechet distance responds to damaged faces), live in :mod:`course_lib.metrics`,
+which imports this module (never the other way round).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from course_lib.checkpoint import load_or_train
 from course_lib.loop import Budget, History, train
 from course_lib.profiles import choose, current_profile
 from course_lib.runtime import backward_step, get_device, runtime, seed_everything
+from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,6 @@ class FeatureNetConfig:
 
 
 def _num_classes() -> tuple[int, ...]:
-    from course_lib.toyfaces import ATTRIBUTES
     return tuple(a.num_classes for a in ATTRIBUTES)
 
 
@@ -164,7 +168,6 @@ class AttributeNet(nn.Module):
 
 def attribute_accuracy(net: AttributeNet, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     """Accuracy per attribute name on ``images`` with ToyFaces ``labels`` (N, A)."""
-    from course_lib.toyfaces import ATTRIBUTE_NAMES
     correct = (net.predict_attributes(images) == labels.cpu()).float().mean(0)
     return {name: float(a) for name, a in zip(ATTRIBUTE_NAMES, correct)}
 
@@ -182,8 +185,6 @@ def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: 
 
     The last history record also holds ``val_acc/<attribute>`` and ``val_acc_mean``.
     """
-    from course_lib.toyfaces import ToyFaces
-
     seed_everything(config.seed)
     rt = runtime()
     device = rt.device
@@ -243,35 +244,3 @@ def feature_net_history(net: AttributeNet) -> list[dict]:
         if model is net:
             return history
     raise KeyError("this net did not come from load_feature_net()")
-
-
-def sanity_report(image_size: int | None = None, *, n: int = 1000) -> str:
-    """Validation accuracy and the Frechet distance's response to damage, as text.
-
-    Run it with ``python -m course_lib.feature_net [image_size]`` (current profile). The
-    corrupted sets are *other* faces than the reference set, so strength 0 shows the
-    sampling floor of two clean sets at this ``n``.
-    """
-    from course_lib.metrics import corrupt_images, domain_frechet, frechet_label
-    from course_lib.toyfaces import ToyFaces
-
-    net = load_feature_net(image_size)
-    size = net.image_size
-    last = feature_net_history(net)[-1]
-    ref = ToyFaces(split="test", size=n, image_size=size, seed=0).images
-    other = ToyFaces(split="val", size=n, image_size=size, seed=1).images
-    lines = [f"feature net {size}px, profile {current_profile()}: mean validation accuracy "
-             f"{last['val_acc_mean']:.3f} over {len(net.num_classes)} attributes",
-             "  " + ", ".join(f"{k[8:]} {v:.2f}" for k, v in last.items() if k.startswith("val_acc/")),
-             f"{frechet_label(n, size)} between clean test faces and damaged other faces:"]
-    for kind, strengths in (("noise", (0.0, 0.05, 0.1, 0.2)), ("blur", (0.0, 0.5, 1.0, 2.0)),
-                            ("shuffle", (0.0, 0.25, 0.5, 1.0))):
-        values = [domain_frechet(ref, corrupt_images(other, kind=kind, strength=s), n=n, net=net)
-                  for s in strengths]
-        lines.append(f"  {kind:8s} " + "  ".join(f"{s:g}: {v:.1f}" for s, v in zip(strengths, values)))
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    import sys
-    print(sanity_report(int(sys.argv[1]) if len(sys.argv) > 1 else None))

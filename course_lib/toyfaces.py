@@ -17,13 +17,10 @@ ATTRIBUTES, ToyFaces, render``).
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import torch
 from torch.utils.data import Dataset
 
-from .checkpoint import atomic_save, resolve_cache_dir
+from .checkpoint import cache_path, load_or_build
 from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, attributes_to_labels,
                              sample_attributes)
 from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
@@ -32,17 +29,11 @@ from .facedraw import OOD_KINDS, ood_faces  # noqa: F401  re-exported; they live
 
 __all__ = [
     "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "OOD_KINDS", "RENDER_VERSION", "ToyFaces",
-    "sample_attributes", "render", "attributes_to_labels", "ood_faces", "cache_dir",
+    "sample_attributes", "render", "attributes_to_labels", "ood_faces",
 ]
 
 
 # ----------------------------------------------------------------------------- data set
-
-def cache_dir() -> Path:
-    """Where materialised sets are cached: ``$COURSE_CACHE`` or ``~/.cache/course_lib``
-    (:func:`course_lib.checkpoint.resolve_cache_dir`, which checks it is a folder)."""
-    return resolve_cache_dir()
-
 
 class ToyFaces(Dataset):
     """The ToyFaces data set, materialised in memory as uint8.
@@ -60,7 +51,8 @@ class ToyFaces(Dataset):
         overrides: fixed attribute values, e.g. ``{"smile": 1.0}`` or ``{"skin": "green"}``.
         background: ``"radial"`` (default) or ``"gradient"``, the vertical ramp of render
             version 4 that lets a border-colour classifier tell a rotation (chapter 05).
-        cache: keep a copy on disk (``cache_dir()``) so the next load takes milliseconds.
+        cache: keep a copy on disk (``$COURSE_CACHE/toyfaces/``, through
+            :func:`course_lib.checkpoint.load_or_build`) so the next load takes milliseconds.
         device: where to render (default: CUDA when available, else CPU); the stored
             tensors always live on the CPU. GPU float rounding can move a few pixels by
             1/255 relative to the CPU; the exact-determinism guarantee is for the CPU.
@@ -81,24 +73,19 @@ class ToyFaces(Dataset):
             raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
         self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
         self.overrides, self.background = dict(overrides or {}), background
-        key = repr((RENDER_VERSION, split, size, image_size, seed, sorted(self.overrides.items()),
-                    background))
-        self.cache_path = cache_dir() / "toyfaces" / (
-            f"{split}_{size}_{image_size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt")
-        data = None
-        if cache and self.cache_path.exists():
-            try:
-                data = torch.load(self.cache_path, weights_only=True)
-            except Exception:  # a corrupt cache is rebuilt, never trusted
-                data = None
-        if data is None:
+        # the cache key: everything the pixels depend on (load_or_build adds RENDER_VERSION)
+        key = {"split": split, "size": size, "image_size": image_size, "seed": seed,
+               "overrides": sorted(self.overrides.items()), "background": background}
+        name = f"{split}_{size}_{image_size}px"
+        self.cache_path = cache_path(name, key, folder="toyfaces")[0]
+
+        def build() -> dict:
             attrs = sample_attributes(size, seed, self.overrides, split=split)
-            if device is None:
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            images = render(attrs, image_size, device=device, background=background)
-            data = {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
-            if cache:
-                atomic_save(data, self.cache_path)
+            where = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+            images = render(attrs, image_size, device=where, background=background)
+            return {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
+
+        data = load_or_build(name, build, key=key, folder="toyfaces") if cache else build()
         self.images: torch.Tensor = data["images"]          # uint8 (N, 3, S, S)
         self.attributes: torch.Tensor = data["attributes"]  # float (N, A)
         self.labels: torch.Tensor = attributes_to_labels(self.attributes)  # int64 (N, A)

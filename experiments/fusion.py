@@ -21,8 +21,9 @@ Usage (from the repository root):
     python experiments/fusion.py           # full grid -> course_lib/results_data/fusion.json
     python experiments/fusion.py --tiny    # seconds; writes fusion_tiny.json to the temp folder
 
-Trained weights are cached under ``<COURSE_CACHE>/fusion_grid/<config hash>/``, so a
-rerun (e.g. after a metric changes) only re-evaluates.
+Trained weights are cached under ``<COURSE_CACHE>/fusion_grid/`` (keyed by the grid's
+config and ToyFaces' render version), so a rerun (e.g. after a metric changes) only
+re-evaluates.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import fusion
-from course_lib.checkpoint import atomic_save, atomic_write, config_key, resolve_cache_dir
+from course_lib.checkpoint import atomic_write, config_key, load_or_build
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.pretext import probe_features
@@ -73,16 +74,26 @@ def grid_spec(grid: dict) -> dict:
 MODELS = {"trained": 0, "loaded_from_cache": 0}  # what this process did, for the results file
 
 
-def cached(path: Path, build, make):
-    """Load a module's weights from ``path`` or ``make()`` it and save them."""
-    MODELS["loaded_from_cache" if path.exists() else "trained"] += 1
-    if path.exists():
-        module = build()
-        module.load_state_dict(torch.load(path, weights_only=True))
-        return module.eval(), True
-    module = make()
-    atomic_save(module.state_dict(), path)
-    return module, False
+def cached(name: str, build, make, *, key: dict):
+    """A module built by ``build()`` with the weights ``make()`` trains, cached by
+    :func:`course_lib.checkpoint.load_or_build` under ``fusion_grid/<name>-<hash of key and
+    ToyFaces' render version>.pt``. ``make=None``: the weights must be cached already (an
+    earlier part of the grid trained them). Returns ``(module, loaded_from_cache)``."""
+    trained = []
+
+    def train() -> dict:
+        if make is None:
+            raise RuntimeError(f"fusion grid: {name} should have been trained earlier in this run")
+        trained.append(make())
+        return trained[0].state_dict()
+
+    state = load_or_build(name, train, key=key, folder="fusion_grid")
+    MODELS["trained" if trained else "loaded_from_cache"] += 1
+    if trained:
+        return trained[0], False   # the module just trained, where it was trained
+    module = build()
+    module.load_state_dict(state)
+    return module.eval(), True
 
 
 def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict | None:
@@ -94,7 +105,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     spec = grid_spec(grid)
     # what the grid's weights depend on (the sweep's files carry lambda in their names)
     trained_by = {k: v for k, v in spec.items() if k not in ("feature_net", "lambda_sweep")}
-    cache = resolve_cache_dir() / "fusion_grid" / config_key(trained_by)[1]
+    grid_key = {"grid": config_key(trained_by)[1]}  # every cached weight file is keyed by it
     s = cfg.image_size
     train_all = ToyFaces(split="train", size=max(grid["train_sizes"]), image_size=s)
     probe_set = ToyFaces(split="val", size=cfg.probe_size, image_size=s)
@@ -110,12 +121,12 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     for n in grid["train_sizes"]:
         images = train_all.images[:n]  # nested subsets: N=500 is part of N=2000
         for seed in seeds:
-            pre, _ = cached(cache / f"inpainter_{n}_{seed}.pt", fusion.InpaintingNet,
-                            lambda: fusion.pretrain_inpainter(images, cfg, seed=seed))
+            pre, _ = cached(f"inpainter_{n}_{seed}", fusion.InpaintingNet,
+                            lambda: fusion.pretrain_inpainter(images, cfg, seed=seed), key=grid_key)
             for variant in fusion.VARIANTS:
-                vae, hit = cached(cache / f"vae_{variant}_{n}_{seed}.pt", build_vae,
+                vae, hit = cached(f"vae_{variant}_{n}_{seed}", build_vae,
                                   lambda: fusion.train_variant(variant, images, cfg, seed=seed,
-                                                               pretrained=pre)[0])
+                                                               pretrained=pre)[0], key=grid_key)
                 if train_only:
                     print(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:10s} "
                           f"{'cached' if hit else 'trained'}", flush=True)
@@ -129,9 +140,9 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     n = grid["lambda_sweep"]["train_size"]
     for seed in seeds:
         for lam in grid["lambda_sweep"]["lams"]:
-            vae, hit = cached(cache / f"vae_joint_lam{lam:g}_{n}_{seed}.pt", build_vae,
+            vae, hit = cached(f"vae_joint_lam{lam:g}_{n}_{seed}", build_vae,
                               lambda: fusion.train_variant("joint", train_all.images[:n], cfg, seed=seed,
-                                                           lam=lam)[0])
+                                                           lam=lam)[0], key=grid_key)
             if train_only:
                 print(f"[{time.time() - start:7.0f}s] sweep N={n} seed={seed} lambda={lam:g} "
                       f"{'cached' if hit else 'trained'}", flush=True)
@@ -145,7 +156,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     n, m = grid["cycle_size"], grid["cycle_generated"]
     real = train_all.images[:n]
     for seed in seeds:
-        vae, _ = cached(cache / f"vae_baseline_{n}_{seed}.pt", build_vae, None)
+        vae, _ = cached(f"vae_baseline_{n}_{seed}", build_vae, None, key=grid_key)
         gen = (vae.sample(m, generator=torch.Generator().manual_seed(100 + seed)) * 255).round().to(torch.uint8)
         sources = {"random": None, "real": real, "generated": gen, "mixed": torch.cat([real, gen])}
         for name, data in sources.items():
@@ -153,9 +164,9 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
                 torch.manual_seed(seed)
                 net = fusion.InpaintingNet()
             else:
-                net, _ = cached(cache / f"inpainter_{name}_{n}_{seed}.pt" if name != "real"
-                                else cache / f"inpainter_{n}_{seed}.pt", fusion.InpaintingNet,
-                                lambda: fusion.pretrain_inpainter(data, cfg, seed=seed))
+                net, _ = cached(f"inpainter_{name}_{n}_{seed}" if name != "real"
+                                else f"inpainter_{n}_{seed}", fusion.InpaintingNet,
+                                lambda: fusion.pretrain_inpainter(data, cfg, seed=seed), key=grid_key)
             if train_only:
                 continue
             # pool=1 (128 features): with pool=2 (512) one probe took ~8 min on a loaded CPU

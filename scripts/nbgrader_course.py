@@ -1,7 +1,7 @@
 """Write a ready nbgrader course folder from ``solutions/`` (``make nbgrader``).
 
-    python scripts/nbgrader_course.py                      # writes _build/nbgrader/
-    python scripts/nbgrader_course.py --course /srv/course # anywhere else
+    python -m scripts.nbgrader_course                      # writes _build/nbgrader/
+    python -m scripts.nbgrader_course --course /srv/course # anywhere else
 
 What it writes (generated, never edited by hand, like ``chapters/``)::
 
@@ -9,7 +9,7 @@ What it writes (generated, never edited by hand, like ``chapters/``)::
     source/header.ipynb           one read-only cell every assignment starts with: imports course_lib
     source/NN_slug/NN_slug.ipynb  the instructor version of each chapter, nbgrader metadata set
 
-Each cell is read the way ``course_lib.release`` reads it for ``chapters/``:
+Each cell is read the way ``scripts.release`` reads it for ``chapters/``:
 
 - an exercise cell (a ``### BEGIN SOLUTION`` region) becomes an autograded answer cell
   (a markdown one a manually graded answer worth ``POINTS``);
@@ -34,7 +34,7 @@ import nbformat
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_lib import release
+from scripts import release
 
 ROOT = Path(__file__).resolve().parent.parent
 POINTS = 1  # what every check cell (and every manually graded answer) is worth: the one place
@@ -110,7 +110,7 @@ def header_notebook(repository_url: str) -> nbformat.NotebookNode:
 
 
 CONFIG = f'''\
-# Written by scripts/nbgrader_course.py (`make nbgrader`); edit the script, not this file.
+# Written by python -m scripts.nbgrader_course (`make nbgrader`); edit the script, not this file.
 c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = "{COURSE_ID}"
 # Every assignment starts with this read-only cell: it imports course_lib, whose checkers grade.
@@ -143,7 +143,7 @@ def write_course(solutions: Path, course: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python scripts/nbgrader_course.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.nbgrader_course", description=__doc__.split("\n")[0])
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     parser.add_argument("--course", type=Path, default=ROOT / "_build" / "nbgrader")
     args = parser.parse_args(argv)

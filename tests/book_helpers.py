@@ -1,10 +1,8 @@
 """Helpers for tests/test_book.py: stage, build and serve the course book.
 
 The book is built from a *staging copy* of its sources in a temporary folder, so a test
-run never writes into the working tree. A chapter listed in toc.yml whose notebook does
-not exist yet (the course is written chapter by chapter) is replaced in the staging copy
-by a placeholder page, and the tests that need a real chapter skip it, saying so.
-Nothing is ever written to solutions/ or chapters/ of the repository.
+run never writes into the working tree (nothing is ever written to solutions/ or
+chapters/ of the repository).
 
 :func:`find_chromium` finds the browser the book test drives (see its docstring).
 """
@@ -22,11 +20,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PLACEHOLDER_MARK = "course-book-placeholder"
 SYSTEM_CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_HELP = ("no Chromium found and `python -m playwright install chromium` failed: install "
                  "one (`python -m playwright install chromium`, or `apt-get install chromium`) "
@@ -95,23 +91,8 @@ def chapter_docnames(root: Path = ROOT) -> list[str]:
     return [name for name in toc_files(root) if name.startswith("solutions/")]
 
 
-def _placeholder(docname: str, student: bool) -> nbformat.NotebookNode:
-    slug = Path(docname).name
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata[PLACEHOLDER_MARK] = True
-    nb.cells = [
-        nbformat.v4.new_markdown_cell(
-            f"# {slug} (not written yet)\n\nPlaceholder made by tests/book_helpers.py in a "
-            "staging copy, because this chapter's notebook does not exist yet."
-        ),
-        nbformat.v4.new_code_cell("print('placeholder')"),
-    ]
-    return nb
-
-
-def stage_sources(dest: Path, root: Path = ROOT) -> list[str]:
-    """Copy what the book is built from into ``dest``; return the placeholder chapters."""
+def stage_sources(dest: Path, root: Path = ROOT) -> Path:
+    """Copy what the book is built from into ``dest``; return ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("book.yml", "toc.yml", "CONTRIBUTING.md"):
         shutil.copy2(root / name, dest / name)
@@ -126,16 +107,7 @@ def stage_sources(dest: Path, root: Path = ROOT) -> list[str]:
     for folder in ("bench/results",):
         if (root / folder).is_dir():
             shutil.copytree(root / folder, dest / folder, dirs_exist_ok=True)
-    placeholders = []
-    for docname in chapter_docnames(root):
-        solution = dest / f"{docname}.ipynb"
-        student = dest / "chapters" / solution.name
-        if not solution.exists():
-            nbformat.write(_placeholder(docname, student=False), solution)
-            placeholders.append(docname)
-            if not student.exists():  # a written chapter without its student version fails the build
-                nbformat.write(_placeholder(docname, student=True), student)
-    return placeholders
+    return dest
 
 
 def build(source: Path, *, profile: str = "smoke", execute: str = "force",

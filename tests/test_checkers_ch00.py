@@ -5,9 +5,7 @@ import torch
 from course_lib.checkers import ExerciseError
 from course_lib.checkers.ch00 import check_to_unit_range, reference_to_unit_range
 
-
-def stub(images):
-    raise NotImplementedError()
+from exercise_stub import stub
 
 
 def test_reference_passes(capsys):

@@ -6,9 +6,7 @@ import torch
 from course_lib.checkers.ch01 import check_cluster_purity, check_pca
 from course_lib.checkers.core import ExerciseError
 
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
+from exercise_stub import stub
 
 
 def ref_pca(x, k):

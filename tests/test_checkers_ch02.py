@@ -11,9 +11,7 @@ from course_lib.checkers.ch02 import (
 from course_lib.checkers.core import ExerciseError
 from course_lib.vae import elbo_loss, kl_divergence, reparameterize
 
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
+from exercise_stub import stub
 
 
 # ----------------------------------------------------------------------------- reparameterize

@@ -8,9 +8,7 @@ from course_lib.checkers.core import ExerciseError
 from course_lib.inpainting import masked_mse_loss
 from course_lib.masks import apply_mask
 
-
-def stub(*args):
-    raise NotImplementedError()
+from exercise_stub import stub
 
 
 def test_apply_mask_reference_passes(capsys):

@@ -284,3 +284,37 @@ def test_the_cache_is_keyed_by_the_toyfaces_drawing_too(tmp_path):
     c = load_or_train("m", fit, config=config, build=build, cache_dir=tmp_path, data_version=5)
     assert (a.from_cache, b.from_cache, c.from_cache) == (False, True, False) and len(calls) == 2
     assert a.path == b.path != c.path
+
+
+def test_load_or_build_caches_data_and_rebuilds_a_corrupt_file(tmp_path):
+    """The data cache (ToyFaces, CelebA, the fusion grid's weights): one file per key and data
+    version; a torn or foreign file is rebuilt and overwritten, never returned."""
+    from course_lib.checkpoint import cache_path, load_or_build
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": torch.arange(6).reshape(2, 3) * len(calls)}
+
+    first = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
+    again = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
+    assert len(calls) == 1 and torch.equal(again["x"], first["x"])
+    path, _ = cache_path("set", {"n": 2}, folder="data", cache_dir=tmp_path)
+    assert path.is_file() and path.parent == tmp_path / "data"
+    for damage in (b"", b"cut short", path.read_bytes()[:40]):
+        path.write_bytes(damage)
+        rebuilt = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
+        assert torch.equal(rebuilt["x"], torch.arange(6).reshape(2, 3) * len(calls))
+        assert torch.load(path, weights_only=True)["data"]["x"].equal(rebuilt["x"])  # rewritten whole
+    assert len(calls) == 4
+    # a file written for another key (renamed by hand, a hash collision) is not trusted either
+    other, _ = cache_path("set", {"n": 3}, folder="data", cache_dir=tmp_path)
+    other.write_bytes(path.read_bytes())
+    load_or_build("set", build, key={"n": 3}, cache_dir=tmp_path)
+    assert len(calls) == 5
+    # another data version (ToyFaces' drawing changed), another file
+    load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=-1)
+    assert len(calls) == 6
+    with pytest.raises(ValueError, match="simple identifier"):
+        load_or_build("a/b", build, key={}, cache_dir=tmp_path)

@@ -189,3 +189,23 @@ def test_imagefolder_of_loose_images_is_one_class(tmp_path):
         Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
     ds = load_dataset("imagefolder", root=tmp_path, image_size=8, split="all")
     assert ds.label_names == ("all",) and ds.labels.tolist() == [0, 0, 0]
+
+
+def test_celeba_is_decoded_once_and_a_corrupt_cache_is_decoded_again(fake_celeba, tmp_path, monkeypatch):
+    from course_lib import datasets
+    first = load_dataset("celeba", root=fake_celeba, image_size=16, split="train")
+    (cached,) = (tmp_path / "cache" / "data").glob("celeba_train_16px-*.pt")
+    real_decode = datasets._pil_to_uint8
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded the JPEGs again although the cache holds them")
+
+    monkeypatch.setattr(datasets, "_pil_to_uint8", no_decode)
+    assert torch.equal(load_dataset("celeba", root=fake_celeba, image_size=16, split="train").images,
+                       first.images)
+    cached.write_bytes(b"torn")
+    with pytest.raises(AssertionError, match="decoded the JPEGs again"):
+        load_dataset("celeba", root=fake_celeba, image_size=16, split="train")
+    monkeypatch.setattr(datasets, "_pil_to_uint8", real_decode)
+    assert torch.equal(load_dataset("celeba", root=fake_celeba, image_size=16, split="train").labels,
+                       first.labels)

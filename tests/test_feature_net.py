@@ -84,3 +84,17 @@ def test_domain_frechet_grows_with_corruption(tiny_net, kind, strengths):
     floor = domain_frechet(real, other, n=200, net=tiny_net)
     damaged = domain_frechet(real, corrupt_images(other, kind=kind, strength=strengths[-1]), n=200, net=tiny_net)
     assert damaged > 2 * floor, (floor, damaged)
+
+
+def test_sanity_report_lists_accuracy_and_each_damage(tiny_net, monkeypatch):
+    """``python -m course_lib.metrics``: the report lives beside the metrics it checks."""
+    from course_lib import metrics
+    net = load_feature_net(16, config=TINY, device="cpu")  # tiny_net, from the cache or the memo
+    monkeypatch.setattr(metrics, "load_feature_net", lambda image_size=None: net)
+    lines = metrics.sanity_report(16, n=64).splitlines()
+    mean_acc = feature_net_history(net)[-1]["val_acc_mean"]
+    assert lines[0].endswith(f"mean validation accuracy {mean_acc:.3f} over {len(ATTRIBUTES)} attributes")
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
+    assert set(rows) == {"noise", "blur", "shuffle"} and all(len(v) == 8 for v in rows.values())
+    noise = [float(v) for v in rows["noise"][1::2]]
+    assert noise[-1] > noise[0], noise   # std 0.2 noise moves the distance above the clean floor

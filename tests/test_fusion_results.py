@@ -52,7 +52,7 @@ def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
     result = json.loads(out.read_text())
     assert result["spec"] == script.grid_spec(script.TINY)
     _check_complete(result, script.TINY, script.fusion.VARIANTS)
-    assert list((tmp_path / "cache" / "fusion_grid").glob("*/vae_init+joint_48_0.pt"))  # weights cached
+    assert list((tmp_path / "cache" / "fusion_grid").glob("vae_init+joint_48_0-*.pt"))  # weights cached
 
 
 def test_committed_results_cover_the_grid_and_are_current():

@@ -177,6 +177,13 @@ def test_jupyter_live_line_and_plot_keep_only_their_final_state(monkeypatch):
     assert sum(1 for kind, obj in log if kind == "display") == 2  # one text line, one figure
 
 
-def test_live_plot_is_a_noop_outside_jupyter():
+def test_live_plot_is_a_noop_outside_jupyter(monkeypatch):
+    import IPython.display
+
     from course_lib.loop import LivePlot
-    LivePlot()(1, History(records=[{"step": 1, "loss": 1.0}]))  # no display, no error
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **kw: calls.append("display"))
+    monkeypatch.setattr(History, "plot", lambda self, *a, **kw: calls.append("plot"))
+    plot = LivePlot()
+    plot(1, History(records=[{"step": 1, "loss": 1.0}]))  # pytest is no Jupyter kernel
+    assert calls == [] and plot.handle is None

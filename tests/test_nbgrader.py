@@ -7,7 +7,7 @@ the chapters under the ``smoke`` profile with a fresh cache.
 from __future__ import annotations
 
 import html
-import importlib.util
+import importlib
 import os
 import re
 import shutil
@@ -21,17 +21,14 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib import release
 from course_lib.checkers import ExerciseError
+from scripts import release
 
 pytest.importorskip("nbgrader", reason="nbgrader is optional: pip install -e '.[nbgrader]' (make nbgrader installs it)")
 from nbgrader.api import Gradebook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "nbgrader_course.py"
-spec = importlib.util.spec_from_file_location("nbgrader_course", SCRIPT)
-nbgrader_course = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(nbgrader_course)
+from scripts import nbgrader_course  # noqa: E402
 
 # One plausible wrong answer per autograded chapter: (answer cell, its wrong source, checker module).
 WRONG = {

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_lib import release
+from scripts import release
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,6 @@
 """ToyFaces: shapes, ranges, determinism across processes, splits, overrides, cache, OOD."""
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -124,15 +123,32 @@ def test_ood_kinds_differ_from_normal(kind):
         tf.ood_faces("two_heads", 2)
 
 
-def test_cache_roundtrip_and_speed():
+def test_cache_roundtrip_and_a_corrupt_file_is_rebuilt(monkeypatch):
     first = ToyFaces(split="test", size=300, image_size=32)
-    assert first.cache_path.exists()
-    t = time.perf_counter()
-    second = ToyFaces(split="test", size=300, image_size=32)
-    assert time.perf_counter() - t < 1.0
-    assert torch.equal(first.images, second.images)
+    assert first.cache_path.exists() and first.cache_path.parent.name == "toyfaces"
+    real_render = tf.render
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again although the cache holds the set")
+
+    monkeypatch.setattr(tf, "render", no_render)
+    second = ToyFaces(split="test", size=300, image_size=32)   # from the cache: no render call
+    assert torch.equal(first.images, second.images) and torch.equal(first.attributes, second.attributes)
     first.cache_path.write_bytes(b"corrupt")  # a torn cache is rebuilt, not trusted
+    with pytest.raises(AssertionError, match="rendered again"):
+        ToyFaces(split="test", size=300, image_size=32)
+    monkeypatch.setattr(tf, "render", real_render)
     assert torch.equal(ToyFaces(split="test", size=300, image_size=32).images, first.images)
+    assert torch.load(first.cache_path, weights_only=True)["data"]["images"].shape == (300, 3, 32, 32)
+
+
+def test_the_cache_key_holds_the_background():
+    radial = ToyFaces(split="val", size=4, image_size=16)
+    gradient = ToyFaces(split="val", size=4, image_size=16, background="gradient")
+    assert radial.cache_path != gradient.cache_path
+    assert not torch.equal(radial.images, gradient.images)
+    assert torch.equal(ToyFaces(split="val", size=4, image_size=16, background="gradient").images,
+                       gradient.images)
 
 
 @pytest.mark.parametrize("kwargs, match", [

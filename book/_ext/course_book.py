@@ -19,7 +19,7 @@ from pathlib import Path
 from docutils import nodes
 from sphinx.util import logging
 
-from course_lib.colab import colab_url, student_notebook
+from colab_links import colab_url, student_notebook  # beside this file (book/_ext/)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def add_chapter_links(app, doctree) -> None:
     if not (Path(app.srcdir) / notebook).is_file():
         logger.warning(
             f"{docname}: the student notebook {notebook} does not exist; run `make chapters` "
-            "(python -m course_lib.release) before building the book.",
+            "(make chapters) before building the book.",
             location=docname,
         )
     section = next(iter(doctree.findall(nodes.section)), None)

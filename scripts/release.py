@@ -2,8 +2,10 @@
 
 One source (``solutions/NN_slug.ipynb``, paired with ``NN_slug.md``), one command::
 
-    python -m course_lib.release            # write chapters/
-    python -m course_lib.release --check    # exit 1 if chapters/ is stale or a pair is out of sync
+    python -m scripts.release            # write chapters/ (what `make chapters` runs)
+    python -m scripts.release --check    # exit 1 if chapters/ is stale or a pair is out of sync
+
+(from the repository root: an authoring tool, not part of the installed ``course_lib``).
 
 What changes in the student version (nbgrader's marker convention, so the notebooks can
 also be taken into an nbgrader course):
@@ -166,7 +168,7 @@ def release(solutions: Path, chapters: Path, *, check: bool = False) -> list[Pat
 
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parent.parent
-    parser = argparse.ArgumentParser(prog="python -m course_lib.release", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.release", description=__doc__.split("\n")[0])
     parser.add_argument("--solutions", type=Path, default=root / "solutions")
     parser.add_argument("--chapters", type=Path, default=root / "chapters")
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if anything is stale")

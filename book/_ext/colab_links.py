@@ -1,4 +1,8 @@
-"""Links between the book, the repository and Google Colab.
+"""Links between the book, the repository and Google Colab (used by ``course_book.py``).
+
+Book-building code, not notebook code: no chapter imports it at run time (a chapter's
+Colab setup cell is ``book/setup_cell.py``), so it lives beside the Sphinx extension
+rather than in ``course_lib``.
 
 The repository URL is written once, in ``book.yml`` (``repository.url``); everything
 here derives from it, so a fork changes one line. The book uses these functions to put
