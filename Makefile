@@ -62,8 +62,9 @@ nbgrader: $(VENV)/.nbgrader ## write the nbgrader course _build/nbgrader/ from s
 sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing the .md)
 	$(BIN)/jupytext --sync solutions/[0-9][0-9]_*.md
 
-execute: $(STAMP) ## re-execute solutions/*.ipynb in place under the cpu profile, then make chapters
+execute: $(STAMP) ## re-execute solutions/*.ipynb in place under the cpu profile (refuses load > 1/core unless FORCE=1), then make chapters
 	@for md in $${NB:-solutions/[0-9][0-9]_*.md}; do \
+	  $(BIN)/python -c "import os; from course_lib.runtime import require_idle; print(f'load average {require_idle(force=bool(os.environ.get(\"FORCE\"))):.2f} on {os.cpu_count()} cores')" || exit 1; \
 	  echo "== executing $$md (COURSE_PROFILE=$${EXEC_PROFILE:-cpu})"; start=$$(date +%s); \
 	  (cd solutions && COURSE_PROFILE=$${EXEC_PROFILE:-cpu} ../$(BIN)/jupytext --sync --execute $$(basename $$md)) || exit 1; \
 	  echo "== $$md took $$(( $$(date +%s) - start )) s"; \

@@ -455,3 +455,18 @@ class DeviceLoader:
         self.epoch += 1
         for b in range(len(self)):
             yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+
+
+def require_idle(*, force: bool = False) -> float:
+    """The 1-minute load average, after checking it is at most 1 per core.
+
+    Timings and chapter executions taken beside other work run 10-20x slower on a small
+    machine, and budgets sized on them leave methods under-trained; so ``make execute`` and
+    ``bench/chapter_times.py`` refuse a busy machine unless ``force`` (then they say so).
+    """
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores and not force:
+        raise SystemExit(f"load average {load:.2f} is above 1 per core ({cores} cores): other work "
+                         "would slow every chapter; wait for an idle machine or force it "
+                         "(FORCE=1 make execute, chapter_times.py --force)")
+    return load

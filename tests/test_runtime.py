@@ -154,3 +154,16 @@ def test_device_loader_rejects_bad_input():
         DeviceLoader(images, batch_size=11, device="cpu")
     with pytest.raises(ValueError, match="uint8"):
         DeviceLoader(images.int(), batch_size=2, device="cpu")
+
+
+def test_require_idle_refuses_a_busy_machine_unless_forced(monkeypatch):
+    import os
+
+    from course_lib.runtime import require_idle
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 1.0, 1.0))
+    with pytest.raises(SystemExit, match="above 1 per core"):
+        require_idle()
+    assert require_idle(force=True) == 2.5
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    assert require_idle() == 1.9
