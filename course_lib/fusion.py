@@ -32,6 +32,7 @@ from torch import nn
 from course_lib import metrics
 from course_lib.backbone import ConvBackbone
 from course_lib.checkpoint import Checkpoint
+from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
 from course_lib.loop import Budget, Step, train
 from course_lib.masks import make_masks
@@ -297,7 +298,7 @@ def evaluate_vae(vae: VAE, test_images: torch.Tensor, *, seed: int = 0,
     torch.manual_seed(seed)
     nelbo, psnr = [], []
     for i in range(0, len(test_images), batch_size):
-        x = test_images[i:i + batch_size].to(dev).float() / 255
+        x = to_float(test_images[i:i + batch_size].to(dev))
         x_logits, mu, logvar = vae(x)
         nelbo.append(elbo_loss(x_logits, x, mu, logvar).loss * len(x))
         psnr.append(metrics.psnr(vae.decode(mu), x) * len(x))  # mean over images, in dB

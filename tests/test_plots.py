@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.images import to_float
+from course_lib.images import to_float, to_uint8
 from course_lib.plots import show_images
 
 
@@ -22,6 +22,14 @@ def test_to_float_maps_uint8_exactly_and_keeps_floats():
     assert to_float(f) is f
     assert to_float(f.double()).dtype == torch.float32
     assert torch.equal(to_float(f.double()), f)
+
+
+def test_to_uint8_round_trips_and_clamps():
+    x = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_uint8(to_float(x)), x)
+    assert to_uint8(torch.tensor([-0.2, 0.5, 1.3])).tolist() == [0, 128, 255]  # 127.5 rounds to even
+    with pytest.raises(TypeError, match="float"):
+        to_uint8(x)
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool)])
