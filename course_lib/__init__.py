@@ -10,7 +10,8 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 - ``masks``, ``tiles``  inpainting masks, jigsaw tiles and permutations
 - ``backbone``   the shared conv backbone (the article's encoder convs)
 - ``vae``, ``gan``, ``playground``, ``inpainting``, ``jigsaw``, ``pretext``, ``fusion``  model families
-- ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation
+- ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation; ``history``
+  the one training-history format (``History``: what ``loop.train`` and ``load_or_train`` return)
 - ``results``    the committed experiment results (package data), ``load_result(name)``
 - ``stats``      Welch's t-test, confidence intervals, Holm's correction; ``verdicts``
   the experiments' verdicts built on it (chapters 06 and 07)
