@@ -6,10 +6,12 @@ Modules, one concept each (import them directly, e.g. ``from course_lib import v
 - ``runtime``    device, precision, seeding, on-device batch loader
 - ``toyfaces``   the built-in procedural face data set (``faceattributes``: its attribute
   table and sampling, ``facedraw``: the drawing); ``datasets`` real data
+- ``images``     ``to_float``: uint8 images to float in [0, 1]; ``plots``: ``show_images``, a batch as one grid
 - ``masks``, ``tiles``  inpainting masks, jigsaw tiles and permutations
 - ``backbone``   the shared conv backbone (the article's encoder convs)
 - ``vae``, ``gan``, ``playground``, ``inpainting``, ``jigsaw``, ``pretext``, ``fusion``  model families
-- ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation
+- ``loop``, ``checkpoint``, ``metrics``, ``feature_net``  training and evaluation; ``history``
+  the one training-history format (``History``: what ``loop.train`` and ``load_or_train`` return)
 - ``results``    the committed experiment results (package data), ``load_result(name)``
 - ``stats``      Welch's t-test, confidence intervals, Holm's correction; ``verdicts``
   the experiments' verdicts built on it (chapters 06 and 07)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from course_lib.images import to_float
 from course_lib.inpainting import InpaintingNet, fill_hole
 from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
@@ -28,7 +29,7 @@ from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
 def _as_float(images: torch.Tensor, device) -> torch.Tensor:
     x = images.to(device)
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    return to_float(x)
 
 
 # ---------------------------------------------------------------------------- editing

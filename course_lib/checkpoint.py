@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from course_lib.facedraw import RENDER_VERSION
+from course_lib.history import History
 from course_lib.runtime import get_device
 
 FORMAT_VERSION = 1
@@ -157,12 +158,12 @@ def clean_orphans(path: str | os.PathLike) -> list[Path]:
 
 def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
                     scaler: torch.amp.GradScaler | None = None, step: int = 0,
-                    history: list[dict] | None = None, extra: dict | None = None) -> Path:
+                    history: History | list[dict] | None = None, extra: dict | None = None) -> Path:
     """Write everything needed to resume, atomically. Returns the path.
 
     ``models`` / ``optimizers``: one object or a dict ``{name: object}`` (e.g.
-    ``{"generator": G, "discriminator": D}``). ``history``: list of dicts of numbers
-    (:class:`course_lib.loop.History` records). ``extra``: small plain data (numbers,
+    ``{"generator": G, "discriminator": D}``). ``history``: a :class:`course_lib.history.History`
+    or its records (a list of dicts of numbers); the file stores the records. ``extra``: small plain data (numbers,
     strings, lists, dicts) such as the config.
     """
     path = Path(path)
@@ -174,7 +175,7 @@ def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
         "optimizer_classes": {k: type(o).__name__ for k, o in _as_dict(optimizers, "optimizer").items()},
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng_state(),
-        "history": list(history or []),
+        "history": list(getattr(history, "records", history) or []),
         "extra": dict(extra or {}),
     }
     return atomic_save(payload, path)
@@ -365,7 +366,7 @@ class Trained:
     """What :func:`load_or_train` returns."""
 
     model: Any            # what ``build(config)`` returned, trained, on ``device``
-    history: list[dict]   # training history records ([] if train_fn returned none)
+    history: History      # training history (empty if train_fn returned none); .plot(), ["loss"]
     from_cache: bool      # True if the weights were loaded, not trained now
     path: Path            # the cache file
     seconds: float        # training time (when it was trained, also for cached models)
@@ -379,7 +380,7 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
 
     ``build(config)`` returns the untrained model (or ``{name: module}``);
     ``train_fn(model, config)`` trains it in place and may return a
-    :class:`course_lib.loop.History` or a list of dicts. The cache file is
+    :class:`course_lib.history.History` or a list of dicts. The cache file is
     ``<cache_dir>/<name>-<hash of config and data version>.pt``: change any config field, or
     ToyFaces' drawing (``data_version``, default its render version), and the model is
     retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
@@ -396,7 +397,9 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
                                   f"(hash collision?). {_WHAT_TO_DO}")
         for m in models.values():
             m.to(dev)
-        return Trained(model=model, history=state["history"], from_cache=True,
+        return Trained(model=model, history=History(records=list(state["history"]),
+                                                    seconds=float(state["extra"].get("seconds", 0.0))),
+                       from_cache=True,
                        path=path, seconds=float(state["extra"].get("seconds", 0.0)))
     for m in models.values():
         m.to(dev)
@@ -404,11 +407,13 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     history = train_fn(model, config)
     seconds = time.perf_counter() - start
     records = list(getattr(history, "records", history) or [])
-    if getattr(history, "interrupted", False):  # never cache a half-trained model
-        return Trained(model=model, history=records, from_cache=False, path=path, seconds=seconds)
+    history = History(records=records, interrupted=bool(getattr(history, "interrupted", False)),
+                      seconds=seconds)
+    if history.interrupted:  # never cache a half-trained model
+        return Trained(model=model, history=history, from_cache=False, path=path, seconds=seconds)
     save_checkpoint(path, models=models, history=records, step=len(records),
                     extra={"config": text, "name": name, "seconds": seconds})
-    return Trained(model=model, history=records, from_cache=False, path=path, seconds=seconds)
+    return Trained(model=model, history=history, from_cache=False, path=path, seconds=seconds)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

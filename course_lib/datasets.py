@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from course_lib.checkpoint import load_or_build, resolve_cache_dir
+from course_lib.images import to_float
 from course_lib.toyfaces import ToyFaces
 
 __all__ = ["DATASETS", "ImageSet", "load_dataset", "CELEBA_HELP", "IMAGE_EXTENSIONS"]
@@ -63,7 +64,7 @@ class ImageSet(Dataset):
 
     def __getitem__(self, i: int):
         label = self.labels[i] if self.labels is not None else torch.zeros((), dtype=torch.int64)
-        return self.images[i].float() / 255.0, label
+        return to_float(self.images[i]), label
 
     def __repr__(self) -> str:
         return (f"ImageSet({self.name!r}, n={len(self)}, shape={tuple(self.images.shape[1:])}, "

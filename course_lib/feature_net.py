@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.checkpoint import load_or_train
+from course_lib.images import to_float
 from course_lib.loop import Budget, History, train
 from course_lib.profiles import choose, current_profile
 from course_lib.runtime import backward_step, get_device, runtime, seed_everything
@@ -93,7 +94,7 @@ class AttributeNet(nn.Module):
         """uint8 or [0, 1] float, any size -> float ``(B, 3, image_size, image_size)``."""
         if images.dim() != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images (B, 3, H, W) or (B, 1, H, W), got {tuple(images.shape)}")
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        x = to_float(images)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.image_size, self.image_size):

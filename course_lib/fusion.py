@@ -32,6 +32,7 @@ from torch import nn
 from course_lib import metrics
 from course_lib.backbone import ConvBackbone
 from course_lib.checkpoint import Checkpoint
+from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
 from course_lib.loop import Budget, Step, train
 from course_lib.masks import make_masks
@@ -95,29 +96,30 @@ def transfer_backbone(src: nn.Module, dst: nn.Module, *, freeze: bool = False) -
 
 
 # ------------------------------------------------------------------- the joint model
-def inpainting_loss(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def inpainting_loss(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L_inpainting: squared error on the hole pixels, **summed per image**, mean over the batch.
 
-    ``fill``, ``x``: (B, C, H, W); ``mask``: (B, 1, H, W), 1 = hole. Returns a scalar.
+    ``x_hat`` (the inpainter's prediction of the whole image), ``x``: (B, C, H, W); ``mask``:
+    (B, 1, H, W), 1 = hole. Returns a scalar.
     Known pixels do not count: the task is to predict what is missing (Pathak et al. 2016,
     eq. 1). Chapter 04's ``masked_mse_loss`` *averages* over hole values instead; here the
     sum puts both terms of the joint loss on the same per-image scale as the ELBO.
     """
-    if fill.shape != x.shape:
-        raise ValueError(f"fill {tuple(fill.shape)} and x {tuple(x.shape)} must match")
+    if x_hat.shape != x.shape:
+        raise ValueError(f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must match")
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] or mask.shape[2:] != x.shape[2:]:
         raise ValueError(f"mask must be (B, 1, H, W) matching images {tuple(x.shape)}, got {tuple(mask.shape)}")
-    return ((fill - x) ** 2 * mask).flatten(1).sum(1).mean()
+    return ((x_hat - x) ** 2 * mask).flatten(1).sum(1).mean()
 
 
-def joint_loss(elbo: torch.Tensor, fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
+def joint_loss(elbo: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
                *, lam: float) -> torch.Tensor:
     """Article section 4.4: L = L_ELBO + lambda * L_inpainting.
 
     ``elbo`` is the negative ELBO (a scalar to minimise, e.g. ``vae.elbo_loss(...).loss``);
     at ``lam = 0`` the result is exactly ``elbo``.
     """
-    return elbo + lam * inpainting_loss(fill, x, mask)
+    return elbo + lam * inpainting_loss(x_hat, x, mask)
 
 
 class JointModel(nn.Module):
@@ -129,7 +131,7 @@ class JointModel(nn.Module):
     *same* backbone object, so every inpainting gradient also moves the VAE encoder.
 
     ``forward(x, mask)`` -> dict with ``x_logits``, ``mu``, ``logvar`` (the VAE on the
-    clean image ``x`` (B, 3, H, W) in [0, 1]) and ``fill`` (the U-Net's prediction of the
+    clean image ``x`` (B, 3, H, W) in [0, 1]) and ``x_hat`` (the U-Net's prediction of the
     whole image from the masked input ``fill_hole(x, mask)``; (B, 3, H, W) in [0, 1]).
     """
 
@@ -145,8 +147,8 @@ class JointModel(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         x_logits, mu, logvar = self.vae(x)                       # clean image through the VAE
-        fill = self.inpainter(fill_hole(x, mask, HOLE_FILL), mask)  # masked image, (B, 3, H, W)
-        return {"x_logits": x_logits, "mu": mu, "logvar": logvar, "fill": fill}
+        x_hat = self.inpainter(fill_hole(x, mask, HOLE_FILL), mask)  # from the masked image, (B, 3, H, W)
+        return {"x_logits": x_logits, "mu": mu, "logvar": logvar, "x_hat": x_hat}
 
 
 def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Tensor,
@@ -167,7 +169,7 @@ def joint_step(model: JointModel, optimizer: torch.optim.Optimizer, x: torch.Ten
     else:
         out = model(x, mask)
         x_logits, mu, logvar = out["x_logits"], out["mu"], out["logvar"]
-        inpaint = inpainting_loss(out["fill"].float(), x, mask)
+        inpaint = inpainting_loss(out["x_hat"].float(), x, mask)
     terms = elbo_loss(x_logits.float(), x, mu.float(), logvar.float(), beta=beta, likelihood=likelihood)
     loss = terms.loss + lam * inpaint
     optimizer.zero_grad(set_to_none=True)
@@ -297,7 +299,7 @@ def evaluate_vae(vae: VAE, test_images: torch.Tensor, *, seed: int = 0,
     torch.manual_seed(seed)
     nelbo, psnr = [], []
     for i in range(0, len(test_images), batch_size):
-        x = test_images[i:i + batch_size].to(dev).float() / 255
+        x = to_float(test_images[i:i + batch_size].to(dev))
         x_logits, mu, logvar = vae(x)
         nelbo.append(elbo_loss(x_logits, x, mu, logvar).loss * len(x))
         psnr.append(metrics.psnr(vae.decode(mu), x) * len(x))  # mean over images, in dB

@@ -25,6 +25,7 @@ from torch import nn
 
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
+from .images import to_float, to_uint8
 from .inputs import check_float_images, check_mask
 from .loop import Budget, Step, train
 from .masks import apply_mask, make_masks
@@ -209,7 +210,7 @@ def opencv_inpaint(
     _check_pair(images, mask)
     if images.shape[1] not in (1, 3):
         raise ValueError(f"OpenCV inpainting needs 1 or 3 channels, got {images.shape[1]}")
-    imgs = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    imgs = to_uint8(images.float()).cpu()
     holes = (mask.detach() > 0.5).to(torch.uint8).cpu() * 255
     out = []
     for img, hole in zip(imgs, holes):
@@ -217,7 +218,7 @@ def opencv_inpaint(
         filled = cv2.inpaint(arr, np.ascontiguousarray(hole[0].numpy()), radius,
                              _CV_METHODS[method])
         out.append(torch.from_numpy(filled.reshape(arr.shape)).permute(2, 0, 1))
-    return (torch.stack(out).float() / 255).to(images.device)
+    return to_float(torch.stack(out)).to(images.device)
 
 
 # --- training ----------------------------------------------------------------------------

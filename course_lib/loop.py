@@ -27,8 +27,8 @@ A chapter writes the step that it teaches (a VAE step, a GAN's ``update_d`` then
 Every trainer in ``course_lib`` (and ``python -m course_lib.train``) runs through
 :func:`train`; it is the only step loop in the library.
 
-The history is data: a list of dicts, one per step (``History.records``), plottable with
-``History.plot()``.
+The history is data (:class:`course_lib.history.History`, importable from here too): a list
+of dicts, one per step (``History.records``), plottable with ``History.plot()``.
 """
 from __future__ import annotations
 
@@ -36,13 +36,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
 from course_lib import runtime as runtime_mod
 from course_lib.checkpoint import Checkpoint
+from course_lib.history import History  # noqa: F401  re-exported: trainers return it
 from course_lib.runtime import Runtime, autocast
 
 PROGRESS_ENV = "COURSE_PROGRESS"
@@ -91,71 +92,6 @@ class Budget:
                 raise ValueError("Budget(epochs=...) needs a loader with len(); use steps= or seconds=")
             limits.append(max(1, math.ceil(self.epochs * steps_per_epoch)))
         return min(limits) if limits else None
-
-
-@dataclass
-class History:
-    """Training metrics as data: ``records`` is a list of ``{"step": s, name: value, ...}``."""
-
-    records: list[dict] = field(default_factory=list)  # one dict per step, in order
-    interrupted: bool = False  # True if KeyboardInterrupt ended training early
-    seconds: float = 0.0       # wall time of the train() call(s) that produced it
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def keys(self) -> list[str]:
-        """Metric names, in first-seen order (without ``step`` and ``time``)."""
-        seen: dict[str, None] = {}
-        for r in self.records:
-            seen.update(dict.fromkeys(k for k in r if k not in ("step", "time")))
-        return list(seen)
-
-    def __getitem__(self, key: str) -> list[float]:
-        """All values of one metric (steps that did not report it are skipped)."""
-        if key not in ("step", "time") and key not in self.keys():
-            raise KeyError(f"no metric {key!r} in history; it has {self.keys()}")
-        return [r[key] for r in self.records if key in r]
-
-    def steps(self, key: str) -> list[int]:
-        """The steps at which ``key`` was recorded."""
-        return [r["step"] for r in self.records if key in r]
-
-    def last(self, key: str, n: int = 1) -> float:
-        """Mean of the last ``n`` values of ``key``."""
-        values = self[key][-n:]
-        return sum(values) / len(values)
-
-    def as_dict(self) -> dict[str, list]:
-        """Dict of lists, e.g. for ``pandas.DataFrame(history.as_dict())``."""
-        return {k: [r.get(k, math.nan) for r in self.records] for k in ["step", *self.keys()]}
-
-    def plot(self, keys: Sequence[str] | None = None, *, ax=None, smooth: int | None = None,
-             logy: bool = False, title: str | None = None):
-        """Plot metrics against step; ``smooth`` = moving-average window. Returns the Axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
-        keys = list(keys or self.keys())
-        smooth = smooth or max(1, len(self.records) // 50)
-        for key in keys:
-            xs, ys = self.steps(key), self[key]
-            if smooth > 1 and len(ys) >= smooth:
-                kernel = torch.ones(smooth) / smooth
-                ys = torch.conv1d(torch.tensor(ys, dtype=torch.float64).view(1, 1, -1),
-                                  kernel.double().view(1, 1, -1)).flatten().tolist()
-                xs = xs[smooth - 1:]
-            ax.plot(xs, ys, label=key)
-        ax.set_xlabel("step")
-        if logy:
-            ax.set_yscale("log")
-        if title:
-            ax.set_title(title)
-        if keys:
-            ax.legend()
-        ax.grid(alpha=0.3)
-        return ax
 
 
 # ---------------------------------------------------------------------------- progress

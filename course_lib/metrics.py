@@ -33,6 +33,7 @@ import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from course_lib.feature_net import feature_net_history, load_feature_net
+from course_lib.images import to_float
 from course_lib.profiles import current_profile
 from course_lib.toyfaces import ToyFaces
 
@@ -334,7 +335,7 @@ def corrupt_images(images: torch.Tensor, *, kind: str, strength: float, seed: in
     """
     from torchvision.transforms.functional import gaussian_blur
 
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float().clone()
+    x = to_float(images).clone()  # (B, 3, H, W) in [0, 1], a copy: corrupted in place below
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     g = torch.Generator().manual_seed(seed)

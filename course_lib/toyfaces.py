@@ -26,6 +26,7 @@ from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, 
 from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
 from .facedraw import BACKGROUND_STYLES, RENDER_VERSION, render
 from .facedraw import OOD_KINDS, ood_faces  # noqa: F401  re-exported; they live in facedraw
+from .images import to_float, to_uint8
 
 __all__ = [
     "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "OOD_KINDS", "RENDER_VERSION", "ToyFaces",
@@ -83,7 +84,7 @@ class ToyFaces(Dataset):
             attrs = sample_attributes(size, seed, self.overrides, split=split)
             where = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
             images = render(attrs, image_size, device=where, background=background)
-            return {"images": (images * 255.0).round_().to(torch.uint8).cpu(), "attributes": attrs}
+            return {"images": to_uint8(images).cpu(), "attributes": attrs}
 
         data = load_or_build(name, build, key=key, folder="toyfaces") if cache else build()
         self.images: torch.Tensor = data["images"]          # uint8 (N, 3, S, S)
@@ -94,7 +95,7 @@ class ToyFaces(Dataset):
         return self.size
 
     def __getitem__(self, i: int):
-        return self.images[i].float() / 255.0, self.attributes[i]
+        return to_float(self.images[i]), self.attributes[i]
 
     def column(self, name: str) -> torch.Tensor:
         """Raw values of one attribute, float (N,)."""

@@ -1,8 +1,8 @@
 """What the course's experiments establish: the verdicts of chapters 06 and 07.
 
 Each function takes the numbers an experiment produced (chapter 06: the committed
-the committed ``fusion`` result (``course_lib.results.load_result``); chapter 07: the classifier accuracies it measures
-live), asks one question of them, and answers with :mod:`course_lib.stats`: a Welch test
+``fusion`` result, ``course_lib.results.load_result``; chapter 07: the classifier accuracies
+it measures live), asks one question of them, and answers with :mod:`course_lib.stats`: a Welch test
 per comparison, Holm's correction across the comparisons that question makes (its
 *family*), and one word per comparison, ``"better"``, ``"worse"`` or
 ``"no clear difference"``.
@@ -11,7 +11,8 @@ One family per question, fixed before looking at the numbers:
 
 - :func:`grid_verdicts`: every variant against the baseline, and the two +init variants
   against the compute-matched control ``baseline+steps``, at every size and score (72
-  comparisons on the committed grid);
+  comparisons on the committed grid); :func:`fusion_finding` decides chapter 06's headline
+  from them and :func:`fusion_headline` states it in words;
 - :func:`data_efficiency`: does the baseline itself improve from N to M >= 4N real faces
   (only then can "a variant on N matches the baseline on M" mean data efficiency);
 - :func:`lambda_verdicts`: each joint-loss weight against lambda = 0;
@@ -28,7 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .stats import BETTER, VERDICTS, WORSE, Comparison, compare_all
+from .stats import BETTER, UNCLEAR, VERDICTS, WORSE, Comparison, compare_all
 
 # score key in fusion.json -> (label, higher is better?)
 FUSION_SCORES = {
@@ -101,6 +102,48 @@ def fusion_finding(results: dict, *, alpha: float = 0.05) -> FusionFinding:
     supported = tuple(v for v, c in vs_matched.items() if c[BETTER] > 0 and c[WORSE] == 0)
     return FusionFinding(vs_baseline={v: tally(verdicts, v, BASELINE) for v in variants},
                          vs_matched=vs_matched, n_comparisons=len(verdicts), supported=supported)
+
+
+def counts_in_words(counts: Mapping[str, int]) -> str:
+    """``{"better": 1, "no clear difference": 11, "worse": 0}`` -> "1 better, 11 no clear
+    difference, 0 worse" (a :func:`tally`)."""
+    return ", ".join(f"{counts[word]} {word}" for word in VERDICTS)
+
+
+def fusion_headline(results: dict, *, alpha: float = 0.05) -> str:
+    """Chapter 06's measured verdict, one Markdown paragraph, decided by :func:`fusion_finding`
+    (Holm over :func:`grid_verdicts`) and :func:`data_efficiency`: the clear differences, each
+    fusion variant against the reference with the same compute, the point estimates (labelled
+    as such), whether the data-efficiency question can be asked, and the answer."""
+    finding, grid = fusion_finding(results, alpha=alpha), grid_verdicts(results, alpha=alpha)
+    cases = data_efficiency(results, alpha=alpha)
+    testable = [c for c in cases if c.testable]
+    clear = {k: c for k, c in grid.items() if c.verdict != UNCLEAR}
+    n_cells = len(results["spec"]["train_sizes"]) * len(FUSION_SCORES)
+    refuted = any(c[WORSE] for c in finding.vs_matched.values())
+    text = (f"**Measured verdict (generated from the results file).** The grid makes {finding.n_comparisons} "
+            f"comparisons; after Holm's correction {len(clear)} show a clear difference"
+            + "".join(f"; {v} is {c.verdict} than {ref} at N={n} on the {FUSION_SCORES[key][0]}"
+                      for (v, ref, n, key), c in clear.items())
+            + ". Against the reference that spends the same compute, "
+            + "; ".join(f"**{v}** against {MATCHED_REFERENCE[v]}: {counts_in_words(c)}"
+                        for v, c in finding.vs_matched.items())
+            + f". The point estimates, which no test backs here: the mean of +init is ahead of the baseline in "
+            f"{ahead(grid, 'init', BASELINE)} of {n_cells} comparisons, {CONTROL} in "
+            f"{ahead(grid, CONTROL, BASELINE)}, and +init ahead of {CONTROL} in "
+            f"{ahead(grid, 'init', CONTROL)}. The baseline itself clearly gains from more real "
+            f"faces in {len(testable)} of {len(cases)} size-by-score cases")
+    if not testable:
+        text += ", so this grid cannot ask the data-efficiency question"
+    else:
+        n_efficient = sum(len(c.matching) for c in testable)
+        beyond = sum(len(c.matching) for c in testable if not c.control_matches)
+        text += f"; data-efficiency cases: {n_efficient}, {beyond} not explained by extra compute"
+    text += (f". The grid **{'supports' if finding.supports_fusion else 'does not support'}** \"the fusion "
+             f"improves performance\" on this data and budget once compute is held equal")
+    if not finding.supports_fusion:
+        text += "; it shows the fusion hurting" if refuted else "; nor does it show the fusion hurting"
+    return text + "."
 
 
 @dataclass(frozen=True)

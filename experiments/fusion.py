@@ -45,6 +45,7 @@ from course_lib import fusion
 from course_lib.checkpoint import atomic_write, config_key, load_or_build
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
+from course_lib.images import to_uint8
 from course_lib.pretext import probe_features
 from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
@@ -157,7 +158,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     real = train_all.images[:n]
     for seed in seeds:
         vae, _ = cached(f"vae_baseline_{n}_{seed}", build_vae, None, key=grid_key)
-        gen = (vae.sample(m, generator=torch.Generator().manual_seed(100 + seed)) * 255).round().to(torch.uint8)
+        gen = to_uint8(vae.sample(m, generator=torch.Generator().manual_seed(100 + seed)))
         sources = {"random": None, "real": real, "generated": gen, "mixed": torch.cat([real, gen])}
         for name, data in sources.items():
             if name == "random":

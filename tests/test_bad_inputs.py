@@ -20,8 +20,10 @@ from PIL import Image
 from course_lib import checkpoint, datasets, gan, inpainting, jigsaw, masks, metrics, pretext
 from course_lib import profiles, results, runtime, tiles, unsupervised, vae
 from course_lib.backbone import ConvBackbone
+from course_lib.images import to_float
 from course_lib.loop import Budget, History
 from course_lib.loop import train as loop_train
+from course_lib.plots import show_images
 from course_lib.train import main as cli_main
 from course_lib.toyfaces import ToyFaces
 
@@ -265,6 +267,10 @@ CASES = [
     bad("linear-probe-fraction", ValueError, r"train_fraction must be in \(0, 1\]",
         lambda c: metrics.linear_probe(torch.rand(8, 3), torch.zeros(8, 1, dtype=torch.long), torch.rand(4, 3),
                                        torch.zeros(4, 1, dtype=torch.long), train_fraction=0.0)),
+    bad("to-float-int64", TypeError, r"images must be uint8 \(0..255\) or floating point .*got dtype torch.int64",
+        lambda c: to_float(torch.zeros(2, 3, 4, 4, dtype=torch.int64))),
+    bad("show-images-four-channels", ValueError, r"images must be \(B, C, H, W\) with C = 1 or 3.*\(2, 4, 5, 5\)",
+        lambda c: show_images(torch.zeros(2, 4, 5, 5))),
     # ------------------------------------------------------------------ masks
     bad("mask-kind", ValueError, r"unknown mask kind 'star'; expected one of",
         lambda c: masks.make_masks("star", batch=2, image_size=16)),

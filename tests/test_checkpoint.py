@@ -5,11 +5,12 @@ import subprocess
 import sys
 import textwrap
 
+import matplotlib
 import pytest
 import torch
 
-from course_lib.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_or_train,
-                                   read_checkpoint, save_checkpoint)
+from course_lib.checkpoint import (Checkpoint, CheckpointError, cache_path, load_checkpoint,
+                                   load_or_train, read_checkpoint, save_checkpoint)
 from course_lib.loop import Budget, History, train
 from course_lib.runtime import DeviceLoader, seed_everything
 
@@ -151,7 +152,9 @@ def test_load_or_train_caches_by_name_and_config(tmp_path):
     second = load_or_train("tiny", train_fn, config=TinyConfig(), build=build, cache_dir=tmp_path, device="cpu")
     assert second.from_cache and len(calls) == 1
     assert torch.equal(second.model.weight, first.model.weight)
-    assert second.history == [{"step": 1, "loss": 0.1}]
+    assert isinstance(second.history, History) and isinstance(first.history, History)
+    assert second.history.records == first.history.records == [{"step": 1, "loss": 0.1}]
+    assert second.history["loss"] == [0.1] and second.history[-1]["step"] == 1
     third = load_or_train("tiny", train_fn, config=TinyConfig(steps=4), build=build, cache_dir=tmp_path, device="cpu")
     assert not third.from_cache and len(calls) == 2 and third.path != first.path
     with pytest.raises(ValueError, match="simple identifier"):
@@ -165,6 +168,26 @@ def test_load_or_train_does_not_cache_interrupted_runs(tmp_path, monkeypatch):
     result = load_or_train("cut", lambda m, c: History(interrupted=True), config=TinyConfig(),
                            build=lambda c: torch.nn.Linear(1, 1), device="cpu")
     assert not result.path.exists() and result.path.parent == tmp_path
+    assert result.history.interrupted
+
+
+def test_a_cache_file_written_with_plain_records_loads_as_a_history(tmp_path):
+    """Cache files store the history as plain records (a list of dicts), as they always did:
+    a file written before Trained.history became a History loads (weights_only=True) as one."""
+    config, build = TinyConfig(), (lambda c: torch.nn.Linear(2, c.width))
+    path, text = cache_path("old", config, cache_dir=tmp_path)
+    records = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
+    save_checkpoint(path, models=build(config), history=records, step=2,
+                    extra={"config": text, "name": "old", "seconds": 3.0})
+    assert torch.load(path, weights_only=True)["history"] == records  # the stored format
+    trained = load_or_train("old", lambda m, c: pytest.fail("must not retrain"), config=config,
+                            build=build, cache_dir=tmp_path, device="cpu")
+    assert trained.from_cache and isinstance(trained.history, History)
+    assert trained.history["loss"] == [0.5, 0.25] and trained.history.steps("loss") == [1, 2]
+    assert [r["step"] for r in trained.history] == [1, 2] and len(trained.history) == 2
+    assert trained.history.seconds == trained.seconds == 3.0
+    matplotlib.use("Agg")
+    assert len(trained.history.plot().lines) == 1
 
 
 # ------------------------------------------------------------------ killed writes, bad files

@@ -87,12 +87,12 @@ def test_joint_loss_equals_elbo_at_lambda_zero_and_adds_otherwise():
     mask = torch.zeros(4, 1, 16, 16)
     mask[..., 4:12, 4:12] = 1
     out = model(x, mask)
-    assert out["fill"].shape == x.shape
+    assert out["x_hat"].shape == x.shape
     elbo = elbo_loss(out["x_logits"], x, out["mu"], out["logvar"]).loss
-    assert torch.equal(fusion.joint_loss(elbo, out["fill"], x, mask, lam=0.0), elbo)
-    inp = fusion.inpainting_loss(out["fill"], x, mask)
+    assert torch.equal(fusion.joint_loss(elbo, out["x_hat"], x, mask, lam=0.0), elbo)
+    inp = fusion.inpainting_loss(out["x_hat"], x, mask)
     assert inp.item() > 0
-    assert fusion.joint_loss(elbo, out["fill"], x, mask, lam=2.0).item() == pytest.approx(
+    assert fusion.joint_loss(elbo, out["x_hat"], x, mask, lam=2.0).item() == pytest.approx(
         (elbo + 2 * inp).item(), rel=1e-6)
 
 
@@ -103,7 +103,7 @@ def test_joint_model_shares_the_vae_backbone():
     assert fusion.find_backbone(model)[1] is vae.encoder.backbone
     x = torch.rand(2, 3, 16, 16)
     mask = torch.ones(2, 1, 16, 16)
-    fusion.inpainting_loss(model(x, mask)["fill"], x, mask).backward()
+    fusion.inpainting_loss(model(x, mask)["x_hat"], x, mask).backward()
     assert vae.encoder.backbone.conv1.weight.grad.abs().sum() > 0  # the head's gradient arrives
     assert vae.decoder.fc.weight.grad is None
 

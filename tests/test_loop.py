@@ -187,3 +187,11 @@ def test_live_plot_is_a_noop_outside_jupyter(monkeypatch):
     plot = LivePlot()
     plot(1, History(records=[{"step": 1, "loss": 1.0}]))  # pytest is no Jupyter kernel
     assert calls == [] and plot.handle is None
+
+
+def test_history_reads_by_record_too():
+    """Trained.history is a History: code written for the old list of dicts still reads it."""
+    history = History(records=[{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0, "acc": 0.5}])
+    assert [r["step"] for r in history] == [1, 2] and history[-1]["acc"] == 0.5
+    assert history[:1] == [{"step": 1, "loss": 2.0}] and bool(history) and not History()
+    assert history["acc"] == [0.5] and history.steps("acc") == [2]

@@ -195,3 +195,31 @@ def test_bad_input():
         verdicts.values([{"variant": "baseline", "psnr": 1.0}], "psnr", variant="init")
     with pytest.raises(ValueError, match="no comparison of 'init' with 'nothing'"):
         verdicts.tally({}, "init", "nothing")
+
+
+def test_counts_in_words():
+    assert verdicts.counts_in_words({"better": 1, "no clear difference": 11, "worse": 0}) == \
+        "1 better, 11 no clear difference, 0 worse"
+
+
+def test_fusion_headline_states_what_the_verdicts_decided():
+    """The chapter 06 headline, on grids whose answer is known by construction."""
+    beats = verdicts.fusion_headline(_synthetic({"baseline": lambda n: 0, "init": lambda n: 40, "joint": lambda n: 0,
+                                                 "init+joint": lambda n: 0, "baseline+steps": lambda n: 20}))
+    assert "The grid **supports**" in beats and "nor does it" not in beats
+    assert "**init** against baseline+steps: 8 better, 0 no clear difference, 0 worse" in beats
+    assert "init is better than baseline+steps at N=100 on the test negative ELBO" in beats
+    hurts = verdicts.fusion_headline(_synthetic({"baseline": lambda n: 0, "init": lambda n: 0, "joint": lambda n: -40,
+                                                 "init+joint": lambda n: 0, "baseline+steps": lambda n: 0}))
+    assert "The grid **does not support**" in hurts and "; it shows the fusion hurting." in hurts
+    # the baseline gains from 10x the data on three scores: the data-efficiency question is asked
+    assert "clearly gains from more real faces in 3 of 4 size-by-score cases; data-efficiency cases" in hurts
+
+
+def test_fusion_headline_on_the_committed_grid(committed):
+    text = verdicts.fusion_headline(committed)
+    finding, cases = verdicts.fusion_finding(committed), verdicts.data_efficiency(committed)
+    assert text.startswith(f"**Measured verdict (generated from the results file).** The grid makes "
+                           f"{finding.n_comparisons} comparisons")
+    assert ("cannot ask the data-efficiency question" in text) == (not any(c.testable for c in cases))
+    assert ("**supports**" in text) == finding.supports_fusion

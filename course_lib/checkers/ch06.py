@@ -23,22 +23,22 @@ from .core import ExerciseError, check_close, passed, run_student
 def _case(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(3, 3, 8, 8, generator=g)
-    fill = torch.rand(3, 3, 8, 8, generator=g)
+    x_hat = torch.rand(3, 3, 8, 8, generator=g)
     mask = torch.zeros(3, 1, 8, 8)
     mask[0, :, 2:6, 2:6] = 1          # a centre block
     mask[1, :, 4:, :] = 1             # the bottom half
     mask[2, :, 0:3, 5:8] = 1          # a corner block
     elbo = torch.tensor(123.4)
-    return elbo, fill, x, mask
+    return elbo, x_hat, x, mask
 
 
 def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
-    """``joint_loss_fn(elbo, fill, x, mask, lam=...)`` = elbo + lam * L_inpainting."""
-    elbo, fill, x, mask = _case(0)
-    sq = (fill - x) ** 2
+    """``joint_loss_fn(elbo, x_hat, x, mask, lam=...)`` = elbo + lam * L_inpainting."""
+    elbo, x_hat, x, mask = _case(0)
+    sq = (x_hat - x) ** 2
     hole = (sq * mask).flatten(1).sum(1).mean()
     for lam in (2.5, 0.0):
-        got = run_student("joint_loss", joint_loss_fn, elbo, fill, x, mask, lam=lam)
+        got = run_student("joint_loss", joint_loss_fn, elbo, x_hat, x, mask, lam=lam)
         if not isinstance(got, torch.Tensor):
             raise ExerciseError(f"joint_loss: expected a torch.Tensor, got {type(got).__name__}.")
         if got.numel() != 1:
@@ -57,7 +57,7 @@ def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
                 elbo + lam * (sq * (1 - mask)).flatten(1).sum(1).mean(),
             "the inpainting term is a mean over hole values (chapter 04's masked MSE); here it "
             "is summed per image like the ELBO, then averaged over the batch":
-                elbo + lam * masked_mse_loss(fill, x, mask),
+                elbo + lam * masked_mse_loss(x_hat, x, mask),
             "the inpainting term is summed over the batch too; average it over the images":
                 elbo + lam * (sq * mask).sum(),
             "lambda multiplies the ELBO; it weighs the inpainting term: elbo + lam * L_inp":
@@ -69,14 +69,14 @@ def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
             "the ELBO term is missing: L = L_ELBO + lam * L_inp":
                 lam * hole,
         }
-        expected = joint_loss(elbo, fill, x, mask, lam=lam)
+        expected = joint_loss(elbo, x_hat, x, mask, lam=lam)
         if not torch.allclose(value, expected.reshape(()), rtol=1e-5):
             for message, candidate in wrong.items():
                 if torch.allclose(value, candidate.reshape(()), rtol=1e-5):
                     raise ExerciseError(f"joint_loss: {message}.")
         check_close("joint_loss", got.reshape(()), expected.reshape(()),
-                    hint="L = elbo + lam * sum over hole pixels of (fill - x)^2, mean over images.")
-    passed("joint_loss", f"hole term {inpainting_loss(fill, x, mask).item():.3f} per image")
+                    hint="L = elbo + lam * sum over hole pixels of (x_hat - x)^2, mean over images.")
+    passed("joint_loss", f"hole term {inpainting_loss(x_hat, x, mask).item():.3f} per image")
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
