@@ -89,15 +89,16 @@ class DDPMConfig:
     warmup: int = 100                             # linear learning-rate warm-up steps
     ema_decay: float = 0.995                      # EMA of the weights, used for sampling
     batch_size: int = 32                          # images per step (small: more updates per CPU second)
-    steps: int = 1000                             # optimisation steps (cpu: about 3-4 minutes on 2 cores)
+    steps: int = 1000                             # optimisation steps (cpu: 2-3 minutes on 2 idle cores)
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "DDPMConfig":
-        """smoke: 16x16, seconds; cpu: 32x32, about 3-4 minutes on 2 cores (faces need longer:
-        see experiments/ddpm_reference.py); gpu: 64x64, wider, longer."""
+        """smoke: 16x16, seconds; cpu: 32x32, 2-3 minutes on 2 idle cores (about 195 ms per step
+        on one thread), what fits beside the chapter's sampling in its 6 minutes; recognisable
+        faces need a few thousand steps (experiments/ddpm_reference.py); gpu: 64x64, wider, longer."""
         return choose(
             smoke=cls(image_size=16, T=100, stem=8, widths=(16, 16, 16), decoder_widths=(16, 16, 16),
                       time_dim=32, steps=20, warmup=5, train_size=128, batch_size=16),
@@ -162,7 +163,8 @@ REFERENCE_PATH = RESULTS_DIR / "ddpm_reference.pt"  # package data: pip install 
 
 
 def reference_config() -> DDPMConfig:
-    """The reference model's configuration: the ``cpu`` profile's, trained for longer."""
+    """The reference model's configuration: the ``cpu`` profile's, trained for longer (only
+    ``steps`` differs, so the live model is the reference run stopped early)."""
     return DDPMConfig.for_profile("cpu")
 
 
