@@ -96,9 +96,10 @@ class DDPMConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "DDPMConfig":
-        """smoke: 16x16, seconds; cpu: 32x32, 2-3 minutes on 2 idle cores (about 195 ms per step
-        on one thread), what fits beside the chapter's sampling in its 6 minutes; recognisable
-        faces need a few thousand steps (experiments/ddpm_reference.py); gpu: 64x64, wider, longer."""
+        """smoke: 16x16, seconds; cpu: 32x32, 2-3 minutes on 2 idle cores (195 ms per step on one
+        thread, measured near idle), so that training and the chapter's sampling fit in about 6
+        minutes (bench/chapter_times.py measures it); recognisable faces need thousands of steps
+        more (experiments/ddpm_reference.py); gpu: 64x64, wider, longer."""
         return choose(
             smoke=cls(image_size=16, T=100, stem=8, widths=(16, 16, 16), decoder_widths=(16, 16, 16),
                       time_dim=32, steps=20, warmup=5, train_size=128, batch_size=16),
