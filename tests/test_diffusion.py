@@ -1,5 +1,9 @@
 """Chapter 08's diffusion library: schedules, the forward process, the loss, the U-Net, the
-samplers, RePaint, training and exact resume, and the committed reference weights."""
+samplers, RePaint, training and exact resume, and the committed reference weights.
+
+The library is four modules (course_lib.diffusion_process, diffusion_unet, diffusion_sampling
+and course_lib.diffusion, which trains and re-exports the others); the tests go through
+course_lib.diffusion, the one module the chapter imports."""
 import dataclasses
 import json
 import math
@@ -16,6 +20,20 @@ from course_lib.toyfaces import ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = dm.DDPMConfig.for_profile("smoke")
+
+
+# ----------------------------------------------------------------------- the modules
+def test_the_chapter_module_re_exports_the_pieces_and_each_module_stays_short():
+    from course_lib import diffusion_process, diffusion_sampling, diffusion_unet
+
+    for name in dm.__all__:
+        assert hasattr(dm, name), name
+    assert dm.q_sample is diffusion_process.q_sample and dm.cosine_schedule is diffusion_process.cosine_schedule
+    assert dm.TimeUNet is diffusion_unet.TimeUNet and dm.DDPM is diffusion_unet.DDPM
+    assert dm.sample_ddim is diffusion_sampling.sample_ddim and dm.repaint is diffusion_sampling.repaint
+    for module in (dm, diffusion_process, diffusion_sampling, diffusion_unet):
+        lines = Path(module.__file__).read_text().count("\n")
+        assert lines <= 300, f"{module.__name__} has {lines} lines (the style guide: about 300 at most)"
 
 
 # ------------------------------------------------------------------------- schedules

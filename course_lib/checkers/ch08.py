@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..diffusion import cosine_schedule, diffusion_loss, q_sample, reverse_step
+from ..diffusion_process import cosine_schedule, diffusion_loss, q_sample
+from ..diffusion_sampling import reverse_step
 from .core import ExerciseError, check_close, passed, run_student
 
 

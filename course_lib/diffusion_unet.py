@@ -1,0 +1,123 @@
+"""The noise predictor of chapter 08: a small time-conditioned U-Net and its EMA wrapper.
+
+:class:`TimeUNet` is chapter 04's U-Net around the course's shared
+:class:`~course_lib.backbone.ConvBackbone`, with a sinusoidal time embedding added inside
+every stage (Ho et al. 2020, appendix B); :class:`DDPM` holds it, its exponential moving
+average (what the samplers call) and the schedule it is trained for.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import ConvBackbone
+from .diffusion_process import Schedule
+
+# --------------------------------------------------------------------------------------
+# The time-conditioned U-Net
+# --------------------------------------------------------------------------------------
+def timestep_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoidal embedding of step indices (Vaswani et al. 2017, section 3.5;
+    Ho et al. appendix B): ``(B,)`` -> ``(B, dim)``, half sines and half cosines."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the time embedding added in between (Ho et al. appendix B,
+    the Wide ResNet block of PixelCNN++). ``(B, in_ch, H, W), (B, time_dim)`` -> ``(B, out_ch, H, W)``."""
+
+    def __init__(self, *, in_ch: int, out_ch: int, time_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(min(8, in_ch), in_ch), nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.time = nn.Linear(time_dim, out_ch)
+        self.norm2, self.conv2 = nn.GroupNorm(min(8, out_ch), out_ch), nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, :, None, None]          # the step, per channel
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class TimeUNet(nn.Module):
+    """The noise predictor ``eps_theta(x_t, t)``: chapter 04's U-Net with a time embedding.
+
+    Encoder: a 3x3 stem, then the course's :class:`~course_lib.backbone.ConvBackbone`
+    (its three 4x4 stride-2 convolutions, H -> H/8), each stage followed by a
+    :class:`ResBlock` that adds the time embedding. Decoder: chapter 04's transposed 4x4
+    stride-2 convolutions with U-Net skips, each followed by a ResBlock.
+
+    Input:  ``x_t`` ``(B, 3, H, W)`` in model range (about [-1, 1] plus noise), H and W
+            multiples of 8; ``t`` long ``(B,)`` of 0-based step indices.
+    Output: the predicted noise ``(B, 3, H, W)``, unbounded.
+    """
+
+    def __init__(self, *, stem: int = 16, widths: tuple[int, int, int] = (32, 64, 128),
+                 decoder_widths: tuple[int, int, int] = (64, 32, 16), time_dim: int = 128,
+                 channels: int = 3):
+        super().__init__()
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.stem = nn.Conv2d(channels, stem, 3, padding=1)
+        self.backbone = ConvBackbone(in_channels=stem, widths=widths)
+        w1, w2, w3 = widths
+        d3, d2, d1 = decoder_widths
+        self.down1 = ResBlock(in_ch=w1, out_ch=w1, time_dim=time_dim)
+        self.down2 = ResBlock(in_ch=w2, out_ch=w2, time_dim=time_dim)
+        self.down3 = ResBlock(in_ch=w3, out_ch=w3, time_dim=time_dim)
+        self.mid = ResBlock(in_ch=w3, out_ch=w3, time_dim=time_dim)
+        self.up3 = nn.ConvTranspose2d(w3, d3, 4, 2, 1)                  # H/8 -> H/4
+        self.dec3 = ResBlock(in_ch=d3 + w2, out_ch=d3, time_dim=time_dim)
+        self.up2 = nn.ConvTranspose2d(d3, d2, 4, 2, 1)                  # H/4 -> H/2
+        self.dec2 = ResBlock(in_ch=d2 + w1, out_ch=d2, time_dim=time_dim)
+        self.up1 = nn.ConvTranspose2d(d2, d1, 4, 2, 1)                  # H/2 -> H
+        self.dec1 = ResBlock(in_ch=d1 + stem, out_ch=d1, time_dim=time_dim)
+        self.head = nn.Sequential(nn.GroupNorm(min(8, d1), d1), nn.SiLU(), nn.Conv2d(d1, channels, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight), nn.init.zeros_(self.head[-1].bias)  # start by predicting 0
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[-1] % 8 or x.shape[-2] % 8:
+            raise ValueError(f"TimeUNet expects (B, C, H, W) with H, W multiples of 8, got {tuple(x.shape)}")
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim).to(x.dtype))   # (B, time_dim)
+        h0 = self.stem(x)                                                        # (B, stem, H, W)
+        h1 = self.down1(self.backbone.conv1(h0), temb)                           # (B, w1, H/2, W/2)
+        h2 = self.down2(self.backbone.conv2(h1), temb)                           # (B, w2, H/4, W/4)
+        h3 = self.mid(self.down3(self.backbone.conv3(h2), temb), temb)           # (B, w3, H/8, W/8)
+        u = self.dec3(torch.cat([self.up3(h3), h2], 1), temb)                    # (B, d3, H/4, W/4)
+        u = self.dec2(torch.cat([self.up2(u), h1], 1), temb)                     # (B, d2, H/2, W/2)
+        u = self.dec1(torch.cat([self.up1(u), h0], 1), temb)                     # (B, d1, H, W)
+        return self.head(u)                                                      # (B, 3, H, W)
+
+
+class DDPM(nn.Module):
+    """A noise predictor, its exponential moving average and the schedule it was trained for.
+
+    ``net`` is trained; ``ema`` (same architecture, no gradients) is what the samplers use:
+    ``ema <- decay * ema + (1 - decay) * net`` after every step (Ho et al., appendix B).
+    """
+
+    def __init__(self, *, net: nn.Module, schedule: Schedule, image_size: int, ema_decay: float = 0.999):
+        super().__init__()
+        if not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        self.net, self.schedule, self.ema_decay = net, schedule, ema_decay
+        self.image_size = image_size  # the side of the images it generates
+        self.ema = copy.deepcopy(net).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        ema, live = list(self.ema.parameters()), list(self.net.parameters())
+        torch._foreach_lerp_(ema, live, 1 - self.ema_decay)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.ema(x_t, t)
+
