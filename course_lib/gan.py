@@ -38,6 +38,21 @@ from .runtime import Runtime, backward_step, local_share, runtime, seed_everythi
 from .toyfaces import ToyFaces
 
 LOSSES = ("ns", "wgan-clip", "wgan-gp")
+OPTIMIZERS = ("adam", "rmsprop")
+
+# What each paper trains with; ``dataclasses.replace(cfg, **PAPER_SETTINGS["wgan-gp"])`` gives
+# a config with them. Chapter 03's cpu runs keep DCGAN's and use other WGAN-GP settings (it says
+# which and why); these are the published ones.
+PAPER_SETTINGS: dict[str, dict] = {
+    # Radford et al. 2016, section 4: Adam lr 2e-4, beta1 0.5 (beta2 stays Adam's 0.999)
+    "dcgan": dict(loss="ns", optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, d_steps=1),
+    # Arjovsky et al. 2017, Algorithm 1: RMSProp lr 5e-5, n_critic 5, clip c = 0.01 (momentum
+    # made clipped training unstable, section 4.3)
+    "wgan-clip": dict(loss="wgan-clip", optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, d_steps=5, clip=0.01),
+    # Gulrajani et al. 2017, Algorithm 1: Adam lr 1e-4, beta1 0, beta2 0.9, n_critic 5, lambda 10
+    "wgan-gp": dict(loss="wgan-gp", optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, d_steps=5,
+                    gp_weight=10.0),
+}
 
 
 # ----------------------------------------------------------------------------- config
@@ -49,11 +64,12 @@ class GANConfig:
     z_dim: int = 100             # noise dimension (DCGAN uses 100)
     width: int = 32              # ngf = ndf: channels of the widest-resolution layer (DCGAN: 64)
     loss: str = "ns"             # "ns" (DCGAN), "wgan-clip" or "wgan-gp"
-    lr_g: float = 2e-4           # Adam learning rate of the generator (DCGAN: 2e-4)
-    lr_d: float = 2e-4           # Adam learning rate of the discriminator / critic
-    beta1: float = 0.5           # Adam beta1 (DCGAN: 0.5; WGAN-GP paper: 0.0)
-    beta2: float = 0.999         # Adam beta2 (DCGAN: 0.999; WGAN-GP paper: 0.9)
-    d_steps: int = 1             # discriminator updates per generator update (WGAN: 5)
+    optimizer: str = "adam"      # "adam" or "rmsprop" (WGAN with clipping, Arjovsky et al. 2017)
+    lr_g: float = 2e-4           # learning rate of the generator (DCGAN: 2e-4; WGAN-GP: 1e-4; WGAN: 5e-5)
+    lr_d: float = 2e-4           # learning rate of the discriminator / critic
+    beta1: float = 0.5           # Adam beta1 (DCGAN: 0.5; WGAN-GP paper: 0.0); unused by RMSProp
+    beta2: float = 0.999         # Adam beta2 (DCGAN: 0.999; WGAN-GP paper: 0.9); unused by RMSProp
+    d_steps: int = 1             # discriminator updates per generator update (both WGAN papers: 5)
     gp_weight: float = 10.0      # lambda of the gradient penalty (Gulrajani et al. 2017)
     clip: float = 0.01           # weight-clipping bound c (Arjovsky et al. 2017)
     batch_size: int = 64         # images per discriminator step
@@ -64,6 +80,8 @@ class GANConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check_image_size(self.image_size)
 
     @property
@@ -262,7 +280,11 @@ def clip_weights(module: nn.Module, clip: float) -> None:
 
 # ----------------------------------------------------------------------------- training
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: GANConfig):
-    """Adam for both players, with the config's learning rates and betas."""
+    """``(opt_g, opt_d)``: Adam with the config's learning rates and betas, or RMSProp
+    (``optimizer="rmsprop"``, WGAN with clipping: Arjovsky et al. 2017, Algorithm 1)."""
+    if config.optimizer == "rmsprop":
+        return (torch.optim.RMSprop(generator.parameters(), lr=config.lr_g),
+                torch.optim.RMSprop(discriminator.parameters(), lr=config.lr_d))
     betas = (config.beta1, config.beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas)

@@ -3,10 +3,13 @@
 In two dimensions everything a GAN does is visible: the real points, the generated
 points and the discriminator's opinion of every point of the plane. Mode collapse,
 the classic GAN failure, shows up as generated points piling onto a few of the 8
-Gaussians of the ring. :func:`modes_covered` counts how many modes the samples reach.
+Gaussians of the ring. :func:`modes_covered` counts how many modes the samples reach and
+:func:`high_quality_fraction` how many samples land on a mode at all: a generator can
+"cover" 8 modes while a third of its points lie between them, or sit on one mode with
+every point sharp, so the playground always reports the two side by side.
 
 Use :func:`train` with a :class:`PlaygroundConfig` (loss ``"ns"``, ``"wgan-clip"`` or
-``"wgan-gp"``, learning rates, D steps per G step, width, steps); it returns a
+``"wgan-gp"``, optimizer, learning rates, D steps per G step, width, steps); it returns a
 :class:`PlaygroundRun` with snapshots (generated points and the critic surface on a
 grid) that :func:`plot_snapshots` draws as a frame strip and :func:`animate` as a
 matplotlib animation (``.to_jshtml()`` renders in a static book). :func:`playground_ui`
@@ -19,6 +22,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +33,7 @@ from .loop import Budget, train as train_loop
 from .runtime import runtime
 
 DATASETS = ("ring", "spiral", "moons")
+OPTIMIZERS = ("adam", "rmsprop")
 
 
 # ----------------------------------------------------------------------------- data
@@ -84,9 +89,15 @@ def modes_covered(points, centers, *, radius: float = 0.25, min_fraction: float 
 
 
 def high_quality_fraction(points, centers, *, radius: float = 0.25) -> float:
-    """Fraction of the points within ``radius`` of some mode (sample quality)."""
+    """Fraction of the points within ``radius`` of some mode (sample quality), in [0, 1].
+
+    The same radius as :func:`modes_covered`; the pair is the 2-D version of the image
+    metrics' fidelity (this) and diversity (modes). Empty ``points`` give 0.
+    """
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     c = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
+    if len(p) == 0:
+        return 0.0
     d = np.linalg.norm(p[:, None, :] - c[None, :, :], axis=2)
     return float((d.min(axis=1) <= radius).mean())
 
@@ -107,8 +118,10 @@ class PlaygroundConfig:
 
     data: str = "ring"           # "ring", "spiral" or "moons"
     loss: str = "wgan-gp"        # "ns", "wgan-clip" or "wgan-gp" (course_lib.gan losses)
-    lr_g: float = 2e-3           # Adam learning rate of the generator
-    lr_d: float = 2e-3           # Adam learning rate of the discriminator / critic
+    optimizer: str = "adam"      # "adam" (betas below) or "rmsprop" (WGAN with clipping:
+                                 # Arjovsky et al. 2017 found momentum unstable with clipping)
+    lr_g: float = 2e-3           # learning rate of the generator
+    lr_d: float = 2e-3           # learning rate of the discriminator / critic
     d_steps: int = 2             # discriminator steps per generator step
     width: int = 64              # hidden units per layer, both players
     depth: int = 3               # hidden layers, both players
@@ -121,8 +134,8 @@ class PlaygroundConfig:
     extent: float = 3.0          # plot window [-extent, extent]^2
     gp_weight: float = 0.1       # lambda; 0.1 suits 2-D toy data (the WGAN-GP code's toy setting)
     clip: float = 0.01           # weight clipping bound for "wgan-clip"
-    beta1: float = 0.5           # Adam beta1
-    beta2: float = 0.9           # Adam beta2
+    beta1: float = 0.5           # Adam beta1 (unused by RMSProp)
+    beta2: float = 0.9           # Adam beta2 (unused by RMSProp)
     seed: int = 0                # seeds weights, data and noise
 
     def __post_init__(self) -> None:
@@ -130,6 +143,8 @@ class PlaygroundConfig:
             raise ValueError(f"data must be one of {DATASETS}, got {self.data!r}")
         if self.loss not in gan.LOSSES:
             raise ValueError(f"loss must be one of {gan.LOSSES}, got {self.loss!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.steps < 1 or self.d_steps < 1 or self.snapshots < 1:
             raise ValueError("steps, d_steps and snapshots must be >= 1")
 
@@ -141,13 +156,24 @@ class PlaygroundConfig:
         return cls(**{**small, **overrides})
 
 
-# Two documented settings (measured in chapter 03 and tests/test_playground.py's docs):
-# the generator learning 10x faster than the discriminator chases it around the ring
-# and collapses onto at most one mode at a time; WGAN-GP with 2 critic steps covers all 8.
+# Documented settings, each measured in tests/test_playground.py (seeds 0-2, 600 steps).
+# "collapse": a discriminator learning 50x faster than the generator; every generator step
+# follows the gradient towards the one region D rates best right now, all z go there, and
+# the run ends on 1-2 modes with >= 80% of the points sharp (a search over lr_g in
+# {2e-4, 1e-3, 3e-3} x lr_d in {2e-4, 1e-3, 3e-3, 1e-2}; seeds 3-7 agree: 1-2 modes). The
+# opposite (G 10x faster than D: lr_g 1e-3, lr_d 1e-4) diverges instead: 0 modes, ~0%
+# of the points on the ring.
 PRESETS: dict[str, dict] = {
-    "collapse": dict(loss="ns", lr_g=1e-3, lr_d=1e-4, d_steps=1),
+    "collapse": dict(loss="ns", lr_g=2e-4, lr_d=1e-2, d_steps=1),
     "ns": dict(loss="ns", lr_g=2e-3, lr_d=2e-3, d_steps=1),
     "wgan-gp": dict(loss="wgan-gp", lr_g=2e-3, lr_d=2e-3, d_steps=2),
+    # WGAN as Arjovsky et al. 2017 (Algorithm 1) run it: RMSProp, lr 5e-5, 5 critic steps
+    # per generator step, weights clipped to [-0.01, 0.01]. On the ring it does not get far
+    # (measured, seeds 0-2, 600 steps: 0-1 modes, 2-3% of the points on a mode; 3000 steps,
+    # seed 0: 1 mode, 10%; RMSProp lr 2e-4..5e-3, or c = 0.1, at most 6 modes with <= 19% on
+    # a mode; Adam 2e-3: 0 modes): clipping confines the critic to overly simple functions,
+    # the failure that motivated the gradient penalty (Gulrajani et al. 2017, section 3).
+    "wgan-clip": dict(loss="wgan-clip", optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, d_steps=5, clip=0.01),
 }
 
 
@@ -157,6 +183,7 @@ class Snapshot:
     points: np.ndarray           # (eval_points, 2) generated points
     surface: np.ndarray          # (grid, grid) D(x): probability for "ns", score for WGAN
     modes: int                   # modes_covered(points, ring centres) (ring data only, else -1)
+    high_quality_fraction: float  # share of points on a mode (ring data only, else NaN)
 
 
 @dataclass
@@ -197,14 +224,19 @@ def train(config: PlaygroundConfig) -> PlaygroundRun:
         torch.set_num_threads(threads)
 
 
+def _optimizer(net: nn.Module, lr: float, config: PlaygroundConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":  # WGAN, Arjovsky et al. 2017, Algorithm 1 (alpha = lr)
+        return torch.optim.RMSprop(net.parameters(), lr=lr)
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(config.beta1, config.beta2))
+
+
 def _train(config: PlaygroundConfig) -> PlaygroundRun:
     torch.manual_seed(config.seed)
     generator = mlp(n_in=config.z_dim, n_out=2, width=config.width, depth=config.depth)
     discriminator = nn.Sequential(mlp(n_in=2, n_out=1, width=config.width, depth=config.depth),
                                   nn.Flatten(0))                           # (B,) logits / scores
-    betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas)
+    opt_g, opt_d = (_optimizer(net, lr, config) for net, lr in ((generator, config.lr_g),
+                                                                 (discriminator, config.lr_d)))
     rng = torch.Generator().manual_seed(config.seed)
     eval_z = torch.randn(config.eval_points, config.z_dim, generator=rng)
     real_eval = sample_data(config.data, config.eval_points, generator=rng).numpy()
@@ -218,7 +250,8 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
         with torch.no_grad():
             pts = generator(eval_z).numpy()
         modes = modes_covered(pts, centers) if centers is not None else -1
-        run.snapshots.append(Snapshot(step, pts, _surface(discriminator, config), modes))
+        quality = high_quality_fraction(pts, centers) if centers is not None else float("nan")
+        run.snapshots.append(Snapshot(step, pts, _surface(discriminator, config), modes, quality))
 
     def step_fn(_) -> dict[str, torch.Tensor]:
         """One generator step after ``d_steps`` critic steps: chapter 03's update_d / update_g,
@@ -242,9 +275,16 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
     return run
 
 
-def coverage_over_seeds(config: PlaygroundConfig, seeds=(0, 1, 2)) -> list[int]:
-    """Final modes covered (out of 8) for each seed: is a setting's behaviour reproducible?"""
-    return [train(replace(config, seed=s, snapshots=1)).final.modes for s in seeds]
+class SeedCoverage(NamedTuple):
+    seed: int
+    modes: int                    # final modes covered, out of 8
+    high_quality_fraction: float  # final share of points on a mode
+
+
+def coverage_over_seeds(config: PlaygroundConfig, seeds=(0, 1, 2)) -> list[SeedCoverage]:
+    """Final modes covered and high-quality fraction per seed: is a setting reproducible?"""
+    finals = [(s, train(replace(config, seed=s, snapshots=1)).final) for s in seeds]
+    return [SeedCoverage(s, f.modes, f.high_quality_fraction) for s, f in finals]
 
 
 # ----------------------------------------------------------------------------- plots
@@ -254,7 +294,7 @@ def _draw(ax, run: PlaygroundRun, snap: Snapshot, *, title: str | None = None) -
     ax.scatter(run.real[:, 0], run.real[:, 1], s=1, c="black", alpha=0.3, label="real")
     ax.scatter(snap.points[:, 0], snap.points[:, 1], s=1, c="gold", alpha=0.6, label="generated")
     ax.set_xlim(-e, e); ax.set_ylim(-e, e); ax.set_xticks([]); ax.set_yticks([])
-    modes = f", {snap.modes}/8 modes" if snap.modes >= 0 else ""
+    modes = f"\n{snap.modes}/8 modes, {snap.high_quality_fraction:.0%} on a mode" if snap.modes >= 0 else ""
     ax.set_title(title or f"step {snap.step}{modes}", fontsize=9)
 
 
@@ -295,6 +335,7 @@ def playground_ui(config: PlaygroundConfig | None = None):
     c = config or PlaygroundConfig()
     data = w.Dropdown(options=DATASETS, value=c.data, description="data")
     loss = w.Dropdown(options=gan.LOSSES, value=c.loss, description="loss")
+    optimizer = w.Dropdown(options=OPTIMIZERS, value=c.optimizer, description="optimizer")
     lr_g = w.FloatLogSlider(value=c.lr_g, base=10, min=-5, max=-1.5, description="lr G")
     lr_d = w.FloatLogSlider(value=c.lr_d, base=10, min=-5, max=-1.5, description="lr D")
     d_steps = w.IntSlider(value=c.d_steps, min=1, max=10, description="D steps/G")
@@ -305,19 +346,21 @@ def playground_ui(config: PlaygroundConfig | None = None):
     out = w.Output()
 
     def on_click(_):
-        cfg = replace(c, data=data.value, loss=loss.value, lr_g=lr_g.value, lr_d=lr_d.value,
+        cfg = replace(c, data=data.value, loss=loss.value, optimizer=optimizer.value, lr_g=lr_g.value, lr_d=lr_d.value,
                       d_steps=d_steps.value, width=width.value, steps=steps.value, seed=seed.value)
         with out:
             out.clear_output(wait=True)
             print("training ...")
             run = train(cfg)
             out.clear_output(wait=True)
-            print(f"{run.seconds:.1f} s" + (f", {run.final.modes}/8 modes covered" if run.final.modes >= 0 else ""))
+            final = run.final
+            print(f"{run.seconds:.1f} s" + (f", {final.modes}/8 modes covered, {final.high_quality_fraction:.0%} "
+                                            f"of the points on a mode" if final.modes >= 0 else ""))
             fig = plot_snapshots(run)
             display(fig)
             plt.close(fig)
 
     button.on_click(on_click)
-    controls = w.VBox([w.HBox([data, loss]), w.HBox([lr_g, lr_d]), w.HBox([d_steps, width]),
+    controls = w.VBox([w.HBox([data, loss, optimizer]), w.HBox([lr_g, lr_d]), w.HBox([d_steps, width]),
                        w.HBox([steps, seed]), button])
     return w.VBox([controls, out])

@@ -4,6 +4,9 @@
   optimal *linear* autoencoder: with k components, the projection ``codes = (x - mean) W^T``
   and the reconstruction ``x_hat = codes W + mean`` minimise the squared error among all
   rank-k linear maps. Chapter 02's VAE is the nonlinear, probabilistic version of it.
+- A linear autoencoder trained by gradient descent (:func:`train_linear_autoencoder`): its
+  error reaches PCA's and its decoder spans PCA's subspace (Baldi & Hornik 1989), which
+  :func:`subspace_overlap` measures, so chapter 01 shows the optimality instead of asserting it.
 - Cluster purity: how well clusters (K-Means, Lloyd 1982) agree with a known attribute.
 - PSNR tables: reconstruction quality in decibels, the number compared across chapters.
 
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import itertools
+
 import torch
+from torch import nn
 
 
 def as_matrix(images: torch.Tensor) -> torch.Tensor:
@@ -69,6 +75,15 @@ def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1
     return 10 * torch.log10(max_value ** 2 / mse)
 
 
+def pca_psnr_per_image(train: torch.Tensor, test: torch.Tensor, k: int) -> torch.Tensor:
+    """Test PSNR (dB) of every test image, ``(N,)``, for PCA with ``k`` components fitted on
+    ``train``; reconstructions clipped to [0, 1]. Per image, so that a model can be compared
+    with PCA on the same images (paired differences)."""
+    x_train, x_test = as_matrix(train), as_matrix(test)
+    pca = pca_fit(x_train, k)
+    return psnr_per_image(pca_reconstruct(pca_project(x_test, pca), pca).clamp(0, 1), x_test)
+
+
 def pca_psnr_table(train: torch.Tensor, test: torch.Tensor, ks: Sequence[int]) -> dict[int, float]:
     """Fit PCA on ``train`` images once and report the mean test PSNR (dB) for each k.
 
@@ -107,3 +122,52 @@ def majority_baseline(labels: torch.Tensor) -> float:
     """Frequency of the most common label: the purity of putting everything in one cluster."""
     labels = torch.as_tensor(labels).long().flatten()
     return torch.bincount(labels - labels.min()).max().item() / labels.numel()
+
+
+class LinearAutoencoder(nn.Module):
+    """``x_hat = decoder(encoder(x - mean)) + mean`` with linear maps and no biases:
+    ``(N, D)`` -> codes ``(N, k)`` -> ``(N, D)``. The mean is fixed (the data mean), so the
+    model can only learn what PCA chooses: a rank-k map of the centred data."""
+
+    def __init__(self, *, dim: int, k: int, mean: torch.Tensor):
+        super().__init__()
+        self.encoder = nn.Linear(dim, k, bias=False)
+        self.decoder = nn.Linear(k, dim, bias=False)
+        self.register_buffer("mean", mean.float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x - self.mean)) + self.mean          # (N, D)
+
+
+def train_linear_autoencoder(x: torch.Tensor, k: int, *, steps: int = 500, lr: float = 3e-3, seed: int = 0):
+    """Fit a :class:`LinearAutoencoder` with ``k`` code units to the data matrix ``x`` ``(N, D)``
+    by full-batch Adam on the mean squared error, through :func:`course_lib.loop.train`.
+    Returns ``(model, history)``; ``history`` records ``mse`` (per value, like PCA's)."""
+    from .loop import Budget, train
+    from .runtime import backward_step, runtime
+
+    x = (as_matrix(x) if x.dim() != 2 else x).float()
+    torch.manual_seed(seed)
+    model = LinearAutoencoder(dim=x.shape[1], k=k, mean=x.mean(0))
+    for layer in (model.encoder, model.decoder):                         # small start: no early blow-up
+        nn.init.normal_(layer.weight, std=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(batch):
+        loss = (model(batch) - batch).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        backward_step(loss, optimizer)
+        return {"mse": loss.detach()}
+
+    history = train(step, itertools.repeat(x), budget=Budget(steps=steps), progress=False, every=max(steps // 20, 1),
+                    desc="linear autoencoder", plan=runtime("cpu", amp="off", channels_last=False, compile=False))
+    return model.eval(), history
+
+
+def subspace_overlap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """How much of the subspace spanned by the rows of ``a`` ``(k, D)`` lies in that of ``b``
+    ``(m, D)``: the mean squared cosine of the principal angles, in [0, 1] (1: ``a``'s span is
+    inside ``b``'s; a random k-dim subspace of R^D scores about m / D)."""
+    qa = torch.linalg.qr(a.double().T).Q                                   # (D, k) orthonormal
+    qb = torch.linalg.qr(b.double().T).Q                                   # (D, m)
+    return (qa.T @ qb).pow(2).sum().item() / qa.shape[1]

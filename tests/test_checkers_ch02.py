@@ -144,12 +144,83 @@ def mean_reconstruction(model, optimizer, x):
     return loss.item()
 
 
+def beta_four(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    loss = elbo_loss(x_logits, x, mu, logvar, beta=4.0).loss
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def no_sampling(model, optimizer, x):
+    mu, logvar = model.encoder(x)
+    loss = elbo_loss(model.decoder(mu), x, mu, logvar).loss     # mu decoded instead of z
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def mse_autoencoder(model, optimizer, x):
+    mu, _ = model.encoder(x)
+    loss = F.mse_loss(model.decode(mu), x)                     # no KL, no sampling, squared error
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def loss_after_update(model, optimizer, x):
+    ref_step(model, optimizer, x)
+    x_logits, mu, logvar = model(x)
+    return elbo_loss(x_logits, x, mu, logvar).loss.item()
+
+
+def steps_on_another_loss(model, optimizer, x):
+    x_logits, mu, logvar = model(x)
+    terms = elbo_loss(x_logits, x, mu, logvar)
+    optimizer.zero_grad()
+    terms.recon.backward()                                      # the returned loss is not the one stepped on
+    optimizer.step()
+    return terms.loss.item()
+
+
+def steps_twice(model, optimizer, x):
+    for _ in range(2):
+        value = ref_step(model, optimizer, x)
+    return value
+
+
 @pytest.mark.parametrize("wrong, message", [
     (stub, "not implemented"),
-    (no_optimizer_step, "did not change"),
-    (no_kl, "KL term go missing"),
-    (mean_reconstruction, "posterior collapsed"),
+    (no_optimizer_step, "weights did not change"),
+    (no_kl, "KL term is missing: you returned"),
+    (mean_reconstruction, "posterior collapses"),
+    (beta_four, r"reconstruction \+ 4 x KL.*beta = 1"),
+    (no_sampling, "you decoded mu instead of a sample z"),
+    (mse_autoencoder, "plain autoencoder with a squared error"),
+    (loss_after_update, "reference negative ELBO is"),
+    (steps_twice, "reference negative ELBO is"),
+    (steps_on_another_loss, "weights moved differently"),
+    (lambda model, optimizer, x: torch.zeros(2), "one number"),
 ])
 def test_train_step_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_train_step(wrong)
+
+
+def test_train_step_accepts_a_tensor_loss_and_separate_calls(capsys):
+    """The usual variants of a right answer pass: a 0-d tensor returned, encoder/reparameterize/
+    decoder called one by one instead of model(x)."""
+    from course_lib.vae import reparameterize
+
+    def by_parts(model, optimizer, x):
+        mu, logvar = model.encoder(x)
+        loss = elbo_loss(model.decoder(reparameterize(mu, logvar)), x, mu, logvar).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    check_train_step(by_parts, steps=80, min_psnr=0.0)
+    assert "\u2714 train_step" in capsys.readouterr().out

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import gan
-from course_lib.checkers.ch03 import check_discriminator_loss, check_generator_loss, check_gradient_penalty
+from course_lib.checkers.ch03 import (
+    check_discriminator_loss, check_gan_step, check_generator_loss, check_gradient_penalty, reference_gan_step,
+)
 from course_lib.checkers.core import ExerciseError
 
 from exercise_stub import stub
@@ -105,3 +107,89 @@ def test_gradient_penalty_reference_passes(capsys):
 def test_gradient_penalty_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
         check_gradient_penalty(wrong)
+
+
+# ----------------------------------------------------------------------------- the alternating step
+def test_gan_step_reference_passes(capsys):
+    check_gan_step(reference_gan_step)
+    out = capsys.readouterr().out
+    assert "\u2714 gan_step" in out and "modes" in out
+
+
+def test_gan_step_no_grad_fake_and_fresh_forward_passes(capsys):
+    """The other common right answer: the D step's fake under no_grad, G(z) run again for G."""
+    def fresh(generator, discriminator, opt_g, opt_d, real, z):
+        with torch.no_grad():
+            fake = generator(z)
+        d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake))
+        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+        g_loss = gan.generator_loss(discriminator(generator(z)))
+        opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+        return d_loss, g_loss                        # 0-d tensors are accepted too
+    check_gan_step(fresh, steps=50, min_modes=0)
+    assert "\u2714 gan_step" in capsys.readouterr().out
+
+
+def not_detached_reused(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake))        # no .detach()
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    g_loss = gan.generator_loss(discriminator(fake))
+    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def not_detached_fresh(generator, discriminator, opt_g, opt_d, real, z):
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(generator(z)))  # no .detach()
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    g_loss = gan.generator_loss(discriminator(generator(z)))
+    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def d_stepped_in_g_step(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    g_loss = gan.generator_loss(discriminator(fake))
+    opt_g.zero_grad(); g_loss.backward(); opt_g.step(); opt_d.step()                  # D stepped on G's loss
+    return d_loss.item(), g_loss.item()
+
+
+def g_first(generator, discriminator, opt_g, opt_d, real, z):
+    g_loss = gan.generator_loss(discriminator(generator(z)))
+    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(generator(z).detach()))
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    return d_loss.item(), g_loss.item()
+
+
+def saturating(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    g_loss = gan.saturating_generator_loss(discriminator(fake))
+    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def no_g_step(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    return d_loss.item(), 0.0
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "not implemented"),
+    (not_detached_reused, "fake was not detached in the D step: d_loss.backward"),
+    (not_detached_fresh, "G's weights held gradients of the D loss: the fake was not detached"),
+    (d_stepped_in_g_step, "opt_d.step\\(\\) was called again during the G step"),
+    (g_first, "generator stepped before the discriminator"),
+    (saturating, "non-saturating"),
+    (no_g_step, "each optimizer must step once"),
+    (lambda *args: 1.0, "tuple"),
+])
+def test_gan_step_wrong_answers_fail(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        check_gan_step(wrong)

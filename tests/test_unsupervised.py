@@ -7,7 +7,7 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 
 from course_lib.unsupervised import (
-    as_matrix, cluster_purity, majority_baseline, pca_fit, pca_project, pca_psnr_table,
+    as_matrix, cluster_purity, majority_baseline, pca_fit, pca_project, pca_psnr_per_image, pca_psnr_table,
     pca_reconstruct, psnr_per_image,
 )
 
@@ -63,6 +63,8 @@ def test_pca_psnr_table_increases_with_k():
     assert list(table) == [1, 2, 3]
     assert table[1] < table[2] < table[3]
     assert table[3] > 40  # rank-3 data: 3 components reconstruct up to uint8 rounding
+    per_image = pca_psnr_per_image(images[:60], images[60:], 2)
+    assert per_image.shape == (20,) and abs(per_image.mean().item() - table[2]) < 1e-9
 
 
 def test_cluster_purity_known_values():
@@ -80,3 +82,20 @@ def test_cluster_purity_matches_contingency_matrix():
     clusters, labels = rng.integers(0, 5, 300), rng.integers(0, 3, 300)
     expected = contingency_matrix(labels, clusters).max(0).sum() / 300
     assert math.isclose(cluster_purity(torch.from_numpy(clusters), torch.from_numpy(labels)), expected)
+
+
+def test_linear_autoencoder_reaches_pca_and_spans_its_subspace():
+    """Baldi & Hornik 1989: a linear autoencoder's minimum is PCA's error, its decoder spanning
+    the top-k principal subspace. Gradient descent gets there on data with a clear spectrum."""
+    from course_lib.unsupervised import subspace_overlap, train_linear_autoencoder
+
+    g = torch.Generator().manual_seed(0)
+    scales = torch.tensor([3.0, 2.0, 1.5, 0.1, 0.05, 0.02])
+    x = 0.5 + 0.05 * (torch.randn(300, 6, generator=g) * scales) @ torch.linalg.qr(torch.randn(6, 48, generator=g).T).Q.T
+    pca = pca_fit(x.double(), 3)
+    pca_mse = (pca_reconstruct(pca_project(x.double(), pca), pca) - x.double()).pow(2).mean().item()
+    model, history = train_linear_autoencoder(x, 3, steps=600, lr=1e-2)
+    ae_mse = history["mse"][-1]
+    assert ae_mse <= 1.02 * pca_mse
+    assert subspace_overlap(pca.components, model.decoder.weight.detach().T) > 0.99
+    assert subspace_overlap(pca.components, torch.randn(3, 48, generator=g)) < 0.5

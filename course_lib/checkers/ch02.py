@@ -1,5 +1,6 @@
 """Checkers for chapter 02 (the VAE): reparameterize, kl_divergence, the ELBO loss, and a
-training step that must beat a reconstruction bar.
+training step that must return the reference ELBO on a fixed batch and seed, then beat a
+reconstruction bar.
 
 Each checker calls the student's function on inputs chosen so that the usual mistakes give
 different numbers, recognises those mistakes by recomputing them, and says which one it saw.
@@ -225,11 +226,64 @@ def bar_data(image_size: int = 16, n: int = 256) -> torch.Tensor:
     return ToyFaces(split="train", size=n, image_size=image_size, seed=0, cache=False).images.float() / 255
 
 
+def _loss_value(name: str, loss) -> float:
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise ExerciseError(f"{name}: return the loss as one number (loss.item()), got a tensor of "
+                                f"shape {tuple(loss.shape)}.")
+        return float(loss.detach())
+    try:
+        return float(loss)
+    except (TypeError, ValueError):
+        raise ExerciseError(f"{name}: return the loss as a float (loss.item()), got {type(loss).__name__}.") from None
+
+
+def _first_step_candidates(model: VAE, x: torch.Tensor, seed: int) -> tuple[float, list[tuple[str, float]], float, float]:
+    """The reference loss of one step on ``x`` with the noise of ``torch.manual_seed(seed)``,
+    the losses the usual mistakes return on the same batch and noise, and the step's
+    reconstruction and KL terms (for the beta a wrong answer used)."""
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        x_logits, mu, logvar = model(x)                       # z sampled exactly as the student's model(x)
+        terms = elbo_loss(x_logits, x, mu, logvar)
+        logits_mu = model.decoder(mu)                        # no sampling: decode the mean
+        at_mu = elbo_loss(logits_mu, x, mu, logvar)
+        kl = terms.kl
+        mse_sum = lambda logits: (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1).mean()  # noqa: E731
+        mse_mean = lambda logits: F.mse_loss(torch.sigmoid(logits), x)                       # noqa: E731
+    no_kl = "the KL term is missing: you returned (and minimised) only the reconstruction term. Use " \
+            "reference_elbo_loss(x_logits, x, mu, logvar).loss, which is reconstruction + KL."
+    no_sample = "you decoded mu instead of a sample z: the VAE's decoder must see z = mu + sigma * eps " \
+                "(what model(x) returns logits for), otherwise sigma gets no gradient from the " \
+                "reconstruction and the model is a plain autoencoder with a KL penalty."
+    autoencoder = "this is a plain autoencoder with a squared error (no KL, no Bernoulli likelihood). " \
+                  "The VAE minimises the negative ELBO: reference_elbo_loss(x_logits, x, mu, logvar).loss."
+    candidates = [                                        # (what went wrong, the loss it returns)
+        (no_kl, terms.recon.item()),
+        (no_sample, at_mu.loss.item()),
+        ("the KL term is missing and " + no_sample[4:], at_mu.recon.item()),
+        *[(autoencoder, mse(logits).item()) for mse in (mse_sum, mse_mean) for logits in (x_logits, logits_mu)],
+        ("the reconstruction is a squared error; this exercise uses the Bernoulli likelihood of "
+         "reference_elbo_loss (binary cross-entropy with logits), plus the KL.", (mse_sum(x_logits) + kl).item()),
+        ("the KL is subtracted: the loss to minimise is reconstruction + KL.", (terms.recon - kl).item()),
+        ("the reconstruction is averaged over pixels (reduction='mean') while the KL is summed: the KL "
+         "then weighs C*H*W times too much and the posterior collapses onto the prior. Use "
+         "reference_elbo_loss, which sums both per image.", (terms.recon / x[0].numel() + kl).item()),
+    ]
+    return terms.loss.item(), candidates, terms.recon.item(), kl.item()
+
+
 def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psnr: float = 17.5,
                      image_size: int = 16, latent_dim: int = 8, max_kl: float = 25.0) -> None:
-    """Train a fresh small VAE with the student's ``train_step(model, optimizer, x)`` for
-    ``steps`` Adam steps and require a mean reconstruction PSNR >= ``min_psnr`` dB on the
-    training images, with a KL that stays below ``max_kl`` nats (the KL is in the loss)."""
+    """Two checks. (1) One step on a fixed batch with a fixed seed: the returned loss must
+    be the reference negative ELBO of that batch and noise (beta = 1, z sampled, the KL
+    included) and the weights must move as one Adam step on it moves them; the usual
+    mistakes (no KL, another beta, decoding mu, a plain MSE autoencoder) are recognised
+    by recomputing them. (2) Train a fresh small VAE with ``train_step(model, optimizer, x)``
+    for ``steps`` Adam steps and require a mean reconstruction PSNR >= ``min_psnr`` dB on
+    the training images, with a KL below ``max_kl`` nats."""
+    import copy
+
     from ..unsupervised import psnr_per_image
 
     name = "train_step"
@@ -237,12 +291,60 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     torch.manual_seed(0)
     model = VAE(latent_dim=latent_dim, image_size=image_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    # (1) the first step, compared with the reference on the same batch and noise. A fresh
+    # encoder puts every mu near 0 (KL ~ 0.003 nats), where a loss without the KL would pass:
+    # spreading mu (x60) gives the KL a few nats, so each mistake changes the loss visibly.
+    with torch.no_grad():
+        model.encoder.fc_mu.weight.mul_(60.0)
+    seed, x0 = 1234, images[:32]
+    expected, mistakes, recon, kl0 = _first_step_candidates(model, x0, seed)
+    ref_model = copy.deepcopy(model)
+    ref_opt = torch.optim.Adam(ref_model.parameters(), lr=2e-3)
+    torch.manual_seed(seed)
+    x_logits, mu, logvar = ref_model(x0)
+    ref_opt.zero_grad()
+    elbo_loss(x_logits, x0, mu, logvar).loss.backward()
+    ref_opt.step()
+    start = [p.detach().clone() for p in model.parameters()]
+    torch.manual_seed(seed)
+    got = _loss_value(name, run_student(name, student, model, optimizer, x0))
+    if not math.isfinite(got):
+        raise ExerciseError(f"{name}: the loss is {got}; check the loss.")
+    tol = 1e-5 * abs(expected) + 1e-3
+    if abs(got - expected) > tol:
+        for hint, wrong in mistakes:
+            if abs(got - wrong) <= 1e-5 * abs(wrong) + 1e-3:
+                raise ExerciseError(f"{name}: on a fixed batch and seed your step returned {got:.2f}, the "
+                                    f"negative ELBO is {expected:.2f}: {hint}")
+        beta = (got - recon) / kl0 if kl0 > 1e-6 else float("nan")
+        if math.isfinite(beta) and abs(beta - round(beta * 4) / 4) < 1e-3 and abs(beta - 1) > 1e-3:
+            raise ExerciseError(f"{name}: your loss is reconstruction + {beta:g} x KL; the ELBO weighs the KL "
+                                f"by beta = 1 (beta != 1 is the beta-VAE of the sweep below, not this exercise). "
+                                "Call reference_elbo_loss(x_logits, x, mu, logvar) without beta.")
+        raise ExerciseError(f"{name}: on a fixed batch and seed your step returned {got:.2f}, the reference "
+                            f"negative ELBO is {expected:.2f} (reconstruction {recon:.2f} + KL {kl0:.2f}). Run "
+                            "model(x) once, compute reference_elbo_loss(x_logits, x, mu, logvar).loss, and "
+                            "return loss.item() (the loss before the update).")
+    moved = any(not torch.equal(a, p.detach()) for a, p in zip(start, model.parameters()))
+    if not moved:
+        raise ExerciseError(f"{name}: the loss is right ({got:.2f}) but the weights did not change. "
+                            "Call optimizer.zero_grad(), loss.backward() and optimizer.step().")
+    drift = max((a.detach() - b.detach()).abs().max().item() for a, b in zip(model.parameters(), ref_model.parameters()))
+    if drift > 1e-4:
+        raise ExerciseError(f"{name}: the loss is right but the weights moved differently from one Adam step "
+                            f"on it (max difference {drift:.2g}): step on the loss you return, once, "
+                            "after zeroing the gradients.")
+
+    # (2) train a fresh model and beat the bar
+    torch.manual_seed(0)
+    model = VAE(latent_dim=latent_dim, image_size=image_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     before = psnr_per_image(model.reconstruct(images), images).mean().item()
     for step in range(steps):
         x = images[torch.randint(0, len(images), (32,), generator=g)]
-        loss = run_student(name, student, model, optimizer, x)
-        value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        value = _loss_value(name, run_student(name, student, model, optimizer, x))
         if not math.isfinite(value):
             raise ExerciseError(f"{name}: the loss became {value} at step {step}; check the loss.")
     model.eval()
@@ -265,4 +367,5 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     if kl > max_kl:
         raise ExerciseError(f"{name}: reconstructions are good ({after:.1f} dB) but the KL is "
                             f"{kl:.0f} nats (bar: below {max_kl:.0f}): did the KL term go missing from the loss?")
-    passed(name, f"{steps} steps: PSNR {before:.1f} -> {after:.1f} dB (bar {min_psnr:.1f}), KL {kl:.1f} nats")
+    passed(name, f"first step = the reference ELBO ({expected:.1f} nats) and its Adam update; {steps} steps: "
+                 f"PSNR {before:.1f} -> {after:.1f} dB (bar {min_psnr:.1f}), KL {kl:.1f} nats")

@@ -1,11 +1,12 @@
 """Checkers for chapter 03 (GANs): discriminator loss, non-saturating generator loss,
-gradient penalty.
+gradient penalty, and the alternating training step (checked on the playground's 2-D ring).
 
 Each takes the student's function, compares it with :mod:`course_lib.gan` on inputs
 chosen so that the plausible mistakes give different numbers, and names the mistake.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -182,3 +183,144 @@ def check_gradient_penalty(fn: Callable[..., torch.Tensor]) -> None:
             raise ExerciseError(f"{name}: the value is right but its gradient w.r.t. the critic's weights is not. "
                                 f"Did you detach something, or forget create_graph=True?")
     passed(name)
+
+
+# ----------------------------------------------------------------------------- the alternating step
+def _ring_players(seed: int, width: int = 64, depth: int = 3):
+    """The playground's players (:mod:`course_lib.playground`): G maps 2-D noise to points,
+    D maps points to one logit; Adam as the playground's "ns" preset (lr 2e-3, betas 0.5, 0.9)."""
+    from ..playground import mlp
+    torch.manual_seed(seed)
+    generator = mlp(n_in=2, n_out=2, width=width, depth=depth)
+    discriminator = nn.Sequential(mlp(n_in=2, n_out=1, width=width, depth=depth), nn.Flatten(0))  # (B,) logits
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-3, betas=(0.5, 0.9))
+    return generator, discriminator, opt_g, opt_d
+
+
+def reference_gan_step(generator, discriminator, opt_g, opt_d, real, z) -> tuple[float, float]:
+    """One D step on real + detached fake, then one G step (Goodfellow et al. 2014, Algorithm 1
+    with k = 1 and the non-saturating generator loss). Returns ``(d_loss, g_loss)`` floats."""
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_loss = gan.generator_loss(discriminator(fake))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def _pair(name: str, out) -> tuple[float, float]:
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise ExerciseError(f"{name}: return the two losses as a tuple (d_loss.item(), g_loss.item()), "
+                            f"got {type(out).__name__}.")
+    try:
+        return tuple(float(v.detach() if isinstance(v, torch.Tensor) else v) for v in out)
+    except (TypeError, ValueError, RuntimeError):
+        raise ExerciseError(f"{name}: the two losses must be numbers (loss.item()).") from None
+
+
+def _one_step(name: str, fn: Callable) -> None:
+    """Run the student's step once beside the reference on copies of the same players, batch
+    and noise, watching which optimizer steps when and where the gradients went."""
+    from ..playground import sample_data
+    players = _ring_players(seed=0)
+    ref = copy.deepcopy(players)
+    g = torch.Generator().manual_seed(1)
+    real, z = sample_data("ring", 64, generator=g), torch.randn(64, 2, generator=g)
+    generator, discriminator, opt_g, opt_d = players
+    events: list[tuple[str, bool]] = []   # (optimizer, did G hold a non-zero gradient at that step?)
+
+    def watch(label):
+        def hook(optimizer, args, kwargs):
+            g_grad = any(p.grad is not None and p.grad.abs().max() > 0 for p in generator.parameters())
+            events.append((label, g_grad))
+        return hook
+
+    opt_d.register_step_pre_hook(watch("D"))
+    opt_g.register_step_pre_hook(watch("G"))
+    try:
+        got = fn(generator, discriminator, opt_g, opt_d, real.clone(), z.clone())
+    except NotImplementedError:
+        run_student(name, fn)                                   # the usual "not implemented" message
+    except RuntimeError as err:
+        if "backward through the graph a second time" in str(err):
+            raise ExerciseError(
+                f"{name}: the fake was not detached in the D step: d_loss.backward() went through G's graph "
+                "and freed it, so g_loss.backward() could not use it again. Score the fakes with "
+                "discriminator(fake.detach()) in the D step: D's loss must not reach G.") from None
+        raise ExerciseError(f"{name}: your code raised RuntimeError: {err}") from err
+    except ExerciseError:
+        raise
+    except Exception as err:
+        raise ExerciseError(f"{name}: your code raised {type(err).__name__}: {err}") from err
+    d_got, g_got = _pair(name, got)
+    d_ref, g_ref = reference_gan_step(*ref, real, z)
+    labels = [label for label, _ in events]
+    if labels.count("D") == 0 or labels.count("G") == 0:
+        raise ExerciseError(f"{name}: each optimizer must step once (opt_d.step() in the D step, opt_g.step() in "
+                            f"the G step); the optimizers stepped {labels or 'never'}.")
+    if labels[0] != "D":
+        raise ExerciseError(f"{name}: the generator stepped before the discriminator. Step D first (on real and "
+                            "detached fake), then G against the updated D.")
+    if labels.count("D") > 1:
+        raise ExerciseError(f"{name}: opt_d.step() was called again during the G step. g_loss.backward() also "
+                            "fills D's gradients (D is part of the graph), and stepping opt_d on them moves D "
+                            "to help G fool it. In the G step only opt_g steps.")
+    if labels.count("G") > 1:
+        raise ExerciseError(f"{name}: opt_g stepped {labels.count('G')} times; one G step per call.")
+    if events[0][1]:
+        raise ExerciseError(f"{name}: when opt_d stepped, G's weights held gradients of the D loss: the fake "
+                            "was not detached in the D step (discriminator(fake) instead of "
+                            "discriminator(fake.detach())). D's loss must not train G: the D step's gradient "
+                            "pushes G's samples to look *fake*.")
+    d_moved = max((a - b).abs().max().item() for a, b in zip(discriminator.parameters(), ref[1].parameters()))
+    g_moved = max((a - b).abs().max().item() for a, b in zip(generator.parameters(), ref[0].parameters()))
+    if abs(d_got - d_ref) > 1e-4 * max(1.0, abs(d_ref)) or d_moved > 1e-5:
+        raise ExerciseError(f"{name}: the D step differs from the reference (d_loss {d_got:.4f}, expected "
+                            f"{d_ref:.4f}): d_loss = discriminator_loss(discriminator(real), "
+                            "discriminator(fake.detach())), then opt_d.zero_grad(), d_loss.backward(), opt_d.step().")
+    if abs(g_got - g_ref) > 1e-4 * max(1.0, abs(g_ref)) or g_moved > 1e-5:
+        hint = ("score the fake with the *updated* D: g_loss = generator_loss(discriminator(fake)) after opt_d.step(), "
+                "then opt_g.zero_grad(), g_loss.backward(), opt_g.step().")
+        if abs(g_got - gan.saturating_generator_loss(ref[1](ref[0](z))).item()) < 0.5 and g_got < 0:
+            hint = "use the non-saturating generator_loss (-log D(G(z))), not log(1 - D(G(z))). " + hint
+        raise ExerciseError(f"{name}: the G step differs from the reference (g_loss {g_got:.4f}, expected "
+                            f"{g_ref:.4f}): {hint}")
+
+
+def check_gan_step(fn: Callable, *, steps: int = 600, min_modes: int = 6, seed: int = 0) -> None:
+    """``fn(generator, discriminator, opt_g, opt_d, real, z) -> (d_loss, g_loss)``: one
+    discriminator step on ``real`` and the detached ``generator(z)``, then one generator step.
+
+    First one step beside the reference (same players, batch and noise): right losses, right
+    weights, opt_d stepped once and before opt_g, no D-loss gradient in G. Then ``steps`` steps
+    on the playground's ring of 8 Gaussians (batch 128, one CPU thread, seconds): at least
+    ``min_modes`` modes covered (:func:`course_lib.playground.modes_covered`)."""
+    from ..playground import high_quality_fraction, modes_covered, ring_centers, sample_data
+    name = "gan_step"
+    _one_step(name, fn)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                      # MLPs this small run faster on one thread
+    try:
+        generator, discriminator, opt_g, opt_d = _ring_players(seed)
+        g = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            real, z = sample_data("ring", 128, generator=g), torch.randn(128, 2, generator=g)
+            d_loss, g_loss = _pair(name, run_student(name, fn, generator, discriminator, opt_g, opt_d, real, z))
+            if not (torch.isfinite(torch.tensor(d_loss)) and torch.isfinite(torch.tensor(g_loss))):
+                raise ExerciseError(f"{name}: the losses became ({d_loss}, {g_loss}) at step {step}.")
+        with torch.no_grad():
+            points = generator(torch.randn(2000, 2, generator=g)).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    modes = modes_covered(points, ring_centers())
+    sharp = high_quality_fraction(points, ring_centers())
+    if modes < min_modes:
+        raise ExerciseError(f"{name}: after {steps} steps on the ring the generator covers {modes} of 8 modes "
+                            f"({sharp:.0%} of its points on a mode); the bar is {min_modes}. The one-step "
+                            "comparison passed, so look at what changes over many calls (state kept between calls?).")
+    passed(name, f"one step = the reference; {steps} steps on the ring: {modes}/8 modes, {sharp:.0%} of the points on a mode")
