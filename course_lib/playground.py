@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from . import gan
+from .history import History
 from .loop import Budget, train as train_loop
 from .runtime import runtime
 
@@ -191,7 +192,7 @@ class PlaygroundRun:
     config: PlaygroundConfig
     real: np.ndarray                                   # (eval_points, 2) real points
     snapshots: list[Snapshot] = field(default_factory=list)
-    history: dict[str, list[float]] = field(default_factory=dict)
+    history: History = field(default_factory=History)   # d_loss, g_loss per generator step
     seconds: float = 0.0                               # wall time of the training
 
     @property
@@ -270,7 +271,7 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
     history = train_loop(step_fn, itertools.repeat(None), budget=Budget(steps=config.steps),
                          progress=False, callbacks=[(1, snapshot)], desc="playground",
                          plan=runtime("cpu", amp="off", channels_last=False, compile=False))
-    run.history = {key: history[key] for key in ("d_loss", "g_loss")}
+    run.history = history
     run.seconds = time.perf_counter() - start
     return run
 
