@@ -6,8 +6,9 @@
 - Rotation (Gidaris et al. 2018): rotate each image by k * 90 degrees and predict k.
 
 This module holds the rotation config, model and batch, the training steps of all pretext
-tasks (and of the supervised upper bound), the frozen-feature extractor used by the linear
-probes, and the trained-once, cached chapter-05 models.
+tasks (and of the supervised upper bound), the pooled feature extractor of chapter 06's cycle
+probe (the probe protocol itself is :mod:`course_lib.probe`), and the trained-once, cached
+chapter-05 models.
 """
 from __future__ import annotations
 
@@ -150,7 +151,9 @@ def _loss_of(model: nn.Module):
 @torch.no_grad()
 def probe_features(backbone: ConvBackbone, images: torch.Tensor, *, pool: int = 2,
                    standardised: bool = False, batch_size: int = 256) -> torch.Tensor:
-    """Frozen backbone features for a linear probe.
+    """The last backbone map average-pooled to ``pool x pool``: the fusion experiment's
+    cycle probe (``experiments/fusion.py``, ``pool=1``). Chapter 05's probes, and any new
+    one, use :mod:`course_lib.probe` (every layer, C tuned on validation).
 
     Input (N, 3, H, W) floats in [0, 1] or uint8; output (N, 128 * pool * pool) float32 on
     the CPU: the last backbone map average-pooled to ``pool x pool`` (keeps a coarse layout,
