@@ -146,13 +146,19 @@ def _fit_heads(x: torch.Tensor, ys: list[torch.Tensor], classes: list[int], C: f
     parameter, so the joint minimum is each head's own minimum; one L-BFGS run replaces
     len(ys) scikit-learn fits. Returns the stacked (D + 1, sum(classes)) weights (bias last)."""
     n, d = x.shape
-    xb = torch.cat([x, torch.ones(n, 1, dtype=x.dtype)], 1)           # (N, D + 1)
-    w = torch.zeros(d + 1, sum(classes), dtype=x.dtype) if init is None else init.clone()
+    # Diagonal preconditioning, an exact change of variables w = scale * u: each column is
+    # divided by the square root of its curvature (variance / 4 for the logistic loss, plus
+    # the penalty's 1 / (C N)), the penalty multiplied back. Same minimum, far fewer
+    # L-BFGS iterations on the (decorrelated) columns fit_probe passes in.
+    scale = 1 / torch.sqrt(x.pow(2).mean(0) / 4 + 1 / (C * n))           # (D,)
+    scale = torch.cat([scale, torch.ones(1, dtype=x.dtype)])[:, None]    # the bias keeps its scale
+    xb = torch.cat([x, torch.ones(n, 1, dtype=x.dtype)], 1) * scale.T    # (N, D + 1)
+    w = torch.zeros(d + 1, sum(classes), dtype=x.dtype) if init is None else init.clone() / scale
     w.requires_grad_(True)
     # a 2-class head has two logit columns where scikit-learn has one (w = w1 - w2; at the
     # optimum w1 = -w2), so its penalty counts twice to give scikit-learn's ||w||^2
     penalty = torch.cat([torch.full((1, k), 2.0 if k == 2 else 1.0, dtype=x.dtype) for k in classes], 1)
-    penalty = penalty.repeat(d + 1, 1)
+    penalty = penalty.repeat(d + 1, 1) * scale.pow(2)
     penalty[-1] = 0                                                   # the bias is not penalised
     opt = torch.optim.LBFGS([w], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=0,
                             history_size=20, line_search_fn="strong_wolfe")
@@ -171,7 +177,7 @@ def _fit_heads(x: torch.Tensor, ys: list[torch.Tensor], classes: list[int], C: f
         warnings.warn(f"probe: L-BFGS stopped after max_iter={max_iter} with gradient "
                       f"{w.grad.abs().max().item():.2e} > {tol:.0e} (C={C}); raise ProbeConfig.max_iter",
                       ConvergenceWarning, stacklevel=3)
-    return w.detach()
+    return w.detach() * scale
 
 
 def fit_probe(train: tuple, val: tuple, test: tuple, *, names: Sequence[str] | None = None,
@@ -204,14 +210,14 @@ def fit_probe(train: tuple, val: tuple, test: tuple, *, names: Sequence[str] | N
         raise ValueError(f"{len(names)} names for {ytr.shape[1]} label columns")
     scaler = StandardScaler().fit(xtr)                    # train statistics only
     xtr, xva, xte = (scaler.transform(x) for x in (xtr, xva, xte))
-    if xtr.shape[1] > xtr.shape[0]:
-        # More features than training faces: the L2-penalised optimum w lies in the row space
-        # of the training features (its gradient is X^T r + w / (C N)), so fitting on the
-        # coordinates in that space (X V, V from the SVD of X) gives the same predictions,
-        # exactly, at the cost of an N-dimensional problem instead of a D-dimensional one.
-        _, _, vt = np.linalg.svd(xtr, full_matrices=False)          # (N, D)
-        xtr, xva, xte = xtr @ vt.T, xva @ vt.T, xte @ vt.T
-    xtr, xva, xte = (torch.from_numpy(x).float() for x in (xtr, xva, xte))  # float32: 2x faster
+    # Rotate onto the right singular vectors of the training features, X V (V from the SVD of
+    # X): an orthogonal change of variables, so the L2-penalised fit and its predictions are
+    # unchanged, and the columns become uncorrelated (the preconditioning in _fit_heads then
+    # works). With more features than training faces the optimum lies in X's row space (its
+    # gradient is X^T r + w / (C N)), so V keeps only N directions, exactly.
+    _, _, vt = np.linalg.svd(xtr, full_matrices=False)              # (min(N, D), D)
+    xtr, xva, xte = xtr @ vt.T, xva @ vt.T, xte @ vt.T
+    xtr, xva, xte = (torch.from_numpy(x) for x in (xtr, xva, xte))  # float64: float32 stalls L-BFGS
     # classes per attribute, from train only: column a's ids are mapped to 0..K_a - 1
     ids = [np.unique(ytr[:, a]) for a in range(ytr.shape[1])]
     ys = [torch.from_numpy(np.searchsorted(c, ytr[:, a])) for a, c in enumerate(ids)]
