@@ -50,7 +50,7 @@ def border_rotation_probe(images: torch.Tensor, *, seed: int = 0, width: int = 2
         raise ValueError(f"expected at least 40 square images (B, C, H, H), got {tuple(images.shape)}")
     k = torch.randint(0, 4, (len(images),), generator=seeded_generator(seed))
     rotated = torch.stack([torch.rot90(im, int(r), dims=(1, 2)) for im, r in zip(images, k)])
-    strips = border_strips(rotated, width=width) if features is None else features(rotated, width)
+    strips = border_strips(rotated, width=width) if features is None else features(rotated, width=width)
     features, labels = torch.as_tensor(strips).float().numpy(), k.numpy()
     half = len(images) // 2
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
