@@ -56,7 +56,7 @@ class ProbeExperiment:
     probe_test: int = 600             # ToyFaces test images: scored once
     # optimizer steps per backbone (sized so that 7 backbones x 3 seeds finish in ~30 min on
     # one loaded CPU thread; the chapters' own models use their profile's steps)
-    steps: tuple[tuple[str, int], ...] = (("supervised", 1000), ("jigsaw", 200), ("rotation", 200),
+    steps: tuple[tuple[str, int], ...] = (("supervised", 3000), ("jigsaw", 200), ("rotation", 200),
                                           ("flip", 200), ("inpainting", 200), ("vae", 300))
     supervised_checks: int = 6        # the ceiling's validation accuracy is measured this often
     # two values of C (the library default has three): 21 probes x 3 layers on one loaded thread
