@@ -4,10 +4,12 @@
   config, the tile models and the puzzle batch are in :mod:`course_lib.jigsaw`; their
   training steps, training and cached model are here.
 - Rotation (Gidaris et al. 2018): rotate each image by k * 90 degrees and predict k.
+- Flip (the article's section 2.2): mirror an image left-right or not, and predict which.
 
 This module holds the rotation config, model and batch, the training steps of all pretext
-tasks (and of the supervised upper bound), the frozen-feature extractor used by the linear
-probes, and the trained-once, cached chapter-05 models.
+tasks (and of the supervised upper bound), the pooled feature extractor of chapter 06's cycle
+probe (the probe protocol itself is :mod:`course_lib.probe`), and the trained-once, cached
+chapter-05 models.
 """
 from __future__ import annotations
 
@@ -93,6 +95,18 @@ def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rotated, labels
 
 
+def flip_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image as is (label 0) and mirrored left-right (label 1): the article's "image
+    flip prediction" (section 2.2). (B, C, H, W) -> ``(flipped (2B, C, H, W), labels (2B,))``.
+    A left-right symmetric image looks the same both ways, so on faces this task is only as
+    solvable as the faces are asymmetric (tilt, head position, light, hair parting)."""
+    if images.dim() != 4:
+        raise ValueError(f"expected images (B, C, H, W), got {tuple(images.shape)}")
+    flipped = torch.cat([images, images.flip(3)])
+    labels = torch.arange(2, device=images.device).repeat_interleave(images.shape[0])
+    return flipped, labels
+
+
 # --- training steps ------------------------------------------------------------------------
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -132,6 +146,17 @@ def rotation_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
     return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
 
 
+def flip_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
+              images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One update of flip prediction on upright images (B, 3, H, W); flips are made here."""
+    model.train()
+    x, labels = flip_batch(images)
+    logits = model(x).float()
+    loss = F.cross_entropy(logits, labels)
+    _step(model, optimizer, loss)
+    return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
+
+
 def supervised_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
                     images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update of the supervised upper bound: images (B, 3, H, W), labels (B, A) int64."""
@@ -150,7 +175,9 @@ def _loss_of(model: nn.Module):
 @torch.no_grad()
 def probe_features(backbone: ConvBackbone, images: torch.Tensor, *, pool: int = 2,
                    standardised: bool = False, batch_size: int = 256) -> torch.Tensor:
-    """Frozen backbone features for a linear probe.
+    """The last backbone map average-pooled to ``pool x pool``: the fusion experiment's
+    cycle probe (``experiments/fusion.py``, ``pool=1``). Chapter 05's probes, and any new
+    one, use :mod:`course_lib.probe` (every layer, C tuned on validation).
 
     Input (N, 3, H, W) floats in [0, 1] or uint8; output (N, 128 * pool * pool) float32 on
     the CPU: the last backbone map average-pooled to ``pool x pool`` (keeps a coarse layout,
@@ -260,6 +287,26 @@ def rotation_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
     return (model(rotated).argmax(1) == labels).float().mean().item()
 
 
+def train_flip(model: BackboneClassifier, config: RotationConfig, *,
+               images: torch.Tensor | None = None, progress: bool | str = "auto",
+               plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
+               callbacks=()):
+    """Train a 2-way flip classifier (``BackboneClassifier(num_classes=(2,))``) in place."""
+    seed_everything(config.seed)
+    images = _images(config.train_size, config.image_size) if images is None else images
+    return _fit(model, lambda net, opt: (lambda x: flip_step(net, opt, x)), images, None, config,
+                progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, desc="flip")
+
+
+@torch.no_grad()
+def flip_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
+    """Fraction of held-out images (as is and mirrored) whose flip is predicted (chance 0.5)."""
+    model.eval()
+    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    flipped, labels = flip_batch(x.to(next(model.parameters()).device))
+    return (model(flipped).argmax(1) == labels).float().mean().item()
+
+
 def train_supervised(model: BackboneClassifier, config: RotationConfig, *,
                      images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                      progress: bool | str = "auto", plan: Runtime | None = None,
@@ -298,6 +345,14 @@ def pretrained_rotation(config: RotationConfig | None = None, *, progress: bool 
     """Chapter 05's rotation classifier, cached as ``rotation_ch05``."""
     config = config or RotationConfig.for_profile()
     return _cached("rotation_ch05", train_rotation, config, RotationConfig.build, progress, retrain)
+
+
+def pretrained_flip(config: RotationConfig | None = None, *, progress: bool | str = "auto",
+                    retrain: bool = False):
+    """Chapter 05's flip classifier (rotation's sizes), cached as ``flip_ch05``."""
+    config = config or RotationConfig.for_profile()
+    return _cached("flip_ch05", train_flip, config, lambda c: BackboneClassifier(num_classes=(2,)),
+                   progress, retrain)
 
 
 def pretrained_supervised(config: RotationConfig | None = None, *, progress: bool | str = "auto",

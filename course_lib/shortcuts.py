@@ -37,18 +37,21 @@ def border_strips(images: torch.Tensor, *, width: int = 2) -> torch.Tensor:
                       x[:, :, :, :width].mean((2, 3)), x[:, :, :, -width:].mean((2, 3))], dim=1)
 
 
-def border_rotation_probe(images: torch.Tensor, *, seed: int = 0, width: int = 2) -> float:
+def border_rotation_probe(images: torch.Tensor, *, seed: int = 0, width: int = 2,
+                          features=None) -> float:
     """Test accuracy of predicting a random rotation (0/90/180/270) from the border alone.
 
     Each image (B, C, H, H) is rotated by a random multiple of 90 degrees; a standardised
     logistic regression is fitted on the border strips of the first half and scored on the
     second. 0.25 is chance: well above it, rotation prediction has a shortcut.
+    ``features(images, width)`` replaces :func:`border_strips` (chapter 05's exercise).
     """
     if images.dim() != 4 or images.shape[2] != images.shape[3] or len(images) < 40:
         raise ValueError(f"expected at least 40 square images (B, C, H, H), got {tuple(images.shape)}")
     k = torch.randint(0, 4, (len(images),), generator=seeded_generator(seed))
     rotated = torch.stack([torch.rot90(im, int(r), dims=(1, 2)) for im, r in zip(images, k)])
-    features, labels = border_strips(rotated, width=width).numpy(), k.numpy()
+    strips = border_strips(rotated, width=width) if features is None else features(rotated, width=width)
+    features, labels = torch.as_tensor(strips).float().numpy(), k.numpy()
     half = len(images) // 2
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     probe.fit(features[:half], labels[:half])

@@ -1,22 +1,26 @@
-"""Linear probes on frozen backbone features: which pretext task teaches the most?
+"""Linear probes on frozen backbones: which pretext task teaches the most about faces?
 
-Every model here holds the same :class:`course_lib.backbone.ConvBackbone`. We freeze it,
-extract features of ToyFaces images (``course_lib.pretext.probe_features``) and fit one
-logistic regression per attribute (``course_lib.metrics.linear_probe``); the score is the
-mean attribute accuracy on held-out faces, with its spread over probe seeds (each seed fits
-on a different 80% subset of the probe training set; for random init the seed also changes
-the initialisation).
+Every model here holds the same :class:`course_lib.backbone.ConvBackbone`. Each backbone
+is trained with several seeds (so the spread is over *training*, not over probe subsets),
+frozen, and probed with the course's one protocol, :mod:`course_lib.probe`: every layer
+(h1, h2, h3), a scaler fitted on the probe's training faces, C chosen per attribute on a
+validation split, the test split scored once. A backbone's score for one seed is the test
+mean accuracy (over the 17 ToyFaces attributes) of the layer with the best *validation*
+mean.
 
-Rows: random init; inpainting (chapter 04); jigsaw with 10 / 100 / 1000 max-Hamming
-permutations and 100 random ones (Noroozi & Favaro 2016's permutation-count table, small);
-jigsaw without gap/jitter/normalisation (the shortcut ablation); rotation (Gidaris et al.
-2018); supervised on the attributes (upper bound). The chosen-profile models are cached by
-``course_lib.checkpoint.load_or_train``, so chapters 04-06 reuse them.
+Backbones: random init (the floor); supervised on the attributes (the ceiling; its
+validation accuracy is logged during training to show where it plateaus); jigsaw
+(Noroozi & Favaro 2016); rotation (Gidaris et al. 2018); flip prediction (the article's
+section 2.2); the inpainting encoder (chapter 04); the VAE encoder (chapter 02).
+Scores are reported raw and normalised, (acc - random) / (ceiling - random).
 
 Run (writes course_lib/results_data/pretext_probes.json, which chapter 05 loads):
 
-    .venv/bin/python experiments/pretext_probes.py          # cpu profile, ~15 min on 2 cores
+    .venv/bin/python experiments/pretext_probes.py                 # the committed run
     .venv/bin/python experiments/pretext_probes.py tiny OUT.json   # seconds (the test)
+
+``tests/test_pretext_probes.py`` fails when ``ProbeExperiment()`` or ToyFaces' render
+version no longer match the committed file: rerun the script then.
 """
 from __future__ import annotations
 
@@ -26,134 +30,181 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from course_lib import inpainting, pretext
-from course_lib.metrics import linear_probe
+from course_lib import inpainting, pretext, vae
+from course_lib.probe import ProbeConfig, best_layer, normalised, probe_backbone
 from course_lib.results import result_path
-from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces
+from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("pretext_probes")  # package data: chapter 05 loads it with load_result
+BACKBONES = ("random init", "supervised (ceiling)", "jigsaw", "rotation", "flip",
+             "inpainting encoder", "VAE encoder")
 
 
 @dataclass(frozen=True)
 class ProbeExperiment:
-    profile: str = "cpu"            # sizes of the pretext trainings (course profiles)
-    probe_train: int = 2000         # ToyFaces val images the probes are fitted on
-    probe_test: int = 1000          # ToyFaces test images the probes are scored on
-    seeds: tuple[int, ...] = (0, 1, 2)  # probe seeds (subsets; random init also re-seeded)
-    jigsaw_sets: tuple[tuple[int, str], ...] = ((10, "max"), (100, "max"), (1000, "max"),
-                                                (100, "random"), (100, "min"))
-    shortcut_ablation: bool = True  # also train jigsaw 100 without gap, jitter, normalisation
-    jigsaw_eval: int = 1000         # held-out puzzles for pretext accuracy
-    steps_scale: float = 1.0        # multiply every profile's step count (tiny runs)
+    profile: str = "cpu"              # image sizes and data of the course profile (32 px faces)
+    seeds: tuple[int, ...] = (0, 1, 2)  # training seeds of every backbone
+    probe_train: int = 600            # ToyFaces val images [0, probe_train): the probes' training split
+    probe_val: int = 300              # the next probe_val val images: choose C and the layer
+    probe_test: int = 600             # ToyFaces test images: scored once
+    # optimizer steps per backbone (sized so that 7 backbones x 3 seeds finish in ~30 min on
+    # one loaded CPU thread; the chapters' own models use their profile's steps)
+    steps: tuple[tuple[str, int], ...] = (("supervised", 3000), ("jigsaw", 200), ("rotation", 200),
+                                          ("flip", 200), ("inpainting", 200), ("vae", 300))
+    supervised_checks: int = 6        # the ceiling's validation accuracy is measured this often
+    # two values of C (the library default has three): 21 probes x 3 layers on one loaded thread
+    probe: ProbeConfig = ProbeConfig(Cs=(0.01, 0.05))
 
     @classmethod
     def tiny(cls) -> "ProbeExperiment":
-        return cls(profile="smoke", probe_train=120, probe_test=60, seeds=(0, 1),
-                   jigsaw_sets=((10, "max"), (100, "random")), jigsaw_eval=64)
+        return cls(profile="smoke", seeds=(0, 1), probe_train=40, probe_val=20, probe_test=40,
+                   steps=tuple((n, 3) for n, _ in cls().steps), supervised_checks=2)
 
 
-def _scaled(config, scale: float):
-    return replace(config, steps=max(1, int(round(config.steps * scale))))
-
-
-def run(exp: ProbeExperiment, *, progress: bool | str = False, log=None) -> dict:
-    log = log or (lambda *a: print(*a, flush=True))
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    size = pretext.RotationConfig.for_profile(exp.profile).image_size
-    probe_tr = ToyFaces(split="val", size=exp.probe_train, image_size=size)
-    probe_te = ToyFaces(split="test", size=exp.probe_test, image_size=size)
-    rows: list[dict] = []
-    chance = {}
-
-    def add(name: str, backbone_for_seed, *, standardised=False, extra=None, seconds=0.0,
-            reseed=False):
-        # reseed: a new backbone per probe seed (random init); else one backbone, seeds = subsets
-        results = []
-        for seeds in ([(s,) for s in exp.seeds] if reseed else [exp.seeds]):
-            bb = backbone_for_seed(seeds[0])
-            ftr = pretext.probe_features(bb, probe_tr.images, standardised=standardised)
-            fte = pretext.probe_features(bb, probe_te.images, standardised=standardised)
-            results.append(linear_probe(ftr, probe_tr.labels, fte, probe_te.labels, seeds=seeds,
-                                        names=ATTRIBUTE_NAMES))
-        chance.update(results[0].chance)
-        accs = [r.mean for r in results] if reseed else None
-        mean = float(np.mean(accs)) if reseed else results[0].mean
-        std = float(np.std(accs)) if reseed else results[0].std
-        per_attr = {n: float(np.mean([r.per_attribute[n][0] for r in results])) for n in ATTRIBUTE_NAMES}
-        row = {"model": name, "probe_acc_mean": mean, "probe_acc_std": std,
-               "per_attribute": per_attr, "train_seconds": round(seconds, 1), **(extra or {})}
-        rows.append(row)
-        log(f"{name:32s} probe {row['probe_acc_mean']:.4f} +- {row['probe_acc_std']:.4f} {extra or ''}")
-
-    def random_backbone(seed):
-        torch.manual_seed(seed)
-        return pretext.ConvBackbone()
-
-    add("random init", random_backbone, reseed=True)
-
-    cfg = _scaled(inpainting.InpaintConfig.for_profile(exp.profile), exp.steps_scale)
-    t = inpainting.pretrained_inpainter(cfg, progress=progress)
-    add("inpainting (ch04)", lambda s: t.model.backbone, seconds=t.seconds,
-        extra={"final_hole_mse": t.history[-1]["loss"] if t.history else None})
-
-    base = _scaled(pretext.JigsawConfig.for_profile(exp.profile), exp.steps_scale)
-    test_big = ToyFaces(split="test", size=exp.jigsaw_eval, image_size=base.image_size).images
-    variants = [(f"jigsaw {n} {m}-Hamming", replace(base, n_permutations=n, method=m))
-                for n, m in exp.jigsaw_sets]
-    if exp.shortcut_ablation:
-        cell = base.image_size // base.grid
-        variants.append(("jigsaw 100 max, no gap/norm",
-                         replace(base, tile_size=cell, jitter=False, normalise=False)))
-    from course_lib.tiles import permutation_stats
-    for name, jc in variants:
-        t = pretext.pretrained_jigsaw(jc, progress=progress)
-        stats = permutation_stats(jc.permutations())
-        extra = {"n_permutations": jc.n_permutations, "method": jc.method,
-                 "mean_hamming": round(stats["mean"], 3), "min_hamming": stats["min"],
-                 "gap_and_norm": jc.normalise,
-                 "pretext_acc": jigsaw_accuracy_heldout(t.model, test_big, jc)}
-        add(name, lambda s, m=t.model: m.backbone, standardised=jc.normalise, extra=extra,
-            seconds=t.seconds)
-
-    rc = _scaled(pretext.RotationConfig.for_profile(exp.profile), exp.steps_scale)
-    t = pretext.pretrained_rotation(rc, progress=progress)
-    add("rotation", lambda s: t.model.backbone, seconds=t.seconds,
-        extra={"pretext_acc": pretext.rotation_accuracy(t.model, probe_te.images[:500])})
-    t = pretext.pretrained_supervised(rc, progress=progress)
-    add("supervised (upper bound)", lambda s: t.model.backbone, seconds=t.seconds)
-
+def _configs(exp: ProbeExperiment, seed: int) -> dict:
+    steps = dict(exp.steps)
+    rc = pretext.RotationConfig.for_profile(exp.profile)
     return {
-        "experiment": dataclasses.asdict(exp),
-        "attributes": list(ATTRIBUTE_NAMES),
-        "majority_baseline": float(np.mean(list(chance.values()))),
-        "chance": chance,
-        "rows": rows,
+        "supervised": replace(rc, steps=steps["supervised"], seed=seed),
+        "jigsaw": replace(pretext.JigsawConfig.for_profile(exp.profile), steps=steps["jigsaw"], seed=seed),
+        "rotation": replace(rc, steps=steps["rotation"], seed=seed),
+        "flip": replace(rc, steps=steps["flip"], seed=seed),
+        "inpainting": replace(inpainting.InpaintConfig.for_profile(exp.profile), steps=steps["inpainting"],
+                              seed=seed),
+        "vae": replace(vae.VAEConfig.for_profile(exp.profile), steps=steps["vae"], seed=seed),
     }
 
 
-def jigsaw_accuracy_heldout(model, images, config) -> float:
-    return round(pretext.jigsaw_accuracy(model, images, config), 4)
+@torch.no_grad()
+def _head_accuracy(model: pretext.BackboneClassifier, images, labels) -> float:
+    """Mean attribute accuracy of the supervised network's own heads."""
+    model.eval()
+    logits = torch.split(model(images.float() / 255), model.num_classes, dim=1)
+    acc = np.mean([(z.argmax(1) == labels[:, i]).float().mean().item() for i, z in enumerate(logits)])
+    model.train()
+    return float(acc)
+
+
+def train_backbone(name: str, config, splits, exp: ProbeExperiment, log):
+    """(backbone, standardised inputs?, extra record fields) for one seed's ``config``."""
+    if name == "random init":
+        torch.manual_seed(config)
+        return pretext.ConvBackbone(), False, {}
+    if name == "supervised (ceiling)":
+        model = pretext.BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))
+        curve = []
+        images, labels = splits["val"]
+        def check(step, history):
+            curve.append((step, round(_head_accuracy(model, images, labels), 4)))
+        every = max(config.steps // exp.supervised_checks, 1)
+        pretext.train_supervised(model, config, progress=False, callbacks=[(every, check)])
+        log(f"    supervised validation accuracy by step: {curve}")
+        return model.backbone, False, {"val_curve": curve}
+    if name == "jigsaw":
+        t = pretext.pretrained_jigsaw(config, progress=False)
+        return t.model.backbone, config.normalise, {"pretext_acc": round(pretext.jigsaw_accuracy(
+            t.model, ToyFaces(split="test", size=500, image_size=config.image_size).images, config), 4)}
+    if name == "rotation":
+        t = pretext.pretrained_rotation(config, progress=False)
+        return t.model.backbone, False, {"pretext_acc": round(pretext.rotation_accuracy(
+            t.model, splits["test"][0][:500]), 4)}
+    if name == "flip":
+        t = pretext.pretrained_flip(config, progress=False)
+        return t.model.backbone, False, {"pretext_acc": round(pretext.flip_accuracy(
+            t.model, splits["test"][0][:500]), 4)}
+    if name == "inpainting encoder":
+        return inpainting.pretrained_inpainter(config, progress=False).model.backbone, False, {}
+    if name == "VAE encoder":
+        return vae.pretrained_vae(config, progress=False).model.encoder.backbone, False, {}
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+def run(exp: ProbeExperiment, *, log=None) -> dict:
+    log = log or (lambda *a: print(*a, flush=True))
+    size = pretext.RotationConfig.for_profile(exp.profile).image_size
+    val = ToyFaces(split="val", size=exp.probe_train + exp.probe_val, image_size=size)
+    test = ToyFaces(split="test", size=exp.probe_test, image_size=size)
+    splits = {"train": (val.images[:exp.probe_train], val.labels[:exp.probe_train]),
+              "val": (val.images[exp.probe_train:], val.labels[exp.probe_train:]),
+              "test": (test.images, test.labels)}
+    key = {"random init": None, "supervised (ceiling)": "supervised", "jigsaw": "jigsaw",
+           "rotation": "rotation", "flip": "flip", "inpainting encoder": "inpainting",
+           "VAE encoder": "vae"}
+    runs, n_warnings = [], 0
+    for seed in exp.seeds:
+        configs = _configs(exp, seed)
+        for name in BACKBONES:
+            t0 = time.perf_counter()
+            config = seed if key[name] is None else configs[key[name]]
+            backbone, standardised, extra = train_backbone(name, config, splits, exp, log)
+            t1 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                scores = probe_backbone(backbone, splits, names=ATTRIBUTE_NAMES, config=exp.probe,
+                                        standardised=standardised)
+            n_warnings += sum("max_iter" in str(w.message) for w in caught)
+            for w in caught:
+                log(f"    warning: {w.message}")
+            layer = best_layer(scores)
+            runs.append({"backbone": name, "seed": seed, "best_layer": layer, "probe": scores[layer].mean,
+                         "per_layer": {l: {"test": s.mean, "val": s.val_mean} for l, s in scores.items()},
+                         "per_attribute": scores[layer].per_attribute, "C": scores[layer].C,
+                         "train_seconds": round(t1 - t0, 1), "probe_seconds": round(time.perf_counter() - t1, 1),
+                         **extra})
+            log(f"seed {seed} {name:22s} probe {scores[layer].mean:.4f} ({layer}; "
+                + ", ".join(f"{l} {s.mean:.3f}" for l, s in scores.items())
+                + f") {extra.get('pretext_acc', '')} train {t1 - t0:.0f} s, probe {time.perf_counter() - t1:.0f} s")
+    return {"experiment": dataclasses.asdict(exp), "render_version": RENDER_VERSION,
+            "attributes": list(ATTRIBUTE_NAMES),
+            "configs": {k: dataclasses.asdict(v) for k, v in _configs(exp, exp.seeds[0]).items()},
+            "chance": {n: float(np.bincount(test.labels[:, a].numpy()).max() / len(test))
+                       for a, n in enumerate(ATTRIBUTE_NAMES)},
+            "convergence_warnings": n_warnings, "runs": runs, "summary": summarise(runs)}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """backbone -> probe_mean, probe_std (ddof=1, over training seeds), seeds, normalised_mean,
+    per-layer means and the per-attribute accuracies averaged over seeds."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["backbone"], []).append(r)
+    floor = float(np.mean([r["probe"] for r in by["random init"]]))
+    ceiling = float(np.mean([r["probe"] for r in by["supervised (ceiling)"]]))
+    summary = {}
+    for name, rs in by.items():
+        seeds = [r["probe"] for r in rs]
+        summary[name] = {
+            "probe_mean": float(np.mean(seeds)),
+            "probe_std": float(np.std(seeds, ddof=1)) if len(seeds) > 1 else 0.0,
+            "seeds": seeds,
+            "normalised_mean": float(normalised(np.mean(seeds), floor, ceiling)) if ceiling > floor else None,
+            "best_layers": [r["best_layer"] for r in rs],
+            "per_layer_mean": {l: float(np.mean([r["per_layer"][l]["test"] for r in rs])) for l in rs[0]["per_layer"]},
+            "per_attribute": {a: float(np.mean([r["per_attribute"][a] for r in rs])) for a in rs[0]["per_attribute"]},
+            **({"pretext_acc": [r["pretext_acc"] for r in rs]} if "pretext_acc" in rs[0] else {}),
+        }
+    return summary
 
 
 def main(argv: list[str]) -> None:
-    import warnings
-    from sklearn.exceptions import ConvergenceWarning
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # lbfgs at max_iter: fine for a probe
+    threads = int(os.environ.get("PROBE_THREADS", "1"))
+    torch.set_num_threads(threads)
     tiny = len(argv) > 1 and argv[1] == "tiny"
     exp = ProbeExperiment.tiny() if tiny else ProbeExperiment()
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
-    start = time.perf_counter()
-    result = run(exp, progress=False)
+    start, load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    result = run(exp)
     result["command"] = "python " + " ".join(["experiments/pretext_probes.py", *argv[1:]])
     result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
-                         "torch": torch.__version__, "cpus": os.cpu_count(),
-                         "threads": torch.get_num_threads(),
+                         "torch": torch.__version__, "cpus": os.cpu_count(), "threads": threads,
+                         "load_at_start": load,
                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)

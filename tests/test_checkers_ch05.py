@@ -120,3 +120,33 @@ def _interleaved(x):
 def test_rotation_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):
         check_rotation_batch(wrong)
+
+
+# --- border features (the rotation shortcut) ----------------------------------------------
+from course_lib.checkers.ch05 import check_border_features  # noqa: E402
+from course_lib.shortcuts import border_strips  # noqa: E402
+
+
+def _strips(x, w, order=(0, 1, 2, 3)):
+    s = [x[:, :, :w].mean((2, 3)), x[:, :, -w:].mean((2, 3)), x[:, :, :, :w].mean((2, 3)),
+         x[:, :, :, -w:].mean((2, 3))]
+    return torch.cat([s[i] for i in order], 1)
+
+
+def test_border_reference_passes(capsys):
+    check_border_features(lambda x, w: border_strips(x, width=w))
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fn, pattern", [
+    (stub, "not implemented"),
+    (lambda x, w: _strips(x, w).view(len(x), 4, 3).mean(2), "averaged the colour channels"),
+    (lambda x, w: _strips(x, 1), "1 pixel wide"),
+    (lambda x, w: _strips(x, w, (0, 2, 1, 3)), "top, left, bottom, right"),
+    (lambda x, w: _strips(x.transpose(2, 3), w), "rows are dim 2"),
+    (lambda x, w: _strips(x, w).view(len(x), 4, 3).transpose(1, 2).flatten(1), "channel-major"),
+    (lambda x, w: x.mean((2, 3)).repeat(1, 4), "border_features"),
+])
+def test_border_wrong_answers_fail(fn, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_border_features(fn)

@@ -1,11 +1,14 @@
 """Pretext models: shapes, the shared backbone, rotation batches, probe features, training steps."""
+import dataclasses
+import json
+
 import pytest
 import torch
 
 from course_lib.backbone import ConvBackbone
 from course_lib.jigsaw import JigsawConfig, JigsawNet, TilePositionNet, position_labels
 from course_lib.pretext import (
-    BackboneClassifier, RotationConfig, jigsaw_step, position_step, probe_features, rotation_batch,
+    BackboneClassifier, RotationConfig, flip_batch, flip_step, jigsaw_step, position_step, probe_features, rotation_batch,
     rotation_step, supervised_step,
 )
 
@@ -118,24 +121,69 @@ def test_configs():
     assert RotationConfig.for_profile("cpu").image_size == 32
 
 
-def test_probe_experiment_tiny(tmp_path, monkeypatch):
-    """experiments/pretext_probes.py runs end to end on a tiny config and writes its rows."""
+def test_flip_batch_and_step():
+    x = torch.rand(3, 3, 8, 8)
+    flipped, labels = flip_batch(x)
+    assert flipped.shape == (6, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(flipped[3:], x.flip(3)) and torch.equal(flipped[:3], x)
+    torch.manual_seed(0)
+    net = BackboneClassifier(num_classes=(2,))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x = torch.zeros(4, 3, 16, 16)
+    x[:, :, :, :4] = 1.0  # a bright left band: the flip is visible
+    logs = [flip_step(net, opt, x) for _ in range(20)]
+    assert logs[-1]["loss"] < 0.5 * logs[0]["loss"]
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        flip_batch(torch.rand(3, 8, 8))
+
+
+def _experiment_module(monkeypatch):
     import importlib.util
     import pathlib
     import sys
 
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     path = pathlib.Path(__file__).parents[1] / "experiments" / "pretext_probes.py"
     spec = importlib.util.spec_from_file_location("pretext_probes", path)
     mod = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "pretext_probes", mod)  # dataclasses look their module up
     spec.loader.exec_module(mod)
-    exp = mod.ProbeExperiment(profile="smoke", probe_train=40, probe_test=20, seeds=(0,),
-                              jigsaw_sets=((10, "max"),), shortcut_ablation=False, jigsaw_eval=16)
-    result = mod.run(exp, log=lambda *a: None)
-    names = [r["model"] for r in result["rows"]]
-    assert names == ["random init", "inpainting (ch04)", "jigsaw 10 max-Hamming", "rotation",
-                     "supervised (upper bound)"]
-    for r in result["rows"]:
-        assert 0.0 <= r["probe_acc_mean"] <= 1.0 and set(r["per_attribute"]) == set(result["attributes"])
-    assert 0.0 <= result["rows"][2]["pretext_acc"] <= 1.0
+    return mod
+
+
+@pytest.mark.slow
+def test_probe_experiment_tiny(tmp_path, monkeypatch):
+    """experiments/pretext_probes.py runs end to end on a tiny config and summarises every backbone."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    mod = _experiment_module(monkeypatch)
+    exp = mod.ProbeExperiment.tiny()
+    exp = dataclasses.replace(exp, seeds=(0,), probe=dataclasses.replace(exp.probe, layers=("h3",), max_iter=50))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # 50 iterations on purpose: this test checks plumbing
+        result = mod.run(exp, log=lambda *a: None)
+    assert list(result["summary"]) == list(mod.BACKBONES)
+    for name, row in result["summary"].items():
+        assert 0.0 <= row["probe_mean"] <= 1.0 and len(row["seeds"]) == 1
+        assert set(row["per_attribute"]) == set(result["attributes"])
+    assert result["render_version"] and result["configs"]["jigsaw"]["steps"] == 3
+
+
+def test_committed_probe_results_are_current(monkeypatch):
+    """pretext_probes.json was produced by the script's current ProbeExperiment() on the current
+    ToyFaces drawing; change either and this fails until `python experiments/pretext_probes.py` reruns."""
+    from course_lib.results import load_result
+    from course_lib.toyfaces import RENDER_VERSION
+
+    mod = _experiment_module(monkeypatch)
+    result = load_result("pretext_probes")
+    exp = mod.ProbeExperiment()
+    assert result["render_version"] == RENDER_VERSION, "rerun experiments/pretext_probes.py: ToyFaces changed"
+    assert result["experiment"] == json.loads(json.dumps(dataclasses.asdict(exp))), \
+        "rerun experiments/pretext_probes.py: ProbeExperiment() changed"
+    expected = {k: json.loads(json.dumps(dataclasses.asdict(v))) for k, v in mod._configs(exp, exp.seeds[0]).items()}
+    assert result["configs"] == expected, "rerun experiments/pretext_probes.py: a backbone's config changed"
+    summary = result["summary"]
+    for word in ("supervised", "random", "jigsaw", "rotation", "inpainting", "vae"):
+        rows = [v for k, v in summary.items() if word in k.lower()]
+        assert len(rows) == 1 and len(rows[0]["seeds"]) >= 3, word
+        assert {"probe_mean", "probe_std", "seeds", "normalised_mean"} <= set(rows[0])

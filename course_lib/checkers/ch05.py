@@ -140,3 +140,39 @@ def check_rotation_batch(make_rotation_batch: Callable) -> None:
             raise ExerciseError(f"rotation_batch: rows with label {k} are not the images rotated by "
                                 f"{90 * k} degrees (rotate the spatial dims (2, 3), not channels).")
     passed("rotation_batch", "4 rotations, labels k")
+
+
+def check_border_features(border_features: Callable) -> None:
+    """``border_features(images, width)`` -> (B, 4 * C): the mean colour of the top, bottom,
+    left and right strips of ``width`` pixels, in that order
+    (:func:`course_lib.shortcuts.border_strips`)."""
+    from ..shortcuts import border_strips
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 10, 10, generator=g)
+    got = run_student("border_features", border_features, x, 2)
+    expected = border_strips(x, width=2)
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"border_features: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.shape == (3, 4):
+        raise ExerciseError("border_features: 4 numbers per image: you averaged the colour channels "
+                            "together; keep one mean per channel and strip, (B, 4 * C) = (B, 12).")
+    if got.shape != expected.shape:
+        raise ExerciseError(f"border_features: expected shape {tuple(expected.shape)} (4 strips x 3 "
+                            f"channels per image), got {tuple(got.shape)}.")
+    if torch.allclose(got, border_strips(x, width=1), atol=1e-6):
+        raise ExerciseError("border_features: the strips are 1 pixel wide; use the `width` argument "
+                            "(the last `width` rows are images[:, :, -width:]).")
+    strips = expected.view(3, 4, 3)
+    names = ("top", "bottom", "left", "right")
+    for order in itertools.permutations(range(4)):
+        if order != (0, 1, 2, 3) and torch.allclose(got, strips[:, list(order)].flatten(1), atol=1e-6):
+            raise ExerciseError("border_features: the strips are in the order "
+                                f"{', '.join(names[i] for i in order)}; the expected order is top, "
+                                "bottom, left, right (rows are dim 2, columns dim 3).")
+    if torch.allclose(got, strips.transpose(1, 2).flatten(1), atol=1e-6):
+        raise ExerciseError("border_features: the numbers are channel-major (R of every strip, then "
+                            "G...); concatenate strip by strip: [top RGB, bottom RGB, left RGB, right RGB].")
+    check_close("border_features", got, expected,
+                hint="top = images[:, :, :width].mean((2, 3)), left = images[:, :, :, :width].mean((2, 3)).")
+    passed("border_features", "top, bottom, left, right strips, one mean per channel")
