@@ -21,14 +21,14 @@ def test_reference_passes(capsys):
         (lambda x: x.float() / 256, "not 256"),
         (lambda x: x // 255, "dtype"),
         (lambda x: x.float().mean(dim=1) / 255, "shape"),
-        (lambda x: x.div_(255), "dtype"),  # uint8 in-place div fails -> message from the crash
+        (lambda x: x.div_(255), "in-place division"),  # uint8 in-place div crashes: say why
         (lambda x: (x.float() / 255).flip(0), "differ"),
     ],
 )
 def test_wrong_answers_fail_with_a_useful_message(wrong, message):
     with pytest.raises(ExerciseError) as err:
         check_to_unit_range(wrong)
-    assert message in str(err.value) or "raised" in str(err.value)
+    assert message in str(err.value)
 
 
 @pytest.mark.parametrize("wrong, message", [

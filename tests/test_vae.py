@@ -86,7 +86,9 @@ def test_reparameterize_statistics_and_gradients():
     assert abs(z.mean().item() - 2.0) < 0.03
     assert abs(z.std().item() - 3.0) < 0.03
     z.sum().backward()
-    assert mu.grad is not None and logvar.grad is not None
+    # z = mu + exp(logvar / 2) * eps: dz/dmu = 1, dz/dlogvar = exp(logvar / 2) * eps / 2 = (z - mu) / 2
+    assert torch.equal(mu.grad, torch.ones_like(mu))
+    assert torch.allclose(logvar.grad, 0.5 * (z - mu).detach(), atol=1e-5)
 
 
 def test_kl_of_standard_normal_with_itself_is_zero():

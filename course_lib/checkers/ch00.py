@@ -20,7 +20,15 @@ def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -
     images = torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
     images[0, 0, 0, 0], images[0, 0, 0, 1] = 0, 255  # both ends of the range are present
     before = images.clone()
-    got = run_student("to_unit_range", to_unit_range, images)
+    try:
+        got = run_student("to_unit_range", to_unit_range, images)
+    except ExerciseError as err:
+        if "can't be cast" not in str(err):
+            raise
+        raise ExerciseError(
+            "to_unit_range: an in-place division (x /= 255 or x.div_(255)) of a uint8 tensor fails, "
+            "because uint8 holds no fractions. Convert first and return a new tensor: x.float() / 255."
+        ) from err
     if not torch.equal(images, before):
         raise ExerciseError("to_unit_range: it changed its input in place; return a new tensor instead.")
     if not isinstance(got, torch.Tensor):
