@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .images import to_float
+
 SCHEDULES = ("linear", "cosine")
 
 
@@ -144,7 +146,7 @@ def _at(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torc
 
 def unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] or float [0, 1] images -> float [0, 1]."""
-    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    return to_float(images)
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:

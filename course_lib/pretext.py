@@ -24,6 +24,7 @@ from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .jigsaw import JigsawConfig, JigsawNet, TilePositionNet, jigsaw_batch
 from .jigsaw import TileEncoder  # noqa: F401  re-exported; it lives in course_lib.jigsaw
+from .images import to_float
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -190,7 +191,7 @@ def probe_features(backbone: ConvBackbone, images: torch.Tensor, *, pool: int = 
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = to_float(x)
         x = standardise(x) if standardised else x
         h = F.adaptive_avg_pool2d(backbone(x), pool)      # (b, 128, pool, pool)
         out.append(h.flatten(1).cpu())
@@ -260,7 +261,7 @@ def jigsaw_accuracy(model: JigsawNet, images: torch.Tensor, config: JigsawConfig
     correct = 0
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        x = to_float(x)
         tiles, index = jigsaw_batch(x, perms, config, g)
         correct += (model(tiles).argmax(1) == index).sum().item()
     return correct / len(images)
@@ -282,7 +283,7 @@ def train_rotation(model: BackboneClassifier, config: RotationConfig, *,
 def rotation_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
     """Fraction of held-out images (all four rotations) whose rotation is predicted."""
     model.eval()
-    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    x = to_float(images)
     rotated, labels = rotation_batch(x.to(next(model.parameters()).device))
     return (model(rotated).argmax(1) == labels).float().mean().item()
 
@@ -302,7 +303,7 @@ def train_flip(model: BackboneClassifier, config: RotationConfig, *,
 def flip_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
     """Fraction of held-out images (as is and mirrored) whose flip is predicted (chance 0.5)."""
     model.eval()
-    x = images.float() / 255 if images.dtype == torch.uint8 else images
+    x = to_float(images)
     flipped, labels = flip_batch(x.to(next(model.parameters()).device))
     return (model(flipped).argmax(1) == labels).float().mean().item()
 

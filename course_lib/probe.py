@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 
+from .images import to_float
+
 LAYERS = ("h1", "h2", "h3")
 
 
@@ -98,7 +100,7 @@ def layer_features(backbone, images: torch.Tensor, *, layers: Sequence[str] = LA
     out: dict[str, list[torch.Tensor]] = {l: [] for l in layers}
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = to_float(x)
         x = standardise(x) if standardised else x
         maps = dict(zip(LAYERS, backbone.features(x)))    # h1 (b, 32, H/2, W/2) ... h3 (b, 128, H/8, W/8)
         for l in layers:

@@ -35,6 +35,7 @@ from torchvision.utils import save_image
 from course_lib import diffusion, gan, inpainting, pretext, vae
 from course_lib.checkpoint import atomic_write
 from course_lib.datasets import load_dataset
+from course_lib.images import to_float
 from course_lib.masks import make_masks
 from course_lib.runtime import runtime, seed_everything
 
@@ -58,7 +59,7 @@ def _gan_samples(models, config, images):
 
 
 def _inpainting_samples(model, config, images):
-    x = images[:16].float() / 255                                         # (16, 3, S, S)
+    x = to_float(images[:16])                                        # (16, 3, S, S)
     mask = make_masks("center", batch=len(x), image_size=x.shape[-1], coverage=0.25, seed=0)
     return torch.cat([x * (1 - mask) + 0.5 * mask, inpainting.complete(model, x, mask).cpu(), x])
 

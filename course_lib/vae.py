@@ -30,6 +30,7 @@ from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
 from .inputs import check_float_images, check_unit_range, range_check_due
+from .images import to_float
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
@@ -276,7 +277,7 @@ def encode(model: VAE, images: torch.Tensor, *, batch_size: int = 256) -> tuple[
     mus, logvars = [], []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        x = to_float(x)
         mu, logvar = model.encoder(x)
         mus.append(mu.cpu()), logvars.append(logvar.cpu())
     return torch.cat(mus), torch.cat(logvars)

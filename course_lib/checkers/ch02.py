@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..images import to_float
 from ..vae import VAE, elbo_loss, kl_divergence, reparameterize
 from .core import ExerciseError, check_close, check_dtype, passed, run_student
 
@@ -223,7 +224,7 @@ def bar_data(image_size: int = 16, n: int = 256) -> torch.Tensor:
     """The fixed ToyFaces set the training check uses: float ``(n, 3, S, S)`` in [0, 1]."""
     from ..toyfaces import ToyFaces
 
-    return ToyFaces(split="train", size=n, image_size=image_size, seed=0, cache=False).images.float() / 255
+    return to_float(ToyFaces(split="train", size=n, image_size=image_size, seed=0, cache=False).images)
 
 
 def _loss_value(name: str, loss) -> float:
