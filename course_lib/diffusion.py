@@ -26,7 +26,7 @@ from torch import nn
 from .checkpoint import Checkpoint, load_or_train
 from .diffusion_process import (SCHEDULES, START_SNR, Schedule, cosine_schedule, ddim_timesteps, diffusion_loss,
                                 linear_schedule, make_schedule, q_sample, respace, sampling_start, to_image_range,
-                                to_model_range, unit_range)
+                                to_model_range)
 from .diffusion_sampling import p_sample, repaint, reverse_step, sample_ddim, sample_ddpm
 from .diffusion_unet import DDPM, ResBlock, TimeUNet, timestep_embedding
 from .facedraw import RENDER_VERSION
@@ -39,7 +39,7 @@ from .toyfaces import ToyFaces
 __all__ = [
     # diffusion_process
     "SCHEDULES", "START_SNR", "Schedule", "linear_schedule", "cosine_schedule", "make_schedule", "respace",
-    "ddim_timesteps", "sampling_start", "to_model_range", "to_image_range", "unit_range", "q_sample",
+    "ddim_timesteps", "sampling_start", "to_model_range", "to_image_range", "q_sample",
     "diffusion_loss",
     # diffusion_unet
     "timestep_embedding", "ResBlock", "TimeUNet", "DDPM",

@@ -144,14 +144,9 @@ def _at(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torc
     return out.view(-1, *([1] * (like.dim() - 1)))
 
 
-def unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] or float [0, 1] images -> float [0, 1]."""
-    return to_float(images)
-
-
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] or float [0, 1] images -> float in [-1, 1] (Ho et al. section 4)."""
-    return unit_range(images) * 2 - 1
+    return to_float(images) * 2 - 1
 
 
 def to_image_range(x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,9 @@ from typing import Callable
 import torch
 
 from .diffusion_process import (Schedule, ddim_timesteps, q_sample, respace, sampling_start, to_image_range,
-                                to_model_range, unit_range)
+                                to_model_range)
 from .diffusion_unet import DDPM
+from .images import to_float
 
 def reverse_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedule,
                  noise: torch.Tensor) -> torch.Tensor:
@@ -147,4 +148,4 @@ def repaint(model: DDPM, images: torch.Tensor, mask: torch.Tensor, *, steps: int
                 x = x_prev
     out = to_image_range(x).cpu()
     keep = mask.cpu() < 0.5
-    return torch.where(keep.expand_as(out), unit_range(images).cpu(), out)   # known pixels: exact
+    return torch.where(keep.expand_as(out), to_float(images).cpu(), out)   # known pixels: exact

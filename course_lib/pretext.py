@@ -115,15 +115,21 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor
     backward_step(loss, optimizer)
 
 
+def _classification_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                         labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One cross-entropy update of a pretext classifier on inputs ``x`` and class ``labels`` (N,)."""
+    model.train()
+    logits = model(x).float()
+    loss = F.cross_entropy(logits, labels)
+    _step(model, optimizer, loss)
+    return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
+
+
 def jigsaw_step(model: JigsawNet, optimizer: torch.optim.Optimizer,
                 tiles: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update on shuffled tiles (B, T, 3, t, t) and their permutation index (B,).
     Returns ``loss`` and ``acc`` as detached 0-d tensors (as every step function here)."""
-    model.train()
-    logits = model(tiles).float()
-    loss = F.cross_entropy(logits, index)
-    _step(model, optimizer, loss)
-    return {"loss": loss.detach(), "acc": (logits.argmax(1) == index).float().mean()}
+    return _classification_step(model, optimizer, tiles, index)
 
 
 def position_step(model: TilePositionNet, optimizer: torch.optim.Optimizer,
@@ -139,23 +145,13 @@ def position_step(model: TilePositionNet, optimizer: torch.optim.Optimizer,
 def rotation_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
                   images: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update on a batch of upright images (B, 3, H, H); rotations are made here."""
-    model.train()
-    rotated, labels = rotation_batch(images)
-    logits = model(rotated).float()
-    loss = F.cross_entropy(logits, labels)
-    _step(model, optimizer, loss)
-    return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
+    return _classification_step(model, optimizer, *rotation_batch(images))
 
 
 def flip_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
               images: torch.Tensor) -> dict[str, torch.Tensor]:
     """One update of flip prediction on upright images (B, 3, H, W); flips are made here."""
-    model.train()
-    x, labels = flip_batch(images)
-    logits = model(x).float()
-    loss = F.cross_entropy(logits, labels)
-    _step(model, optimizer, loss)
-    return {"loss": loss.detach(), "acc": (logits.argmax(1) == labels).float().mean()}
+    return _classification_step(model, optimizer, *flip_batch(images))
 
 
 def supervised_step(model: BackboneClassifier, optimizer: torch.optim.Optimizer,
