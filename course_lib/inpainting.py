@@ -45,7 +45,7 @@ class InpaintConfig:
     fill: float = 0.5               # constant written into the hole before encoding
     train_size: int = 4000          # ToyFaces training images
     batch_size: int = 32            # small batches, more steps: what counts on a CPU budget
-    steps: int = 1200               # optimizer steps (step budget: results do not depend on load)
+    steps: int = 800                # optimizer steps (step budget: results do not depend on load)
     lr: float = 2e-3                # Adam; Pathak et al. use 2e-4 at 128 px with far more steps
     adv_weight: float = 0.0         # Context Encoders' adversarial weight (0.001 in the paper)
     seed: int = 0
@@ -57,7 +57,7 @@ class InpaintConfig:
             image_size=choose(smoke=16, cpu=32, gpu=64, profile=name),
             train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
             batch_size=choose(smoke=16, cpu=32, gpu=128, profile=name),
-            steps=choose(smoke=6, cpu=1200, gpu=4000, profile=name),
+            steps=choose(smoke=6, cpu=800, gpu=4000, profile=name),
         )
 
     def build(self) -> "InpaintingNet":
