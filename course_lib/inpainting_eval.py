@@ -23,7 +23,7 @@ import torch
 
 from . import metrics
 from .facedraw import RENDER_VERSION
-from .inpainting import InpaintConfig, InpaintingNet
+from .inpainting import InpaintConfig, InpaintingNet, complete, mean_fill, opencv_inpaint
 from .masks import make_masks
 from .results import RESULTS_DIR
 
@@ -42,6 +42,18 @@ EVAL_MASKS: dict[str, tuple[str, float]] = {
 BAR_DB: dict[str, float] = {"centre": 2.0, "half": 2.0, "blocks25": 0.0}
 
 Filler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def fillers(model: InpaintingNet | None = None, fill: float = 0.5) -> dict[str, Filler]:
+    """The methods the chapter compares, as ``fill(x, mask) -> completed x``: OpenCV's Telea
+    and Navier-Stokes, the mean-colour fill, and (given ``model``) the network, whose holes
+    are painted ``fill`` before it sees them."""
+    f = {"telea": lambda x, m: opencv_inpaint(x * (1 - m), m, method="telea"),
+         "ns": lambda x, m: opencv_inpaint(x * (1 - m), m, method="ns"),
+         "mean": lambda x, m: mean_fill(x, m)}
+    if model is not None:
+        f["net"] = lambda x, m: complete(model, x, m, fill=fill)
+    return f
 
 
 def hole_psnr_by_seed(fillers: Mapping[str, Filler], images: torch.Tensor, *,

@@ -9,18 +9,13 @@ a network trained only on centre blocks (coverage 0.25) and one trained only on 
 (the mixture, same budget). One thread; about 2 x 800 steps.
 """
 import dataclasses
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inpainting_reference import _fillers  # noqa: E402
-
-from course_lib.images import to_float  # noqa: E402
-from course_lib.inpainting import InpaintConfig, train_inpainter  # noqa: E402
-from course_lib.inpainting_eval import hole_psnr_by_seed  # noqa: E402
-from course_lib.toyfaces import ToyFaces  # noqa: E402
+from course_lib.images import to_float
+from course_lib.inpainting import InpaintConfig, train_inpainter
+from course_lib.inpainting_eval import fillers, hole_psnr_by_seed
+from course_lib.toyfaces import ToyFaces
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -29,5 +24,5 @@ if __name__ == "__main__":
         cfg = dataclasses.replace(InpaintConfig.for_profile("cpu"), steps=800, mask_kinds=kinds, coverage=cov)
         model = cfg.build()
         train_inpainter(model, cfg, progress=False)
-        got = hole_psnr_by_seed({"net": _fillers(model)["net"]}, x, seeds=[7, 8, 9])
+        got = hole_psnr_by_seed({"net": fillers(model)["net"]}, x, seeds=[7, 8, 9])
         print(kinds[0], {k: round(sum(v["net"]) / 3, 2) for k, v in got.items()}, flush=True)

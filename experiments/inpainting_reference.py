@@ -42,11 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 import torch
 
 from course_lib.facedraw import RENDER_VERSION
-from course_lib.inpainting import (InpaintConfig, complete, mean_fill, opencv_inpaint, pretrained_inpainter,
-                                   train_inpainter)
-from course_lib.inpainting_eval import (EVAL_MASKS, REFERENCE_PATH, hole_psnr_by_seed, margin_verdicts,
+from course_lib.images import to_float
+from course_lib.inpainting import InpaintConfig, pretrained_inpainter, train_inpainter
+from course_lib.inpainting_eval import (EVAL_MASKS, REFERENCE_PATH, fillers, hole_psnr_by_seed, margin_verdicts,
                                         mean_std, reference_config, reference_inpainter)
 from course_lib.results import result_path
+from course_lib.toyfaces import ToyFaces
 
 RESULT_PATH = result_path("inpainting")
 
@@ -93,15 +94,6 @@ def export(args: argparse.Namespace, config: InpaintConfig, path: Path = REFEREN
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
 
 
-def _fillers(model=None, fill=0.5) -> dict:
-    f = {"telea": lambda x, m: opencv_inpaint(x * (1 - m), m, method="telea"),
-         "ns": lambda x, m: opencv_inpaint(x * (1 - m), m, method="ns"),
-         "mean": lambda x, m: mean_fill(x, m)}
-    if model is not None:
-        f["net"] = lambda x, m: complete(model, x, m, fill=fill)
-    return f
-
-
 def _summarise(per_seed: dict[str, dict[str, list[float]]]) -> dict:
     """{mask: {method: [values]}} -> {mask: {method: mean, method_std: sd}} (2 decimals)."""
     out = {}
@@ -115,15 +107,12 @@ def _summarise(per_seed: dict[str, dict[str, list[float]]]) -> dict:
 
 
 def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESULT_PATH) -> dict:
-    from course_lib.images import to_float
-    from course_lib.toyfaces import ToyFaces
-
     x = to_float(ToyFaces(split="test", size=args.n_test, image_size=config.image_size).images)
     seeds = list(args.mask_seeds)
-    classical = hole_psnr_by_seed(_fillers(), x, seeds=seeds)            # {mask: {telea, ns, mean: [per seed]}}
+    classical = hole_psnr_by_seed(fillers(), x, seeds=seeds)            # {mask: {telea, ns, mean: [per seed]}}
 
     def net_scores(model) -> dict[str, list[float]]:
-        got = hole_psnr_by_seed({"net": _fillers(model, config.fill)["net"]}, x, seeds=seeds)
+        got = hole_psnr_by_seed({"net": fillers(model, config.fill)["net"]}, x, seeds=seeds)
         return {mask: v["net"] for mask, v in got.items()}
 
     # the live-budget model, one fresh training run per seed (the spread is over training and masks)
@@ -158,7 +147,7 @@ def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESUL
         snap = torch.load(snap_file, map_location="cpu", weights_only=True)
         model = config.build()
         model.load_state_dict(snap["weights"])
-        got = hole_psnr_by_seed({"net": _fillers(model, config.fill)["net"]}, x, seeds=seeds[:1])
+        got = hole_psnr_by_seed({"net": fillers(model, config.fill)["net"]}, x, seeds=seeds[:1])
         curve.append({"step": snap["step"], **{m: round(v["net"][0], 2) for m, v in got.items()}})
         print(curve[-1], flush=True)
 
