@@ -1,7 +1,9 @@
 """Which GAN recipe draws the best faces for the same wall time? (issue 14, item 3)
 
-Run: ``python bench/gan_recipes.py --base-steps 500 --out bench/results/gan_recipes``
-(writes ``gan_recipes.json`` and ``gan_recipes.txt``; rerunning continues where it stopped).
+Run: ``python bench/gan_recipes.py --base-steps 500`` (writes ``course_lib/results_data/gan_recipes.json``,
+which chapter 03 reads with ``load_result("gan_recipes")``, and the table ``bench/results/gan_recipes.txt``;
+rerunning continues where it stopped). Two processes: time once, copy the JSON, run
+``--worker 0/2`` and ``--worker 1/2 --json COPY``, then ``--merge JSON COPY`` (twice: screen, seeds).
 
 Every recipe is chapter 03's DCGAN (``GANConfig.for_profile("cpu")``: width 32, batch 64,
 Adam 2e-4 (0.5, 0.999), the non-saturating loss) with one change:
@@ -17,7 +19,7 @@ Adam 2e-4 (0.5, 0.999), the non-saturating loss) with one change:
 **Equal wall time on a loaded machine.** Wall time cannot be compared across runs when other
 processes share the CPU, so it is emulated: a short timing phase calls every recipe's step
 function on one batch, *interleaved* in one process (round after round, in rotating order),
-and takes each recipe's median time per step as a ratio to the baseline's. A recipe then
+and takes each recipe's median CPU time per step (one thread) as a ratio to the baseline's. A recipe then
 gets ``base_steps * t_base / t_recipe`` discriminator steps (rounded to whole generator
 steps). The ratios and budgets are in the results; the seconds are not a claim about an
 idle machine. Every run also keeps an EMA copy of G (it never feeds back into training), so
@@ -45,10 +47,13 @@ import torch
 from course_lib import gan
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
+from course_lib.results import result_path
 from course_lib.stats import compare_all
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 
+ROOT = Path(__file__).resolve().parents[1]
 EMA_DECAY = 0.999
+PROFILE = "cpu"  # chapter 03's profile (the tests shrink it to "smoke")
 # name -> the change to chapter 03's DCGAN config ("EMA" is the baseline run's EMA copy)
 RECIPES: dict[str, dict] = {
     "baseline": {},
@@ -70,13 +75,16 @@ def recipe_config(name: str, *, base: gan.GANConfig | None = None, **changes) ->
     """Chapter 03's DCGAN config (or ``base``) with recipe ``name``'s change and ``changes``."""
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {list(RECIPES)}, got {name!r}")
-    return dataclasses.replace(base or gan.GANConfig.for_profile("cpu"), **{**RECIPES[name], **changes})
+    return dataclasses.replace(base or gan.GANConfig.for_profile(PROFILE), **{**RECIPES[name], **changes})
 
 
 def time_steps(configs: dict[str, gan.GANConfig], images: torch.Tensor, *, rounds: int = 3,
                calls: int = 5) -> dict[str, float]:
-    """Median seconds per step function call of each config, measured interleaved in this
-    process: ``rounds`` rounds, each timing ``calls`` calls of every config (order rotated)."""
+    """Median CPU seconds per step function call of each config, measured interleaved in this
+    process: ``rounds`` rounds, each timing ``calls`` calls of every config (order rotated).
+    CPU time of this (one-thread) process, not wall time: on a shared machine the wall clock
+    counts the other processes' turns too (two recipes with the same arithmetic, the baseline
+    and TTUR, came out 9% apart in wall time at load 13)."""
     if rounds < 1 or calls < 1:
         raise ValueError(f"rounds and calls must be >= 1, got {rounds} and {calls}")
     steps = {}
@@ -94,10 +102,10 @@ def time_steps(configs: dict[str, gan.GANConfig], images: torch.Tensor, *, round
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             step, batch = steps[name]
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(calls):
                 step(batch)
-            times[name].append((time.perf_counter() - start) / calls)
+            times[name].append((time.process_time() - start) / calls)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -131,7 +139,7 @@ class Scorer:
 
     def __init__(self, n: int = 1000, image_size: int = 32):
         self.n = n
-        self.net = load_feature_net(image_size, config=FeatureNetConfig.for_profile("cpu", image_size=image_size))
+        self.net = load_feature_net(image_size, config=FeatureNetConfig.for_profile(PROFILE, image_size=image_size))
         self.real = ToyFaces(split="test", size=n, image_size=image_size, seed=0).images
         self.real_feats = self.net.features(self.real)
 
@@ -218,25 +226,46 @@ def format_table(result: dict) -> str:
         lines.append(f"{row} vs baseline (3 seeds, Welch, Holm): Frechet {c['diff']:+.1f} "
                      f"[{c['low']:+.1f}, {c['high']:+.1f}], p_adj {c['p_adjusted']:.3f} -> {c['verdict']}")
     if "winner" in result:
-        lines.append(f"winner: {result['winner']}")
+        lines.append(f"winner: {result['winner']} (the lowest mean Frechet among rows clearly better than the "
+                     f"baseline after Holm's correction; 'baseline' when none is)"
+                     + ("" if result.get("complete") else "; INCOMPLETE: not every leader has 3 seeds"))
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-steps", type=int, default=500, help="the baseline's discriminator steps")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/gan_recipes"), help="writes OUT.json, OUT.txt")
+    parser.add_argument("--json", type=Path, default=result_path("gan_recipes"), help="the results (read back to resume)")
+    parser.add_argument("--txt", type=Path, default=ROOT / "bench" / "results" / "gan_recipes.txt", help="the table")
     parser.add_argument("--n", type=int, default=1000, help="samples and real images per score")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds")
     parser.add_argument("--recipes", nargs="*", default=TRAINED, help="subset to run (tests)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds of the leaders (1 = screen only)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the table (and the verdicts) from --json")
+    parser.add_argument("--worker", default="0/1", help="I/N: run only every N-th planned run from the I-th "
+                        "(two processes on copies of one timed JSON, then --merge)")
+    parser.add_argument("--merge", nargs="*", type=Path, default=[], help="add the runs of these JSON files "
+                        "(same timing and budgets) to the first, write --json and --txt")
     args = parser.parse_args(argv)
+    worker, workers = (int(x) for x in args.worker.split("/"))
+    if not 0 <= worker < workers:
+        parser.error(f"--worker must be I/N with 0 <= I < N, got {args.worker}")
     if args.base_steps < 1 or args.n < 10:
         parser.error("--base-steps must be >= 1 and --n >= 10")
     torch.set_num_threads(1)
-    base = gan.GANConfig.for_profile("cpu")
+    path = args.json
+    if args.report or args.merge:
+        sources = args.merge or [path]
+        if not all(p.is_file() for p in sources):
+            parser.error(f"--report and --merge need {[str(p) for p in sources]}: run the study first")
+        result = json.loads(sources[0].read_text())
+        for other in map(lambda p: json.loads(p.read_text()), sources[1:]):
+            if (other["budgets"], other["base_steps"]) != (result["budgets"], result["base_steps"]):
+                parser.error("--merge: the files were timed separately (budgets differ)")
+            result["runs"].update(other["runs"])
+        return report(result, path, args.txt)
+    base = gan.GANConfig.for_profile(PROFILE)
     images = ToyFaces(split="train", size=base.train_images, image_size=base.image_size).images
-    path = args.out.with_suffix(".json")
     result = json.loads(path.read_text()) if path.is_file() else {}
     configs = {name: recipe_config(name) for name in ["baseline", "EMA", *[r for r in args.recipes if r != "baseline"]]}
     if result.get("base_steps") != args.base_steps or result.get("render_version") != RENDER_VERSION:
@@ -246,11 +275,11 @@ def main(argv=None) -> None:
                   "frechet_label": frechet_label(args.n, base.image_size),
                   "configs": {k: dataclasses.asdict(c) for k, c in configs.items()},
                   "timing": {"load_average_1min": round(load, 2), "rounds": args.rounds, "calls_per_round": 5,
-                             "seconds_per_step (loaded machine, not a claim)": seconds},
+                             "cpu_seconds_per_step (one thread, a loaded machine: not a claim)": seconds},
                   "cost_ratios": {k: round(t / seconds["baseline"], 3) for k, t in seconds.items()},
                   "budgets": budgets(seconds, configs, args.base_steps), "runs": {}}
     result["command"] = "python bench/gan_recipes.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
     def save():
         path.write_text(json.dumps(result, indent=1) + "\n")
@@ -258,16 +287,27 @@ def main(argv=None) -> None:
     save()
     print("cost ratios:", result["cost_ratios"], "\nbudgets:", result["budgets"], flush=True)
     scorer = Scorer(args.n, base.image_size)
-    for recipe in ["baseline", *[r for r in args.recipes if r != "baseline"]]:
-        run_recipe(result, recipe, 0, images, scorer, save)
-    for seed in range(1, args.seeds):
-        for recipe in dict.fromkeys(["baseline", *map(row_recipe, leaders(result))]):
+    plan = [(recipe, 0) for recipe in ["baseline", *[r for r in args.recipes if r != "baseline"]]]
+    if all(run_key(*run) in result["runs"] for run in plan):   # the screen is done: the leaders' seeds
+        plan += [(recipe, seed) for seed in range(1, args.seeds)
+                 for recipe in dict.fromkeys(["baseline", *map(row_recipe, leaders(result))])]
+    for i, (recipe, seed) in enumerate(plan):
+        if i % workers == worker:
             run_recipe(result, recipe, seed, images, scorer, save)
-    result["leaders"] = leaders(result) if args.seeds > 1 else []
+    if workers == 1 and len(plan) == len(args.recipes) + ("baseline" not in args.recipes) and args.seeds > 1:
+        return main(argv)                                      # screen just finished: plan the seeds
+    report(result, path, args.txt)
+
+
+def report(result: dict, json_path: Path, txt_path: Path) -> None:
+    """Leaders, verdicts and winner from the runs so far; rewrite both files and print the table."""
+    result["leaders"] = leaders(result)
     result["verdicts"] = verdicts(result)
     result["winner"] = winner(result)
-    save()
-    args.out.with_suffix(".txt").write_text(format_table(result) + "\n")
+    result["complete"] = all(len(row_values(result, row, "frechet")) >= 3 for row in ["baseline", *result["leaders"]])
+    json_path.write_text(json.dumps(result, indent=1) + "\n")
+    txt_path.parent.mkdir(parents=True, exist_ok=True)
+    txt_path.write_text(format_table(result) + "\n")
     print(format_table(result))
 
 
