@@ -72,10 +72,12 @@ METRICS = ("frechet", "fidelity", "diversity")
 
 
 def recipe_config(name: str, *, base: gan.GANConfig | None = None, **changes) -> gan.GANConfig:
-    """Chapter 03's DCGAN config (or ``base``) with recipe ``name``'s change and ``changes``."""
+    """Chapter 03's DCGAN config (or ``base``), without an EMA (the baseline samples its last
+    weights), with recipe ``name``'s change and ``changes``."""
     if name not in RECIPES:
         raise ValueError(f"recipe must be one of {list(RECIPES)}, got {name!r}")
-    return dataclasses.replace(base or gan.GANConfig.for_profile(PROFILE), **{**RECIPES[name], **changes})
+    base = dataclasses.replace(base or gan.GANConfig.for_profile(PROFILE), ema_decay=0.0)
+    return dataclasses.replace(base, **{**RECIPES[name], **changes})
 
 
 def time_steps(configs: dict[str, gan.GANConfig], images: torch.Tensor, *, rounds: int = 3,

@@ -116,7 +116,7 @@ class GANConfig:
         profile = resolve_profile(name)
         base = {
             "smoke": dict(image_size=16, width=8, batch_size=16, steps=6, train_images=256),
-            "cpu": dict(image_size=32, width=32, batch_size=64, steps=500, train_images=6000),
+            "cpu": dict(image_size=32, width=32, batch_size=64, steps=3000, train_images=6000),
             "gpu": dict(image_size=64, width=64, batch_size=128, steps=5000, train_images=30000),
         }[profile]
         assert set(PROFILES) == {"smoke", "cpu", "gpu"}

@@ -12,10 +12,14 @@ name                   written by                         read by
 ``fusion``             ``python experiments/fusion.py``   chapter 06
 ``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
 ``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
+``gan_recipes``        ``python bench/gan_recipes.py``    chapter 03
 =====================  =================================  =========
 
 Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
 ``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``).
+And ``dcgan_reference.pt`` / ``wgan_gp_reference.pt`` (chapter 03's reference generators,
+float16, written by ``experiments/gan_reference.py --export``; loaded by
+``course_lib.gan_reference.reference_generator``; chapters 03 and 07).
 """
 from __future__ import annotations
 
