@@ -203,10 +203,11 @@ def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch
             gp = gradient_penalty(discriminator, real, fake)
             logs["gp"] = gp.detach()
             loss = loss + config.gp_weight * gp
-    if config.r1_weight > 0:                                 # gamma / 2 * E||grad D(x)||^2 (Mescheder eq. 9)
+    r1_weight = getattr(config, "r1_weight", 0.0)            # the playground's config has none
+    if r1_weight > 0:                                        # gamma / 2 * E||grad D(x)||^2 (Mescheder eq. 9)
         r1 = r1_penalty(discriminator, real)
         logs["r1"] = r1.detach()
-        loss = loss + config.r1_weight / 2 * r1
+        loss = loss + r1_weight / 2 * r1
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     if config.loss == "wgan-clip":
