@@ -248,6 +248,8 @@ def main(argv=None) -> None:
                         "(two processes on copies of one timed JSON, then --merge)")
     parser.add_argument("--merge", nargs="*", type=Path, default=[], help="add the runs of these JSON files "
                         "(same timing and budgets) to the first, write --json and --txt")
+    parser.add_argument("--runs", nargs="*", default=None, help="run exactly these 'RECIPE:SEED' runs (a worker "
+                        "that is free before the screen is merged)")
     args = parser.parse_args(argv)
     worker, workers = (int(x) for x in args.worker.split("/"))
     if not 0 <= worker < workers:
@@ -293,10 +295,14 @@ def main(argv=None) -> None:
     if all(run_key(*run) in result["runs"] for run in plan):   # the screen is done: the leaders' seeds
         plan += [(recipe, seed) for seed in range(1, args.seeds)
                  for recipe in dict.fromkeys(["baseline", *map(row_recipe, leaders(result))])]
+    if args.runs is not None:
+        plan = [(r.rsplit(":", 1)[0], int(r.rsplit(":", 1)[1])) for r in args.runs]
+        if any(recipe not in result["budgets"] or recipe == "EMA" for recipe, _ in plan):
+            parser.error(f"--runs: each must be RECIPE:SEED with a timed recipe, got {args.runs}")
     for i, (recipe, seed) in enumerate(plan):
         if i % workers == worker:
             run_recipe(result, recipe, seed, images, scorer, save)
-    if workers == 1 and len(plan) == len(args.recipes) + ("baseline" not in args.recipes) and args.seeds > 1:
+    if args.runs is None and workers == 1 and len(plan) == len(args.recipes) + ("baseline" not in args.recipes) and args.seeds > 1:
         return main(argv)                                      # screen just finished: plan the seeds
     report(result, path, args.txt)
 

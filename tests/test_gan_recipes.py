@@ -112,3 +112,7 @@ def test_main_runs_screen_and_seeds_resumes_and_reports(gr, tmp_path):
         gr.main(["--merge", str(tmp_path / "half.json"), str(tmp_path / "absent.json"), *files])
     with pytest.raises(SystemExit, match="2"):
         gr.main(["--worker", "2/2", *files])
+    gr.main(["--runs", "TTUR:5", *files])                    # one explicit run, added to the file
+    assert "TTUR | seed 5" in json.loads(out.with_suffix(".json").read_text())["runs"]
+    with pytest.raises(SystemExit):
+        gr.main(["--runs", "EMA:1", *files])
