@@ -269,7 +269,7 @@ def main(argv=None) -> None:
             result["runs"].update(other["runs"])
         return report(result, path, args.txt)
     base = gan.GANConfig.for_profile(PROFILE)
-    images = ToyFaces(split="train", size=base.train_images, image_size=base.image_size).images
+    images = ToyFaces(split="train", size=base.train_size, image_size=base.image_size).images
     result = json.loads(path.read_text()) if path.is_file() else {}
     configs = {name: recipe_config(name) for name in ["baseline", "EMA", *[r for r in args.recipes if r != "baseline"]]}
     if result.get("base_steps") != args.base_steps or result.get("render_version") != RENDER_VERSION:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from course_lib import feature_net as fn
 from course_lib import gan
@@ -48,7 +49,7 @@ def test_budgets_give_equal_time_in_whole_generator_steps(gr):
 
 
 def test_time_steps_measures_every_config_interleaved(gr):
-    images = __import__("torch").randint(0, 256, (32, 3, 16, 16), dtype=__import__("torch").uint8)
+    images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
     configs = {name: gr.recipe_config(name) for name in ("baseline", "EMA", "R1")}
     seconds = gr.time_steps(configs, images, rounds=2, calls=2)
     assert set(seconds) == set(configs) and all(t > 0 for t in seconds.values())

@@ -24,7 +24,7 @@ def script(monkeypatch):
     spec.loader.exec_module(module)
 
     def tiny(name):
-        config = gan.GANConfig.for_profile("smoke", train_images=64)
+        config = gan.GANConfig.for_profile("smoke", train_size=64)
         return config if name == "dcgan" else gan.chapter_wgan_gp(config)
 
     monkeypatch.setattr(module, "reference_config", tiny)
@@ -55,7 +55,7 @@ def test_train_resume_export_and_load_round_trip(script, tmp_path, name):
 def test_export_takes_the_ema_copy_when_the_config_averages(script, tmp_path, monkeypatch):
     run_dir = tmp_path / "runs"
     script.main(["--model", "dcgan", "--steps", "2", "--snapshot-every", "2", "--run-dir", str(run_dir)])
-    averaged = dataclasses.replace(gan.GANConfig.for_profile("smoke", train_images=64), ema_decay=0.999)
+    averaged = dataclasses.replace(gan.GANConfig.for_profile("smoke", train_size=64), ema_decay=0.999)
     monkeypatch.setattr(script, "reference_config", lambda name: averaged)
     monkeypatch.setattr(gan_reference, "reference_config", lambda name: averaged)
     out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir), out=tmp_path / "ema.pt")
