@@ -212,6 +212,9 @@ def format_table(result: dict) -> str:
     lines = [f"GAN recipes at equal wall time: chapter 03's DCGAN budget of {result['base_steps']} "
              f"discriminator steps, {result['frechet_label']}",
              f"ToyFaces render version {result['render_version']}; {result['command']}",
+             *[f"  runs from: {c}" for c in result.get("commands", [])],
+             f"timing: CPU time per step, {result['timing']['rounds']} interleaved rounds, 1-min load "
+             f"{result['timing']['load_average_1min']} at the start" if "timing" in result else "timing: -",
              f"{'row':>22} {'step cost':>9} {'D steps':>8} {'Frechet':>16} {'fidelity':>12} {'diversity':>12} seeds"]
     names = list(dict.fromkeys(row for run in result["runs"].values() for row in run["rows"]))
     for row in sorted(names, key=lambda r: statistics.mean(row_values(result, r, "frechet"))):
@@ -267,6 +270,9 @@ def main(argv=None) -> None:
             if (other["budgets"], other["base_steps"]) != (result["budgets"], result["base_steps"]):
                 parser.error("--merge: the files were timed separately (budgets differ)")
             result["runs"].update(other["runs"])
+        if args.merge:
+            result["commands"] = [json.loads(p.read_text())["command"] for p in sources]
+            result["command"] = "python bench/gan_recipes.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
         return report(result, path, args.txt)
     base = gan.GANConfig.for_profile(PROFILE)
     images = ToyFaces(split="train", size=base.train_size, image_size=base.image_size).images

@@ -5,9 +5,9 @@ DCGAN, and its WGAN-GP) for the steps a live budget allows; this script trains t
 configurations for at least ten times as many steps, so the chapter can show where the same
 training goes when the budget is not the limit.
 
-    python experiments/gan_reference.py --model dcgan --steps 40000     # train (resumes from its checkpoint)
-    python experiments/gan_reference.py --model dcgan --export 40000    # write the committed weights
-    python experiments/gan_reference.py --model wgan_gp --steps 40000   # the same for the WGAN-GP
+    python experiments/gan_reference.py --model dcgan               # train 10x the chapter's steps (resumes)
+    python experiments/gan_reference.py --model dcgan --export STEP  # write the committed weights
+    python experiments/gan_reference.py --model wgan_gp             # the same for the WGAN-GP
 
 Training is resumable: the checkpoint lives in ``--run-dir`` (default ``.cache/gan_reference``,
 gitignored) and rerunning the command continues from it. Adam's learning rate is constant,
@@ -93,12 +93,15 @@ def export(args: argparse.Namespace, *, out: Path | None = None) -> Path:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=REFERENCE_NAMES, required=True)
-    parser.add_argument("--steps", type=int, default=40000, help="train to this many discriminator steps in all")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train to this many discriminator steps in all (default: 10x the chapter's)")
     parser.add_argument("--export", type=int, default=None, help="write the committed weights from this snapshot")
     parser.add_argument("--snapshot-every", type=int, default=2000, help="keep G (and its EMA) every N steps")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "gan_reference")
     args = parser.parse_args(argv)
+    if args.steps is None:
+        args.steps = 10 * reference_config(args.model).steps
     if args.steps <= 0 or args.snapshot_every <= 0:
         parser.error("--steps and --snapshot-every must be positive")
     torch.set_num_threads(args.threads)
