@@ -33,3 +33,11 @@ def test_the_committed_results_files_render_every_section():
     for key, value in data.items():
         if isinstance(value, list) and value and isinstance(value[0], dict):
             assert f"*{key}*" in text, key
+
+
+def test_the_inpainting_results_render_their_summaries_and_verdicts():
+    path = ROOT / "course_lib" / "results_data" / "inpainting.json"
+    text = results_tables.result_file_markdown(path)
+    for key in ("*summary*", "*summary_live*", "*steps_curve*", "*verdicts_reference*", "*live_runs*"):
+        assert key in text, key
+    assert "| centre |" in text and "| blocks25 |" in text
