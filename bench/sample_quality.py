@@ -16,9 +16,11 @@ data seed = sample seed), ``blur1`` / ``blur2`` (those, Gaussian blur sigma 1 / 
 its prior), chapter 03's DCGAN and WGAN-GP at the profile's budget (``pretrained_gan``,
 trained once and cached), chapter 08's diffusion model at the profile's budget
 (``ddpm_live``) and its committed reference model (``ddpm_reference``, when the table's image
-size is the reference's), each sampled with DDIM in 25 steps, and the reference generators
-of ``experiments/weights/`` when those files exist (rows are left out, and listed under
-``"missing"``, when they do not). Sampling time is measured in chapter 08 (quality vs seconds).
+size is the reference's), each sampled with DDIM in 25 steps, and chapter 03's reference
+generators (``course_lib.gan_reference``: the chapter's DCGAN and WGAN-GP trained by
+``experiments/gan_reference.py`` for >= 10x the chapter's steps) when those files exist (rows
+are left out, and listed under ``"missing"``, when they do not). A GAN whose config keeps an
+EMA of its generator is sampled from the EMA copy (``gan.sampler_generator``). Sampling time is measured in chapter 08 (quality vs seconds).
 
 Cached models come from ``$COURSE_CACHE`` (what is missing is trained first: at ``cpu``
 the VAE, the DCGAN and the WGAN-GP, a few minutes on 2 idle cores). No timing is
@@ -37,8 +39,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import diffusion, gan
-from course_lib.checkpoint import load_checkpoint, read_checkpoint
+from course_lib import diffusion, gan, gan_reference
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,
                                 frechet_label, precision_recall)
@@ -49,11 +50,9 @@ REFERENCE_NAMES = ("real", "blur1", "blur2", "noise", "gray", "repeated")
 ROOT = Path(__file__).resolve().parents[1]
 DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seconds sweep shows why)
 METRICS = ("frechet", "fidelity", "diversity", "precision", "recall")
-# Reference generators (issue 14, item 4): course checkpoints (course_lib.checkpoint
-# .save_checkpoint) holding a "generator" and, in ``extra["config"]``, the GANConfig as
-# written by course_lib.checkpoint.config_key. Until experiments/ commits them, no row.
-REFERENCE_WEIGHTS = {"dcgan_reference": ROOT / "experiments" / "weights" / "dcgan_reference.pt",
-                     "wgan_gp_reference": ROOT / "experiments" / "weights" / "wgan_gp_reference.pt"}
+# Reference generators (issue 14, item 4): written by experiments/gan_reference.py, loaded
+# (and checked against chapter 03's config and the ToyFaces drawing) by course_lib.gan_reference.
+REFERENCE_WEIGHTS = {f"{name}_reference": path for name, path in gan_reference.REFERENCE_PATHS.items()}
 
 Sampler = Callable[[int, int], torch.Tensor]  # (n, seed) -> images (n, 3, S, S) in [0, 1] or uint8
 
@@ -74,10 +73,8 @@ class QualityConfig:
 
 
 def wgan_gp_config(profile: str) -> gan.GANConfig:
-    """Chapter 03's WGAN-GP: the profile's DCGAN config with loss "wgan-gp", 2 critic steps
-    per generator step and Adam beta2 = 0.9 (``solutions/03_gan.md``, cell ``wgan_cfg``).
-    Keep the two in step until the config lives in course_lib.gan."""
-    return dataclasses.replace(gan.GANConfig.for_profile(profile), loss="wgan-gp", d_steps=2, beta2=0.9)
+    """Chapter 03's WGAN-GP at ``profile`` (:func:`course_lib.gan.chapter_wgan_gp`)."""
+    return gan.chapter_wgan_gp(gan.GANConfig.for_profile(profile))
 
 
 def reference_samplers(held_out: Callable[[int, int], torch.Tensor], image_size: int) -> dict[str, Sampler]:
@@ -99,14 +96,12 @@ def gan_sampler(generator: torch.nn.Module) -> Sampler:
     return lambda n, seed: gan.generate(generator, n, seed=seed)
 
 
-def load_reference_generator(path: Path) -> tuple[torch.nn.Module, gan.GANConfig]:
-    """The generator of a reference checkpoint (format: see ``REFERENCE_WEIGHTS``)."""
-    config = json.loads(read_checkpoint(path)["extra"]["config"])
-    config.pop("__class__", None)
-    cfg = gan.GANConfig(**config)
-    generator, _ = gan.build(cfg)
-    load_checkpoint(path, models={"generator": generator}, restore_rng=False)
-    return generator.eval(), cfg
+def load_reference_generator(name: str, path: Path) -> tuple[torch.nn.Module, gan.GANConfig]:
+    """The reference generator ``name`` ("dcgan_reference" ...) at ``path`` and its config."""
+    short = name.removesuffix("_reference")
+    generator = gan_reference.reference_generator(short, path)
+    info = gan_reference.reference_info(short, path)
+    return generator, dataclasses.replace(gan_reference.reference_config(short), steps=info["steps"])
 
 
 def model_samplers(profile: str, *, progress: bool | str = False) -> tuple[dict[str, Sampler], dict[str, str]]:
@@ -122,10 +117,10 @@ def model_samplers(profile: str, *, progress: bool | str = False) -> tuple[dict[
     samplers: dict[str, Sampler] = {
         "vae": vae_sampler,
         "ddpm_live": ddpm_sampler(live),
-        "dcgan_live": gan_sampler(gan.pretrained_gan(gan.GANConfig.for_profile(profile),
-                                                     progress=progress).model["generator"].cpu()),
-        "wgan_gp_live": gan_sampler(gan.pretrained_gan(wgan_gp_config(profile),
-                                                       progress=progress).model["generator"].cpu()),
+        "dcgan_live": gan_sampler(gan.sampler_generator(gan.pretrained_gan(
+            gan.GANConfig.for_profile(profile), progress=progress).model).cpu()),
+        "wgan_gp_live": gan_sampler(gan.sampler_generator(gan.pretrained_gan(
+            wgan_gp_config(profile), progress=progress).model).cpu()),
     }
     image_size = gan.GANConfig.for_profile(profile).image_size
     references, missing = reference_generator_samplers(image_size)
@@ -149,9 +144,9 @@ def reference_generator_samplers(image_size: int) -> tuple[dict[str, Sampler], d
     for name, path in REFERENCE_WEIGHTS.items():
         shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         if not path.is_file():
-            missing[name] = f"{shown} not found (issue 14, item 4)"
+            missing[name] = f"{shown} not found (python experiments/gan_reference.py)"
             continue
-        generator, cfg = load_reference_generator(path)
+        generator, cfg = load_reference_generator(name, path)
         if cfg.image_size != image_size:
             missing[name] = f"{shown} generates {cfg.image_size}px images, this table is {image_size}px"
             continue

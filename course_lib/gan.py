@@ -19,25 +19,35 @@ Losses (``loss=`` in :class:`GANConfig`):
                   ``[-c, c]`` to keep ``f`` Lipschitz (Arjovsky et al. 2017, Algorithm 1).
 - ``"wgan-gp"``   WGAN with the gradient penalty ``lambda * E[(||grad f(x_hat)||_2 - 1)^2]``
                   on random interpolates ``x_hat`` (Gulrajani et al. 2017, eq. 3, lambda=10).
+- ``"hinge"``     the hinge loss (Lim & Ye 2017), usually with spectral normalisation of D
+                  (``spectral_norm=True``, Miyato et al. 2018).
+
+Add-ons any loss can take: an R1 penalty on real images (``r1_weight``, Mescheder et al.
+2018) and an exponential moving average of the generator's weights (``ema_decay``; the copy
+is what one samples from: Karras et al. 2018, Yazici et al. 2019). The losses live in
+:mod:`course_lib.gan_losses`; ``bench/gan_recipes.py`` compares these recipes at equal wall time.
 """
 from __future__ import annotations
 
-import math
+import copy
+import dataclasses
 import os
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import Checkpoint, load_or_train
+from .gan_losses import (clip_weights, critic_loss, discriminator_loss, generator_loss,  # noqa: F401 (re-exported)
+                         gradient_penalty, hinge_discriminator_loss, r1_penalty,
+                         saturating_generator_loss, wgan_generator_loss)
+from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
 from .toyfaces import ToyFaces
 
-LOSSES = ("ns", "wgan-clip", "wgan-gp")
+LOSSES = ("ns", "wgan-clip", "wgan-gp", "hinge")
 OPTIMIZERS = ("adam", "rmsprop")
 
 # What each paper trains with; ``dataclasses.replace(cfg, **PAPER_SETTINGS["wgan-gp"])`` gives
@@ -76,121 +86,42 @@ class GANConfig:
     steps: int = 500             # discriminator steps (calls of the step function)
     train_size: int = 6000     # ToyFaces training images (the chapter-02 VAE's set)
     seed: int = 0                # seeds data order, noise and initial weights
+    spectral_norm: bool = False  # spectral normalisation of D's convs, no other norm in D (Miyato et al. 2018)
+    r1_weight: float = 0.0       # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real x (Mescheder et al. 2018); 0 = off
+    ema_decay: float = 0.0       # EMA of G's weights after each G step, e.g. 0.999 (Yazici et al. 2019); 0 = off
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _check_image_size(self.image_size)
+        check_image_size(self.image_size)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}")
+        if self.r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0, got {self.r1_weight}")
 
     @property
     def d_norm(self) -> str:
-        """BatchNorm for DCGAN; a per-sample norm for WGAN-GP (the penalty is per sample)."""
+        """BatchNorm for DCGAN; a per-sample norm for WGAN-GP (the penalty is per sample);
+        none under spectral normalisation (SN-GAN's discriminator has no other norm)."""
+        if self.spectral_norm:
+            return "none"
         return "layer" if self.loss == "wgan-gp" else "batch"
 
     @classmethod
     def for_profile(cls, name: str | None = None, **overrides) -> "GANConfig":
         """Sizes per profile (image sizes and data match the chapter-02 VAE's, so they compare):
-        smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64."""
+        smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64.
+        cpu: 3000 steps (issue 14: at 500 the samples were blobs; on an idle 2-core machine 2000 /
+        4000 steps gave Frechet 264 / 231, render version 4); batch 64 and no EMA, which
+        bench/gan_recipes.py did not beat clearly at 3 seeds."""
         return replace(choose(
             smoke=cls(image_size=16, width=8, batch_size=16, steps=6, train_size=256),
-            cpu=cls(image_size=32, width=32, batch_size=64, steps=500, train_size=6000),
+            cpu=cls(image_size=32, width=32, batch_size=64, steps=3000, train_size=6000),
             gpu=cls(image_size=64, width=64, batch_size=128, steps=5000, train_size=30000),
             profile=name,
         ), **overrides)
-
-
-def _check_image_size(image_size: int) -> int:
-    n_up = math.log2(image_size / 4) if image_size > 0 else -1
-    if image_size < 8 or n_up != int(n_up):
-        raise ValueError(f"image_size must be a power of two >= 8 (e.g. 32 or 64), got {image_size}")
-    return int(n_up)
-
-
-# ----------------------------------------------------------------------------- models
-class Generator(nn.Module):
-    """DCGAN generator (Radford et al. 2016, Fig. 1): z -> 4x4 -> ... -> image.
-
-    Rules: fractionally-strided convolutions instead of upsampling, BatchNorm in every
-    layer but the output, ReLU inside, tanh at the output (here rescaled to [0, 1]).
-
-    Input:  ``z`` float ``(B, z_dim)``.
-    Output: images float ``(B, channels, image_size, image_size)`` in ``[0, 1]``.
-    """
-
-    def __init__(self, *, z_dim: int = 100, image_size: int = 64, width: int = 64, channels: int = 3):
-        super().__init__()
-        n_up = _check_image_size(image_size)      # 64 -> 4 stride-2 layers after the 4x4 start
-        self.z_dim, self.image_size = z_dim, image_size
-        c = width * 2 ** (n_up - 1)               # 64x64, width 64: 512 channels at 4x4
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, c, 4, 1, 0, bias=False),  # (B, c, 4, 4)
-            nn.BatchNorm2d(c), nn.ReLU(True),
-        ]
-        for _ in range(n_up - 1):                 # each doubles H and W, halves channels
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
-            c //= 2
-        layers.append(nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False))  # (B, 3, H, W)
-        self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"Generator expects z of shape (B, {self.z_dim}), got {tuple(z.shape)}")
-        h = self.net(z[:, :, None, None])         # (B, 3, H, W), unbounded
-        return (torch.tanh(h) + 1) / 2            # [0, 1]
-
-
-class Discriminator(nn.Module):
-    """DCGAN discriminator: image -> one logit (or critic score) per image.
-
-    Rules: strided convolutions instead of pooling, LeakyReLU(0.2), no norm on the first
-    layer. ``norm="batch"`` is DCGAN; WGAN-GP must not use BatchNorm (it couples the
-    samples of a batch, and the penalty is per sample), so ``"layer"`` (a per-sample
-    GroupNorm with one group, as Gulrajani et al. suggest) or ``"none"``.
-
-    Input:  images float ``(B, channels, image_size, image_size)`` in ``[0, 1]``.
-    Output: float ``(B,)``: a logit for ``"ns"`` (sigmoid = P(real)), a score for WGAN.
-    """
-
-    def __init__(self, *, image_size: int = 64, width: int = 64, channels: int = 3, norm: str = "batch"):
-        super().__init__()
-        n_down = _check_image_size(image_size)
-        if norm not in ("batch", "layer", "none"):
-            raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {norm!r}")
-        self.image_size, self.channels = image_size, channels
-        c = width
-        layers: list[nn.Module] = [nn.Conv2d(channels, c, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
-        for _ in range(n_down - 1):               # (B, width, H/2) -> ... -> (B, c, 4, 4)
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), _norm(norm, c * 2), nn.LeakyReLU(0.2, True)]
-            c *= 2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 0, bias=False))  # (B, 1, 1, 1)
-        self.net = nn.Sequential(*layers)
-        self.apply(dcgan_init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        expected = (self.channels, self.image_size, self.image_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"Discriminator expects (B, {', '.join(map(str, expected))}) images, got {tuple(x.shape)}")
-        return self.net(x * 2 - 1).flatten()      # (B,)
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)          # normalises (C, H, W) of each sample
-    return nn.Identity()
-
-
-def dcgan_init(module: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), shifts 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 def build(config: GANConfig, *, channels: int = 3) -> tuple[Generator, Discriminator]:
@@ -198,8 +129,34 @@ def build(config: GANConfig, *, channels: int = 3) -> tuple[Generator, Discrimin
     torch.manual_seed(config.seed)
     generator = Generator(z_dim=config.z_dim, image_size=config.image_size, width=config.width, channels=channels)
     discriminator = Discriminator(image_size=config.image_size, width=config.width, channels=channels,
-                                  norm=config.d_norm)
+                                  norm=config.d_norm, spectral_norm=config.spectral_norm)
     return generator, discriminator
+
+
+def build_models(config: GANConfig) -> dict[str, nn.Module]:
+    """``{"generator", "discriminator"}`` and, with ``config.ema_decay > 0``, ``"generator_ema"``
+    (a copy of the generator that :func:`make_step` averages into): what :func:`train_gan` and
+    the cache store."""
+    generator, discriminator = build(config)
+    models = {"generator": generator, "discriminator": discriminator}
+    if config.ema_decay > 0:
+        models["generator_ema"] = copy.deepcopy(generator).requires_grad_(False)
+    return models
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, *, updates: int | None = None) -> None:
+    """``ema <- d * ema + (1 - d) * model`` for every weight; buffers (BatchNorm's running
+    statistics) are copied. Averaging G over its last steps smooths the oscillation of the
+    game (Yazici et al. 2019). With ``updates`` (G steps so far, from 1) the decay warms up
+    as TensorFlow's ExponentialMovingAverage does, ``d = min(decay, (1 + updates) / (10 + updates))``,
+    so a short run is not an average dominated by the initial weights (0.999^500 = 0.61)."""
+    if updates is not None:
+        decay = min(decay, (1 + updates) / (10 + updates))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def sample_z(n: int, z_dim: int, *, device=None, rng: torch.Generator | None = None) -> torch.Tensor:
@@ -208,73 +165,11 @@ def sample_z(n: int, z_dim: int, *, device=None, rng: torch.Generator | None = N
     return torch.randn(n, z_dim, device=device, generator=rng)
 
 
-# ----------------------------------------------------------------------------- losses
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-[log D(x)] - [log(1 - D(G(z)))], each averaged over its batch (Goodfellow eq. 1).
-
-    ``D = sigmoid(logit)``; written with ``softplus`` (= BCE-with-logits), which is stable
-    where ``log(sigmoid(.))`` underflows: ``-log sigmoid(a) = softplus(-a)`` and
-    ``-log(1 - sigmoid(a)) = softplus(a)``. A perfect discriminator gives 0.
-    """
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss -E[log D(G(z))] (Goodfellow et al. 2014, section 3).
-
-    Same fixed point as minimising log(1 - D(G(z))), but strong gradients exactly when
-    the discriminator confidently rejects the samples (early in training).
-    """
-    return F.softplus(-fake_logits).mean()
-
-
-def saturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The minimax generator loss E[log(1 - D(G(z)))]: what eq. 1 literally asks for."""
-    return -F.softplus(fake_logits).mean()
-
-
-def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """WGAN critic loss E[f(G(z))] - E[f(x)] (minimised; Arjovsky et al. 2017, Algorithm 1)."""
-    return fake_scores.mean() - real_scores.mean()
-
-
-def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """WGAN generator loss -E[f(G(z))]."""
-    return -fake_scores.mean()
-
-
-def gradient_penalty(
-    critic: Callable[[torch.Tensor], torch.Tensor],
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    *,
-    eps: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """E[(||grad_x_hat f(x_hat)||_2 - 1)^2] on x_hat = eps x + (1 - eps) G(z) (Gulrajani eq. 3).
-
-    ``real`` and ``fake``: ``(B, ...)`` of the same shape. ``eps``: ``(B, 1, ..., 1)`` in
-    [0, 1], one per sample (drawn uniformly when ``None``). The norm is taken per sample
-    over *all* non-batch dimensions. ``create_graph=True`` keeps the gradient itself
-    differentiable, so the penalty trains the critic's weights. Returns an unweighted
-    scalar; multiply by lambda (10 in the paper).
-    """
-    if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    if eps is None:  # one per sample of the global batch, this rank's share (all of it outside torchrun)
-        n = real.shape[0] * world_size()
-        eps = local_share(torch.rand(n, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype))
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)  # (B, ...)
-    scores = critic(x_hat)
-    (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)          # (B, ...)
-    norms = grads.flatten(1).norm(2, dim=1)                                         # (B,)
-    return ((norms - 1) ** 2).mean()
-
-
-def clip_weights(module: nn.Module, clip: float) -> None:
-    """WGAN's crude Lipschitz constraint: clamp every parameter to [-clip, clip]."""
-    with torch.no_grad():
-        for p in module.parameters():
-            p.clamp_(-clip, clip)
+def chapter_wgan_gp(config: GANConfig) -> GANConfig:
+    """Chapter 03's WGAN-GP beside the DCGAN ``config``: same data, size, width and budget of
+    critic steps; loss "wgan-gp" with 2 critic steps per generator step and Adam beta2 0.9
+    (a CPU-budget compromise the chapter states; ``PAPER_SETTINGS["wgan-gp"]`` is the paper's)."""
+    return replace(config, loss="wgan-gp", d_steps=2, beta2=0.9)
 
 
 # ----------------------------------------------------------------------------- training
@@ -301,6 +196,8 @@ def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch
     logs: dict[str, torch.Tensor] = {}
     if config.loss == "ns":
         loss = discriminator_loss(real_out, fake_out)
+    elif config.loss == "hinge":
+        loss = hinge_discriminator_loss(real_out, fake_out)
     else:
         loss = critic_loss(real_out, fake_out)
         logs["w_distance"] = -loss.detach()                   # E f(x) - E f(G(z)), the critic's estimate
@@ -308,6 +205,11 @@ def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch
             gp = gradient_penalty(discriminator, real, fake)
             logs["gp"] = gp.detach()
             loss = loss + config.gp_weight * gp
+    r1_weight = getattr(config, "r1_weight", 0.0)            # the playground's config has none
+    if r1_weight > 0:                                        # gamma / 2 * E||grad D(x)||^2 (Mescheder eq. 9)
+        r1 = r1_penalty(discriminator, real)
+        logs["r1"] = r1.detach()
+        loss = loss + r1_weight / 2 * r1
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     if config.loss == "wgan-clip":
@@ -320,21 +222,26 @@ def update_g(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch
              z: torch.Tensor, config: GANConfig) -> dict[str, torch.Tensor]:
     """(2) Generator step: make D call G(z) real. D's weights get gradients but are not stepped."""
     fake_out = discriminator(generator(z)).float()           # (B,)
-    loss = generator_loss(fake_out) if config.loss == "ns" else wgan_generator_loss(fake_out)
+    loss = generator_loss(fake_out) if config.loss == "ns" else wgan_generator_loss(fake_out)  # hinge: -E D(G(z))
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     return {"g_loss": loss.detach()}
 
 
 def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
-              opt_d: torch.optim.Optimizer, config: GANConfig) -> Step:
+              opt_d: torch.optim.Optimizer, config: GANConfig, *, ema: nn.Module | None = None) -> Step:
     """A ``step_fn(batch)``: one D step per call, one G step every ``config.d_steps`` calls.
 
     ``batch`` is a real image tensor ``(B, 3, H, W)`` in [0, 1] or a tuple whose first
     element is one. Returned dicts always hold ``d_loss`` and, on G steps, ``g_loss``.
     The noise generator and the call counter travel with checkpoints (a :class:`Step`), so
     a resumed run draws the same z and steps G at the same calls as an uninterrupted one.
+    ``ema``: a copy of the generator (:func:`build_models`), averaged into after each G step
+    with ``config.ema_decay``; required exactly when ``config.ema_decay > 0``.
     """
+    if (ema is not None) != (config.ema_decay > 0):
+        raise ValueError(f"pass ema= (a copy of the generator) exactly when config.ema_decay > 0; "
+                         f"got ema_decay={config.ema_decay} and ema={'a module' if ema is not None else None}")
     calls = {"n": 0}
     noise = torch.Generator().manual_seed(config.seed + 1)
 
@@ -351,6 +258,8 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
             z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
             logs.update(update_g(generator=generator, discriminator=discriminator, optimizer=opt_g,
                                  z=z, config=config))
+            if ema is not None:
+                update_ema(ema, generator, config.ema_decay, updates=calls["n"] // config.d_steps)
         return logs
 
     return Step(step_fn, generators=[noise], counters=calls)
@@ -372,9 +281,11 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
 
 def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.Tensor | None = None,
               progress: bool | str = "auto", plan: Runtime | None = None,
-              checkpoint: str | os.PathLike | None = None, callbacks=()):
-    """Train ``{"generator", "discriminator"}`` in place for ``config.steps`` discriminator
-    steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
+              checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+              callbacks=()):
+    """Train ``{"generator", "discriminator"}`` (and ``"generator_ema"`` when
+    ``config.ema_decay > 0``: see :func:`build_models`) in place for ``config.steps``
+    discriminator steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
     default the first ``config.train_size`` ToyFaces training images. Under torchrun both
     players are replicated without DDP wrappers (the discriminator runs twice per backward
     and the gradient penalty differentiates twice); :func:`~course_lib.runtime.backward_step`
@@ -383,14 +294,17 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
     generator, discriminator = models["generator"], models["discriminator"]
     rt = plan or runtime()
     g_net, d_net = rt.prepare(generator, ddp=False), rt.prepare(discriminator, ddp=False)
+    ema = models.get("generator_ema")
+    if ema is not None:
+        rt.prepare(ema, ddp=False)                # on the device; averaged in place, never called here
     opt_g, opt_d = make_optimizers(generator, discriminator, config)
     if images is None:
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     loader = rt.loader(images, batch_size=config.batch_size, seed=config.seed)
     ckpt = None if checkpoint is None else Checkpoint(
         checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d},
-        every=max(config.steps // 10, 1))
-    return train(make_step(g_net, d_net, opt_g, opt_d, config), loader, budget=Budget(steps=config.steps),
+        every=checkpoint_every or max(config.steps // 10, 1))
+    return train(make_step(g_net, d_net, opt_g, opt_d, config, ema=ema), loader, budget=Budget(steps=config.steps),
                  progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
                  every=max(config.steps // 10, 1), desc=f"GAN {config.loss}")
 
@@ -401,11 +315,17 @@ def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "a
     the first ``config.train_size`` ToyFaces training images by :func:`train_gan` and
     cached by :func:`course_lib.checkpoint.load_or_train` under the name ``gan_ch03``.
     Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
-    ``{"generator": ..., "discriminator": ...}``, both in eval mode."""
+    ``{"generator": ..., "discriminator": ...}`` (and ``"generator_ema"`` with
+    ``config.ema_decay > 0``), all in eval mode. :func:`sampler_generator` picks the one to sample."""
     config = config or GANConfig.for_profile()
     trained = load_or_train("gan_ch03", lambda models, cfg: train_gan(models, cfg, progress=progress),
                             config=config, retrain=retrain,
-                            build=lambda c: dict(zip(("generator", "discriminator"), build(c))))
+                            build=build_models)
     for module in trained.model.values():
         module.eval()
     return trained
+
+
+def sampler_generator(models: dict[str, nn.Module]) -> nn.Module:
+    """The generator to sample from: the EMA copy when there is one, else the trained one."""
+    return models.get("generator_ema", models["generator"])

@@ -12,6 +12,7 @@ name                   written by                         read by
 ``fusion``             ``python experiments/fusion.py``   chapter 06
 ``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
 ``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
+``gan_recipes``        ``python bench/gan_recipes.py``    chapter 03
 ``inpainting``         ``python experiments/inpainting_reference.py --evaluate``  chapter 04
 =====================  =================================  =========
 
@@ -19,6 +20,9 @@ Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, wri
 ``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``)
 and ``inpainting_reference.pt`` (chapter 04's, written by ``experiments/inpainting_reference.py
 --export``; loaded by ``course_lib.inpainting_eval.reference_inpainter``).
+And ``dcgan_reference.pt`` / ``wgan_gp_reference.pt`` (chapter 03's reference generators,
+float16, written by ``experiments/gan_reference.py --export``; loaded by
+``course_lib.gan_reference.reference_generator``; chapters 03 and 07).
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import checkpoint, datasets, gan, inpainting, inpainting_eval, jigsaw, masks, metrics, pretext
+from course_lib import checkpoint, datasets, gan, gan_reference, inpainting, inpainting_eval, jigsaw, masks, metrics
+from course_lib import pretext
 from course_lib import profiles, results, runtime, tiles, unsupervised, vae
 from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
@@ -44,6 +45,12 @@ class Ctx:
 
 def bad(id: str, exc: type[BaseException], match: str, call, *, marks=()):
     return pytest.param(call, exc, match, id=id, marks=marks)
+
+
+def _gan_players(config):
+    """(G, D, opt_g, opt_d, config) for gan.make_step."""
+    generator, discriminator = gan.build(config)
+    return (generator, discriminator, *gan.make_optimizers(generator, discriminator, config), config)
 
 
 def img(b: int = 2, s: int = 16, c: int = 3, scale: float = 1.0) -> torch.Tensor:
@@ -201,7 +208,17 @@ CASES = [
     bad("discriminator-norm", ValueError, "norm must be 'batch', 'layer' or 'none'",
         lambda c: gan.Discriminator(image_size=16, width=8, norm="group")),
     bad("gan-config-loss", ValueError, "loss must be one of",
-        lambda c: gan.GANConfig(loss="hinge")),
+        lambda c: gan.GANConfig(loss="lsgan")),
+    bad("gan-config-ema-decay", ValueError, r"ema_decay must be in \[0, 1\)",
+        lambda c: gan.GANConfig(ema_decay=1.0)),
+    bad("gan-config-r1", ValueError, "r1_weight must be >= 0",
+        lambda c: gan.GANConfig(r1_weight=-0.5)),
+    bad("gan-make-step-ema-missing", ValueError, "pass ema= .* exactly when config.ema_decay > 0",
+        lambda c: gan.make_step(*_gan_players(gan.GANConfig(image_size=16, width=8, ema_decay=0.9)))),
+    bad("gan-reference-name", ValueError, "reference must be one of",
+        lambda c: gan_reference.reference_config("vae")),
+    bad("gan-reference-missing-file", FileNotFoundError, "experiments/gan_reference.py --model dcgan",
+        lambda c: gan_reference.reference_generator("dcgan", "/nonexistent/dcgan_reference.pt")),
     bad("jigsaw-net-wrong-tiles", ValueError, r"expected \(B, 9, 3, t, t\) tiles",
         lambda c: jigsaw.JigsawNet(n_permutations=10)(torch.zeros(2, 4, 3, 8, 8))),
     bad("tile-encoder-wrong-shape", ValueError, r"expected tiles of shape \(B, T, 3, t, t\)",

@@ -86,22 +86,26 @@ def test_device_loader_shards_each_global_batch_across_ranks():
 
 def _gan_run(tmp_path, steps, *, resume_at=None, config):
     torch.manual_seed(0)
-    models = dict(zip(("generator", "discriminator"), gan.build(config)))
+    models = gan.build_models(config)
     images = ToyFaces(split="train", size=64, image_size=config.image_size).images
     ckpt = tmp_path / "gan.pt"
     if resume_at is not None:
         gan.train_gan(models, replace(config, steps=resume_at), images=images, progress=False, checkpoint=ckpt)
         torch.manual_seed(123)  # a fresh process: nothing carries over but the file
-        models = dict(zip(("generator", "discriminator"), gan.build(config)))
+        models = gan.build_models(config)
     gan.train_gan(models, replace(config, steps=steps), images=images, progress=False,
                   checkpoint=ckpt if resume_at is not None else None)
     return {f"{k}.{n}": v for k, m in models.items() for n, v in m.state_dict().items()}
 
 
-@pytest.mark.parametrize("loss", ["ns", "wgan-gp"])
-def test_gan_resumes_exactly(tmp_path, loss):
+@pytest.mark.parametrize("loss, extra", [
+    ("ns", {}), ("wgan-gp", {"d_steps": 2}),
+    ("hinge", {"spectral_norm": True, "ema_decay": 0.9}),       # SN's power-iteration vectors, the EMA copy
+    ("ns", {"r1_weight": 1.0, "lr_d": 4e-4, "lr_g": 1e-4}),
+])
+def test_gan_resumes_exactly(tmp_path, loss, extra):
     """The noise generator and the D/G call counter travel in the checkpoint (loop.Step)."""
-    config = gan.GANConfig.for_profile("smoke", loss=loss, d_steps=2 if loss == "wgan-gp" else 1)
+    config = gan.GANConfig.for_profile("smoke", loss=loss, **extra)
     straight = _gan_run(tmp_path / "a", 8, config=config)
     resumed = _gan_run(tmp_path / "b", 8, resume_at=3, config=config)
     differ = [k for k in straight if not torch.equal(straight[k], resumed[k])]

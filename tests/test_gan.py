@@ -38,7 +38,9 @@ def test_layer_norm_critic_has_no_batchnorm():
     lambda: gan.Generator(image_size=48),
     lambda: gan.Discriminator(image_size=30),
     lambda: gan.Discriminator(image_size=32, norm="instance"),
-    lambda: gan.GANConfig(loss="hinge"),
+    lambda: gan.GANConfig(loss="lsgan"),
+    lambda: gan.GANConfig(ema_decay=1.0),
+    lambda: gan.GANConfig(r1_weight=-1.0),
 ])
 def test_bad_arguments_raise(bad):
     with pytest.raises(ValueError):
@@ -144,3 +146,84 @@ def test_pretrained_gan_trains_once_then_loads_from_the_cache(tmp_path, monkeypa
     assert not second.model["generator"].training
     for a, b in zip(first.model["generator"].parameters(), second.model["generator"].parameters()):
         assert torch.equal(a.cpu(), b.cpu())
+
+
+# ----------------------------------------------------------------------------- recipes (issue 14)
+def test_hinge_loss_known_values_and_margin():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])
+    # real: relu(1-2)=0, relu(1-0.5)=0.5 -> mean 0.25; fake: relu(1-3)=0, relu(1+0)=1 -> mean 0.5
+    assert gan.hinge_discriminator_loss(real, fake).item() == pytest.approx(0.75)
+    assert gan.hinge_discriminator_loss(torch.ones(4) * 5, -torch.ones(4) * 5).item() == 0.0  # outside the margin
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
+    w = torch.tensor([1.0, -2.0, 0.5])
+    real = torch.randn(5, 3)
+    penalty = gan.r1_penalty(lambda x: x @ w, real)
+    assert penalty.item() == pytest.approx(float(w.pow(2).sum()))          # ||grad||^2 = ||w||^2 for every sample
+    w2 = w.clone().requires_grad_(True)
+    gan.r1_penalty(lambda x: x @ w2, real).backward()                        # differentiable in D's weights
+    assert torch.allclose(w2.grad, 2 * w)
+
+
+def test_update_ema_known_values_and_warm_up():
+    ema, model = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    nn.init.constant_(ema.weight, 0.0); nn.init.constant_(model.weight, 1.0)
+    gan.update_ema(ema, model, 0.9)
+    assert ema.weight.item() == pytest.approx(0.1)                            # 0.9 * 0 + 0.1 * 1
+    nn.init.constant_(ema.weight, 0.0)
+    gan.update_ema(ema, model, 0.999, updates=1)                              # warm-up: d = 2 / 11
+    assert ema.weight.item() == pytest.approx(1 - 2 / 11)
+    bn_ema, bn = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    bn.running_mean.fill_(3.0)
+    gan.update_ema(bn_ema, bn, 0.5)
+    assert torch.equal(bn_ema.running_mean, bn.running_mean)                  # buffers are copied
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norm_layers():
+    config = gan.GANConfig(image_size=16, width=8, loss="hinge", spectral_norm=True)
+    assert config.d_norm == "none"
+    _, d = gan.build(config)
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) for m in d.modules())
+    x = torch.rand(4, 3, 16, 16)
+    for _ in range(30):                                                       # power iterations converge
+        d(x)
+    conv = next(m for m in d.modules() if isinstance(m, nn.Conv2d))
+    assert torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_ema_copy_does_not_change_training_and_follows_the_generator():
+    """Tracking an EMA reads G's weights and never feeds back: G and D train bit for bit the
+    same with and without it; the copy differs from G but stays close."""
+    images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    runs = {}
+    for decay in (0.0, 0.9):
+        config = gan.GANConfig.for_profile("smoke", ema_decay=decay, steps=5)
+        models = gan.build_models(config)
+        gan.train_gan(models, config, images=images, progress=False)
+        runs[decay] = models
+    assert set(runs[0.9]) == {"generator", "discriminator", "generator_ema"} and set(runs[0.0]) == {"generator", "discriminator"}
+    for name in ("generator", "discriminator"):
+        for a, b in zip(runs[0.0][name].state_dict().values(), runs[0.9][name].state_dict().values()):
+            assert torch.equal(a, b)
+    g, e = runs[0.9]["generator"], runs[0.9]["generator_ema"]
+    assert not all(torch.equal(a, b) for a, b in zip(g.parameters(), e.parameters()))
+    assert gan.sampler_generator(runs[0.9]) is e and gan.sampler_generator(runs[0.0]) is runs[0.0]["generator"]
+
+
+@pytest.mark.parametrize("extra", [dict(loss="hinge", spectral_norm=True), dict(r1_weight=1.0),
+                                   dict(gan.PAPER_SETTINGS["wgan-gp"])])
+def test_every_recipe_trains_a_few_steps_with_finite_losses(extra):
+    images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    config = gan.GANConfig.for_profile("smoke", steps=10, **extra)
+    history = gan.train_gan(gan.build_models(config), config, images=images, progress=False)
+    assert all(math.isfinite(v) for v in history["d_loss"])
+    if config.r1_weight:
+        assert all(v > 0 for v in history["r1"])
+
+
+def test_chapter_wgan_gp_is_the_dcgan_config_with_the_chapter_changes():
+    base = gan.GANConfig.for_profile("cpu")
+    w = gan.chapter_wgan_gp(base)
+    assert (w.loss, w.d_steps, w.beta2, w.d_norm) == ("wgan-gp", 2, 0.9, "layer")
+    assert dataclasses.replace(w, loss=base.loss, d_steps=base.d_steps, beta2=base.beta2) == base

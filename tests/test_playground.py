@@ -65,7 +65,7 @@ def test_plots_render_headless():
 
 def test_bad_config():
     with pytest.raises(ValueError):
-        pg.PlaygroundConfig(loss="hinge")
+        pg.PlaygroundConfig(loss="lsgan")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         pg.PlaygroundConfig(optimizer="sgd")
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
 """bench/sample_quality.py: the table's schema, its reference rows, the reference-weights hook."""
+import dataclasses
 import importlib.util
 import json
 import math
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from course_lib import feature_net as fn
-from course_lib import gan
-from course_lib.checkpoint import config_key, save_checkpoint
+from course_lib import gan, gan_reference
+from course_lib.facedraw import RENDER_VERSION
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sample_quality.py"
 
@@ -68,13 +69,17 @@ def test_main_writes_the_table_with_every_row_and_spread(sq, tmp_path, monkeypat
 
 def test_reference_generators_load_when_present_and_say_why_not(sq, tmp_path, monkeypatch):
     generator, cfg = _tiny_generator(seed=3)
+    monkeypatch.setattr(gan_reference, "reference_config", lambda name: cfg)   # chapter 03's config, shrunk
     path = tmp_path / "dcgan_reference.pt"
-    save_checkpoint(path, models={"generator": generator}, extra={"config": config_key(cfg)[0]})
+    torch.save({"generator": {k: v.half() if v.is_floating_point() else v for k, v in generator.state_dict().items()},
+                "config": dataclasses.asdict(cfg), "data_version": RENDER_VERSION, "steps": 60, "command": "c"}, path)
     monkeypatch.setattr(sq, "REFERENCE_WEIGHTS", {"dcgan_reference": path,
                                                   "wgan_gp_reference": tmp_path / "absent.pt"})
     samplers, missing = sq.reference_generator_samplers(cfg.image_size)
     assert set(samplers) == {"dcgan_reference"} and "absent.pt not found" in missing["wgan_gp_reference"]
-    assert torch.equal(samplers["dcgan_reference"](4, 0), gan.generate(generator, 4, seed=0))
+    assert "experiments/gan_reference.py" in missing["wgan_gp_reference"]
+    expected = gan.generate(gan_reference.reference_generator("dcgan", path), 4, seed=0)
+    assert torch.equal(samplers["dcgan_reference"](4, 0), expected)
     samplers, missing = sq.reference_generator_samplers(32)
     assert not samplers and "16px" in missing["dcgan_reference"]
 
