@@ -151,7 +151,7 @@ def reusable(previous: dict | None, exp: ProbeExperiment) -> dict[str, list[dict
     that backbone for every seed (checked on seed 0's config, the others differ only by seed)."""
     if not previous or previous.get("render_version") != RENDER_VERSION:
         return {}
-    now, then = _jsonable(dataclasses.asdict(exp)), previous["experiment"]
+    now, then = _jsonable(dataclasses.asdict(exp)), _jsonable(previous["experiment"])
     if any(now[k] != then.get(k) for k in ("profile", "seeds", "probe_train", "probe_val", "probe_test", "probe")):
         return {}
     configs = _jsonable({k: dataclasses.asdict(v) for k, v in _configs(exp, exp.seeds[0]).items()})
@@ -159,7 +159,7 @@ def reusable(previous: dict | None, exp: ProbeExperiment) -> dict[str, list[dict
     for name in BACKBONES:
         key = KEY[name]
         runs = [r for r in previous["runs"] if r["backbone"] == name]
-        same = key is None or previous["configs"].get(key) == configs[key]
+        same = key is None or _jsonable(previous["configs"].get(key)) == configs[key]
         if name == "supervised (ceiling)":
             same = same and dict(then["steps"]).get("supervised") == dict(now["steps"])["supervised"] \
                 and then.get("supervised_checks") == now["supervised_checks"]

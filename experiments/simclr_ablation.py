@@ -48,7 +48,7 @@ def _probe_module():
 
 @dataclass(frozen=True)
 class AblationExperiment:
-    variants: tuple[str, ...] = ("all", "no crop", "no flip", "no colour")  # "no X" drops augmentation X
+    variants: tuple[str, ...] = ("all", "no crop", "no colour")  # "no X" drops augmentation X (flip: see the chapter)
     seeds: tuple[int, ...] = (0, 1)   # training seeds per variant (the probe table has 3: time)
     tiny: bool = False                # the test's sizes (ProbeExperiment.tiny)
 
