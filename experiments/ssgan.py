@@ -151,8 +151,8 @@ def run(exp: SSGANExperiment, out: Path, *, log=print) -> dict:
     net = load_feature_net(size, config=fn_cfg)
     real = ToyFaces(split="test", size=exp.n, image_size=size, seed=0).images
     splits = _splits(exp, size)
-    for seed in exp.seeds:
-        for variant in VARIANTS:
+    for variant in VARIANTS:          # the GANs first, the random floor last
+        for seed in exp.seeds:
             if any(r["variant"] == variant and r["seed"] == seed for r in runs):
                 continue
             runs.append(unit(exp, variant, seed, real=real, net=net, splits=splits))
