@@ -1,9 +1,10 @@
 """SS-GAN: a GAN whose discriminator also predicts the rotation of its input (Chen et al. 2019).
 
-Chen, Zhai, Lucic and Houlsby ("Self-Supervised GANs via Auxiliary Rotation Loss", CVPR
+Chen, Zhai, Ritter, Lucic and Houlsby ("Self-Supervised GANs via Auxiliary Rotation Loss", CVPR
 2019) give the discriminator a second, 4-way head on its features that predicts by how many
 quarter turns an image was rotated (Gidaris et al. 2018's pretext task, chapter 05). The
-losses (their eqs. 3-4), with V(G, D) the usual GAN value function and Q_D the rotation head:
+losses (their section 3; here D maximises V(G, D), the usual GAN value function, and the
+generator uses the non-saturating form in practice), with Q_D the rotation head:
 
     L_D = -V(G, D) - beta  * E_{x ~ data}  E_r [log Q_D(r | rot(x, r))]
     L_G =  V(G, D) - alpha * E_{x ~ G}     E_r [log Q_D(r | rot(x, r))]
