@@ -183,7 +183,7 @@ def test_committed_probe_results_are_current(monkeypatch):
     expected = {k: json.loads(json.dumps(dataclasses.asdict(v))) for k, v in mod._configs(exp, exp.seeds[0]).items()}
     assert result["configs"] == expected, "rerun experiments/pretext_probes.py: a backbone's config changed"
     summary = result["summary"]
-    for word in ("supervised", "random", "jigsaw", "rotation", "inpainting", "vae"):
+    for word in ("supervised", "random", "jigsaw", "rotation", "simclr", "inpainting", "vae"):
         rows = [v for k, v in summary.items() if word in k.lower()]
         assert len(rows) == 1 and len(rows[0]["seeds"]) >= 3, word
         assert {"probe_mean", "probe_std", "seeds", "normalised_mean"} <= set(rows[0])
