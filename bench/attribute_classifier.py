@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from course_lib.backbone import ConvBackbone
+from course_lib.images import to_float
 from course_lib.toyfaces import ATTRIBUTES, ToyFaces
 
 
@@ -51,7 +52,7 @@ def main(image_size: int = 32, steps: int = 1500, batch: int = 64) -> str:
     start = time.perf_counter()
     for step in range(steps):
         idx = torch.randint(0, len(train), (batch,))
-        x = train.images[idx].float() / 255.0
+        x = to_float(train.images[idx])
         y = train.labels[idx]
         loss = sum(loss_fn(logits, y[:, j]) for j, logits in enumerate(net(x)))
         opt.zero_grad(set_to_none=True)
@@ -64,7 +65,7 @@ def main(image_size: int = 32, steps: int = 1500, batch: int = 64) -> str:
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
-        logits = [torch.cat(parts) for parts in zip(*(net(x.float() / 255.0)
+        logits = [torch.cat(parts) for parts in zip(*(net(to_float(x))
                                                      for x in test.images.split(500)))]
     lines = [f"attribute classifier, {image_size}px, {steps} steps x batch {batch}, "
              f"train {len(train)} / test {len(test)} images, {seconds:.0f} s training "

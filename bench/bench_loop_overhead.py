@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from course_lib.images import to_float
 from course_lib.loop import Budget, train
 from course_lib.runtime import DeviceLoader, seed_everything
 
@@ -96,7 +97,7 @@ def main() -> None:
         return make_step(model, torch.optim.Adam(model.parameters(), lr=1e-3)), \
             DeviceLoader(images, batch_size=64, device="cpu", seed=0)
 
-    batch = images[:64].float() / 255
+    batch = to_float(images[:64])
 
     def make_empty_run():  # a list of ready batches: only the loop's own cost remains
         return (lambda x: {"loss": 0.0}), [batch] * 16

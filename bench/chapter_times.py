@@ -25,17 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from course_lib.images import to_float
+from course_lib.toyfaces import ToyFaces
+from course_lib.vae import VAE, vae_step
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_seconds(repeats: int = 3) -> float:
     """Median wall time of 100 training steps of the chapter-02 VAE at 32x32, batch 64."""
-    import torch
-
-    from course_lib.toyfaces import ToyFaces
-    from course_lib.vae import VAE, vae_step
-
-    images = ToyFaces(split="train", size=640, image_size=32, cache=False).images.float() / 255
+    images = to_float(ToyFaces(split="train", size=640, image_size=32, cache=False).images)
     times = []
     for r in range(repeats):
         torch.manual_seed(r)

@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 
 from course_lib import diffusion, gan
+from course_lib.checkpoint import load_checkpoint, read_checkpoint
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,
                                 frechet_label, precision_recall)
@@ -100,7 +101,6 @@ def gan_sampler(generator: torch.nn.Module) -> Sampler:
 
 def load_reference_generator(path: Path) -> tuple[torch.nn.Module, gan.GANConfig]:
     """The generator of a reference checkpoint (format: see ``REFERENCE_WEIGHTS``)."""
-    from course_lib.checkpoint import load_checkpoint, read_checkpoint
     config = json.loads(read_checkpoint(path)["extra"]["config"])
     config.pop("__class__", None)
     cfg = gan.GANConfig(**config)

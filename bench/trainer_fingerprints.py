@@ -74,7 +74,7 @@ m = applications.train_attribute_classifier(ds.images[:48], ds.labels[:48], ac, 
 out["attr"] = h(m)
 # playground
 for p in ("collapse", "wgan-gp"):
-    pc = playground.PlaygroundConfig(**{**playground.PRESETS[p], "steps": 30, "snapshots": 3, "eval_points": 200, "grid": 16})
-    run = playground.train(pc)
+    pc = playground.PlaygroundConfig(**{**playground.PRESETS[p], "g_steps": 30, "snapshots": 3, "eval_points": 200, "grid": 16})
+    run = playground.run_playground(pc)
     out["play_" + p] = [h({k: [round(x, 6) for x in v] for k, v in ((k, run.history[k]) for k in run.history.keys())}), h([s.points.tolist() for s in run.snapshots]), [s.modes for s in run.snapshots]]
 print(json.dumps(out, indent=1))

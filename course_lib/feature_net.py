@@ -41,8 +41,8 @@ class FeatureNetConfig:
     image_size: int = 32      # input side in pixels (other sizes are resized to it)
     width: int = 32           # channels of the first conv; doubled twice
     feature_dim: int = 128    # size of the feature vector used by the metrics
-    n_train: int = 6000       # ToyFaces training images (split "train", seed below)
-    n_val: int = 1000         # ToyFaces validation images for the reported accuracy
+    train_size: int = 6000    # ToyFaces training images (split "train", seed below)
+    val_size: int = 1000      # ToyFaces validation images for the reported accuracy
     steps: int = 700          # Adam steps
     batch_size: int = 64      # images per step
     lr: float = 2e-3          # Adam learning rate
@@ -52,9 +52,9 @@ class FeatureNetConfig:
     def for_profile(cls, name: str | None = None, *, image_size: int | None = None) -> "FeatureNetConfig":
         """The config of a profile (default: the current one), optionally at another size."""
         profile = name or current_profile()
-        cfg = choose(smoke=cls(image_size=16, n_train=512, n_val=256, steps=40, batch_size=64),
+        cfg = choose(smoke=cls(image_size=16, train_size=512, val_size=256, steps=40, batch_size=64),
                      cpu=cls(image_size=32),
-                     gpu=cls(image_size=64, n_train=20000, n_val=2000, steps=2500, batch_size=256),
+                     gpu=cls(image_size=64, train_size=20000, val_size=2000, steps=2500, batch_size=256),
                      profile=profile)
         return cfg if image_size is None else replace(cfg, image_size=image_size)
 
@@ -190,7 +190,7 @@ def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: 
     rt = runtime()
     device = rt.device
     rt.prepare(net)
-    data = ToyFaces(split="train", size=config.n_train, image_size=config.image_size, seed=config.seed)
+    data = ToyFaces(split="train", size=config.train_size, image_size=config.image_size, seed=config.seed)
     loader = rt.loader(data.images, data.labels, batch_size=config.batch_size, seed=config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
@@ -208,7 +208,7 @@ def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: 
     history = train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt,
                     desc=f"feature net {config.image_size}px")
     net.eval()
-    val = ToyFaces(split="val", size=config.n_val, image_size=config.image_size, seed=config.seed)
+    val = ToyFaces(split="val", size=config.val_size, image_size=config.image_size, seed=config.seed)
     acc = attribute_accuracy(net, val.images.to(device), val.labels)
     history.records.append({"step": config.steps, **{f"val_acc/{k}": v for k, v in acc.items()},
                             "val_acc_mean": sum(acc.values()) / len(acc)})

@@ -34,7 +34,7 @@ from course_lib.backbone import ConvBackbone
 from course_lib.checkpoint import Checkpoint
 from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
-from course_lib.loop import Budget, Step, train
+from course_lib.loop import Budget, EarlyStopping, Step, train
 from course_lib.masks import make_masks
 from course_lib.profiles import choose
 from course_lib.runtime import Runtime, backward_step, get_device, runtime, seed_everything  # noqa: F401  get_device: experiments/fusion.py records it
@@ -249,16 +249,24 @@ def pretrain_inpainter(images: torch.Tensor, config: FusionConfig, *, seed: int,
 def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, seed: int,
                   pretrained: InpaintingNet | None = None, lam: float | None = None,
                   plan: Runtime | None = None, device=None, checkpoint: str | os.PathLike | None = None,
-                  progress: bool | str = False) -> tuple[VAE, list[dict]]:
+                  progress: bool | str = False, val_images: torch.Tensor | None = None,
+                  eval_every: int = 250, patience: int = 4) -> tuple[VAE, list[dict]]:
     """Train one VAE on ``images`` (uint8 (N, 3, S, S)) under ``variant`` (see VARIANTS).
 
     "init" variants need ``pretrained`` (an InpaintingNet trained on the *same* images:
-    the same real-data budget). "init" copies its backbone into the VAE encoder
-    (fine-tuned); "init+joint" starts the whole inpainting side from it;
+    the same real-data budget; for "init", any pretext network holding one ConvBackbone,
+    e.g. chapter 05's jigsaw or rotation network). "init" copies its backbone into the VAE
+    encoder (fine-tuned); "init+joint" starts the whole inpainting side from it;
     "baseline+steps" trains the plain VAE for ``steps + pretrain_steps`` steps. ``lam``
     overrides ``config.lam`` for the joint variants. Every variant trains the *same*
     :class:`JointModel` with :func:`joint_step` (at lambda = 0 for the plain ones), so they
     differ only in what the experiment varies. Returns (VAE in eval mode, history records).
+
+    With ``val_images`` (uint8, held out), training stops early: every ``eval_every`` steps
+    the negative ELBO on them is recorded as ``val_nelbo``; after ``patience`` checks without
+    improvement training ends and the VAE returned has the weights of the best check
+    (:class:`course_lib.loop.EarlyStopping`; the records' last entry gains ``best_step``
+    and ``stopped_at``). Early stopping keeps its state in memory: not with ``checkpoint``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -285,9 +293,27 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
 
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
                                                       every=max(steps // 10, 1))
+    callbacks, stopper = [], None
+    if val_images is not None:
+        if checkpoint is not None:
+            raise ValueError("train_variant: early stopping (val_images) keeps its state in memory; "
+                             "pass val_images or checkpoint, not both")
+
+        def val_nelbo() -> float:
+            vae.eval()
+            value = evaluate_vae(vae, val_images)["test_nelbo"]
+            vae.train()
+            return value
+        stopper = EarlyStopping(vae, val_nelbo, patience=patience, name="val_nelbo")
+        callbacks = [(eval_every, stopper)]
     history = train(Step(step, generators=[g]), loader, budget=Budget(steps=steps), progress=progress,
-                    plan=rt, checkpoint=ckpt, desc=f"fusion {variant}")
-    return vae.eval(), [{k: v for k, v in r.items() if k not in ("step", "time")} for r in history.records]
+                    plan=rt, checkpoint=ckpt, desc=f"fusion {variant}", callbacks=callbacks)
+    records = [{k: v for k, v in r.items() if k != "time"} for r in history.records]
+    if stopper is not None:
+        stopper.restore()
+        records[-1].update(best_step=stopper.best_step, stopped_at=history.stopped_at)
+        return vae.eval(), records
+    return vae.eval(), [{k: v for k, v in r.items() if k != "step"} for r in records]
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -33,7 +33,7 @@ from torch import nn
 
 from .checkpoint import Checkpoint, load_or_train
 from .loop import Budget, Step, train
-from .profiles import PROFILES, resolve_profile
+from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
 from .toyfaces import ToyFaces
 
@@ -74,7 +74,7 @@ class GANConfig:
     clip: float = 0.01           # weight-clipping bound c (Arjovsky et al. 2017)
     batch_size: int = 64         # images per discriminator step
     steps: int = 500             # discriminator steps (calls of the step function)
-    train_images: int = 6000     # ToyFaces training images (the chapter-02 VAE's set)
+    train_size: int = 6000     # ToyFaces training images (the chapter-02 VAE's set)
     seed: int = 0                # seeds data order, noise and initial weights
 
     def __post_init__(self) -> None:
@@ -93,14 +93,12 @@ class GANConfig:
     def for_profile(cls, name: str | None = None, **overrides) -> "GANConfig":
         """Sizes per profile (image sizes and data match the chapter-02 VAE's, so they compare):
         smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64."""
-        profile = resolve_profile(name)
-        base = {
-            "smoke": dict(image_size=16, width=8, batch_size=16, steps=6, train_images=256),
-            "cpu": dict(image_size=32, width=32, batch_size=64, steps=500, train_images=6000),
-            "gpu": dict(image_size=64, width=64, batch_size=128, steps=5000, train_images=30000),
-        }[profile]
-        assert set(PROFILES) == {"smoke", "cpu", "gpu"}
-        return cls(**{**base, **overrides})
+        return replace(choose(
+            smoke=cls(image_size=16, width=8, batch_size=16, steps=6, train_size=256),
+            cpu=cls(image_size=32, width=32, batch_size=64, steps=500, train_size=6000),
+            gpu=cls(image_size=64, width=64, batch_size=128, steps=5000, train_size=30000),
+            profile=name,
+        ), **overrides)
 
 
 def _check_image_size(image_size: int) -> int:
@@ -204,9 +202,10 @@ def build(config: GANConfig, *, channels: int = 3) -> tuple[Generator, Discrimin
     return generator, discriminator
 
 
-def sample_z(n: int, z_dim: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n`` noise vectors z ~ N(0, I), shape ``(n, z_dim)``."""
-    return torch.randn(n, z_dim, device=device, generator=generator)
+def sample_z(n: int, z_dim: int, *, device=None, rng: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` noise vectors z ~ N(0, I), shape ``(n, z_dim)``, drawn from ``rng`` (a
+    ``torch.Generator``; in this module ``generator`` always names the network G)."""
+    return torch.randn(n, z_dim, device=device, generator=rng)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -344,12 +343,12 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
         device = real.device
         generator.train(); discriminator.train()
         n = real.shape[0] * world_size()  # the global batch: each rank keeps its share of z
-        z = local_share(sample_z(n, config.z_dim, generator=noise)).to(device)
+        z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
         logs = update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,
                         real=real, z=z, config=config)
         calls["n"] += 1
         if calls["n"] % config.d_steps == 0:
-            z = local_share(sample_z(n, config.z_dim, generator=noise)).to(device)
+            z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
             logs.update(update_g(generator=generator, discriminator=discriminator, optimizer=opt_g,
                                  z=z, config=config))
         return logs
@@ -365,7 +364,7 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
     generator.eval()
     device = next(generator.parameters()).device
     if z is None:
-        z = sample_z(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+        z = sample_z(n, generator.z_dim, rng=torch.Generator().manual_seed(seed))
     out = torch.cat([generator(z[i:i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)])
     generator.train(was_training)
     return out
@@ -376,7 +375,7 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
               checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``{"generator", "discriminator"}`` in place for ``config.steps`` discriminator
     steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
-    default the first ``config.train_images`` ToyFaces training images. Under torchrun both
+    default the first ``config.train_size`` ToyFaces training images. Under torchrun both
     players are replicated without DDP wrappers (the discriminator runs twice per backward
     and the gradient penalty differentiates twice); :func:`~course_lib.runtime.backward_step`
     averages their gradients. Their BatchNorm layers normalise per rank's shard."""
@@ -386,7 +385,7 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
     g_net, d_net = rt.prepare(generator, ddp=False), rt.prepare(discriminator, ddp=False)
     opt_g, opt_d = make_optimizers(generator, discriminator, config)
     if images is None:
-        images = ToyFaces(split="train", size=config.train_images, image_size=config.image_size).images
+        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     loader = rt.loader(images, batch_size=config.batch_size, seed=config.seed)
     ckpt = None if checkpoint is None else Checkpoint(
         checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d},
@@ -399,12 +398,12 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
 def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
                    retrain: bool = False):
     """Chapter 03's GAN for ``config`` (default: ``GANConfig.for_profile()``), trained once on
-    the first ``config.train_images`` ToyFaces training images by :func:`train_gan` and
-    cached by :func:`course_lib.checkpoint.load_or_train` under the name ``gan_ch07``.
+    the first ``config.train_size`` ToyFaces training images by :func:`train_gan` and
+    cached by :func:`course_lib.checkpoint.load_or_train` under the name ``gan_ch03``.
     Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
     ``{"generator": ..., "discriminator": ...}``, both in eval mode."""
     config = config or GANConfig.for_profile()
-    trained = load_or_train("gan_ch07", lambda models, cfg: train_gan(models, cfg, progress=progress),
+    trained = load_or_train("gan_ch03", lambda models, cfg: train_gan(models, cfg, progress=progress),
                             config=config, retrain=retrain,
                             build=lambda c: dict(zip(("generator", "discriminator"), build(c))))
     for module in trained.model.values():

@@ -26,6 +26,7 @@ class History:
 
     records: list[dict] = field(default_factory=list)  # one dict per step, in order
     interrupted: bool = False  # True if KeyboardInterrupt ended training early
+    stopped_at: int | None = None  # the step a callback ended training at (loop.StopTraining)
     seconds: float = 0.0       # wall time of the train() call(s) that produced it
 
     def __len__(self) -> int:

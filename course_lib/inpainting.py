@@ -53,11 +53,11 @@ class InpaintConfig:
     @classmethod
     def for_profile(cls, name: str | None = None) -> "InpaintConfig":
         """The chapter's sizes for profile ``name`` (default: the current profile)."""
-        return cls(
-            image_size=choose(smoke=16, cpu=32, gpu=64, profile=name),
-            train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
-            batch_size=choose(smoke=16, cpu=32, gpu=128, profile=name),
-            steps=choose(smoke=6, cpu=800, gpu=4000, profile=name),
+        return choose(
+            smoke=cls(image_size=16, train_size=128, batch_size=16, steps=6),
+            cpu=cls(image_size=32, train_size=4000, batch_size=32, steps=800),
+            gpu=cls(image_size=64, train_size=20000, batch_size=128, steps=4000),
+            profile=name,
         )
 
     def build(self) -> "InpaintingNet":

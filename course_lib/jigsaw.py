@@ -54,12 +54,11 @@ class JigsawConfig:
     @classmethod
     def for_profile(cls, name: str | None = None) -> "JigsawConfig":
         """The chapter's sizes for profile ``name`` (default: the current profile)."""
-        return cls(
-            image_size=choose(smoke=30, cpu=48, gpu=96, profile=name),
-            tile_size=choose(smoke=8, cpu=12, gpu=24, profile=name),
-            train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
-            batch_size=choose(smoke=16, cpu=64, gpu=128, profile=name),
-            steps=choose(smoke=6, cpu=400, gpu=4000, profile=name),
+        return choose(
+            smoke=cls(image_size=30, tile_size=8, train_size=128, batch_size=16, steps=6),
+            cpu=cls(image_size=48, tile_size=12, train_size=4000, batch_size=64, steps=400),
+            gpu=cls(image_size=96, tile_size=24, train_size=20000, batch_size=128, steps=4000),
+            profile=name,
         )
 
     def __post_init__(self) -> None:

@@ -10,6 +10,8 @@ A chapter writes the step that it teaches (a VAE step, a GAN's ``update_d`` then
   notebook keeps, so there is no widget noise in CI or the book), a ``tqdm`` bar in a
   terminal, a single summary line otherwise; ``COURSE_PROGRESS=live|bar|line|none``;
 - callbacks every N steps (a sample grid, a live loss plot: :class:`LivePlot`);
+- early stopping: a callback raises :class:`StopTraining` (:class:`EarlyStopping` does, after
+  ``patience`` validation scores without improvement, and keeps the best weights);
 - a divergence guard: a NaN/inf value stops training with :class:`DivergenceError`,
   naming the step and the usual fixes, before a checkpoint is overwritten;
 - optional checkpoints (:class:`course_lib.checkpoint.Checkpoint`) and exact resume;
@@ -53,6 +55,12 @@ Callback = Callable[[int, "History"], None]
 
 class DivergenceError(FloatingPointError):
     """A training metric became NaN or infinite."""
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training after the current step (early stopping). The
+    loop writes its checkpoint as at the end of a budget and returns the history with
+    ``history.stopped_at`` set to the step."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,46 @@ class Step:
         self.counters.update(state["counters"])
 
 
+class EarlyStopping:
+    """A callback for :func:`train`: each call computes ``score()`` (lower is better: a
+    validation loss), records it in the step's history record as ``name``, keeps a copy of
+    ``model``'s weights when the score improves, and raises :class:`StopTraining` after
+    ``patience`` calls without improvement. :meth:`restore` loads the best weights back.
+
+        stopper = EarlyStopping(model, lambda: val_loss(model), patience=4)
+        train(step_fn, loader, budget=Budget(steps=3000), callbacks=[(250, stopper)])
+        stopper.restore()          # the weights of stopper.best_step
+
+    Its state (the best weights, the count) is not checkpointed: use it without a checkpoint
+    or accept that a resumed run starts the count afresh.
+    """
+
+    def __init__(self, model: torch.nn.Module, score: Callable[[], float], *, patience: int,
+                 name: str = "val_loss"):
+        if patience < 1:
+            raise ValueError(f"EarlyStopping needs patience >= 1 (scores without improvement), got {patience}")
+        self.model, self.score, self.patience, self.name = model, score, patience, name
+        self.best, self.best_step, self.best_state, self.bad = math.inf, 0, None, 0
+
+    def __call__(self, step: int, history: History) -> None:
+        value = float(self.score())
+        history.records[-1][self.name] = value
+        if value < self.best:
+            self.best, self.best_step, self.bad = value, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            raise StopTraining(f"{self.name} has not improved on {self.best:.4g} (step {self.best_step}) "
+                               f"for {self.patience} checks")
+
+    def restore(self) -> torch.nn.Module:
+        """Load the best weights seen into ``model`` (no-op if it was never called)."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.model
+
+
 def _batches(loader: Iterable, start_step: int) -> Iterator:
     if hasattr(loader, "batches"):  # DeviceLoader: exact position in the epoch order
         yield from loader.batches(start_step)
@@ -345,10 +393,20 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
                 if len(pending) >= sync_every or due_cb or due_ckpt or final:
                     flush()  # raises DivergenceError before a bad state is checkpointed
                     bar.update(step, elapsed, history.records[-1])
+                stop = False
                 for cb in due_cb:
-                    cb(step, history)
-                if due_ckpt:
+                    try:
+                        cb(step, history)
+                    except StopTraining:
+                        stop = True
+                if stop and rt.world_size > 1:
+                    raise RuntimeError("StopTraining under torchrun is not supported: callbacks run on "
+                                       "rank 0 only, so the other ranks would not stop; use a step budget")
+                if due_ckpt or (stop and checkpoint is not None):
                     save(step)
+                if stop:
+                    history.stopped_at = step
+                    break
     except KeyboardInterrupt:
         history.interrupted = True
         flush()  # finished steps only: the interrupted one never reached `step += 1`

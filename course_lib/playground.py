@@ -8,8 +8,8 @@ Gaussians of the ring. :func:`modes_covered` counts how many modes the samples r
 "cover" 8 modes while a third of its points lie between them, or sit on one mode with
 every point sharp, so the playground always reports the two side by side.
 
-Use :func:`train` with a :class:`PlaygroundConfig` (loss ``"ns"``, ``"wgan-clip"`` or
-``"wgan-gp"``, optimizer, learning rates, D steps per G step, width, steps); it returns a
+Use :func:`run_playground` with a :class:`PlaygroundConfig` (loss ``"ns"``, ``"wgan-clip"`` or
+``"wgan-gp"``, optimizer, learning rates, D steps per G step, width, g_steps); it returns a
 :class:`PlaygroundRun` with snapshots (generated points and the critic surface on a
 grid) that :func:`plot_snapshots` draws as a frame strip and :func:`animate` as a
 matplotlib animation (``.to_jshtml()`` renders in a static book). :func:`playground_ui`
@@ -31,6 +31,7 @@ from torch import nn
 from . import gan
 from .history import History
 from .loop import Budget, train as train_loop
+from .profiles import choose
 from .runtime import runtime
 
 DATASETS = ("ring", "spiral", "moons")
@@ -128,7 +129,7 @@ class PlaygroundConfig:
     depth: int = 3               # hidden layers, both players
     z_dim: int = 2               # noise dimension
     batch_size: int = 128        # points per step
-    steps: int = 600             # generator steps
+    g_steps: int = 600           # generator steps (each after d_steps critic steps)
     snapshots: int = 8           # frames kept for the plots (evenly spaced, last = final)
     eval_points: int = 2000      # generated points per snapshot
     grid: int = 64               # critic surface resolution (grid x grid)
@@ -146,15 +147,14 @@ class PlaygroundConfig:
             raise ValueError(f"loss must be one of {gan.LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.steps < 1 or self.d_steps < 1 or self.snapshots < 1:
-            raise ValueError("steps, d_steps and snapshots must be >= 1")
+        if self.g_steps < 1 or self.d_steps < 1 or self.snapshots < 1:
+            raise ValueError("g_steps, d_steps and snapshots must be >= 1")
 
     @classmethod
     def for_profile(cls, name: str | None = None, **overrides) -> "PlaygroundConfig":
         """smoke: a few steps; cpu and gpu: the full (seconds-long) run."""
-        from .profiles import choose
-        small = choose(smoke=dict(steps=20, snapshots=4, eval_points=500, grid=32), cpu={}, gpu={}, profile=name)
-        return cls(**{**small, **overrides})
+        return replace(choose(smoke=cls(g_steps=20, snapshots=4, eval_points=500, grid=32),
+                              cpu=cls(), gpu=cls(), profile=name), **overrides)
 
 
 # Documented settings, each measured in tests/test_playground.py (seeds 0-2, 600 steps).
@@ -211,7 +211,7 @@ def _surface(discriminator: nn.Module, config: PlaygroundConfig) -> np.ndarray:
     return out.reshape(config.grid, config.grid).numpy()
 
 
-def train(config: PlaygroundConfig) -> PlaygroundRun:
+def run_playground(config: PlaygroundConfig) -> PlaygroundRun:
     """Train a 2-D GAN; return snapshots of points and critic surface over training.
 
     Runs on one CPU thread: for MLPs this small, a second thread costs more than it saves
@@ -242,7 +242,7 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
     eval_z = torch.randn(config.eval_points, config.z_dim, generator=rng)
     real_eval = sample_data(config.data, config.eval_points, generator=rng).numpy()
     centers = ring_centers() if config.data == "ring" else None
-    keep = set(np.linspace(0, config.steps, config.snapshots + 1).round().astype(int).tolist()[1:])
+    keep = set(np.linspace(0, config.g_steps, config.snapshots + 1).round().astype(int).tolist()[1:])
     run = PlaygroundRun(config=config, real=real_eval)
 
     def snapshot(step: int, _history=None) -> None:
@@ -268,7 +268,7 @@ def _train(config: PlaygroundConfig) -> PlaygroundRun:
 
     start = time.perf_counter()
     snapshot(0)
-    history = train_loop(step_fn, itertools.repeat(None), budget=Budget(steps=config.steps),
+    history = train_loop(step_fn, itertools.repeat(None), budget=Budget(steps=config.g_steps),
                          progress=False, callbacks=[(1, snapshot)], desc="playground",
                          plan=runtime("cpu", amp="off", channels_last=False, compile=False))
     run.history = history
@@ -284,7 +284,7 @@ class SeedCoverage(NamedTuple):
 
 def coverage_over_seeds(config: PlaygroundConfig, seeds=(0, 1, 2)) -> list[SeedCoverage]:
     """Final modes covered and high-quality fraction per seed: is a setting reproducible?"""
-    finals = [(s, train(replace(config, seed=s, snapshots=1)).final) for s in seeds]
+    finals = [(s, run_playground(replace(config, seed=s, snapshots=1)).final) for s in seeds]
     return [SeedCoverage(s, f.modes, f.high_quality_fraction) for s, f in finals]
 
 
@@ -341,18 +341,18 @@ def playground_ui(config: PlaygroundConfig | None = None):
     lr_d = w.FloatLogSlider(value=c.lr_d, base=10, min=-5, max=-1.5, description="lr D")
     d_steps = w.IntSlider(value=c.d_steps, min=1, max=10, description="D steps/G")
     width = w.IntSlider(value=c.width, min=8, max=256, step=8, description="width")
-    steps = w.IntSlider(value=c.steps, min=100, max=3000, step=100, description="G steps")
+    g_steps = w.IntSlider(value=c.g_steps, min=100, max=3000, step=100, description="G steps")
     seed = w.IntText(value=c.seed, description="seed")
     button = w.Button(description="Train", button_style="primary")
     out = w.Output()
 
     def on_click(_):
         cfg = replace(c, data=data.value, loss=loss.value, optimizer=optimizer.value, lr_g=lr_g.value, lr_d=lr_d.value,
-                      d_steps=d_steps.value, width=width.value, steps=steps.value, seed=seed.value)
+                      d_steps=d_steps.value, width=width.value, g_steps=g_steps.value, seed=seed.value)
         with out:
             out.clear_output(wait=True)
             print("training ...")
-            run = train(cfg)
+            run = run_playground(cfg)
             out.clear_output(wait=True)
             final = run.final
             print(f"{run.seconds:.1f} s" + (f", {final.modes}/8 modes covered, {final.high_quality_fraction:.0%} "
@@ -363,5 +363,5 @@ def playground_ui(config: PlaygroundConfig | None = None):
 
     button.on_click(on_click)
     controls = w.VBox([w.HBox([data, loss, optimizer]), w.HBox([lr_g, lr_d]), w.HBox([d_steps, width]),
-                       w.HBox([steps, seed]), button])
+                       w.HBox([g_steps, seed]), button])
     return w.VBox([controls, out])

@@ -45,11 +45,11 @@ class RotationConfig:
     @classmethod
     def for_profile(cls, name: str | None = None) -> "RotationConfig":
         """The chapter's sizes for profile ``name``; also used by the supervised baseline."""
-        return cls(
-            image_size=choose(smoke=16, cpu=32, gpu=64, profile=name),
-            train_size=choose(smoke=128, cpu=4000, gpu=20000, profile=name),
-            batch_size=choose(smoke=8, cpu=32, gpu=64, profile=name),
-            steps=choose(smoke=6, cpu=400, gpu=3000, profile=name),
+        return choose(
+            smoke=cls(image_size=16, train_size=128, batch_size=8, steps=6),
+            cpu=cls(image_size=32, train_size=4000, batch_size=32, steps=400),
+            gpu=cls(image_size=64, train_size=20000, batch_size=64, steps=3000),
+            profile=name,
         )
 
     def build(self) -> "BackboneClassifier":

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 
 from .images import to_float
+from .pretext import standardise
 
 LAYERS = ("h1", "h2", "h3")
 
@@ -87,8 +88,6 @@ def layer_features(backbone, images: torch.Tensor, *, layers: Sequence[str] = LA
     (:func:`course_lib.pretext.standardise`; for backbones pretrained on normalised tiles).
     The backbone is put in eval mode and restored afterwards.
     """
-    from .pretext import standardise
-
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"layer_features expects images (N, 3, H, W), got {tuple(images.shape)}")
     bad = [l for l in layers if l not in LAYERS]

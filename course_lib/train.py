@@ -81,8 +81,8 @@ def _gan_models(config):
 MODELS: dict[str, Model] = {
     "vae": Model(vae.VAEConfig.for_profile, vae.VAEConfig.build, vae.train_vae, "train_size", _vae_samples),
     "dcgan": Model(lambda p: gan.GANConfig.for_profile(p, loss="ns"), _gan_models, gan.train_gan,
-                   "train_images", _gan_samples),
-    "wgan-gp": Model(_wgan_gp_config, _gan_models, gan.train_gan, "train_images", _gan_samples),
+                   "train_size", _gan_samples),
+    "wgan-gp": Model(_wgan_gp_config, _gan_models, gan.train_gan, "train_size", _gan_samples),
     "inpainting": Model(inpainting.InpaintConfig.for_profile, inpainting.InpaintConfig.build,
                         inpainting.train_inpainter, "train_size", _inpainting_samples),
     "jigsaw": Model(pretext.JigsawConfig.for_profile, pretext.JigsawConfig.build, pretext.train_jigsaw,

@@ -22,6 +22,9 @@ import itertools
 import torch
 from torch import nn
 
+from .loop import Budget, train
+from .runtime import backward_step, runtime
+
 
 def as_matrix(images: torch.Tensor) -> torch.Tensor:
     """Images ``(N, C, H, W)`` (uint8 or float) -> float64 data matrix ``(N, C*H*W)`` in [0, 1]."""
@@ -143,9 +146,6 @@ def train_linear_autoencoder(x: torch.Tensor, k: int, *, steps: int = 500, lr: f
     """Fit a :class:`LinearAutoencoder` with ``k`` code units to the data matrix ``x`` ``(N, D)``
     by full-batch Adam on the mean squared error, through :func:`course_lib.loop.train`.
     Returns ``(model, history)``; ``history`` records ``mse`` (per value, like PCA's)."""
-    from .loop import Budget, train
-    from .runtime import backward_step, runtime
-
     x = (as_matrix(x) if x.dim() != 2 else x).float()
     torch.manual_seed(seed)
     model = LinearAutoencoder(dim=x.shape[1], k=k, mean=x.mean(0))

@@ -17,6 +17,9 @@ One family per question, fixed before looking at the numbers:
   (only then can "a variant on N matches the baseline on M" mean data efficiency);
 - :func:`lambda_verdicts`: each joint-loss weight against lambda = 0;
 - :func:`cycle_verdicts`: the pretraining sources of the cycle experiment;
+- :func:`long_budget_verdicts`: the long-budget run (``fusion.json["long_budget"]``, early
+  stopping): every variant against the baseline and the three +init variants (inpainting,
+  jigsaw, rotation) against ``baseline+steps``; :func:`long_budget_headline` states it;
 - :func:`augmentation_verdicts`: chapter 07, real + generated against real only, per N.
 
 A "no clear difference" is not evidence of no difference: with 3 seeds per cell only a
@@ -42,6 +45,8 @@ BASELINE, CONTROL = "baseline", "baseline+steps"
 # The reference that spends the same compute as each fusion variant: +joint trains as many
 # steps as the baseline; the +init variants add the pretraining's steps, as does the control.
 MATCHED_REFERENCE = {"init": CONTROL, "joint": BASELINE, "init+joint": CONTROL}
+# the long-budget run: each pretrained initialisation against the compute-matched control
+LONG_MATCHED = {"init": CONTROL, "init_jigsaw": CONTROL, "init_rotation": CONTROL}
 CYCLE_FAMILY = (("real", "random"), ("generated", "random"), ("mixed", "random"),
                 ("generated", "real"), ("mixed", "real"))
 
@@ -55,14 +60,61 @@ def values(records: Sequence[dict], key: str, **where) -> np.ndarray:
     return np.array(found, dtype=np.float64)
 
 
-def grid_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str, int, str], Comparison]:
-    """(variant, reference, N, score) -> Comparison, one Holm family over the whole grid."""
-    runs, spec = results["runs"], results["spec"]
+def _family(runs: Sequence[dict], spec: dict, matched: Mapping[str, str], *,
+            alpha: float) -> dict[tuple[str, str, int, str], Comparison]:
+    """Every variant against the baseline, and those whose matched reference is the
+    compute-matched control against it too, at every size and score: one Holm family."""
     refs = [(v, BASELINE) for v in spec["variants"] if v != BASELINE]
-    refs += [(v, MATCHED_REFERENCE[v]) for v in spec["variants"] if MATCHED_REFERENCE.get(v) == CONTROL]
+    refs += [(v, matched[v]) for v in spec["variants"] if matched.get(v) == CONTROL]
     pairs = {(v, ref, n, k): (values(runs, k, train_size=n, variant=v), values(runs, k, train_size=n, variant=ref))
              for v, ref in refs for n in spec["train_sizes"] for k in FUSION_SCORES}
     return compare_all(pairs, higher_is_better={key: FUSION_SCORES[key[3]][1] for key in pairs}, alpha=alpha)
+
+
+def grid_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str, int, str], Comparison]:
+    """(variant, reference, N, score) -> Comparison, one Holm family over the whole grid."""
+    return _family(results["runs"], results["spec"], MATCHED_REFERENCE, alpha=alpha)
+
+
+def long_budget_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str, int, str], Comparison]:
+    """(variant, reference, N, score) -> Comparison for the long-budget run
+    (``results["long_budget"]``): one Holm family, the +init variants also against
+    ``baseline+steps`` (:data:`LONG_MATCHED`)."""
+    if "long_budget" not in results:
+        raise ValueError("this fusion result has no 'long_budget' section: run `python experiments/fusion_long.py`")
+    section = results["long_budget"]
+    return _family(section["runs"], section["spec"], LONG_MATCHED, alpha=alpha)
+
+
+def long_budget_headline(results: dict, *, alpha: float = 0.05) -> str:
+    """The long-budget run in one Markdown paragraph: how long early stopping let each size
+    train, the train/test gap of the baseline (overfitting), the clear differences after
+    Holm, and each pretrained initialisation against the compute-matched control."""
+    verdicts, section = long_budget_verdicts(results, alpha=alpha), results["long_budget"]
+    runs, spec = section["runs"], section["spec"]
+    max_steps = spec["config"]["steps"]
+    parts = []
+    for n in spec["train_sizes"]:
+        best = values(runs, "best_step", train_size=n, variant=BASELINE)
+        gap = (values(runs, "test_nelbo", train_size=n, variant=BASELINE)
+               - values(runs, "train_nelbo", train_size=n, variant=BASELINE))
+        parts.append(f"at N={n} the baseline's best validation check came at step {best.mean():.0f} on average "
+                     f"(of at most {max_steps}) and its test negative ELBO exceeds its training one by "
+                     f"{gap.mean():.1f} nats")
+    clear = {k: c for k, c in verdicts.items() if c.verdict != UNCLEAR}
+    text = (f"**Measured verdict of the long-budget run (generated from the results file).** With early "
+            f"stopping, {'; '.join(parts)}. The run makes {len(verdicts)} comparisons; after Holm's correction "
+            f"{len(clear)} show a clear difference"
+            + "".join(f"; {v} is {c.verdict} than {ref} at N={n} on the {FUSION_SCORES[key][0]}"
+                      for (v, ref, n, key), c in clear.items())
+            + ". Each pretrained initialisation against the compute-matched control: "
+            + "; ".join(f"**{v}**: {counts_in_words(tally(verdicts, v, ref))}" for v, ref in LONG_MATCHED.items()))
+    supported = [v for v, ref in LONG_MATCHED.items()
+                 if (c := tally(verdicts, v, ref))[BETTER] > 0 and c[WORSE] == 0]
+    return text + (f". Trained to convergence, {', '.join(supported)} {'helps' if len(supported) == 1 else 'help'} "
+                   f"beyond what the same compute gives." if supported else
+                   ". Trained to convergence, no pretrained initialisation is clearly better than spending "
+                   "the same compute on the VAE itself.")
 
 
 def tally(verdicts: Mapping[tuple, Comparison], variant: str, reference: str) -> dict[str, int]:

@@ -39,9 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import torch
 
-from course_lib.results import result_path
-from course_lib.diffusion import REFERENCE_PATH, DDPMConfig, reference_config, train_ddpm
+from course_lib import metrics
+from course_lib.diffusion import REFERENCE_PATH, DDPMConfig, reference_config, sample_ddim, train_ddpm
 from course_lib.facedraw import RENDER_VERSION
+from course_lib.feature_net import load_feature_net
+from course_lib.results import result_path
+from course_lib.toyfaces import ToyFaces
+from course_lib.vae import VAEConfig, pretrained_vae
 
 
 def snapshot_path(run_dir: Path, step: int) -> Path:
@@ -86,11 +90,6 @@ N_EVAL, DDIM_STEPS = 500, 25  # the chapter's cpu-profile n_eval and sample_step
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from course_lib import metrics
-    from course_lib.diffusion import sample_ddim
-    from course_lib.feature_net import load_feature_net
-    from course_lib.toyfaces import ToyFaces
-    from course_lib.vae import VAEConfig, pretrained_vae
 
     config = reference_config()
     net = load_feature_net(config.image_size)

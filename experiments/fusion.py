@@ -21,6 +21,9 @@ Usage (from the repository root):
     python experiments/fusion.py           # full grid -> course_lib/results_data/fusion.json
     python experiments/fusion.py --tiny    # seconds; writes fusion_tiny.json to the temp folder
 
+The long-budget run (5x the steps, early stopping) is ``experiments/fusion_long.py``: it
+writes the file's ``"long_budget"`` section, which a rerun of this script keeps.
+
 Trained weights are cached under ``<COURSE_CACHE>/fusion_grid/`` (keyed by the grid's
 config and ToyFaces' render version), so a rerun (e.g. after a metric changes) only
 re-evaluates.
@@ -195,6 +198,8 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
         "lambda_sweep": sweep,
         "cycle": cycle,
     }
+    if out.exists() and "long_budget" in (previous := json.loads(out.read_text())):
+        result["long_budget"] = previous["long_budget"]  # experiments/fusion_long.py's section: kept
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     return result
 

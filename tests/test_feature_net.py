@@ -8,7 +8,7 @@ from course_lib.feature_net import AttributeNet, FeatureNetConfig, feature_net_h
 from course_lib.metrics import corrupt_images, domain_frechet, frechet_distance
 from course_lib.toyfaces import ATTRIBUTES, ToyFaces
 
-TINY = FeatureNetConfig(image_size=16, width=8, feature_dim=32, n_train=512, n_val=256, steps=60,
+TINY = FeatureNetConfig(image_size=16, width=8, feature_dim=32, train_size=512, val_size=256, steps=60,
                         batch_size=32, lr=5e-3)
 
 

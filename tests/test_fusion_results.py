@@ -17,8 +17,8 @@ SCRIPT = ROOT / "experiments" / "fusion.py"
 RESULTS = result_path("fusion")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("fusion_experiment", SCRIPT)
+def _script(path: Path = SCRIPT):
+    spec = importlib.util.spec_from_file_location(f"experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -53,6 +53,27 @@ def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
     assert result["spec"] == script.grid_spec(script.TINY)
     _check_complete(result, script.TINY, script.fusion.VARIANTS)
     assert list((tmp_path / "cache" / "fusion_grid").glob("vae_init+joint_48_0-*.pt"))  # weights cached
+
+
+def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    script = _script(ROOT / "experiments" / "fusion_long.py")
+    out = tmp_path / "fusion.json"
+    out.write_text(json.dumps({"runs": ["the grid's runs"]}))
+    script.main(["--tiny", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["runs"] == ["the grid's runs"]                     # the rest of the file is kept
+    section = result["long_budget"]
+    assert section["spec"] == script.long_spec(script.TINY)
+    grid, cfg = script.TINY, script.TINY["config"]
+    assert {(r["train_size"], r["variant"], r["seed"]) for r in section["runs"]} == {
+        (n, v, s) for n in grid["train_sizes"] for v in script.VARIANTS for s in grid["seeds"]}
+    for r in section["runs"]:
+        assert all(math.isfinite(r[k]) for k in ("train_nelbo", "test_nelbo", "psnr", "frechet", "probe", "val_nelbo"))
+        limit = cfg.steps + (cfg.pretrain_steps if r["variant"] == "baseline+steps" else 0)
+        assert 0 < r["best_step"] <= r["steps_run"] <= limit
+        assert r["val_nelbo"] == pytest.approx(min(v for _, v in r["val_curve"]), abs=0.01)
+    assert list((tmp_path / "cache" / "fusion_long").glob("vae_init_jigsaw_48_0-*.pt"))
 
 
 def test_committed_results_cover_the_grid_and_are_current():

@@ -136,7 +136,7 @@ def test_config_profiles():
 
 def test_pretrained_gan_trains_once_then_loads_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    cfg = gan.GANConfig.for_profile("smoke", steps=3, train_images=32)
+    cfg = gan.GANConfig.for_profile("smoke", steps=3, train_size=32)
     first = gan.pretrained_gan(cfg, progress=False)
     second = gan.pretrained_gan(cfg, progress=False)
     assert not first.from_cache and second.from_cache

@@ -9,7 +9,7 @@ import torch
 matplotlib.use("Agg")
 
 from course_lib.checkpoint import Checkpoint, read_checkpoint
-from course_lib.loop import Budget, DivergenceError, History, train
+from course_lib.loop import Budget, DivergenceError, EarlyStopping, History, StopTraining, train
 from course_lib.runtime import DeviceLoader
 
 
@@ -195,3 +195,36 @@ def test_history_reads_by_record_too():
     assert [r["step"] for r in history] == [1, 2] and history[-1]["acc"] == 0.5
     assert history[:1] == [{"step": 1, "loss": 2.0}] and bool(history) and not History()
     assert history["acc"] == [0.5] and history.steps("acc") == [2]
+
+
+def test_a_callback_can_stop_training_and_the_checkpoint_is_written(tmp_path):
+    step, calls = _counting_step()
+
+    def stop_at_5(s, history):
+        if s == 5:
+            raise StopTraining("enough")
+    ckpt = Checkpoint(tmp_path / "c.pt", models=torch.nn.Linear(1, 1), every=100)
+    history = train(step, _loader(), budget=Budget(steps=50), callbacks=[(1, stop_at_5)],
+                    progress=False, checkpoint=ckpt)
+    assert len(calls) == 5 and history.stopped_at == 5 and not history.interrupted
+    assert read_checkpoint(tmp_path / "c.pt")["step"] == 5
+
+
+def test_early_stopping_keeps_and_restores_the_best_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    scores = iter([3.0, 2.0, 1.0, 1.5, 1.2, 1.1, 0.5])   # best at the third check, then 3 worse
+    weights = iter(range(100))
+
+    def step(batch):
+        with torch.no_grad():
+            model.weight.fill_(float(next(weights)))
+        return {"loss": 0.0}
+    stopper = EarlyStopping(model, lambda: next(scores), patience=3, name="val")
+    history = train(step, _loader(), budget=Budget(steps=100), callbacks=[(2, stopper)], progress=False)
+    assert history.stopped_at == 12 and stopper.best_step == 6 and stopper.best == 1.0
+    assert history["val"] == [3.0, 2.0, 1.0, 1.5, 1.2, 1.1]       # recorded in the history
+    assert model.weight.item() == 11.0                             # the last step's weights...
+    stopper.restore()
+    assert model.weight.item() == 5.0                              # ...and the best step's (step 6)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(model, lambda: 0.0, patience=0)

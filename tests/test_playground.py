@@ -38,8 +38,8 @@ def test_sample_data(kind):
 
 @pytest.mark.parametrize("loss", ["ns", "wgan-clip", "wgan-gp"])
 def test_train_runs_headless_and_returns_snapshots(loss):
-    cfg = pg.PlaygroundConfig(loss=loss, steps=12, snapshots=3, width=16, batch_size=32, eval_points=200, grid=8)
-    run = pg.train(cfg)
+    cfg = pg.PlaygroundConfig(loss=loss, g_steps=12, snapshots=3, width=16, batch_size=32, eval_points=200, grid=8)
+    run = pg.run_playground(cfg)
     assert [s.step for s in run.snapshots] == [0, 4, 8, 12]
     assert run.final.points.shape == (200, 2) and np.isfinite(run.final.points).all()
     assert run.final.surface.shape == (8, 8)
@@ -54,7 +54,7 @@ def test_train_runs_headless_and_returns_snapshots(loss):
 def test_plots_render_headless():
     import matplotlib
     matplotlib.use("Agg")
-    run = pg.train(pg.PlaygroundConfig(data="moons", steps=4, snapshots=2, width=8, eval_points=50, grid=4))
+    run = pg.run_playground(pg.PlaygroundConfig(data="moons", g_steps=4, snapshots=2, width=8, eval_points=50, grid=4))
     assert run.final.modes == -1                      # no modes for non-ring data
     assert np.isnan(run.final.high_quality_fraction)
     fig = pg.plot_snapshots(run)
@@ -77,7 +77,7 @@ def test_collapse_preset_collapses_on_every_seed():
     600 generator steps, about 3 s a seed): mode collapse, not divergence. The old preset
     (lr_g 1e-3, lr_d 1e-4) ended with 0 modes and 0% of the points on the ring."""
     cfg = pg.PlaygroundConfig(**pg.PRESETS["collapse"], grid=4)
-    assert cfg.steps == pg.PlaygroundConfig().steps  # what chapter 03 runs at the cpu profile
+    assert cfg.g_steps == pg.PlaygroundConfig().g_steps  # what chapter 03 runs at the cpu profile
     results = pg.coverage_over_seeds(cfg, seeds=(0, 1, 2))
     assert [r.seed for r in results] == [0, 1, 2]
     for r in results:
@@ -92,7 +92,7 @@ def test_wgan_clip_preset_is_the_papers_rmsprop_setting():
     net = torch.nn.Linear(2, 1)
     assert isinstance(pg._optimizer(net, 1e-3, cfg), torch.optim.RMSprop)
     assert isinstance(pg._optimizer(net, 1e-3, pg.PlaygroundConfig()), torch.optim.Adam)
-    run = pg.train(pg.PlaygroundConfig(**{**pg.PRESETS["wgan-clip"], "steps": 6}, snapshots=2, width=16,
+    run = pg.run_playground(pg.PlaygroundConfig(**{**pg.PRESETS["wgan-clip"], "g_steps": 6}, snapshots=2, width=16,
                                        eval_points=100, grid=4))
     assert len(run.history["d_loss"]) == 6 and np.isfinite(run.history["d_loss"]).all()
 
@@ -102,8 +102,8 @@ def test_ui_trains_with_the_chosen_optimizer_and_reports_both_numbers(capsys, mo
     import matplotlib
     matplotlib.use("Agg")
     seen = []
-    real_train = pg.train
-    monkeypatch.setattr(pg, "train", lambda cfg: seen.append(cfg) or real_train(cfg))
+    real_train = pg.run_playground
+    monkeypatch.setattr(pg, "run_playground", lambda cfg: seen.append(cfg) or real_train(cfg))
     ui = pg.playground_ui(pg.PlaygroundConfig(**pg.PRESETS["wgan-clip"], snapshots=1, width=8, eval_points=50,
                                               grid=4, batch_size=16))
     ui.children[0].children[-1].click()                       # the "Train" button

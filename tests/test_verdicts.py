@@ -223,3 +223,28 @@ def test_fusion_headline_on_the_committed_grid(committed):
                            f"{finding.n_comparisons} comparisons")
     assert ("cannot ask the data-efficiency question" in text) == (not any(c.testable for c in cases))
     assert ("**supports**" in text) == finding.supports_fusion
+
+
+def test_long_budget_verdicts_and_headline():
+    long_variants = ("baseline", "init", "baseline+steps", "init_jigsaw", "init_rotation")
+    shift = {"baseline": 0, "init": 40, "baseline+steps": 20, "init_jigsaw": 0, "init_rotation": 20}
+    sizes, runs = [100, 1000], []
+    for n in sizes:
+        for v in long_variants:
+            for seed, off in enumerate(_cell(0.0, shuffle=v != "baseline")):
+                r = {"train_size": n, "variant": v, "seed": seed, "best_step": 500 + 100 * seed}
+                for k, sign in SCORES.items():
+                    r[k] = 100.0 + sign * shift[v] + off
+                r["train_nelbo"] = r["test_nelbo"] - (30.0 if n == 100 else 2.0)   # overfits at N=100
+                runs.append(r)
+    results = {"long_budget": {"spec": {"train_sizes": sizes, "variants": list(long_variants),
+                                        "config": {"steps": 3000}}, "runs": runs}}
+    found = verdicts.long_budget_verdicts(results)
+    assert verdicts.tally(found, "init", "baseline+steps") == {"better": 8, "no clear difference": 0, "worse": 0}
+    assert verdicts.tally(found, "init_jigsaw", "baseline+steps")["worse"] == 8
+    assert verdicts.tally(found, "init_rotation", "baseline+steps")["no clear difference"] == 8
+    text = verdicts.long_budget_headline(results)
+    assert "step 650 on average (of at most 3000)" in text and "by 30.0 nats" in text and "by 2.0 nats" in text
+    assert "**init**: 8 better, 0 no clear difference, 0 worse" in text and "init helps beyond" in text
+    with pytest.raises(ValueError, match="fusion_long.py"):
+        verdicts.long_budget_verdicts({"runs": [], "spec": {}})

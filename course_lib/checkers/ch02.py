@@ -7,6 +7,7 @@ different numbers, recognises those mistakes by recomputing them, and says which
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from typing import Callable
@@ -15,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..images import to_float
+from ..toyfaces import ToyFaces
+from ..unsupervised import psnr_per_image
 from ..vae import VAE, elbo_loss, kl_divergence, reparameterize
 from .core import ExerciseError, check_close, check_dtype, passed, run_student
 
@@ -222,8 +225,6 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
 # ----------------------------------------------------------------------------- train and beat a bar
 def bar_data(image_size: int = 16, n: int = 256) -> torch.Tensor:
     """The fixed ToyFaces set the training check uses: float ``(n, 3, S, S)`` in [0, 1]."""
-    from ..toyfaces import ToyFaces
-
     return to_float(ToyFaces(split="train", size=n, image_size=image_size, seed=0, cache=False).images)
 
 
@@ -283,10 +284,6 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     by recomputing them. (2) Train a fresh small VAE with ``train_step(model, optimizer, x)``
     for ``steps`` Adam steps and require a mean reconstruction PSNR >= ``min_psnr`` dB on
     the training images, with a KL below ``max_kl`` nats."""
-    import copy
-
-    from ..unsupervised import psnr_per_image
-
     name = "train_step"
     images = bar_data(image_size)
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import gan
+from ..playground import high_quality_fraction, mlp, modes_covered, ring_centers, sample_data
 from .core import ExerciseError, check_close, passed, run_student
 
 # Logits far from 0 on both sides, so sign errors and swapped labels change the value.
@@ -189,7 +190,6 @@ def check_gradient_penalty(fn: Callable[..., torch.Tensor]) -> None:
 def _ring_players(seed: int, width: int = 64, depth: int = 3):
     """The playground's players (:mod:`course_lib.playground`): G maps 2-D noise to points,
     D maps points to one logit; Adam as the playground's "ns" preset (lr 2e-3, betas 0.5, 0.9)."""
-    from ..playground import mlp
     torch.manual_seed(seed)
     generator = mlp(n_in=2, n_out=2, width=width, depth=depth)
     discriminator = nn.Sequential(mlp(n_in=2, n_out=1, width=width, depth=depth), nn.Flatten(0))  # (B,) logits
@@ -226,7 +226,6 @@ def _pair(name: str, out) -> tuple[float, float]:
 def _one_step(name: str, fn: Callable) -> None:
     """Run the student's step once beside the reference on copies of the same players, batch
     and noise, watching which optimizer steps when and where the gradients went."""
-    from ..playground import sample_data
     players = _ring_players(seed=0)
     ref = copy.deepcopy(players)
     g = torch.Generator().manual_seed(1)
@@ -300,7 +299,6 @@ def check_gan_step(fn: Callable, *, steps: int = 600, min_modes: int = 6, seed: 
     weights, opt_d stepped once and before opt_g, no D-loss gradient in G. Then ``steps`` steps
     on the playground's ring of 8 Gaussians (batch 128, one CPU thread, seconds): at least
     ``min_modes`` modes covered (:func:`course_lib.playground.modes_covered`)."""
-    from ..playground import high_quality_fraction, modes_covered, ring_centers, sample_data
     name = "gan_step"
     _one_step(name, fn)
     threads = torch.get_num_threads()

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from ..pretext import rotation_batch
+from ..shortcuts import border_strips
 from .core import ExerciseError, check_close, passed, run_student
 
 
@@ -146,8 +147,6 @@ def check_border_features(border_features: Callable) -> None:
     """``border_features(images, width)`` -> (B, 4 * C): the mean colour of the top, bottom,
     left and right strips of ``width`` pixels, in that order
     (:func:`course_lib.shortcuts.border_strips`)."""
-    from ..shortcuts import border_strips
-
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 10, 10, generator=g)
     got = run_student("border_features", border_features, x, 2)

@@ -1,0 +1,187 @@
+"""The decisive fusion run: does pretraining still help when the VAE is trained to convergence?
+
+``experiments/fusion.py``'s grid gives every VAE 600 steps, a regime where more steps alone
+help (the compute-matched "baseline+steps" beats the baseline), so it cannot say whether
+pretraining makes a VAE *data-efficient* or merely gives it a head start. This run trains
+every VAE 5x longer, with **validation early stopping** (the negative ELBO on 500 held-out
+validation faces every ``eval_every`` steps; the weights of the best check are kept), at a
+small and a large real-data budget (N = 500 and 10,000 ToyFaces), so that at N = 500 the
+plain VAE can overfit, and the early stopping shows it (train vs test ELBO).
+
+Variants, each for seeds 0-2, all seeing only the same N real images:
+``baseline``; ``init`` (chapter 04's inpainter, pretrained on the N images, copied into the
+encoder); ``baseline+steps`` (the compute-matched control: the pretraining's steps as extra
+VAE steps); ``init_jigsaw`` and ``init_rotation`` (chapter 05's jigsaw and rotation networks,
+pretrained on the same N images, their backbone copied into the encoder).
+
+Scores per VAE: train and test negative ELBO (nats per image), the best validation value and
+its step, reconstruction PSNR, the domain Frechet distance of prior samples and the probe
+accuracy on mu (the grid's scores, ``course_lib.fusion.score_vae``).
+
+Usage (from the repository root; one thread per process, resumable model by model):
+    python experiments/fusion_long.py --train-only --seeds 0   # one process per seed
+    python experiments/fusion_long.py                           # score -> fusion.json["long_budget"]
+    python experiments/fusion_long.py --tiny                    # seconds; a temporary file
+
+Trained weights are cached under ``<COURSE_CACHE>/fusion_long/`` (keyed by this spec and
+ToyFaces' render version); the results go into ``course_lib/results_data/fusion.json`` under
+``"long_budget"`` (the rest of the file is left as it is).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from course_lib import fusion, pretext
+from course_lib.checkpoint import atomic_write, config_key, load_or_build
+from course_lib.facedraw import RENDER_VERSION
+from course_lib.feature_net import FeatureNetConfig, load_feature_net
+from course_lib.results import result_path
+from course_lib.toyfaces import ToyFaces
+
+VARIANTS = ("baseline", "init", "baseline+steps", "init_jigsaw", "init_rotation")
+# the grid's cpu config, 5x the steps; pretext networks get 5x the grid's pretraining steps
+LONG = {"config": dataclasses.replace(fusion.FusionConfig.for_profile("cpu"), steps=3000, pretrain_steps=1500),
+        "train_sizes": (500, 10000), "seeds": (0, 1, 2), "eval_every": 250, "patience": 4,
+        "val_size": 500, "jigsaw_image_size": 48, "feature_net": "cpu"}
+TINY = {"config": fusion.FusionConfig.for_profile("smoke"), "train_sizes": (48,), "seeds": (0,),
+        "eval_every": 4, "patience": 2, "val_size": 32, "jigsaw_image_size": 30, "feature_net": "smoke"}
+
+
+def long_spec(grid: dict) -> dict:
+    """What identifies the run: ``fusion.json["long_budget"]["spec"]`` must equal it."""
+    return {"config": dataclasses.asdict(grid["config"]), "train_sizes": list(grid["train_sizes"]),
+            "seeds": list(grid["seeds"]), "variants": list(VARIANTS), "eval_every": grid["eval_every"],
+            "patience": grid["patience"], "val_size": grid["val_size"],
+            "jigsaw_image_size": grid["jigsaw_image_size"], "data_version": RENDER_VERSION,
+            "feature_net": dataclasses.asdict(FeatureNetConfig.for_profile(
+                grid["feature_net"], image_size=grid["config"].image_size))}
+
+
+PRETEXT = ("inpainting", "jigsaw", "rotation")
+
+
+def pretext_config(kind: str, n: int, seed: int, grid: dict):
+    """Chapter 05's config for ``kind`` ("jigsaw" or "rotation") at the grid's profile, on
+    ``n`` images, with the grid's pretraining steps (chapter 04's inpainter: the grid's own)."""
+    cfg, profile = grid["config"], "smoke" if grid is TINY else "cpu"
+    make = {"jigsaw": pretext.JigsawConfig, "rotation": pretext.RotationConfig}[kind]
+    return dataclasses.replace(make.for_profile(profile), train_size=n, steps=cfg.pretrain_steps, seed=seed)
+
+
+def build_pretext(kind: str, grid: dict) -> torch.nn.Module:
+    """The untrained network ``kind`` (what :func:`pretrain` trains)."""
+    return fusion.InpaintingNet() if kind == "inpainting" else pretext_config(kind, 1, 0, grid).build()
+
+
+def pretrain(kind: str, n: int, seed: int, grid: dict) -> torch.nn.Module:
+    """The pretext network ``kind`` trained on the first ``n`` ToyFaces training images (the
+    jigsaw on the same faces drawn at the puzzle's resolution)."""
+    cfg = grid["config"]
+    if kind == "inpainting":
+        return fusion.pretrain_inpainter(ToyFaces(split="train", size=n, image_size=cfg.image_size).images,
+                                         cfg, seed=seed)
+    pc = pretext_config(kind, n, seed, grid)
+    model, images = pc.build(), ToyFaces(split="train", size=n, image_size=pc.image_size).images
+    (pretext.train_jigsaw if kind == "jigsaw" else pretext.train_rotation)(model, pc, images=images, progress=False)
+    return model.eval()
+
+
+def cached_state(name: str, make, key: dict) -> tuple[dict, bool]:
+    """``make()``'s module state, cached under ``fusion_long/<name>-<hash>.pt``; (state, hit)."""
+    made = []
+    state = load_or_build(name, lambda: made.append(make()) or made[0].state_dict(), key=key,
+                          folder="fusion_long")
+    return state, not made
+
+
+def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=print) -> dict | None:
+    cfg, spec = grid["config"], long_spec(grid)
+    key = {"long": config_key({k: v for k, v in spec.items() if k != "feature_net"})[1]}
+    s = cfg.image_size
+    train_all = ToyFaces(split="train", size=max(grid["train_sizes"]), image_size=s)
+    val = ToyFaces(split="val", size=cfg.probe_size + grid["val_size"], image_size=s).images[cfg.probe_size:]
+    probe_set = ToyFaces(split="val", size=cfg.probe_size, image_size=s)   # the grid's probe split
+    test_set = ToyFaces(split="test", size=cfg.test_size, image_size=s)
+    fnet = None if train_only else load_feature_net(config=FeatureNetConfig(**spec["feature_net"]))
+    start, runs = time.time(), []
+    for n in grid["train_sizes"]:
+        images = train_all.images[:n]
+        for seed in (seeds if train_only and seeds is not None else grid["seeds"]):
+            nets = {}
+            for kind in PRETEXT:
+                state, _ = cached_state(f"{kind}_{n}_{seed}", lambda: pretrain(kind, n, seed, grid), key)
+                nets[kind] = build_pretext(kind, grid)
+                nets[kind].load_state_dict(state)
+            for variant in VARIANTS:
+                base = {"init_jigsaw": "init", "init_rotation": "init"}.get(variant, variant)
+                source = {"init": "inpainting", "init_jigsaw": "jigsaw", "init_rotation": "rotation"}.get(variant)
+
+                def make():
+                    vae, records = fusion.train_variant(base, images, cfg, seed=seed, val_images=val,
+                                                        pretrained=nets.get(source), eval_every=grid["eval_every"],
+                                                        patience=grid["patience"])
+                    return _WithRecords(vae, records)
+                state, hit = cached_state(f"vae_{variant}_{n}_{seed}", make, key)
+                if train_only:
+                    log(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:14s} {'cached' if hit else 'trained'}")
+                    continue
+                vae = fusion.VAE(latent_dim=cfg.latent_dim, image_size=s)
+                vae.load_state_dict({k[len("vae."):]: v for k, v in state.items() if k.startswith("vae.")})
+                vae.eval()
+                curve = state["curve"].tolist()                  # (checks, 2): step, val_nelbo
+                scores = fusion.score_vae(vae, test_set, probe_set, judge=fnet, n_samples=cfg.n_samples, seed=seed)
+                scores["train_nelbo"] = fusion.evaluate_vae(vae, images[:1000], seed=seed)["test_nelbo"]
+                best = min(curve, key=lambda c: c[1])
+                runs.append({"train_size": n, "variant": variant, "seed": seed, **scores,
+                             "best_step": int(best[0]), "val_nelbo": best[1], "steps_run": int(curve[-1][0]),
+                             "val_curve": [[int(a), round(b, 2)] for a, b in curve]})
+                log(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:14s} "
+                    + " ".join(f"{k}={v:.3f}" for k, v in scores.items()) + f" best_step={int(best[0])}")
+    if train_only:
+        log(f"trained and cached everything in {time.time() - start:.0f} s")
+        return None
+    section = {"command": "python experiments/fusion_long.py" + (" --tiny" if grid is TINY else ""),
+               "spec": spec, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+               "wall_seconds": round(time.time() - start, 1), "runs": runs}
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result["long_budget"] = section
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    return section
+
+
+class _WithRecords(torch.nn.Module):
+    """A trained VAE plus its validation curve, stored together in one cached state dict
+    (``vae.*`` weights and a ``curve`` buffer of (step, val_nelbo) rows)."""
+
+    def __init__(self, vae: torch.nn.Module, records: list[dict]):
+        super().__init__()
+        self.vae = vae
+        curve = [(r["step"], r["val_nelbo"]) for r in records if "val_nelbo" in r]
+        self.register_buffer("curve", torch.tensor(curve, dtype=torch.float64).reshape(-1, 2))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="seconds-long config for the tests")
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: course_lib/results_data/fusion.json)")
+    parser.add_argument("--train-only", action="store_true", help="train and cache, score nothing")
+    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="with --train-only: these seeds only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    grid = TINY if args.tiny else LONG
+    out = args.out or (Path(tempfile.gettempdir()) / "fusion_long_tiny.json" if args.tiny else result_path("fusion"))
+    section = run(grid, out, train_only=args.train_only, seeds=args.seeds)
+    if section is not None:
+        print(f"wrote {out}['long_budget'] ({len(section['runs'])} runs, {section['wall_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
