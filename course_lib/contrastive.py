@@ -32,8 +32,9 @@ from torchvision.transforms.v2 import functional as TF
 from .backbone import ConvBackbone
 from .checkpoint import load_or_train
 from .images import to_float
+from .pretext import _fit, _images
 from .profiles import choose
-from .runtime import Runtime, backward_step, seed_everything
+from .runtime import Runtime, backward_step, runtime, seed_everything
 
 AUGMENTATIONS = ("crop", "flip", "colour")
 
@@ -210,9 +211,6 @@ def train_simclr(model: SimCLRNet, config: SimCLRConfig, *, images: torch.Tensor
                  checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place on ToyFaces (uint8 ``images`` at ``config.image_size``;
     default the first ``config.train_size`` training faces) through ``course_lib.loop.train``."""
-    from .pretext import _fit, _images
-    from .runtime import runtime
-
     seed_everything(config.seed)
     images = _images(config.train_size, config.image_size) if images is None else images
     plan = plan or runtime()

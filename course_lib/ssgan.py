@@ -35,7 +35,10 @@ from torch import nn
 
 from . import gan
 from .checkpoint import Checkpoint, load_or_train
+from .images import to_float
+from .inputs import check_float_images
 from .loop import Budget, Step, train
+from .pretext import rotation_batch
 from .runtime import Runtime, backward_step, runtime, seed_everything
 from .toyfaces import ToyFaces
 
@@ -111,8 +114,6 @@ class DiscriminatorFeatures(nn.Module):
 
 
 def _check_input(discriminator: gan.Discriminator, x: torch.Tensor) -> None:
-    from .inputs import check_float_images
-
     check_float_images(x, "discriminator input")
     expected = (discriminator.channels, discriminator.image_size, discriminator.image_size)
     if x.dim() != 4 or tuple(x.shape[1:]) != expected:
@@ -200,7 +201,7 @@ def train_ssgan(models: dict[str, nn.Module], config: SSGANConfig, *, images: to
     generator, discriminator = rt.prepare(models["generator"], ddp=False), rt.prepare(models["discriminator"], ddp=False)
     opt_g, opt_d = gan.make_optimizers(models["generator"], models["discriminator"], cfg)
     if images is None:
-        images = ToyFaces(split="train", size=cfg.train_images, image_size=cfg.image_size).images
+        images = ToyFaces(split="train", size=cfg.train_size, image_size=cfg.image_size).images
     loader = rt.loader(images, batch_size=cfg.batch_size, seed=cfg.seed)
     every = max(cfg.steps // 10, 1)
     ckpt = None if checkpoint is None else Checkpoint(
@@ -224,9 +225,6 @@ def pretrained_ssgan(config: SSGANConfig | None = None, *, progress: bool | str 
 def rotation_accuracy(discriminator: SSDiscriminator, images: torch.Tensor) -> float:
     """Share of images (uint8 or float (N, 3, H, H)), each in all four rotations, whose rotation
     the discriminator's head predicts (chance 0.25)."""
-    from .images import to_float
-    from .pretext import rotation_batch
-
     was = discriminator.training
     discriminator.eval()
     x = to_float(images).to(next(discriminator.parameters()).device)

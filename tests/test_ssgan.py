@@ -75,7 +75,7 @@ def test_rotation_head_learns_on_real_images():
 
 
 def test_train_resumes_exactly(tmp_path):
-    cfg = _cfg(steps=4, train_images=64)
+    cfg = _cfg(steps=4, train_size=64)
     images = (torch.rand(64, 3, 16, 16) * 255).to(torch.uint8)
     full = ssgan.build(cfg)
     ssgan.train_ssgan(full, cfg, images=images, progress=False)
@@ -105,6 +105,6 @@ def test_discriminator_features_for_the_probe():
 
 def test_pretrained_ssgan_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    cfg = _cfg(steps=2, train_images=32)
+    cfg = _cfg(steps=2, train_size=32)
     assert not ssgan.pretrained_ssgan(cfg, progress=False).from_cache
     assert ssgan.pretrained_ssgan(cfg, progress=False).from_cache

@@ -9,7 +9,9 @@ import itertools
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
+from ..contrastive import nt_xent as reference_nt_xent
 from ..pretext import rotation_batch
 from ..shortcuts import border_strips
 from .core import ExerciseError, check_close, passed, run_student
@@ -182,8 +184,6 @@ def check_border_features(border_features: Callable) -> None:
 def _nt_xent_variant(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, normalise: bool = True,
                      mask_self: bool = True, use_temperature: bool = True) -> torch.Tensor:
     """NT-Xent with one ingredient optionally left out (the checker's catalogue of mistakes)."""
-    import torch.nn.functional as F
-
     n = z1.shape[0]
     z = torch.cat([z1, z2])
     z = F.normalize(z, dim=1) if normalise else z
@@ -195,8 +195,7 @@ def _nt_xent_variant(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, 
 
 def check_nt_xent(nt_xent: Callable) -> None:
     """``nt_xent(z1, z2, temperature)`` -> the 0-d NT-Xent loss, mean over the 2N anchors."""
-    from ..contrastive import nt_xent as reference
-
+    reference = reference_nt_xent
     g = torch.Generator().manual_seed(0)
     z1 = 3 * torch.randn(6, 5, generator=g)            # lengths far from 1: normalising matters
     z2 = z1 + 2 * torch.randn(6, 5, generator=g)
@@ -247,8 +246,6 @@ def check_nt_xent(nt_xent: Callable) -> None:
 
 def _nt_xent_half(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
     """The loss of the first view's anchors only (a plausible half answer)."""
-    import torch.nn.functional as F
-
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = (z @ z.T / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
