@@ -7,7 +7,12 @@ The same run times a reference workload (100 steps of chapter 02's 32x32 VAE, be
 after the chapters) so that each chapter is also reported as a ratio to it: the ratio
 carries over to another machine better than seconds do.
 
-    .venv/bin/python bench/chapter_times.py [--profile cpu] [--chapters 00 01 ...]
+    .venv/bin/python bench/chapter_times.py [--profile cpu] [--chapters 00 01 ...] [--save]
+
+``--save`` writes each executed notebook back to ``solutions/`` (figures inline, progress as a
+student sees it), so that one idle run both times the course and refreshes its stored outputs;
+run ``jupytext --sync solutions/*.md`` before (the notebooks must match their .md) and
+``python -m scripts.release`` after.
 
 Writes ``bench/results/chapter_times_<profile>.txt`` (``--profile gpu``:
 ``bench/results/gpu_chapter_times.txt``, naming the card). Takes about as long as the
@@ -49,8 +54,9 @@ def reference_seconds(repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def run_chapter(path: Path, env: dict, timeout: int) -> float:
-    """Execute one notebook (in its own folder, as Jupyter would) and return its wall time."""
+def run_chapter(path: Path, env: dict, timeout: int, *, save: bool = False) -> float:
+    """Execute one notebook (in its own folder, as Jupyter would) and return its wall time;
+    with ``save``, write the executed notebook (its outputs) back to ``path``."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -62,7 +68,10 @@ def run_chapter(path: Path, env: dict, timeout: int) -> float:
                                 resources={"metadata": {"path": str(path.parent)}})
         start = time.perf_counter()
         client.execute()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if save:
+            nbformat.write(nb, path)
+        return seconds
     finally:
         for k, v in old.items():
             if v is None:
@@ -77,6 +86,7 @@ def main(argv=None) -> None:
     parser.add_argument("--chapters", nargs="*", default=None, help="two-digit numbers (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
+    parser.add_argument("--save", action="store_true", help="write the executed notebooks back to solutions/")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
     if load_start > (os.cpu_count() or 1) and not args.force:
@@ -88,12 +98,13 @@ def main(argv=None) -> None:
     if args.chapters:
         notebooks = [p for p in notebooks if p.name[:2] in args.chapters]
     cache = Path(tempfile.mkdtemp(prefix="course_cache_"))
-    env = {"COURSE_PROFILE": args.profile, "COURSE_CACHE": str(cache), "COURSE_PROGRESS": "none",
-           "MPLBACKEND": "Agg"}
+    env = {"COURSE_PROFILE": args.profile, "COURSE_CACHE": str(cache)}
+    env.update({"MPLBACKEND": "module://matplotlib_inline.backend_inline"} if args.save else
+               {"COURSE_PROGRESS": "none", "MPLBACKEND": "Agg"})
     ref_before = reference_seconds()
     rows = []
     for path in notebooks:
-        seconds = run_chapter(path, env, args.timeout)
+        seconds = run_chapter(path, env, args.timeout, save=args.save)
         rows.append((path.stem, seconds))
         print(f"{path.stem:20s} {seconds:7.1f} s", flush=True)
     ref_after = reference_seconds()
@@ -101,7 +112,7 @@ def main(argv=None) -> None:
 
     lines = [
         f"command: python bench/chapter_times.py --profile {args.profile}"
-        + (f" --chapters {' '.join(args.chapters)}" if args.chapters else ""),
+        + (f" --chapters {' '.join(args.chapters)}" if args.chapters else "") + (" --save" if args.save else ""),
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
         + (f", GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),

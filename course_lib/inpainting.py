@@ -61,8 +61,11 @@ class InpaintConfig:
         )
 
     def build(self) -> "InpaintingNet":
-        """The untrained network this config describes."""
-        return InpaintingNet(decoder_widths=self.decoder_widths)
+        """The untrained network this config describes, its initial weights drawn from
+        ``seed`` (the global RNG is left as it was), so a run is reproducible end to end."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return InpaintingNet(decoder_widths=self.decoder_widths)
 
 
 def _up(in_ch: int, out_ch: int) -> nn.Sequential:

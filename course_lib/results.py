@@ -12,10 +12,13 @@ name                   written by                         read by
 ``fusion``             ``python experiments/fusion.py``   chapter 06
 ``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
 ``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
+``inpainting``         ``python experiments/inpainting_reference.py --evaluate``  chapter 04
 =====================  =================================  =========
 
 Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
-``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``).
+``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``)
+and ``inpainting_reference.pt`` (chapter 04's, written by ``experiments/inpainting_reference.py
+--export``; loaded by ``course_lib.inpainting_eval.reference_inpainter``).
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import checkpoint, contrastive, datasets, gan, inpainting, jigsaw, masks, metrics, pretext
-from course_lib import profiles, results, runtime, ssgan, tiles, unsupervised, vae
+from course_lib import checkpoint, contrastive, datasets, gan, inpainting, inpainting_eval, jigsaw, masks, metrics
+from course_lib import pretext, profiles, results, runtime, ssgan, tiles, unsupervised, vae
 from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
 from course_lib.loop import Budget, History
@@ -322,6 +322,13 @@ CASES = [
         lambda c: masks.apply_mask(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), hole())),
     bad("fill-hole-mask-list", TypeError, r"mask must be a torch.Tensor \(1 = hole, 0 = known\), got list",
         lambda c: inpainting.fill_hole(img(), [[0, 1]])),
+    bad("hole-psnr-uint8-images", ValueError, r"images must be float \(B, 3, H, W\) in \[0, 1\], got torch.uint8",
+        lambda c: inpainting_eval.hole_psnr_by_seed({"mean": inpainting.mean_fill},
+                                                    torch.zeros(2, 3, 16, 16, dtype=torch.uint8))),
+    bad("hole-psnr-no-fillers", ValueError, r"fillers is empty: pass a mapping name -> fn\(images, mask\)",
+        lambda c: inpainting_eval.hole_psnr_by_seed({}, img())),
+    bad("margin-without-ns", ValueError, r"psnr lacks \['ns'\]; it has \['net', 'telea'\]",
+        lambda c: inpainting_eval.margin_over_classical({"net": 20.0, "telea": 18.0})),
     # ------------------------------------------------------------------ tiles
     bad("tiles-grid-1", ValueError, r"grid must be an int >= 2 \(a 1x1 puzzle has nothing to shuffle\)",
         lambda c: tiles.make_tiles(img(s=30), grid=1)),

@@ -52,3 +52,11 @@ def test_the_contrastive_and_ssgan_results_are_on_the_page():
     assert "| no colour |" in ablation and "| all |" in ablation
     ssgan = results_tables.result_file_markdown(data_dir / "ssgan.json")
     assert "| ssgan |" in ssgan and "| dcgan |" in ssgan and " ± " in ssgan
+
+
+def test_the_inpainting_results_render_their_summaries_and_verdicts():
+    path = ROOT / "course_lib" / "results_data" / "inpainting.json"
+    text = results_tables.result_file_markdown(path)
+    for key in ("*summary*", "*summary_live*", "*steps_curve*", "*verdicts_reference*", "*live_runs*"):
+        assert key in text, key
+    assert "| centre |" in text and "| blocks25 |" in text

@@ -248,3 +248,22 @@ def test_long_budget_verdicts_and_headline():
     assert "**init**: 8 better, 0 no clear difference, 0 worse" in text and "init helps beyond" in text
     with pytest.raises(ValueError, match="fusion_long.py"):
         verdicts.long_budget_verdicts({"runs": [], "spec": {}})
+
+
+def test_lambda_and_cycle_findings_in_words():
+    results = _synthetic({"baseline": lambda n: 0, "init": lambda n: 0, "joint": lambda n: -20,
+                          "init+joint": lambda n: 0, "baseline+steps": lambda n: 0})
+    results["spec"]["config"] = {"lam": 4.0}
+    results["spec"]["lambda_sweep"] = {"train_size": 100, "lams": [1.0]}
+    results["lambda_sweep"] = [{**r, "lam": 1.0} for r in results["runs"]
+                               if r["train_size"] == 100 and r["variant"] == "baseline"]
+    text = verdicts.lambda_finding(results)
+    assert "clearly worse: lambda = 4 on the test negative ELBO" in text
+    assert "no weight of the inpainting term makes a clearly better VAE" in text
+    assert "lambda = 4 has the worst mean on 4 of the 4 scores" in text
+    cycle = [{"source": s, "seed": i, "probe": base + off}
+             for s, base in {"random": 0.70, "real": 0.60, "generated": 0.60, "mixed": 0.61}.items()
+             for i, off in enumerate([0.0, 0.001, -0.001, 0.0005])]
+    text = verdicts.cycle_finding({"cycle": cycle})
+    assert "samples are not clearly different from features pretrained on the real faces" in text
+    assert "**random**'s (0.700" in text and "real is worse than random" in text
