@@ -153,6 +153,14 @@ def _is_keyed_rows(value) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
 
 
+def _cell(value) -> str:
+    """A summary cell: ``{"mean", "std", ...}`` as "mean ± std" (the file's own numbers,
+    4 significant digits), any other list or dict as its JSON, scalars as they are."""
+    if isinstance(value, dict) and {"mean", "std"} <= set(value):
+        return f"{value['mean']:.4g} ± {value['std']:.2g}"
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
 def _json_markdown(data) -> str:
     """Scalars as a metadata list; every list of records and every dict of records as its
     own table, headed by its key (nested one level: ``{"long_budget": {"rows": [...]}}``)."""
@@ -165,8 +173,7 @@ def _json_markdown(data) -> str:
         if _is_rows(value):
             tables.append((key, _table(value)))
         elif _is_keyed_rows(value):
-            tables.append((key, _table([{"": name, **{k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                                                      for k, v in row.items()}}
+            tables.append((key, _table([{"": name, **{k: _cell(v) for k, v in row.items()}}
                                         for name, row in value.items()])))
         elif isinstance(value, dict) and any(_is_rows(v) or _is_keyed_rows(v) for v in value.values()):
             tables.append((key, _json_markdown(value)))

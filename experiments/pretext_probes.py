@@ -11,13 +11,19 @@ mean.
 Backbones: random init (the floor); supervised on the attributes (the ceiling; its
 validation accuracy is logged during training to show where it plateaus); jigsaw
 (Noroozi & Favaro 2016); rotation (Gidaris et al. 2018); flip prediction (the article's
-section 2.2); the inpainting encoder (chapter 04); the VAE encoder (chapter 02).
+section 2.2); SimCLR (Chen et al. 2020, :mod:`course_lib.contrastive`); the inpainting
+encoder (chapter 04); the VAE encoder (chapter 02).
 Scores are reported raw and normalised, (acc - random) / (ceiling - random).
 
 Run (writes course_lib/results_data/pretext_probes.json, which chapter 05 loads):
 
     .venv/bin/python experiments/pretext_probes.py                 # the committed run
     .venv/bin/python experiments/pretext_probes.py tiny OUT.json   # seconds (the test)
+    .venv/bin/python experiments/pretext_probes.py reuse           # train only what changed
+
+``reuse`` keeps the committed file's runs of every backbone whose config, seeds, probe
+sizes and ToyFaces render version are unchanged, and trains and probes only the others
+(the file lists them under ``"reused"``, with the machine that measured them).
 
 ``tests/test_pretext_probes.py`` fails when ``ProbeExperiment()`` or ToyFaces' render
 version no longer match the committed file: rerun the script then.
@@ -37,14 +43,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_lib import inpainting, pretext, vae
+from course_lib import contrastive, inpainting, pretext, vae
 from course_lib.probe import ProbeConfig, best_layer, normalised, probe_backbone
 from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("pretext_probes")  # package data: chapter 05 loads it with load_result
-BACKBONES = ("random init", "supervised (ceiling)", "jigsaw", "rotation", "flip",
+BACKBONES = ("random init", "supervised (ceiling)", "jigsaw", "rotation", "flip", "simclr",
              "inpainting encoder", "VAE encoder")
+KEY = {"random init": None, "supervised (ceiling)": "supervised", "jigsaw": "jigsaw",
+       "rotation": "rotation", "flip": "flip", "simclr": "simclr", "inpainting encoder": "inpainting",
+       "VAE encoder": "vae"}  # backbone -> its entry in the configs
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class ProbeExperiment:
     # optimizer steps per backbone (the pretext tasks at their chapters' regime or beyond; the
     # ceiling long enough for its validation accuracy to level off: see its curve in the file)
     steps: tuple[tuple[str, int], ...] = (("supervised", 6000), ("jigsaw", 800), ("rotation", 800),
-                                          ("flip", 400), ("inpainting", 800), ("vae", 1200))
+                                          ("flip", 400), ("inpainting", 800), ("vae", 1200),
+                                          ("simclr", 1600))
     supervised_checks: int = 6        # the ceiling's validation accuracy is measured this often
     probe: ProbeConfig = ProbeConfig(Cs=(0.01, 0.03, 0.1, 0.3, 1.0))
 
@@ -75,6 +85,7 @@ def _configs(exp: ProbeExperiment, seed: int) -> dict:
         "jigsaw": replace(pretext.JigsawConfig.for_profile(exp.profile), steps=steps["jigsaw"], seed=seed),
         "rotation": replace(rc, steps=steps["rotation"], seed=seed),
         "flip": replace(rc, steps=steps["flip"], seed=seed),
+        "simclr": replace(contrastive.SimCLRConfig.for_profile(exp.profile), steps=steps["simclr"], seed=seed),
         "inpainting": replace(inpainting.InpaintConfig.for_profile(exp.profile), steps=steps["inpainting"],
                               seed=seed),
         "vae": replace(vae.VAEConfig.for_profile(exp.profile), steps=steps["vae"], seed=seed),
@@ -118,6 +129,11 @@ def train_backbone(name: str, config, splits, exp: ProbeExperiment, log):
         t = pretext.pretrained_flip(config, progress=False)
         return t.model.backbone, False, {"pretext_acc": round(pretext.flip_accuracy(
             t.model, splits["test"][0][:500]), 4)}
+    if name == "simclr":
+        t = contrastive.pretrained_simclr(config, progress=False)
+        tail = t.history.records[-max(len(t.history.records) // 10, 1):]   # the last 10% of steps
+        # its pretext accuracy: the positive found among the batch's 2B - 1 other views (training batches)
+        return t.model.backbone, False, {"pretext_acc": round(float(np.mean([r["acc"] for r in tail])), 4)}
     if name == "inpainting encoder":
         return inpainting.pretrained_inpainter(config, progress=False).model.backbone, False, {}
     if name == "VAE encoder":
@@ -125,23 +141,54 @@ def train_backbone(name: str, config, splits, exp: ProbeExperiment, log):
     raise ValueError(f"unknown backbone {name!r}")
 
 
-def run(exp: ProbeExperiment, *, log=None) -> dict:
+def _jsonable(x):
+    return json.loads(json.dumps(x))
+
+
+def reusable(previous: dict | None, exp: ProbeExperiment) -> dict[str, list[dict]]:
+    """backbone -> its runs in ``previous`` (a committed result) that this experiment would
+    reproduce: same render version, seeds, probe sizes and settings, and the same config of
+    that backbone for every seed (checked on seed 0's config, the others differ only by seed)."""
+    if not previous or previous.get("render_version") != RENDER_VERSION:
+        return {}
+    now, then = _jsonable(dataclasses.asdict(exp)), _jsonable(previous["experiment"])
+    if any(now[k] != then.get(k) for k in ("profile", "seeds", "probe_train", "probe_val", "probe_test", "probe")):
+        return {}
+    configs = _jsonable({k: dataclasses.asdict(v) for k, v in _configs(exp, exp.seeds[0]).items()})
+    out = {}
+    for name in BACKBONES:
+        key = KEY[name]
+        runs = [r for r in previous["runs"] if r["backbone"] == name]
+        same = key is None or _jsonable(previous["configs"].get(key)) == configs[key]
+        if name == "supervised (ceiling)":
+            same = same and dict(then["steps"]).get("supervised") == dict(now["steps"])["supervised"] \
+                and then.get("supervised_checks") == now["supervised_checks"]
+        if same and sorted(r["seed"] for r in runs) == sorted(exp.seeds):
+            out[name] = runs
+    return out
+
+
+def run(exp: ProbeExperiment, *, log=None, previous: dict | None = None) -> dict:
+    """Train and probe every backbone for every seed; with ``previous`` (a committed result),
+    keep its runs where :func:`reusable` says they are this experiment's."""
     log = log or (lambda *a: print(*a, flush=True))
+    kept = reusable(previous, exp)
     size = pretext.RotationConfig.for_profile(exp.profile).image_size
     val = ToyFaces(split="val", size=exp.probe_train + exp.probe_val, image_size=size)
     test = ToyFaces(split="test", size=exp.probe_test, image_size=size)
     splits = {"train": (val.images[:exp.probe_train], val.labels[:exp.probe_train]),
               "val": (val.images[exp.probe_train:], val.labels[exp.probe_train:]),
               "test": (test.images, test.labels)}
-    key = {"random init": None, "supervised (ceiling)": "supervised", "jigsaw": "jigsaw",
-           "rotation": "rotation", "flip": "flip", "inpainting encoder": "inpainting",
-           "VAE encoder": "vae"}
     runs, n_warnings = [], 0
     for seed in exp.seeds:
         configs = _configs(exp, seed)
         for name in BACKBONES:
+            if name in kept:
+                runs.append(next(r for r in kept[name] if r["seed"] == seed))
+                log(f"seed {seed} {name:22s} probe {runs[-1]['probe']:.4f} (reused)")
+                continue
             t0 = time.perf_counter()
-            config = seed if key[name] is None else configs[key[name]]
+            config = seed if KEY[name] is None else configs[KEY[name]]
             backbone, standardised, extra = train_backbone(name, config, splits, exp, log)
             t1 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
@@ -165,7 +212,8 @@ def run(exp: ProbeExperiment, *, log=None) -> dict:
             "configs": {k: dataclasses.asdict(v) for k, v in _configs(exp, exp.seeds[0]).items()},
             "chance": {n: float(np.bincount(test.labels[:, a].numpy()).max() / len(test))
                        for a, n in enumerate(ATTRIBUTE_NAMES)},
-            "convergence_warnings": n_warnings, "runs": runs, "summary": summarise(runs)}
+            "convergence_warnings": n_warnings + (previous or {}).get("convergence_warnings", 0) * bool(kept),
+            "reused": sorted(kept), "runs": runs, "summary": summarise(runs)}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -196,10 +244,17 @@ def main(argv: list[str]) -> None:
     threads = int(os.environ.get("PROBE_THREADS", "1"))
     torch.set_num_threads(threads)
     tiny = len(argv) > 1 and argv[1] == "tiny"
+    reuse = len(argv) > 1 and argv[1] == "reuse"
     exp = ProbeExperiment.tiny() if tiny else ProbeExperiment()
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
     start, load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    result = run(exp)
+    previous = json.loads(RESULTS.read_text()) if reuse and RESULTS.is_file() else None
+    result = run(exp, previous=previous)
+    if previous is not None and result["reused"]:
+        result["reused_from"] = {k: previous.get(k) for k in ("command", "machine", "wall_seconds")}
+        # the previous file's reused-from record travels on, so the oldest measurement stays named
+        if "reused_from" in previous:
+            result["reused_from"]["reused_from"] = previous["reused_from"]
     result["command"] = "python " + " ".join(["experiments/pretext_probes.py", *argv[1:]])
     result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
                          "torch": torch.__version__, "cpus": os.cpu_count(), "threads": threads,

@@ -17,9 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import checkpoint, datasets, gan, gan_reference, inpainting, inpainting_eval, jigsaw, masks, metrics
-from course_lib import pretext
-from course_lib import profiles, results, runtime, tiles, unsupervised, vae
+from course_lib import (checkpoint, contrastive, datasets, gan, gan_reference, inpainting, inpainting_eval, jigsaw,
+                        masks, metrics, pretext, profiles, results, runtime, ssgan, tiles, unsupervised, vae)
 from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
 from course_lib.loop import Budget, History
@@ -288,6 +287,28 @@ CASES = [
         lambda c: to_float(torch.zeros(2, 3, 4, 4, dtype=torch.int64))),
     bad("show-images-four-channels", ValueError, r"images must be \(B, C, H, W\) with C = 1 or 3.*\(2, 4, 5, 5\)",
         lambda c: show_images(torch.zeros(2, 4, 5, 5))),
+    # ------------------------------------------------------------------ contrastive and SS-GAN (issue 19)
+    bad("nt-xent-shapes", ValueError, r"z1 and z2 must be \(N, D\) of the same shape, got \(4, 3\) and \(5, 3\)",
+        lambda c: contrastive.nt_xent(torch.randn(4, 3), torch.randn(5, 3))),
+    bad("simclr-augment-gray", ValueError, r"augment expects RGB images \(B, 3, H, W\), got \(2, 1, 16, 16\)",
+        lambda c: contrastive.augment(img(c=1), contrastive.SimCLRConfig(), torch.Generator())),
+    bad("simclr-augmentation-unknown", ValueError, r"augmentations must be a subset of \('crop', 'flip', 'colour'\)",
+        lambda c: contrastive.SimCLRConfig(augmentations=("blur",))),
+    bad("simclr-temperature-zero", ValueError, "temperature must be > 0, got 0.0",
+        lambda c: contrastive.SimCLRConfig(temperature=0.0)),
+    bad("simclr-crop-scale", ValueError, r"crop_scale must satisfy 0 < low <= high <= 1, got \(0.5, 1.5\)",
+        lambda c: contrastive.SimCLRConfig(crop_scale=(0.5, 1.5))),
+    bad("ssgan-wgan", ValueError, "SS-GAN here extends the DCGAN \\(loss='ns'\\), got loss='wgan-gp'",
+        lambda c: ssgan.SSGANConfig(gan=gan.GANConfig(loss="wgan-gp"))),
+    bad("ssgan-negative-weight", ValueError, "alpha and beta must be >= 0, got 0.2, -1.0",
+        lambda c: ssgan.SSGANConfig(beta=-1.0)),
+    bad("ssgan-rotations-not-square", ValueError, r"expected square images \(B, C, H, H\), got \(2, 3, 16, 8\)",
+        lambda c: ssgan.quarter_rotations(torch.rand(2, 3, 16, 8))),
+    bad("ssgan-uint8-into-d", TypeError, "discriminator input must be float images",
+        lambda c: ssgan.build(ssgan.SSGANConfig.for_profile("smoke"))["discriminator"].rotation_logits(
+            torch.zeros(2, 3, 16, 16, dtype=torch.uint8))),
+    bad("ssgan-probe-too-small", ValueError, "the discriminator has 2 stages; a probe needs 3",
+        lambda c: ssgan.DiscriminatorFeatures(gan.build(gan.GANConfig(image_size=16, width=8))[1])),
     # ------------------------------------------------------------------ masks
     bad("mask-kind", ValueError, r"unknown mask kind 'star'; expected one of",
         lambda c: masks.make_masks("star", batch=2, image_size=16)),

@@ -150,3 +150,39 @@ def test_border_reference_passes(capsys):
 def test_border_wrong_answers_fail(fn, pattern):
     with pytest.raises(ExerciseError, match=pattern):
         check_border_features(fn)
+
+
+# --- NT-Xent (SimCLR) -----------------------------------------------------------------------
+
+from course_lib.checkers.ch05 import _nt_xent_variant, check_nt_xent  # noqa: E402
+from course_lib.contrastive import nt_xent  # noqa: E402
+
+
+def test_nt_xent_reference_passes(capsys):
+    check_nt_xent(nt_xent)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer, pattern", [
+    (stub, "not implemented"),
+    (lambda a, b, t: _nt_xent_variant(a, b, t, mask_self=False), "itself is still in the denominator"),
+    (lambda a, b, t: _nt_xent_variant(a, b, t, use_temperature=False), "not divided by the temperature"),
+    (lambda a, b, t: _nt_xent_variant(a, b, t, normalise=False), "dot products of the raw vectors"),
+    (lambda a, b, t: nt_xent(a, b, 1 / t), "multiplied by the temperature"),
+    (lambda a, b, t: torch.stack([nt_xent(a, b, t)] * 2), "one number"),
+    (lambda a, b, t: nt_xent(a, b, t).item(), "torch.Tensor"),
+    (lambda a, b, t: nt_xent(a, b, t) * 0.9, "differ from the reference"),
+])
+def test_nt_xent_wrong_answers_fail(answer, pattern):
+    with pytest.raises(ExerciseError, match=pattern):
+        check_nt_xent(answer)
+
+
+def test_nt_xent_mistakes_are_told_apart():
+    """Each mistake gives a different number on the checker's inputs, so each message is earned."""
+    g = torch.Generator().manual_seed(0)
+    z1 = 3 * torch.randn(6, 5, generator=g)
+    z2 = z1 + 2 * torch.randn(6, 5, generator=g)
+    values = [nt_xent(z1, z2, 0.2).item()] + [_nt_xent_variant(z1, z2, 0.2, **f).item() for f in (
+        dict(mask_self=False), dict(use_temperature=False), dict(normalise=False))]
+    assert min(abs(a - b) for i, a in enumerate(values) for b in values[i + 1:]) > 1e-2

@@ -183,7 +183,80 @@ def test_committed_probe_results_are_current(monkeypatch):
     expected = {k: json.loads(json.dumps(dataclasses.asdict(v))) for k, v in mod._configs(exp, exp.seeds[0]).items()}
     assert result["configs"] == expected, "rerun experiments/pretext_probes.py: a backbone's config changed"
     summary = result["summary"]
-    for word in ("supervised", "random", "jigsaw", "rotation", "inpainting", "vae"):
+    for word in ("supervised", "random", "jigsaw", "rotation", "simclr", "inpainting", "vae"):
         rows = [v for k, v in summary.items() if word in k.lower()]
         assert len(rows) == 1 and len(rows[0]["seeds"]) >= 3, word
         assert {"probe_mean", "probe_std", "seeds", "normalised_mean"} <= set(rows[0])
+
+
+@pytest.mark.slow
+def test_probe_experiment_reuse_trains_only_what_changed(tmp_path, monkeypatch):
+    """`pretext_probes.py reuse` keeps a previous file's runs where the backbone's config is
+    unchanged and reruns a backbone whose config changed."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    mod = _experiment_module(monkeypatch)
+    exp = mod.ProbeExperiment.tiny()
+    exp = dataclasses.replace(exp, seeds=(0,), probe=dataclasses.replace(exp.probe, layers=("h3",), max_iter=50))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = mod.run(exp, log=lambda *a: None)
+        again = mod.run(exp, log=lambda *a: None, previous=first)
+        assert again["reused"] == sorted(mod.BACKBONES) and again["runs"] == first["runs"]
+        steps = tuple((n, 4 if n == "simclr" else s) for n, s in exp.steps)
+        changed = mod.run(dataclasses.replace(exp, steps=steps), log=lambda *a: None, previous=first)
+    assert "simclr" not in changed["reused"] and len(changed["reused"]) == len(mod.BACKBONES) - 1
+    assert changed["configs"]["simclr"]["steps"] == 4
+    assert mod.reusable({**first, "render_version": -1}, exp) == {}
+
+
+@pytest.mark.slow
+def test_simclr_ablation_tiny_and_resumable(tmp_path, monkeypatch):
+    import importlib.util
+    import pathlib
+    import sys
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    path = pathlib.Path(__file__).parents[1] / "experiments" / "simclr_ablation.py"
+    spec = importlib.util.spec_from_file_location("simclr_ablation", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "simclr_ablation", mod)
+    spec.loader.exec_module(mod)
+    exp = mod.AblationExperiment(tiny=True, seeds=(0,), variants=("all", "no colour"))
+    out = tmp_path / "abl.json"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = mod.run(exp, out, log=lambda *a: None)
+        assert set(result["summary"]) == {"all", "no colour"}
+        assert result["configs"]["no colour"]["augmentations"] == ["crop", "flip"]
+        logs = []
+        mod.run(exp, out, log=logs.append)                # everything is in the file: nothing reruns
+    assert logs == []
+    with pytest.raises(ValueError, match="variant"):
+        exp.augmentations("no blur")
+
+
+def test_committed_simclr_ablation_is_current():
+    """simclr_ablation.json matches the script's AblationExperiment and the probe table's
+    SimCLR config; rerun `python experiments/simclr_ablation.py` when either changes."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    from course_lib.results import load_result
+    from course_lib.toyfaces import RENDER_VERSION
+
+    path = pathlib.Path(__file__).parents[1] / "experiments" / "simclr_ablation.py"
+    spec = importlib.util.spec_from_file_location("simclr_ablation_current", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["simclr_ablation_current"] = mod
+    spec.loader.exec_module(mod)
+    result = load_result("simclr_ablation")
+    exp = mod.AblationExperiment()
+    assert result["render_version"] == RENDER_VERSION
+    assert result["experiment"] == json.loads(json.dumps(dataclasses.asdict(exp)))
+    probes = load_result("pretext_probes")
+    assert result["configs"]["all"] == probes["configs"]["simclr"]
+    for variant in exp.variants:
+        assert len(result["summary"][variant]["seeds"]) == len(exp.seeds), variant

@@ -35,6 +35,25 @@ def test_the_committed_results_files_render_every_section():
             assert f"*{key}*" in text, key
 
 
+def test_mean_std_cells_are_shown_as_mean_plus_minus_std(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"summary": {"ssgan": {"frechet": {"mean": 301.23456, "std": 12.5, "values": [1, 2]},
+                                                      "seeds": [0, 1]}}}))
+    text = results_tables.result_file_markdown(path)
+    assert "| ssgan | 301.2 ± 12 | [0, 1] |" in text
+
+
+def test_the_contrastive_and_ssgan_results_are_on_the_page():
+    """Issue 19: the probe table's SimCLR row, the augmentation ablation and SS-GAN vs DCGAN."""
+    data_dir = ROOT / "course_lib" / "results_data"
+    probes = results_tables.result_file_markdown(data_dir / "pretext_probes.json")
+    assert "| simclr |" in probes
+    ablation = results_tables.result_file_markdown(data_dir / "simclr_ablation.json")
+    assert "| no colour |" in ablation and "| all |" in ablation
+    ssgan = results_tables.result_file_markdown(data_dir / "ssgan.json")
+    assert "| ssgan |" in ssgan and "| dcgan |" in ssgan and " ± " in ssgan
+
+
 def test_the_inpainting_results_render_their_summaries_and_verdicts():
     path = ROOT / "course_lib" / "results_data" / "inpainting.json"
     text = results_tables.result_file_markdown(path)

@@ -1,4 +1,4 @@
-"""Checkers for chapter 05 (jigsaw and rotation pretext tasks).
+"""Checkers for chapter 05 (jigsaw, rotation and contrastive pretext tasks).
 
 Conventions (course_lib.jigsaw): ``tiles`` (B, T, C, t, t); ``permutations`` (B, T) long;
 ``shuffled[b, i] = tiles[b, permutations[b, i]]``.
@@ -9,7 +9,9 @@ import itertools
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
+from ..contrastive import nt_xent as reference_nt_xent
 from ..pretext import rotation_batch
 from ..shortcuts import border_strips
 from .core import ExerciseError, check_close, passed, run_student
@@ -175,3 +177,76 @@ def check_border_features(border_features: Callable) -> None:
     check_close("border_features", got, expected,
                 hint="top = images[:, :, :width].mean((2, 3)), left = images[:, :, :, :width].mean((2, 3)).")
     passed("border_features", "top, bottom, left, right strips, one mean per channel")
+
+
+# --- NT-Xent (SimCLR, Chen et al. 2020, eq. 1): the reference and the mistakes it is told from ---
+
+def _nt_xent_variant(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, normalise: bool = True,
+                     mask_self: bool = True, use_temperature: bool = True) -> torch.Tensor:
+    """NT-Xent with one ingredient optionally left out (the checker's catalogue of mistakes)."""
+    n = z1.shape[0]
+    z = torch.cat([z1, z2])
+    z = F.normalize(z, dim=1) if normalise else z
+    sim = z @ z.T / (temperature if use_temperature else 1.0)
+    if mask_self:
+        sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    return F.cross_entropy(sim, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]))
+
+
+def check_nt_xent(nt_xent: Callable) -> None:
+    """``nt_xent(z1, z2, temperature)`` -> the 0-d NT-Xent loss, mean over the 2N anchors."""
+    reference = reference_nt_xent
+    g = torch.Generator().manual_seed(0)
+    z1 = 3 * torch.randn(6, 5, generator=g)            # lengths far from 1: normalising matters
+    z2 = z1 + 2 * torch.randn(6, 5, generator=g)
+    tau = 0.2
+    got = run_student("nt_xent", nt_xent, z1.clone(), z2.clone(), tau)
+    expected = reference(z1, z2, tau)
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"nt_xent: return a torch.Tensor (a 0-d loss), got {type(got).__name__}.")
+    if got.dim() != 0:
+        raise ExerciseError(f"nt_xent: return one number (the mean over the 2N anchors), got shape "
+                            f"{tuple(got.shape)}; average the per-anchor losses with .mean().")
+    if not torch.isfinite(got):
+        raise ExerciseError("nt_xent: the loss is NaN or inf. Mask the self-similarities with "
+                            "-inf *before* the softmax, and never put -inf on the positive.")
+    close = lambda v: torch.allclose(got.detach().float(), v, atol=1e-4, rtol=1e-4)  # noqa: E731
+    mistakes = [
+        (dict(mask_self=False),
+         "each anchor's similarity with itself is still in the denominator: s_ii = 1 / tau is the "
+         "largest entry of its row, so the softmax mostly points at the anchor itself. Set the "
+         "diagonal of the similarity matrix to -inf (sim.masked_fill(torch.eye(2N, dtype=bool), "
+         "float('-inf'))) before the cross-entropy."),
+        (dict(use_temperature=False),
+         "the similarities are not divided by the temperature: s_ij = cos(z_i, z_j) / tau."),
+        (dict(normalise=False),
+         "the similarities are dot products of the raw vectors; NT-Xent uses cosine similarity: "
+         "normalise every row to unit length first (F.normalize(z, dim=1))."),
+        (dict(normalise=False, mask_self=False),
+         "the vectors are not normalised and the self-similarities are not masked: use cosine "
+         "similarities (F.normalize(z, dim=1)) and set the diagonal to -inf."),
+        (dict(use_temperature=False, mask_self=False),
+         "no temperature and no mask on the self-similarities: divide by tau and set the diagonal to -inf."),
+    ]
+    if not close(expected):
+        for flags, message in mistakes:
+            if close(_nt_xent_variant(z1, z2, tau, **flags)):
+                raise ExerciseError("nt_xent: " + message)
+        if close(reference(z1, z2, 1 / tau)):
+            raise ExerciseError("nt_xent: the similarities are multiplied by the temperature; divide them.")
+        half = _nt_xent_half(z1, z2, tau)
+        if close(half):
+            raise ExerciseError("nt_xent: only the anchors of the first view are scored; the loss "
+                                "averages over all 2N anchors (each view is the anchor once).")
+        check_close("nt_xent", got, expected,
+                    hint="z = normalise(cat(z1, z2)); sim = z @ z.T / tau, diagonal -inf; "
+                         "cross-entropy with target i + N for row i and i - N for row i + N.")
+    passed("nt_xent", f"loss {got.item():.4f} on 2 x 6 vectors at tau = {tau}")
+
+
+def _nt_xent_half(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
+    """The loss of the first view's anchors only (a plausible half answer)."""
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = (z @ z.T / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    return F.cross_entropy(sim[:n], torch.arange(n, 2 * n))
