@@ -87,6 +87,8 @@ def main(argv=None) -> None:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
     parser.add_argument("--save", action="store_true", help="write the executed notebooks back to solutions/")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="an EMPTY model cache to use (default: a fresh temporary folder); keep it to reuse the models")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
     if load_start > (os.cpu_count() or 1) and not args.force:
@@ -97,7 +99,10 @@ def main(argv=None) -> None:
     notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
     if args.chapters:
         notebooks = [p for p in notebooks if p.name[:2] in args.chapters]
-    cache = Path(tempfile.mkdtemp(prefix="course_cache_"))
+    if args.cache is not None and args.cache.exists() and any(args.cache.iterdir()):
+        raise SystemExit(f"--cache {args.cache} is not empty: a first pass needs an empty cache")
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="course_cache_"))
+    cache.mkdir(parents=True, exist_ok=True)
     env = {"COURSE_PROFILE": args.profile, "COURSE_CACHE": str(cache)}
     env.update({"MPLBACKEND": "module://matplotlib_inline.backend_inline"} if args.save else
                {"COURSE_PROGRESS": "none", "MPLBACKEND": "Agg"})

@@ -88,9 +88,6 @@ def test_committed_results_cover_the_grid_and_are_current():
     _check_complete(result, script.FULL, script.fusion.VARIANTS)
 
 
-@pytest.mark.xfail(reason="fusion.json was measured on ToyFaces render version 4; version 5 (radial "
-                   "background, smaller heads) needs a rerun of experiments/fusion.py (about an hour "
-                   "on 2 idle cores; issue 15 item 5 reruns it with the long budget)", strict=True)
 def test_committed_grid_was_measured_on_this_drawing():
     from course_lib.facedraw import RENDER_VERSION
     result = json.loads(RESULTS.read_text())
