@@ -27,7 +27,11 @@ float16, written by ``experiments/gan_reference.py --export``; loaded by
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
+
+import torch
 
 __all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result"]
 
@@ -55,3 +59,13 @@ def load_result(name: str) -> dict:
                                 f"results: {result_names()} (run its script in experiments/ to "
                                 "write it)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def machine(load_at_start: float | None = None) -> dict:
+    """What an experiment's results file records about the machine that produced it:
+    platform, Python, torch, CPU count, torch threads, the 1-minute load average when the
+    run started (timings taken under load are not idle timings) and the CUDA card, if any."""
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "load_at_start": load_at_start,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+

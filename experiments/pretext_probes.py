@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -44,8 +43,9 @@ import numpy as np
 import torch
 
 from course_lib import contrastive, inpainting, pretext, vae
+from course_lib.checkpoint import atomic_write
 from course_lib.probe import ProbeConfig, best_layer, normalised, probe_backbone
-from course_lib.results import result_path
+from course_lib.results import machine, result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("pretext_probes")  # package data: chapter 05 loads it with load_result
@@ -256,13 +256,10 @@ def main(argv: list[str]) -> None:
         if "reused_from" in previous:
             result["reused_from"]["reused_from"] = previous["reused_from"]
     result["command"] = "python " + " ".join(["experiments/pretext_probes.py", *argv[1:]])
-    result["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
-                         "torch": torch.__version__, "cpus": os.cpu_count(), "threads": threads,
-                         "load_at_start": load,
-                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    result["machine"] = machine(load)
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out} in {result['wall_seconds']} s")
 
 

@@ -20,7 +20,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -30,8 +29,9 @@ import numpy as np
 import torch
 
 from course_lib import contrastive
+from course_lib.checkpoint import atomic_write
 from course_lib.probe import best_layer, probe_backbone
-from course_lib.results import result_path
+from course_lib.results import machine, result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("simclr_ablation")
@@ -106,7 +106,7 @@ def run(exp: AblationExperiment, out: Path, *, log=print) -> dict:
             log(f"{variant:10s} seed {seed}: probe {runs[-1]['probe']:.4f} ({runs[-1]['best_layer']})")
             result = {**header, "runs": runs, "summary": summarise(runs)}
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1) + "\n")        # after every run: resumable
+            atomic_write(out, json.dumps(result, indent=1) + "\n")        # after every run: resumable
     return {**header, "runs": runs, "summary": summarise(runs)}
 
 
@@ -131,10 +131,9 @@ def main(argv: list[str]) -> None:
     start, load = time.perf_counter(), os.getloadavg()[0]
     result = run(exp, out)
     result["command"] = "python " + " ".join(["experiments/simclr_ablation.py", *argv[1:]])
-    result["machine"] = {"platform": platform.platform(), "torch": torch.__version__, "cpus": os.cpu_count(),
-                         "threads": torch.get_num_threads(), "load_at_start": load}
+    result["machine"] = machine(load)
     result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 
 

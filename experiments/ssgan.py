@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -37,10 +36,11 @@ import numpy as np
 import torch
 
 from course_lib import gan, ssgan
+from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
 from course_lib.probe import ProbeConfig, best_layer, probe_backbone
-from course_lib.results import result_path
+from course_lib.results import machine, result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("ssgan")
@@ -175,10 +175,9 @@ def main(argv: list[str]) -> None:
     start, load = time.perf_counter(), os.getloadavg()[0]
     result = run(exp, out)
     result["command"] = "python " + " ".join(["experiments/ssgan.py", *argv[1:]])
-    result["machine"] = {"platform": platform.platform(), "torch": torch.__version__, "cpus": os.cpu_count(),
-                         "threads": torch.get_num_threads(), "load_at_start": load}
+    result["machine"] = machine(load)
     result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
 
 
