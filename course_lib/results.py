@@ -29,9 +29,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
+
+from .checkpoint import atomic_write
 
 __all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result"]
 
@@ -68,4 +71,15 @@ def machine(load_at_start: float | None = None) -> dict:
     return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "load_at_start": load_at_start,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def write_run(out: Path, result: dict, *, script: str, argv: list[str], start: float,
+              load_at_start: float | None) -> None:
+    """Finish an experiment's results file: the command that made it (``script`` and its
+    arguments ``argv[1:]``), :func:`machine`, the wall time since ``start``
+    (``time.perf_counter()``), then write it atomically."""
+    result["command"] = "python " + " ".join([script, *argv[1:]])
+    result["machine"] = machine(load_at_start)
+    result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
 

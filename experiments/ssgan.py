@@ -40,7 +40,7 @@ from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
 from course_lib.probe import ProbeConfig, best_layer, probe_backbone
-from course_lib.results import machine, result_path
+from course_lib.results import result_path, write_run
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("ssgan")
@@ -174,10 +174,7 @@ def main(argv: list[str]) -> None:
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
     start, load = time.perf_counter(), os.getloadavg()[0]
     result = run(exp, out)
-    result["command"] = "python " + " ".join(["experiments/ssgan.py", *argv[1:]])
-    result["machine"] = machine(load)
-    result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    write_run(out, result, script="experiments/ssgan.py", argv=argv, start=start, load_at_start=load)
     print(f"wrote {out}")
 
 
