@@ -6,24 +6,34 @@
 - **Anomaly detection**: one score per image from each model (higher = more anomalous):
   the VAE's negative ELBO, the inpainting error over a fixed set of holes, minus the GAN
   discriminator's logit; :func:`auroc` and :func:`roc_curve` compare them.
+- **Anomaly localisation**: a per-pixel heatmap, where the face is unusual: the inpainting
+  error of holes slid over the image (:func:`inpainting_heatmap`) or the VAE's per-pixel
+  reconstruction error (:func:`vae_heatmap`), scored against the known anomalous region
+  (:func:`course_lib.facedraw.ood_region`) by a pixel-level AUROC (:func:`pixel_auroc`).
+- **Restoration**: scratches and blotches with a known damage mask (:func:`damage_masks`),
+  filled by the inpainter or by OpenCV (:mod:`course_lib.inpainting_eval`).
 - **Data augmentation**: an attribute classifier trained on N real images vs on N real +
   generated images whose labels come from the ToyFaces attribute network
-  (:func:`course_lib.feature_net.load_feature_net`), scored on real test images.
+  (:func:`course_lib.feature_net.load_feature_net`), scored on real test images, with the
+  controls of :data:`AUGMENT_ARMS` (:func:`augmentation_sets`, :func:`classical_augment`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from course_lib.images import to_float
+from course_lib.images import to_float, to_uint8
 from course_lib.inpainting import InpaintingNet, fill_hole
 from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
 from course_lib.runtime import runtime, seed_everything
-from course_lib.toyfaces import ATTRIBUTES
+from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES
 from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
 
@@ -66,9 +76,14 @@ def auroc(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> float:
     a, b = normal_scores.double().flatten(), anomaly_scores.double().flatten()
     if a.numel() == 0 or b.numel() == 0:
         raise ValueError("auroc needs at least one normal and one anomalous score")
-    greater = (b[:, None] > a[None, :]).double().sum()
-    ties = (b[:, None] == a[None, :]).double().sum()
-    return float((greater + 0.5 * ties) / (a.numel() * b.numel()))
+    # Computed from ranks (memory O(n), so it also takes the ~10^5 pixels of a heatmap):
+    # the anomalies' rank sum minus its minimum is the number of (anomaly > normal) pairs,
+    # ties counting one half when tied values share their average rank.
+    values, inverse, counts = torch.unique(torch.cat([a, b]), return_inverse=True, return_counts=True)
+    average_rank = torch.cumsum(counts, 0).double() - (counts.double() - 1) / 2   # (U,) 1-based
+    rank_sum = average_rank[inverse[a.numel():]].sum()
+    pairs = rank_sum - b.numel() * (b.numel() + 1) / 2
+    return float(pairs / (a.numel() * b.numel()))
 
 
 def roc_curve(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +145,190 @@ def discriminator_scores(discriminator: nn.Module, images: torch.Tensor, *,
                       for i in range(0, len(images), batch_size)])
 
 
+# --------------------------------------------------------------- anomaly localisation
+@dataclass(frozen=True)
+class LocaliseConfig:
+    n_images: int = 40        # anomalous faces per kind (their pixels are pooled for the AUROC)
+    hole: int = 8             # side of the square hole slid over the image (pixels)
+    stride: int = 4           # step between hole positions (pixels); hole / stride holes cover each pixel
+    batch_size: int = 250     # images per forward pass
+
+    @classmethod
+    def for_profile(cls, name: str | None = None) -> "LocaliseConfig":
+        return choose(smoke=cls(n_images=4, hole=8, stride=8),   # 16 px images: 4 holes
+                      cpu=cls(),                                  # 32 px: 7 x 7 = 49 holes
+                      gpu=cls(n_images=100, hole=12, stride=4),   # 64 px: 14 x 14 = 196 holes
+                      profile=name)
+
+
+def hole_positions(image_size: int, hole: int, stride: int) -> list[int]:
+    """Top-left offsets (one axis) of the sliding hole: every ``stride`` pixels, plus the
+    last one flush with the border, so every pixel is inside at least one hole."""
+    if not 0 < hole <= image_size or stride <= 0:
+        raise ValueError(f"need 0 < hole <= image_size and stride > 0, got hole={hole}, "
+                         f"stride={stride}, image_size={image_size}")
+    starts = list(range(0, image_size - hole + 1, stride))
+    return starts if starts[-1] == image_size - hole else starts + [image_size - hole]
+
+
+@torch.no_grad()
+def inpainting_heatmap(model: nn.Module, images: torch.Tensor, config: LocaliseConfig = LocaliseConfig(),
+                       *, fill: float = 0.5) -> torch.Tensor:
+    """Per-pixel inpainting error: (N, S, S) on CPU, higher = less like a typical face.
+
+    A ``config.hole``-pixel square is slid over each image (:func:`hole_positions`); at
+    every position the network fills it (``model(filled, mask)`` sees the hole painted
+    ``fill``) and each pixel inside it gets its squared error, mean over the 3 channels.
+    A pixel inside several holes gets the mean of its errors. ``images``: (N, 3, S, S)
+    float in [0, 1] or uint8."""
+    model.eval()
+    device = next(model.parameters()).device
+    size = images.shape[-1]
+    starts = hole_positions(size, config.hole, config.stride)
+    out = []
+    for i in range(0, len(images), config.batch_size):
+        x = _as_float(images[i:i + config.batch_size], device)             # (B, 3, S, S)
+        total = torch.zeros(len(x), size, size, device=device)              # summed errors
+        count = torch.zeros(size, size, device=device)                      # holes per pixel
+        for top in starts:
+            for left in starts:
+                mask = torch.zeros(1, 1, size, size, device=device)
+                mask[..., top:top + config.hole, left:left + config.hole] = 1.0
+                mask = mask.expand(len(x), 1, size, size)                     # (B, 1, S, S)
+                error = ((model(fill_hole(x, mask, fill), mask) - x) ** 2).mean(1)  # (B, S, S)
+                total += error * mask[:, 0]
+                count += mask[0, 0]
+        out.append((total / count).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def vae_heatmap(vae: VAE, images: torch.Tensor, *, batch_size: int = 250) -> torch.Tensor:
+    """Per-pixel squared error of the VAE's reconstruction decode(mu(x)), mean over the 3
+    channels: (N, S, S) on CPU. ``images``: (N, 3, S, S) float in [0, 1] or uint8."""
+    vae.eval()
+    device = next(vae.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = _as_float(images[i:i + batch_size], device)
+        out.append(((vae.reconstruct(x) - x) ** 2).mean(1).cpu())              # (B, S, S)
+    return torch.cat(out)
+
+
+def pixel_auroc(heatmaps: torch.Tensor, regions: torch.Tensor) -> float:
+    """How well a heatmap finds the anomalous region: the :func:`auroc` of the heat of
+    pixels inside the region against pixels outside it, pooled over all images.
+    ``heatmaps``: (N, S, S) or (N, 1, S, S); ``regions``: the same shape up to the channel,
+    1 = anomalous pixel."""
+    heat = heatmaps.reshape(len(heatmaps), -1)
+    inside = regions.reshape(len(regions), -1).bool()
+    if heat.shape != inside.shape:
+        raise ValueError(f"heatmaps {tuple(heatmaps.shape)} and regions {tuple(regions.shape)} "
+                         "must cover the same pixels")
+    return auroc(heat[~inside], heat[inside])
+
+
+# -------------------------------------------------------------------------- restoration
+def damage_masks(batch: int, image_size: int, *, scratches: int = 3, blotches: int = 0,
+                 seed: int = 0) -> torch.Tensor:
+    """Damage of old photographs, as an inpainting mask: float (batch, 1, S, S), 1 = damaged.
+
+    ``scratches``: straight lines across the image, about 1/20 of its side wide (at least
+    1.2 px); ``blotches``: discs with radii 6-11% of the side. Random positions from
+    ``seed`` (a CPU generator: the same masks everywhere)."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.arange(image_size, dtype=torch.float32) + 0.5
+    ys, xs = grid.view(1, -1, 1), grid.view(1, 1, -1)                       # (1, S, 1), (1, 1, S)
+    mask = torch.zeros(batch, image_size, image_size)
+    half_width = max(0.6, image_size / 40)
+    for _ in range(scratches):
+        centre = torch.rand(batch, 2, generator=g) * image_size             # a point on the line
+        angle = torch.rand(batch, generator=g) * math.pi
+        ny, nx = torch.cos(angle).view(-1, 1, 1), -torch.sin(angle).view(-1, 1, 1)  # the normal
+        distance = ((ys - centre[:, 0].view(-1, 1, 1)) * ny + (xs - centre[:, 1].view(-1, 1, 1)) * nx).abs()
+        mask = torch.maximum(mask, (distance <= half_width).float())
+    for _ in range(blotches):
+        centre = torch.rand(batch, 2, generator=g) * image_size
+        radius = (0.06 + 0.05 * torch.rand(batch, generator=g)) * image_size
+        d2 = (ys - centre[:, 0].view(-1, 1, 1)) ** 2 + (xs - centre[:, 1].view(-1, 1, 1)) ** 2
+        mask = torch.maximum(mask, (d2 <= radius.view(-1, 1, 1) ** 2).float())
+    return mask.unsqueeze(1)
+
+
 # ------------------------------------------------------------------ data augmentation
+# The training sets of the augmentation experiment, each N real faces plus N more images
+# (except "real"), trained with the same steps:
+AUGMENT_ARMS = {
+    "real": "N real faces, true labels",
+    "+VAE": "+ N VAE samples, labels from the attribute network",
+    "+classical": "+ N flipped / shifted / colour-jittered copies of the N real",
+    "+real pseudo": "+ N other real faces, labels from the attribute network",
+    "+real true": "+ N other real faces, true labels (the upper bound)",
+}
+# What each comparison (arm, reference) asks, one Holm family per run:
+AUGMENT_COMPARISONS = {
+    ("+VAE", "real"): "do VAE samples help?",
+    ("+classical", "real"): "does classical augmentation help?",
+    ("+real pseudo", "real"): "do pseudo-labelled real faces help?",
+    ("+real true", "real"): "do more labelled real faces help?",
+    ("+VAE", "+real pseudo"): "same labeller: what the samples' distribution shift costs",
+    ("+real pseudo", "+real true"): "same faces: what the pseudo-labels' noise costs",
+}
+# attributes whose class mirrors under a horizontal flip (symmetric ranges, equal-width bins)
+MIRRORED = ("head_x", "tilt", "light")
+
+
+def classical_augment(images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0,
+                      max_shift: int = 1, jitter: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """One classical augmentation of each image: a horizontal flip with probability 1/2
+    (the labels of :data:`MIRRORED` attributes flipped with it, so they stay true), a shift
+    of up to ``max_shift`` pixels each way (border pixels repeated), and a brightness and
+    per-channel colour jitter of up to ``jitter``. ``images`` uint8 (N, 3, S, S),
+    ``labels`` int64 (N, A). Returns (uint8 (N, 3, S, S), int64 (N, A)).
+
+    On ToyFaces a shift moves the head and a colour jitter changes tones, and both are
+    labels here: a shift or jitter larger than the defaults would change the true class."""
+    g = torch.Generator().manual_seed(seed)
+    n, size = len(images), images.shape[-1]
+    x = to_float(images)                                                     # (N, 3, S, S)
+    y = labels.clone()
+    flip = torch.rand(n, generator=g) < 0.5
+    x[flip] = x[flip].flip(-1)
+    for name in MIRRORED:
+        j = ATTRIBUTE_NAMES.index(name)
+        y[flip, j] = ATTRIBUTES[j].num_classes - 1 - y[flip, j]
+    if max_shift > 0:
+        padded = F.pad(x, (max_shift,) * 4, mode="replicate")               # (N, 3, S+2k, S+2k)
+        dy, dx = (torch.randint(0, 2 * max_shift + 1, (2, n), generator=g))
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(n)])
+    scale = 1 + jitter * (2 * torch.rand(n, 1, 1, 1, generator=g) - 1)        # brightness
+    tint = 1 + jitter * (2 * torch.rand(n, 3, 1, 1, generator=g) - 1)         # colour balance
+    return to_uint8((x * scale * tint).clamp(0, 1)), y
+
+
+def augmentation_sets(real: tuple[torch.Tensor, torch.Tensor], *, generated: tuple[torch.Tensor, torch.Tensor],
+                      extra: tuple[torch.Tensor, torch.Tensor], extra_pseudo: torch.Tensor,
+                      seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The training set of every arm of :data:`AUGMENT_ARMS`: name -> (uint8 images,
+    int64 labels). ``real``: the N real faces and their labels; ``generated``: M samples
+    and their pseudo-labels; ``extra``: M other real faces with their true labels, and
+    ``extra_pseudo`` the attribute network's labels for the same faces. Every arm but
+    "real" has N + M images and starts with the same N real faces."""
+    x, y = real
+    if not len(generated[0]) == len(extra[0]) == len(extra_pseudo):
+        raise ValueError(f"generated ({len(generated[0])}), extra ({len(extra[0])}) and extra_pseudo "
+                         f"({len(extra_pseudo)}) must hold the same number of images")
+    m = len(extra[0])
+    copies = torch.arange(m) % len(x)                                        # N copies when M = N
+    both = lambda a, b: (torch.cat([x, a]), torch.cat([y, b]))              # noqa: E731
+    return {"real": (x, y),
+            "+VAE": both(*generated),
+            "+classical": both(*classical_augment(x[copies], y[copies], seed=seed)),
+            "+real pseudo": both(extra[0], extra_pseudo),
+            "+real true": both(*extra)}
+
+
+# ------------------------------------------------------------------ data augmentation (classifier)
 @dataclass(frozen=True)
 class AugmentConfig:
     real_sizes: tuple[int, ...] = (100, 400)  # N real labelled images (small N: where augmentation could help)

@@ -1,7 +1,8 @@
 """Drawing ToyFaces: raw attributes (see :mod:`course_lib.faceattributes`) to images.
 
 :func:`render` turns raw attributes (N, A) into float images in [0, 1];
-:func:`ood_faces` draws out-of-distribution faces for anomaly detection.
+:func:`ood_faces` draws out-of-distribution faces for anomaly detection and
+:func:`ood_region` marks, pixel by pixel, where each of them differs from its normal twin.
 
 How it is fast (thousands of images per second on 2 CPU cores):
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from .faceattributes import _INDEX, ATTRIBUTES, sample_attributes
 
-__all__ = ["RENDER_VERSION", "BACKGROUND_STYLES", "OOD_KINDS", "render", "ood_faces"]
+__all__ = ["RENDER_VERSION", "BACKGROUND_STYLES", "OOD_KINDS", "render", "ood_faces", "ood_region"]
 
 RENDER_VERSION = 5  # bump when the drawing changes: invalidates on-disk caches
 # 5: radial background (4 had a vertical gradient that told a rotation from the border).
@@ -234,12 +235,8 @@ def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch
             torch.set_num_threads(threads)
 
 
-def ood_faces(kind: str, n: int, image_size: int = 64, seed: int = 0, *, device=None):
-    """Out-of-distribution faces for anomaly detection: (images (n,3,S,S), raw attributes).
-
-    Kinds (:data:`OOD_KINDS`): green_skin, blue_skin, no_mouth, three_eyes, no_eyes,
-    upside_down (tilt = pi), huge_eyes (eye_size 2.0). Drawn from the ``test`` stream.
-    """
+def _ood_recipe(kind: str) -> tuple[dict, dict]:
+    """(attribute overrides, part switches for :func:`render`) of an out-of-distribution kind."""
     overrides, parts = {}, {}
     if kind == "green_skin":
         overrides["skin"] = "green"
@@ -257,5 +254,39 @@ def ood_faces(kind: str, n: int, image_size: int = 64, seed: int = 0, *, device=
         parts["eyes"] = False
     else:
         raise ValueError(f"unknown out-of-distribution kind {kind!r}; expected one of {OOD_KINDS}")
-    attrs = sample_attributes(n, seed, overrides, split="test", start=10_000_000)
+    return overrides, parts
+
+
+_OOD_START = 10_000_000  # out-of-distribution faces come from their own part of the test stream
+
+
+def ood_faces(kind: str, n: int, image_size: int = 64, seed: int = 0, *, device=None):
+    """Out-of-distribution faces for anomaly detection: (images (n,3,S,S), raw attributes).
+
+    Kinds (:data:`OOD_KINDS`): green_skin, blue_skin, no_mouth, three_eyes, no_eyes,
+    upside_down (tilt = pi), huge_eyes (eye_size 2.0). Drawn from the ``test`` stream.
+    """
+    overrides, parts = _ood_recipe(kind)
+    attrs = sample_attributes(n, seed, overrides, split="test", start=_OOD_START)
     return render(attrs, image_size, device=device, **parts), attrs
+
+
+def ood_region(kind: str, n: int, image_size: int = 64, seed: int = 0, *, threshold: float = 0.05,
+               device=None) -> torch.Tensor:
+    """Where the anomaly is: float masks (n, 1, S, S), 1 = anomalous pixel, of the faces
+    ``ood_faces(kind, n, image_size, seed)`` returns (same arguments, same faces).
+
+    Each face has a *normal twin*: the same drawn attributes without the anomaly (the
+    override is applied after sampling, so the twin keeps the skin tone, eye size or tilt
+    it would have had; the switched-off part is drawn again). A pixel is anomalous where
+    the two images differ by more than ``threshold`` in some channel: three_eyes marks the
+    extra eye, no_mouth the missing mouth, green_skin / blue_skin the visible skin,
+    huge_eyes both eyes at either size, no_eyes the eyes, upside_down most of the head.
+    Deterministic: it renders, it does not sample anything new.
+    """
+    overrides, parts = _ood_recipe(kind)
+    anomalous = render(sample_attributes(n, seed, overrides, split="test", start=_OOD_START),
+                       image_size, device=device, **parts)                    # (n, 3, S, S)
+    twin = render(sample_attributes(n, seed, split="test", start=_OOD_START), image_size,
+                  device=device)                                              # (n, 3, S, S)
+    return ((anomalous - twin).abs().amax(1, keepdim=True) > threshold).float()  # (n, 1, S, S)

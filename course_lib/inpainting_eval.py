@@ -42,6 +42,7 @@ EVAL_MASKS: dict[str, tuple[str, float]] = {
 BAR_DB: dict[str, float] = {"centre": 2.0, "half": 2.0, "blocks25": 0.0}
 
 Filler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MaskMaker = Callable[[int, int, int], torch.Tensor]  # (batch, image_size, seed) -> (B, 1, H, W) mask
 
 
 def fillers(model: InpaintingNet | None = None, fill: float = 0.5) -> dict[str, Filler]:
@@ -58,12 +59,16 @@ def fillers(model: InpaintingNet | None = None, fill: float = 0.5) -> dict[str, 
 
 def hole_psnr_by_seed(fillers: Mapping[str, Filler], images: torch.Tensor, *,
                       seeds: Sequence[int] = (7, 8, 9),
-                      masks: Mapping[str, tuple[str, float]] = EVAL_MASKS) -> dict[str, dict[str, list[float]]]:
+                      masks: Mapping[str, tuple[str, float] | MaskMaker] = EVAL_MASKS,
+                      ) -> dict[str, dict[str, list[float]]]:
     """Hole PSNR (dB, mean over images) of every filler on every mask setting, per mask seed.
 
     ``fillers``: name -> ``fn(images, mask) -> completed images`` (B, 3, H, W) in [0, 1];
     ``images``: float (B, 3, H, W) in [0, 1]; ``seeds``: one mask draw per seed (the
-    centre and half masks do not depend on it). Returns ``{mask name: {filler: [psnr per seed]}}``.
+    centre and half masks do not depend on it); ``masks``: name -> a ``make_masks``
+    (kind, coverage), or a function ``(batch, image_size, seed) -> mask`` (B, 1, H, W)
+    for masks of another shape (chapter 07's scratches). Returns
+    ``{mask name: {filler: [psnr per seed]}}``.
     """
     if not fillers:
         raise ValueError("fillers is empty: pass a mapping name -> fn(images, mask)")
@@ -72,10 +77,14 @@ def hole_psnr_by_seed(fillers: Mapping[str, Filler], images: torch.Tensor, *,
     if images.dim() != 4 or images.shape[1] != 3 or images.dtype == torch.uint8:
         raise ValueError(f"images must be float (B, 3, H, W) in [0, 1], got {images.dtype} {tuple(images.shape)}")
     out: dict[str, dict[str, list[float]]] = {}
-    for name, (kind, coverage) in masks.items():
+    for name, spec in masks.items():
         out[name] = {f: [] for f in fillers}
         for seed in seeds:
-            mask = make_masks(kind, batch=len(images), image_size=images.shape[-1], coverage=coverage, seed=seed)
+            if callable(spec):
+                mask = spec(len(images), images.shape[-1], seed)
+            else:
+                kind, coverage = spec
+                mask = make_masks(kind, batch=len(images), image_size=images.shape[-1], coverage=coverage, seed=seed)
             for f, fill in fillers.items():
                 out[name][f].append(metrics.psnr(fill(images, mask), images, mask=mask))
     return out

@@ -25,12 +25,12 @@ from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, 
                              sample_attributes)
 from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
 from .facedraw import BACKGROUND_STYLES, RENDER_VERSION, render
-from .facedraw import OOD_KINDS, ood_faces  # noqa: F401  re-exported; they live in facedraw
+from .facedraw import OOD_KINDS, ood_faces, ood_region  # noqa: F401  re-exported; they live in facedraw
 from .images import to_float, to_uint8
 
 __all__ = [
     "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "OOD_KINDS", "RENDER_VERSION", "ToyFaces",
-    "sample_attributes", "render", "attributes_to_labels", "ood_faces",
+    "sample_attributes", "render", "attributes_to_labels", "ood_faces", "ood_region",
 ]
 
 

@@ -20,7 +20,7 @@ One family per question, fixed before looking at the numbers:
 - :func:`long_budget_verdicts`: the long-budget run (``fusion.json["long_budget"]``, early
   stopping): every variant against the baseline and the three +init variants (inpainting,
   jigsaw, rotation) against ``baseline+steps``; :func:`long_budget_headline` states it;
-- :func:`augmentation_verdicts`: chapter 07, real + generated against real only, per N.
+- :func:`augmentation_verdicts`: chapter 07, each augmented training set against its reference, per N.
 
 A "no clear difference" is not evidence of no difference: with 3 seeds per cell only a
 large, consistent gap survives a correction for 72 comparisons.
@@ -28,7 +28,7 @@ large, consistent gap survives a correction for 72 comparisons.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -266,11 +266,13 @@ def cycle_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[str, str
                         for s, ref in CYCLE_FAMILY}, alpha=alpha)
 
 
-def augmentation_verdicts(accuracies: Mapping[int, tuple[Sequence[float], Sequence[float]]], *,
-                          alpha: float = 0.05) -> dict[int, Comparison]:
-    """Chapter 07: N -> Comparison of test accuracies (one per seed) with generated faces
-    added against real faces only, ``accuracies[N] = (with_generated, real_only)``; one
-    Holm family over the sizes. Needs at least 2 seeds per cell (ValueError otherwise)."""
+def augmentation_verdicts(accuracies: Mapping[Hashable, tuple[Sequence[float], Sequence[float]]], *,
+                          alpha: float = 0.05) -> dict[Hashable, Comparison]:
+    """Chapter 07: key -> Comparison of test accuracies (one per seed) of a training set
+    against its reference, ``accuracies[key] = (arm, reference)``, e.g. ``key = N`` with
+    (real + generated, real only), or ``key = (N, arm, reference)`` for every comparison
+    of :data:`course_lib.applications.AUGMENT_COMPARISONS`; one Holm family over all keys.
+    Needs at least 2 seeds per cell (ValueError otherwise)."""
     return compare_all(dict(accuracies), higher_is_better=True, alpha=alpha)
 
 

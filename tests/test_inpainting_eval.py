@@ -45,6 +45,22 @@ def test_hole_psnr_by_seed_scores_every_filler_on_every_mask_for_every_seed():
     assert got["blocks25"]["mean"][0] != got["blocks25"]["mean"][1]
 
 
+def test_hole_psnr_by_seed_takes_a_mask_function():
+    seen = []
+
+    def stripe(batch, size, seed):
+        seen.append((batch, size, seed))
+        m = torch.zeros(batch, 1, size, size)
+        m[:, :, seed] = 1.0                                   # row `seed` is the hole
+        return m
+
+    x = _faces()
+    got = ie.hole_psnr_by_seed({"truth+noise": lambda im, m: (im + 0.01 * m).clamp(0, 1), "mean": mean_fill},
+                               x, seeds=[1, 2], masks={"stripe": stripe})
+    assert seen == [(6, 16, 1), (6, 16, 2)] and list(got) == ["stripe"]
+    assert got["stripe"]["truth+noise"] == pytest.approx([40.0, 40.0], abs=0.1)
+
+
 def test_hole_psnr_by_seed_rejects_uint8_images_and_empty_inputs():
     with pytest.raises(ValueError, match="float"):
         ie.hole_psnr_by_seed({"m": mean_fill}, torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
