@@ -271,8 +271,8 @@ AUGMENT_COMPARISONS = {
     ("+classical", "real"): "does classical augmentation help?",
     ("+real pseudo", "real"): "do pseudo-labelled real faces help?",
     ("+real true", "real"): "do more labelled real faces help?",
-    ("+VAE", "+real pseudo"): "same labeller: what the samples' distribution shift costs",
-    ("+real pseudo", "+real true"): "same faces: what the pseudo-labels' noise costs",
+    ("+VAE", "+real pseudo"): "does the samples' distribution shift cost accuracy (same labeller, other images)?",
+    ("+real pseudo", "+real true"): "does the pseudo-labels' noise cost accuracy (same images, other labels)?",
 }
 # attributes whose class mirrors under a horizontal flip (symmetric ranges, equal-width bins)
 MIRRORED = ("head_x", "tilt", "light")
@@ -337,13 +337,19 @@ class AugmentConfig:
     batch_size: int = 64          # images per step
     lr: float = 2e-3              # Adam
     seeds: tuple[int, ...] = (0, 1, 2)  # classifier seeds; mean and spread are reported
+    control_sizes: tuple[int, ...] = (100,)  # the N at which the control arms run too (AUGMENT_ARMS
+                                             # beyond real / +VAE): each costs len(seeds) classifiers
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "AugmentConfig":
-        return choose(smoke=cls(real_sizes=(48,), steps=5, batch_size=16, seeds=(0,)),
+        return choose(smoke=cls(real_sizes=(48,), steps=5, batch_size=16, seeds=(0,), control_sizes=(48,)),
                       cpu=cls(),
-                      gpu=cls(real_sizes=(100, 500, 2000), steps=2000),
+                      gpu=cls(real_sizes=(100, 500, 2000), steps=2000, control_sizes=(100, 500, 2000)),
                       profile=name)
+
+    def arms(self, n: int) -> tuple[str, ...]:
+        """The arms of :data:`AUGMENT_ARMS` trained at size ``n``."""
+        return tuple(AUGMENT_ARMS) if n in self.control_sizes else ("real", "+VAE")
 
 
 def train_attribute_classifier(images: torch.Tensor, labels: torch.Tensor, config: AugmentConfig,
