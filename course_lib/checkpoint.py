@@ -411,9 +411,22 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
                       seconds=seconds)
     if history.interrupted:  # never cache a half-trained model
         return Trained(model=model, history=history, from_cache=False, path=path, seconds=seconds)
-    save_checkpoint(path, models=models, history=records, step=len(records),
-                    extra={"config": text, "name": name, "seconds": seconds})
+    store_trained(name, model, config=config, history=history, cache_dir=cache_dir, data_version=data_version)
     return Trained(model=model, history=history, from_cache=False, path=path, seconds=seconds)
+
+
+def store_trained(name: str, model: Any, *, config: Any, history: History | list | None = None,
+                  cache_dir: str | os.PathLike | None = None, data_version: int = RENDER_VERSION) -> Path:
+    """Write ``model`` (a module or ``{name: module}``, trained for ``config``) where
+    :func:`load_or_train` looks for ``name``, so the next ``load_or_train`` loads it. For a
+    chapter that trains a model itself with the same training function (to watch it train)
+    and shares the result with the chapters that load it. Returns the cache file."""
+    path, text = cache_path(name, config, cache_dir=cache_dir, data_version=data_version)
+    records = list(getattr(history, "records", history) or [])
+    seconds = float(getattr(history, "seconds", 0.0) or 0.0)
+    save_checkpoint(path, models=_as_dict(model, "model"), history=records, step=len(records),
+                    extra={"config": text, "name": name, "seconds": seconds})
+    return path
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

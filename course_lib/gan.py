@@ -33,11 +33,12 @@ import copy
 import dataclasses
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train
+from .checkpoint import Checkpoint, load_or_train, store_trained
 from .gan_losses import (clip_weights, critic_loss, discriminator_loss, generator_loss,  # noqa: F401 (re-exported)
                          gradient_penalty, hinge_discriminator_loss, r1_penalty,
                          saturating_generator_loss, wgan_generator_loss)
@@ -282,7 +283,7 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
 def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.Tensor | None = None,
               progress: bool | str = "auto", plan: Runtime | None = None,
               checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-              callbacks=()):
+              callbacks=(), desc: str | None = None):
     """Train ``{"generator", "discriminator"}`` (and ``"generator_ema"`` when
     ``config.ema_decay > 0``: see :func:`build_models`) in place for ``config.steps``
     discriminator steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
@@ -306,7 +307,7 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
         every=checkpoint_every or max(config.steps // 10, 1))
     return train(make_step(g_net, d_net, opt_g, opt_d, config, ema=ema), loader, budget=Budget(steps=config.steps),
                  progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
-                 every=max(config.steps // 10, 1), desc=f"GAN {config.loss}")
+                 every=max(config.steps // 10, 1), desc=desc or f"GAN {config.loss}")
 
 
 def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
@@ -324,6 +325,14 @@ def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "a
     for module in trained.model.values():
         module.eval()
     return trained
+
+
+def store_pretrained_gan(models: dict[str, nn.Module], config: GANConfig, history=None) -> Path:
+    """Cache ``models`` as :func:`pretrained_gan`'s model for ``config``, so it is loaded, not
+    retrained. Only for models :func:`train_gan` trained for ``config`` on its default images
+    (callbacks that only measure change nothing): chapter 03 trains its DCGAN that way while
+    it watches, then stores it; chapter 07 loads it. Returns the cache file."""
+    return store_trained("gan_ch03", models, config=config, history=history)
 
 
 def sampler_generator(models: dict[str, nn.Module]) -> nn.Module:

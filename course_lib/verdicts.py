@@ -83,6 +83,10 @@ def long_budget_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[st
     if "long_budget" not in results:
         raise ValueError("this fusion result has no 'long_budget' section: run `python experiments/fusion_long.py`")
     section = results["long_budget"]
+    if not section.get("complete", True):
+        missing = sorted(set(section["spec"]["seeds"]) - set(section["seeds_done"]))
+        raise ValueError(f"the long-budget run has seeds {section['seeds_done']} of {section['spec']['seeds']}: "
+                         f"run `python experiments/fusion_long.py --seeds {' '.join(map(str, missing))}`")
     return _family(section["runs"], section["spec"], LONG_MATCHED, alpha=alpha)
 
 

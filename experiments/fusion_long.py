@@ -21,7 +21,14 @@ accuracy on mu (the grid's scores, ``course_lib.fusion.score_vae``).
 Usage (from the repository root; one thread per process, resumable model by model):
     python experiments/fusion_long.py --train-only --seeds 0   # one process per seed
     python experiments/fusion_long.py                           # score -> fusion.json["long_budget"]
+    python experiments/fusion_long.py --seeds 1                 # train and score seed 1 only
     python experiments/fusion_long.py --tiny                    # seconds; a temporary file
+
+A seed is about one core-hour on an idle 2-core machine, and a model cache does not outlive
+a work session here, so the run can be done a seed at a time: ``--seeds S`` (without
+``--train-only``) trains and scores seed S and merges its runs into ``"long_budget"``,
+keeping the other seeds' runs when the spec is the same. ``"seeds_done"`` lists the seeds
+scored so far; :func:`course_lib.verdicts.long_budget_verdicts` refuses an incomplete run.
 
 Trained weights are cached under ``<COURSE_CACHE>/fusion_long/`` (keyed by this spec and
 ToyFaces' render version); the results go into ``course_lib/results_data/fusion.json`` under
@@ -113,7 +120,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
     start, runs = time.time(), []
     for n in grid["train_sizes"]:
         images = train_all.images[:n]
-        for seed in (seeds if train_only and seeds is not None else grid["seeds"]):
+        for seed in (grid["seeds"] if seeds is None else seeds):
             nets = {}
             for kind in PRETEXT:
                 state, _ = cached_state(f"{kind}_{n}_{seed}", lambda: pretrain(kind, n, seed, grid), key)
@@ -147,13 +154,33 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
     if train_only:
         log(f"trained and cached everything in {time.time() - start:.0f} s")
         return None
-    section = {"command": "python experiments/fusion_long.py" + (" --tiny" if grid is TINY else ""),
-               "spec": spec, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-               "wall_seconds": round(time.time() - start, 1), "runs": runs}
     result = json.loads(out.read_text()) if out.exists() else {}
+    scored = sorted({r["seed"] for r in runs})
+    section = merge_seeds(result.get("long_budget"), spec, runs, {
+        str(seed): {"command": "python experiments/fusion_long.py" + (" --tiny" if grid is TINY else "")
+                    + ("" if seeds is None else f" --seeds {seed}"),
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                    "wall_seconds_of_call": round(time.time() - start, 1)} for seed in scored}, log=log)
     result["long_budget"] = section
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     return section
+
+
+def merge_seeds(previous: dict | None, spec: dict, runs: list[dict], by_seed: dict, *, log=print) -> dict:
+    """The ``"long_budget"`` section with ``runs`` (some seeds' runs) merged into
+    ``previous``: the previous runs of other seeds are kept when ``previous`` has the same
+    spec, dropped (with a message) when it does not. ``by_seed``: seed (str) -> how it ran."""
+    spec = json.loads(json.dumps(spec))
+    if previous is not None and previous.get("spec") != spec:
+        log("the committed long_budget section has another spec: its runs are dropped")
+        previous = None
+    new_seeds = {r["seed"] for r in runs}
+    kept = [r for r in (previous or {}).get("runs", []) if r["seed"] not in new_seeds]
+    done = sorted({r["seed"] for r in kept + runs})
+    return {"spec": spec, "runs": sorted(kept + runs, key=lambda r: (r["seed"], r["train_size"])),
+            "seeds_done": done, "complete": done == sorted(spec["seeds"]),
+            "by_seed": {**{k: v for k, v in (previous or {}).get("by_seed", {}).items() if int(k) not in new_seeds},
+                        **by_seed}}
 
 
 class _WithRecords(torch.nn.Module):
@@ -172,7 +199,8 @@ def main(argv=None) -> None:
     parser.add_argument("--tiny", action="store_true", help="seconds-long config for the tests")
     parser.add_argument("--out", type=Path, default=None, help="results file (default: course_lib/results_data/fusion.json)")
     parser.add_argument("--train-only", action="store_true", help="train and cache, score nothing")
-    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="with --train-only: these seeds only")
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="these seeds only (scored ones are merged into the committed section)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -180,7 +208,8 @@ def main(argv=None) -> None:
     out = args.out or (Path(tempfile.gettempdir()) / "fusion_long_tiny.json" if args.tiny else result_path("fusion"))
     section = run(grid, out, train_only=args.train_only, seeds=args.seeds)
     if section is not None:
-        print(f"wrote {out}['long_budget'] ({len(section['runs'])} runs, {section['wall_seconds']:.0f} s)")
+        print(f"wrote {out}['long_budget'] ({len(section['runs'])} runs, seeds {section['seeds_done']} "
+              f"of {section['spec']['seeds']})")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from course_lib import verdicts
 from course_lib.results import result_path
 
 
@@ -74,6 +75,28 @@ def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypat
         assert 0 < r["best_step"] <= r["steps_run"] <= limit
         assert r["val_nelbo"] == pytest.approx(min(v for _, v in r["val_curve"]), abs=0.01)
     assert list((tmp_path / "cache" / "fusion_long").glob("vae_init_jigsaw_48_0-*.pt"))
+    assert section["seeds_done"] == list(grid["seeds"]) and section["complete"]
+    assert set(section["by_seed"]) == {str(s) for s in grid["seeds"]}
+
+
+def test_long_budget_merges_one_seed_at_a_time():
+    script = _script(ROOT / "experiments" / "fusion_long.py")
+    spec = {"seeds": [0, 1, 2], "config": {"steps": 3}}
+    run = lambda seed, n=500: {"seed": seed, "train_size": n, "variant": "baseline", "test_nelbo": float(seed)}
+    first = script.merge_seeds(None, spec, [run(0), run(0, 10000)], {"0": {"command": "--seeds 0"}}, log=lambda *a: None)
+    assert first["seeds_done"] == [0] and not first["complete"]
+    second = script.merge_seeds(first, spec, [run(2)], {"2": {"command": "--seeds 2"}}, log=lambda *a: None)
+    assert second["seeds_done"] == [0, 2] and set(second["by_seed"]) == {"0", "2"}
+    assert len(second["runs"]) == 3
+    redo = script.merge_seeds(second, spec, [run(0)], {"0": {"command": "again"}}, log=lambda *a: None)
+    assert len(redo["runs"]) == 2 and redo["by_seed"]["0"]["command"] == "again"   # seed 0 replaced
+    final = script.merge_seeds(redo, spec, [run(1)], {"1": {}}, log=lambda *a: None)
+    assert final["complete"] and final["seeds_done"] == [0, 1, 2]
+    messages = []
+    other = script.merge_seeds(final, {**spec, "config": {"steps": 4}}, [run(1)], {"1": {}}, log=messages.append)
+    assert other["seeds_done"] == [1] and messages                   # another spec: the old runs are dropped
+    with pytest.raises(ValueError, match="--seeds 0 2"):
+        verdicts.long_budget_verdicts({"long_budget": other})
 
 
 def test_committed_results_cover_the_grid_and_are_current():

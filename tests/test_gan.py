@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from course_lib import gan
+from course_lib.toyfaces import ToyFaces
 
 
 @pytest.mark.parametrize("image_size, width", [(32, 8), (64, 8), (32, 32)])
@@ -145,6 +146,30 @@ def test_pretrained_gan_trains_once_then_loads_from_the_cache(tmp_path, monkeypa
     assert set(second.model) == {"generator", "discriminator"}
     assert not second.model["generator"].training
     for a, b in zip(first.model["generator"].parameters(), second.model["generator"].parameters()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_a_gan_trained_while_measured_and_stored_is_the_one_pretrained_gan_loads(tmp_path, monkeypatch):
+    """Chapter 03 trains its DCGAN with gan.train_gan and a measuring callback, then stores
+    it for chapter 07: the measurements change nothing (the same weights as
+    pretrained_gan's own training), and pretrained_gan then loads the stored models."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "reference"))
+    cfg = gan.GANConfig.for_profile("smoke", steps=4, train_size=32, ema_decay=0.9)
+    reference = gan.pretrained_gan(cfg, progress=False).model
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "chapter"))
+    models, samples = gan.build_models(cfg), []
+    measure = lambda step, history: samples.append(gan.generate(gan.sampler_generator(models), 8, seed=1))
+    images = ToyFaces(split="train", size=cfg.train_size, image_size=cfg.image_size).images
+    history = gan.train_gan(models, cfg, images=images, progress=False, callbacks=[(2, measure)])
+    assert len(samples) == 2                                  # measured at steps 2 and 4
+    for name in reference:
+        for a, b in zip(reference[name].state_dict().values(), models[name].state_dict().values()):
+            assert torch.equal(a.cpu(), b.cpu()), name
+    path = gan.store_pretrained_gan(models, cfg, history)
+    loaded = gan.pretrained_gan(cfg, progress=False)
+    assert loaded.from_cache and loaded.path == path and len(loaded.history.records) == len(history.records)
+    for a, b in zip(loaded.model["generator_ema"].parameters(), models["generator_ema"].parameters()):
         assert torch.equal(a.cpu(), b.cpu())
 
 
