@@ -232,3 +232,13 @@ def test_augmentation_sets_have_the_same_real_faces_and_sizes():
     assert {a for pair in app.AUGMENT_COMPARISONS for a in pair} <= set(app.AUGMENT_ARMS)
     with pytest.raises(ValueError, match="same number"):
         app.augmentation_sets(real, generated=gen, extra=extra, extra_pseudo=pseudo[:3])
+
+
+def test_augment_config_runs_the_controls_only_at_control_sizes():
+    cfg = app.AugmentConfig.for_profile("cpu")
+    assert set(cfg.control_sizes) <= set(cfg.real_sizes)
+    assert cfg.arms(cfg.control_sizes[0]) == tuple(app.AUGMENT_ARMS)
+    others = [n for n in cfg.real_sizes if n not in cfg.control_sizes]
+    assert all(cfg.arms(n) == ("real", "+VAE") for n in others)
+    smoke = app.AugmentConfig.for_profile("smoke")
+    assert all(smoke.arms(n) == tuple(app.AUGMENT_ARMS) for n in smoke.real_sizes)  # CI runs every arm
