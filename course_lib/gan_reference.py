@@ -42,7 +42,8 @@ def config_mismatch(name: str, payload: dict) -> dict:
 
 def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.Module:
     """The committed reference generator ``name`` ("dcgan" or "wgan_gp"), float32, eval mode,
-    on the CPU: its EMA weights when its config averages them (``ema_decay > 0``). Raises a
+    on the CPU: the trained generator or the moving average of its weights, whichever the
+    export found better on validation faces (the file's ``"weights"`` says which). Raises a
     ValueError naming the mismatch if the file no longer fits the config or the drawing, and
     a FileNotFoundError naming the command when the file is missing."""
     path = REFERENCE_PATHS[name] if path is None else path

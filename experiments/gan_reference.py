@@ -16,8 +16,11 @@ script keeps the generator (and an exponential moving average of its weights, de
 which does not change training) every ``--snapshot-every`` steps.
 
 ``--export STEP`` writes ``course_lib/results_data/<model>_reference.pt``: the generator's
-weights in float16 (the EMA copy when the chapter's config averages weights), the config,
-the ToyFaces render version, the step count and the command (about 0.74 MB each at width 32).
+weights in float16, the config, the ToyFaces render version, the step count and the command
+(about 0.74 MB each at width 32). Which weights: the trained generator or the moving average
+of its weights, whichever has the lower domain Frechet distance on ``--val-size`` ToyFaces
+*validation* faces (the file records both numbers; the test faces stay unseen for the
+chapter's comparison). The average is a read-out only, so the choice changes no training.
 ``tests/test_gan_reference.py`` checks they match the chapter's config and the current
 ToyFaces drawing; :func:`course_lib.gan_reference.reference_generator` loads them.
 One thread by default (``--threads``): it runs beside other work on a 2-core machine.
@@ -32,8 +35,12 @@ from pathlib import Path
 import torch
 
 from course_lib import gan
+from course_lib.checkpoint import atomic_save
 from course_lib.facedraw import RENDER_VERSION
+from course_lib.feature_net import load_feature_net
 from course_lib.gan_reference import REFERENCE_NAMES, REFERENCE_PATHS, reference_config
+from course_lib.metrics import frechet_distance
+from course_lib.toyfaces import ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
 EMA_DECAY = 0.999  # tracked in every run, used when the chapter's config asks for it
@@ -68,25 +75,40 @@ def train(args: argparse.Namespace) -> None:
           f"({time.perf_counter() - start:.0f} s this call)", flush=True)
 
 
+def validation_frechet(generators: dict[str, torch.nn.Module], image_size: int, n: int) -> dict[str, float]:
+    """Domain Frechet distance of ``n`` samples of each generator against ``n`` validation faces."""
+    net = load_feature_net(image_size)
+    real = net.features(ToyFaces(split="val", size=n, image_size=image_size).images)
+    return {name: round(frechet_distance(real, net.features(gan.generate(g, n, seed=0))), 2)
+            for name, g in generators.items()}
+
+
 def export(args: argparse.Namespace, *, out: Path | None = None) -> Path:
     run_dir = args.run_dir / args.model
     snap = torch.load(snapshot_path(run_dir, args.export), map_location="cpu", weights_only=True)
     config = dataclasses.replace(reference_config(args.model), steps=snap["step"])
-    weights = snap["generator_ema"] if config.ema_decay > 0 else snap["generator"]
+    readouts = {}
+    for key in ("generator", "generator_ema"):
+        readouts[key], _ = gan.build(config)
+        readouts[key].load_state_dict(snap[key])
+    scores = validation_frechet(readouts, config.image_size, args.val_size)
+    chosen = min(scores, key=scores.get)
     payload = {
-        "generator": {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},  # float16
+        "generator": {k: v.half() if v.is_floating_point() else v for k, v in snap[chosen].items()},  # float16
         "config": dataclasses.asdict(config),
         "data_version": RENDER_VERSION,
         "steps": snap["step"],
-        "weights": "exponential moving average (decay %g)" % config.ema_decay if config.ema_decay > 0
-                   else "the trained generator",
+        "weights": (f"exponential moving average of the generator's weights (decay {EMA_DECAY:g})"
+                    if chosen == "generator_ema" else "the trained generator"),
+        "validation_frechet": {**scores, "n": args.val_size},
         "command": f"python experiments/gan_reference.py --model {args.model} --steps {snap['step']} && "
                    f"python experiments/gan_reference.py --model {args.model} --export {snap['step']}",
     }
     out = out or REFERENCE_PATHS[args.model]
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
+    atomic_save(payload, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {snap['step']}, {payload['weights']}; "
+          f"validation Frechet {scores})")
     return out
 
 
@@ -97,6 +119,7 @@ def main(argv=None) -> None:
                         help="train to this many discriminator steps in all (default: 10x the chapter's)")
     parser.add_argument("--export", type=int, default=None, help="write the committed weights from this snapshot")
     parser.add_argument("--snapshot-every", type=int, default=2000, help="keep G (and its EMA) every N steps")
+    parser.add_argument("--val-size", type=int, default=1000, help="validation faces that choose the exported weights")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "gan_reference")
     args = parser.parse_args(argv)

@@ -39,7 +39,7 @@ def test_train_resume_export_and_load_round_trip(script, tmp_path, name):
     script.main(["--model", name, "--steps", "6", "--snapshot-every", "2", "--run-dir", str(run_dir)])  # resumes
     assert sorted(p.name for p in (run_dir / name).glob("generator_step*.pt")) == [
         "generator_step000002.pt", "generator_step000004.pt", "generator_step000006.pt"]
-    out = script.export(argparse.Namespace(model=name, export=6, run_dir=run_dir), out=tmp_path / "ref.pt")
+    out = script.export(argparse.Namespace(model=name, export=6, run_dir=run_dir, val_size=32), out=tmp_path / "ref.pt")
     info = gan_reference.reference_info(name, out)
     assert info["steps"] == 6 and info["data_version"] == RENDER_VERSION and "--export 6" in info["command"]
     assert info["config"]["steps"] == 6
@@ -52,23 +52,33 @@ def test_train_resume_export_and_load_round_trip(script, tmp_path, name):
     assert not torch.equal(snap["generator"]["net.0.weight"], snap["generator_ema"]["net.0.weight"])
 
 
-def test_export_takes_the_ema_copy_when_the_config_averages(script, tmp_path, monkeypatch):
+@pytest.mark.parametrize("better", ["generator", "generator_ema"])
+def test_export_ships_the_weights_with_the_lower_validation_frechet(script, tmp_path, monkeypatch, better):
     run_dir = tmp_path / "runs"
     script.main(["--model", "dcgan", "--steps", "2", "--snapshot-every", "2", "--run-dir", str(run_dir)])
-    averaged = dataclasses.replace(gan.GANConfig.for_profile("smoke", train_size=64), ema_decay=0.999)
-    monkeypatch.setattr(script, "reference_config", lambda name: averaged)
-    monkeypatch.setattr(gan_reference, "reference_config", lambda name: averaged)
-    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir), out=tmp_path / "ema.pt")
+    measured = []
+
+    def fake(generators, image_size, n):
+        measured.append((sorted(generators), image_size, n))
+        return {k: 1.0 if k == better else 2.0 for k in generators}
+
+    monkeypatch.setattr(script, "validation_frechet", fake)
+    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir, val_size=32),
+                        out=tmp_path / "ref.pt")
+    assert measured == [(["generator", "generator_ema"], 16, 32)]
     snap = torch.load(run_dir / "dcgan" / "generator_step000002.pt", weights_only=True)
     generator = gan_reference.reference_generator("dcgan", out)
-    assert torch.equal(generator.state_dict()["net.0.weight"], snap["generator_ema"]["net.0.weight"].half().float())
-    assert "moving average" in gan_reference.reference_info("dcgan", out)["weights"]
+    assert torch.equal(generator.state_dict()["net.0.weight"], snap[better]["net.0.weight"].half().float())
+    info = gan_reference.reference_info("dcgan", out)
+    assert ("moving average" in info["weights"]) == (better == "generator_ema")
+    assert info["validation_frechet"] == {"generator": 1.0 if better == "generator" else 2.0,
+                                          "generator_ema": 1.0 if better == "generator_ema" else 2.0, "n": 32}
 
 
 def test_loading_names_a_config_or_drawing_mismatch(script, tmp_path):
     run_dir = tmp_path / "runs"
     script.main(["--model", "dcgan", "--steps", "2", "--snapshot-every", "2", "--run-dir", str(run_dir)])
-    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir), out=tmp_path / "ref.pt")
+    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir, val_size=32), out=tmp_path / "ref.pt")
     payload = torch.load(out, weights_only=True)
     torch.save({**payload, "config": {**payload["config"], "width": 64}}, tmp_path / "wide.pt")
     with pytest.raises(ValueError, match=r"does not match chapter 03's dcgan config.*'width': \(64, 8\)"):
@@ -92,6 +102,8 @@ def test_the_committed_reference_matches_the_config_and_the_toyfaces_drawing(nam
     assert info["data_version"] == RENDER_VERSION
     assert not gan_reference.config_mismatch(name, info)
     assert info["steps"] >= 10 * gan_reference.reference_config(name).steps
+    scores = info["validation_frechet"]                   # the shipped weights are the better read-out
+    assert ("moving average" in info["weights"]) == (scores["generator_ema"] < scores["generator"])
     generator = gan_reference.reference_generator(name)
     assert generator(torch.randn(2, generator.z_dim)).shape == (2, 3, 32, 32)
 
