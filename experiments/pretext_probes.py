@@ -65,10 +65,10 @@ class ProbeExperiment:
     probe_test: int = 1000            # ToyFaces test images: scored once
     # optimizer steps per backbone (the pretext tasks at their chapters' regime or beyond; the
     # ceiling long enough for its validation accuracy to level off: see its curve in the file)
-    steps: tuple[tuple[str, int], ...] = (("supervised", 6000), ("jigsaw", 800), ("rotation", 800),
+    steps: tuple[tuple[str, int], ...] = (("supervised", 18000), ("jigsaw", 800), ("rotation", 800),
                                           ("flip", 400), ("inpainting", 800), ("vae", 1200),
                                           ("simclr", 1600))
-    supervised_checks: int = 6        # the ceiling's validation accuracy is measured this often
+    supervised_checks: int = 9        # the ceiling's validation accuracy is measured this often
     probe: ProbeConfig = ProbeConfig(Cs=(0.01, 0.03, 0.1, 0.3, 1.0))
 
     @classmethod
