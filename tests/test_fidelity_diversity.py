@@ -129,6 +129,7 @@ def test_layer_features_shapes_and_forward_unchanged(smoke_net, faces):
     w = FeatureNetConfig.for_profile("smoke").width
     assert {k: tuple(v.shape) for k, v in blocks.items()} == {
         "attributes": (10, smoke_net.num_features), "texture1": (10, w), "texture2": (10, 2 * w)}
-    assert torch.equal(blocks["attributes"], smoke_net.features(held_out[:10]))
+    # batches of 4 vs one of 10: the same features up to float summation order
+    torch.testing.assert_close(blocks["attributes"], smoke_net.features(held_out[:10]), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="empty"):
         smoke_net.layer_features(held_out[:0])
