@@ -96,6 +96,33 @@ def transfer_backbone(src: nn.Module, dst: nn.Module, *, freeze: bool = False) -
 
 
 # ------------------------------------------------------------------- the joint model
+
+@torch.no_grad()
+def match_feature_scale(dst: nn.Module, images: torch.Tensor, *, rms: float) -> float:
+    """Scale the last convolution of ``dst``'s backbone (its weight and bias by one factor
+    ``c > 0``) so that the backbone's features on ``images`` (uint8 or [0, 1] ``(N, 3, S, S)``)
+    have root-mean-square ``rms``; returns ``c``.
+
+    The backbone's ReLUs are positively homogeneous, so this changes the features' scale and
+    nothing they separate. Why it is needed: a transferred backbone can output features
+    hundreds of times larger than a fresh one (chapter 05's rotation network trained on 500
+    faces: about 300x), and the fresh heads on top, initialised for a fresh backbone's scale,
+    then start at log-variances near 30 and move by about 100 with Adam's first step, so the
+    VAE never recovers. Matching the fresh encoder's feature scale gives every initialisation
+    the same starting point for its heads.
+    """
+    if rms <= 0:
+        raise ValueError(f"rms must be positive, got {rms}")
+    _, backbone = find_backbone(dst)
+    now = float(backbone(to_float(images).to(backbone.conv3.weight.device)).pow(2).mean().sqrt())
+    if now == 0:
+        raise ValueError("the backbone's features are all zero on these images: no scale to match")
+    c = rms / now
+    backbone.conv3.weight.mul_(c)
+    backbone.conv3.bias.mul_(c)
+    return c
+
+
 def inpainting_loss(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L_inpainting: squared error on the hole pixels, **summed per image**, mean over the batch.
 
@@ -250,7 +277,8 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
                   pretrained: InpaintingNet | None = None, lam: float | None = None,
                   plan: Runtime | None = None, device=None, checkpoint: str | os.PathLike | None = None,
                   progress: bool | str = False, val_images: torch.Tensor | None = None,
-                  eval_every: int = 250, patience: int = 4) -> tuple[VAE, list[dict]]:
+                  eval_every: int = 250, patience: int = 4,
+                  match_scale: bool = False) -> tuple[VAE, list[dict]]:
     """Train one VAE on ``images`` (uint8 (N, 3, S, S)) under ``variant`` (see VARIANTS).
 
     "init" variants need ``pretrained`` (an InpaintingNet trained on the *same* images:
@@ -261,6 +289,8 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
     overrides ``config.lam`` for the joint variants. Every variant trains the *same*
     :class:`JointModel` with :func:`joint_step` (at lambda = 0 for the plain ones), so they
     differ only in what the experiment varies. Returns (VAE in eval mode, history records).
+    ``match_scale`` (with "init"): rescale the copied backbone so its features on the
+    training images have the fresh encoder's root-mean-square (:func:`match_feature_scale`).
 
     With ``val_images`` (uint8, held out), training stops early: every ``eval_every`` steps
     the negative ELBO on them is recorded as ``val_nelbo``; after ``patience`` checks without
@@ -277,7 +307,12 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
     vae = VAE(latent_dim=config.latent_dim, image_size=config.image_size)
     model = JointModel(vae=vae)
     if variant == "init":
+        sample = images[:256]
+        with torch.no_grad():
+            fresh_rms = float(find_backbone(vae)[1](to_float(sample)).pow(2).mean().sqrt())
         transfer_backbone(pretrained, vae)
+        if match_scale:
+            match_feature_scale(vae, sample, rms=fresh_rms)
     elif variant == "init+joint":
         model.inpainter.load_state_dict(pretrained.state_dict())  # backbone shared with the VAE
     net = rt.prepare(model)

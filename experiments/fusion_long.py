@@ -56,9 +56,14 @@ VARIANTS = ("baseline", "init", "baseline+steps", "init_jigsaw", "init_rotation"
 # the grid's cpu config, 5x the steps; pretext networks get 5x the grid's pretraining steps
 LONG = {"config": dataclasses.replace(fusion.FusionConfig.for_profile("cpu"), steps=3000, pretrain_steps=1500),
         "train_sizes": (500, 10000), "seeds": (0, 1, 2), "eval_every": 250, "patience": 4,
-        "val_size": 500, "jigsaw_image_size": 48, "feature_net": "cpu"}
+        "val_size": 500, "jigsaw_image_size": 48, "feature_net": "cpu", "match_scale": True}
 TINY = {"config": fusion.FusionConfig.for_profile("smoke"), "train_sizes": (48,), "seeds": (0,),
-        "eval_every": 4, "patience": 2, "val_size": 32, "jigsaw_image_size": 30, "feature_net": "smoke"}
+        "eval_every": 4, "patience": 2, "val_size": 32, "jigsaw_image_size": 30, "feature_net": "smoke",
+        "match_scale": True}
+# "match_scale": every +init VAE rescales its copied backbone to the fresh encoder's feature
+# scale (fusion.match_feature_scale). Without it the rotation network's features (about 300x
+# a fresh backbone's at N = 500) made that VAE diverge at step 0 (KL 5.6e7, test -ELBO 185275):
+# a failure of the set-up, not of the pretext task.
 
 
 def long_spec(grid: dict) -> dict:
@@ -66,7 +71,8 @@ def long_spec(grid: dict) -> dict:
     return {"config": dataclasses.asdict(grid["config"]), "train_sizes": list(grid["train_sizes"]),
             "seeds": list(grid["seeds"]), "variants": list(VARIANTS), "eval_every": grid["eval_every"],
             "patience": grid["patience"], "val_size": grid["val_size"],
-            "jigsaw_image_size": grid["jigsaw_image_size"], "data_version": RENDER_VERSION,
+            "jigsaw_image_size": grid["jigsaw_image_size"], "match_scale": grid["match_scale"],
+            "data_version": RENDER_VERSION,
             "feature_net": dataclasses.asdict(FeatureNetConfig.for_profile(
                 grid["feature_net"], image_size=grid["config"].image_size))}
 
@@ -110,7 +116,9 @@ def cached_state(name: str, make, key: dict) -> tuple[dict, bool]:
 
 def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=print) -> dict | None:
     cfg, spec = grid["config"], long_spec(grid)
-    key = {"long": config_key({k: v for k, v in spec.items() if k != "feature_net"})[1]}
+    # the cache key leaves out what only the scoring (feature_net) or only the +init VAEs
+    # (match_scale, in their cache names) depend on, so pretext networks and plain VAEs are reused
+    key = {"long": config_key({k: v for k, v in spec.items() if k not in ("feature_net", "match_scale")})[1]}
     s = cfg.image_size
     train_all = ToyFaces(split="train", size=max(grid["train_sizes"]), image_size=s)
     val = ToyFaces(split="val", size=cfg.probe_size + grid["val_size"], image_size=s).images[cfg.probe_size:]
@@ -133,9 +141,10 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
                 def make():
                     vae, records = fusion.train_variant(base, images, cfg, seed=seed, val_images=val,
                                                         pretrained=nets.get(source), eval_every=grid["eval_every"],
-                                                        patience=grid["patience"])
+                                                        patience=grid["patience"], match_scale=grid["match_scale"])
                     return _WithRecords(vae, records)
-                state, hit = cached_state(f"vae_{variant}_{n}_{seed}", make, key)
+                scaled = "_scaled" if source and grid["match_scale"] else ""
+                state, hit = cached_state(f"vae_{variant}{scaled}_{n}_{seed}", make, key)
                 if train_only:
                     log(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:14s} {'cached' if hit else 'trained'}")
                     continue

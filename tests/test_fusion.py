@@ -1,6 +1,8 @@
 """Fusion: weight transfer, the joint loss, joint training (course_lib/fusion.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -66,6 +68,42 @@ def test_transfer_freeze_and_shape_mismatch():
     assert all(p.requires_grad for p in dst.encoder.fc_mu.parameters())
     with pytest.raises(ValueError, match="backbones differ"):
         fusion.transfer_backbone(InpaintingNet(backbone=ConvBackbone(widths=(16, 32, 64))), dst)
+
+
+def test_match_feature_scale_sets_the_rms_and_keeps_what_the_features_separate():
+    torch.manual_seed(0)
+    vae = VAE(latent_dim=4, image_size=16)
+    images = torch.rand(8, 3, 16, 16)
+    backbone = vae.encoder.backbone
+    with torch.no_grad():
+        backbone.conv3.weight.mul_(300.0)   # a transferred backbone far off the fresh scale
+        backbone.conv3.bias.mul_(300.0)
+        before = backbone(images)
+    c = fusion.match_feature_scale(vae, images, rms=0.05)
+    with torch.no_grad():
+        after = backbone(images)
+    assert float(after.pow(2).mean().sqrt()) == pytest.approx(0.05, rel=1e-4)
+    torch.testing.assert_close(after, before * c)            # ReLU is homogeneous: a pure rescale
+    with pytest.raises(ValueError, match="positive"):
+        fusion.match_feature_scale(vae, images, rms=0.0)
+
+
+def test_train_variant_match_scale_starts_the_init_vae_from_the_fresh_feature_scale():
+    torch.manual_seed(0)
+    images = (torch.rand(16, 3, 16, 16) * 255).to(torch.uint8)
+    src = InpaintingNet()
+    with torch.no_grad():
+        src.backbone.conv3.weight.mul_(300.0)
+    config = dataclasses.replace(fusion.FusionConfig.for_profile("smoke"), steps=1, image_size=16)
+    seen = {}
+    for match in (False, True):
+        vae, _ = fusion.train_variant("init", images, config, seed=0, pretrained=src, match_scale=match)
+        with torch.no_grad():
+            seen[match] = float(vae.encoder.backbone(images.float() / 255).pow(2).mean().sqrt())
+    fresh = VAE(latent_dim=config.latent_dim, image_size=16)
+    with torch.no_grad():
+        fresh_rms = float(fresh.encoder.backbone(images.float() / 255).pow(2).mean().sqrt())
+    assert seen[True] < 3 * fresh_rms < seen[False] / 10     # one step later: still near the fresh scale
 
 
 def test_inpainting_loss_counts_only_holes_summed_per_image():

@@ -74,7 +74,7 @@ def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypat
         limit = cfg.steps + (cfg.pretrain_steps if r["variant"] == "baseline+steps" else 0)
         assert 0 < r["best_step"] <= r["steps_run"] <= limit
         assert r["val_nelbo"] == pytest.approx(min(v for _, v in r["val_curve"]), abs=0.01)
-    assert list((tmp_path / "cache" / "fusion_long").glob("vae_init_jigsaw_48_0-*.pt"))
+    assert list((tmp_path / "cache" / "fusion_long").glob("vae_init_jigsaw_scaled_48_0-*.pt"))   # match_scale names it
     assert section["seeds_done"] == list(grid["seeds"]) and section["complete"]
     assert set(section["by_seed"]) == {str(s) for s in grid["seeds"]}
 
