@@ -120,6 +120,7 @@ def ddim_timesteps(start: int, steps: int) -> list[int]:
 # Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed") discuss
 # this mismatch between the last training steps and the start of sampling.
 START_SNR = 0.025
+PREDICTIONS = ("eps", "v")   # what the network outputs: the noise (Ho et al.) or the velocity (Salimans & Ho)
 
 
 def sampling_start(schedule: Schedule, min_snr: float = START_SNR) -> int:
@@ -167,15 +168,35 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: S
     return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise
 
 
+def v_target(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """The velocity ``v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0`` (Salimans & Ho
+    2022, section 4): what a v-predicting network is trained to output. From ``x_t`` and ``v``,
+    ``x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v`` with no division, so the
+    estimate stays bounded where alpha_bar_t is 0. Shapes as :func:`q_sample`."""
+    a_bar = _at(schedule.alpha_bar, t, x0)
+    return a_bar.sqrt() * noise - (1 - a_bar).sqrt() * x0
+
+
+def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """The noise a predicted velocity implies: ``eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v``."""
+    a_bar = _at(schedule.alpha_bar, t, x_t)
+    return (1 - a_bar).sqrt() * x_t + a_bar.sqrt() * v
+
+
 def diffusion_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   schedule: Schedule) -> torch.Tensor:
+                   schedule: Schedule, *, prediction: str = "eps") -> torch.Tensor:
     """The simplified objective (Ho et al. 2020, eq. 14): mean over batch and pixels of
     ``|| eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2``.
 
     It is the ELBO's sum of KL terms (eq. 5) with each term's weight
     ``beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t))`` set to 1 (eq. 12 -> 14).
     ``model(x_t, t)`` predicts the noise ``(B, C, H, W)``. Returns a scalar.
+    ``prediction="v"``: the network predicts :func:`v_target` instead (the same loss in eps
+    terms, weighted by ``1 / alpha_bar_t``: more weight where the image is almost all noise).
     """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     x_t = q_sample(x0, t, noise, schedule)
-    return F.mse_loss(model(x_t, t).float(), noise.float())
+    target = noise if prediction == "eps" else v_target(x0, t, noise, schedule)
+    return F.mse_loss(model(x_t, t).float(), target.float())
 

@@ -7,9 +7,9 @@
 - RePaint (Lugmayr et al. 2022): at every reverse step the known pixels are replaced by a
   forward-noised copy of the known image, so the model only has to fill the hole.
 
-Every sampler starts at :func:`~course_lib.diffusion_process.sampling_start` (where the SNR
-has fallen to 0.025), not at T-1, where the cosine schedule's alpha_bar of 2e-9 magnifies
-every error of the network. ``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its
+A noise-predicting model is sampled from :func:`~course_lib.diffusion_process.sampling_start`
+(where the SNR has fallen to 0.025), not from T-1, where the cosine schedule's alpha_bar of
+2e-9 magnifies every error of the network; a v-predicting one from T-1 (:func:`start_for`). ``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its
 EMA weights) or any module with ``model(x_t, t)``, ``.schedule`` and ``.image_size``.
 """
 from __future__ import annotations
@@ -57,6 +57,12 @@ def p_sample(model: Callable, x_t: torch.Tensor, t: int, schedule: Schedule, *,
     return reverse_step(x_t, eps, t, schedule, noise)
 
 
+def start_for(model) -> int:
+    """Where sampling starts by default: ``T - 1`` for a v-predicting model (its ``x_0``
+    estimate needs no division by ``sqrt(alpha_bar_t)``), else :func:`sampling_start`."""
+    return model.schedule.T - 1 if getattr(model, "prediction", "eps") == "v" else sampling_start(model.schedule)
+
+
 def _prepare(model: DDPM, n: int, seed: int):
     """Eval mode, the model's device, a seeded generator and x_T ~ N(0, I) ``(n, 3, S, S)``."""
     model.eval()
@@ -72,7 +78,7 @@ def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | N
     """``n`` images by ancestral sampling (Algorithm 2): ``x ~ N(0, I)`` at step ``start``
     (default :func:`sampling_start`), then :func:`p_sample` down to index 0, over every step
     or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
-    start = sampling_start(model.schedule) if start is None else start
+    start = start_for(model) if start is None else start
     schedule = respace(model.schedule, steps or start + 1, start=start)
     device, g, x = _prepare(model, n, seed)
     for t in reversed(range(schedule.T)):
@@ -89,7 +95,7 @@ def sample_ddim(model: DDPM, n: int, *, steps: int = 50, start: int | None = Non
     ``x_s = sqrt(a_s) x_0 + sqrt(1 - a_s) eps``, where ``a = alpha_bar``. The same model,
     no retraining. Starts at ``start`` (default :func:`sampling_start`). Returns
     ``(n, 3, S, S)`` in [0, 1] on the CPU."""
-    ts = ddim_timesteps(sampling_start(model.schedule) if start is None else start, steps)
+    ts = ddim_timesteps(start_for(model) if start is None else start, steps)
     out = []
     for first in range(0, n, batch_size):
         device, _, x = _prepare(model, min(batch_size, n - first), seed + first)
@@ -130,7 +136,7 @@ def repaint(model: DDPM, images: torch.Tensor, mask: torch.Tensor, *, steps: int
     device, g, x = _prepare(model, images.shape[0], seed)
     x0 = to_model_range(images).to(device)
     m = mask.to(device).float()
-    start = sampling_start(model.schedule) if start is None else start
+    start = start_for(model) if start is None else start
     s = respace(model.schedule, steps or start + 1, start=start)
     for t in reversed(range(s.T)):
         for u in range(resample):

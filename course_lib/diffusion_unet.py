@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .diffusion_process import Schedule
+from .diffusion_process import PREDICTIONS, Schedule, v_to_eps
 
 # --------------------------------------------------------------------------------------
 # The time-conditioned U-Net
@@ -101,23 +101,43 @@ class TimeUNet(nn.Module):
 class DDPM(nn.Module):
     """A noise predictor, its exponential moving average and the schedule it was trained for.
 
+    ``prediction``: what ``net`` outputs, the noise ``eps`` or the velocity ``v`` (Salimans &
+    Ho 2022); calling the DDPM always returns the noise, so every sampler works with both.
+
     ``net`` is trained; ``ema`` (same architecture, no gradients) is what the samplers use:
-    ``ema <- decay * ema + (1 - decay) * net`` after every step (Ho et al., appendix B).
+    ``ema <- d_k * ema + (1 - d_k) * net`` after update ``k`` (Ho et al., appendix B), with
+    ``d_k = min(ema_decay, (1 + k) / (10 + k))``: the average's horizon grows with the run
+    (the warm-up of diffusers' ``EMAModel`` and of TensorFlow's moving averages), so a short
+    run is not dragged back to its random initial weights and a long one averages over
+    thousands of steps. ``ema_updates`` (a buffer: checkpoints carry it) counts the updates.
     """
 
-    def __init__(self, *, net: nn.Module, schedule: Schedule, image_size: int, ema_decay: float = 0.999):
+    def __init__(self, *, net: nn.Module, schedule: Schedule, image_size: int, ema_decay: float = 0.999,
+                 prediction: str = "eps"):
         super().__init__()
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.net, self.schedule, self.ema_decay = net, schedule, ema_decay
+        self.prediction = prediction  # what net outputs; forward always returns the noise
         self.image_size = image_size  # the side of the images it generates
         self.ema = copy.deepcopy(net).requires_grad_(False)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    def current_decay(self) -> float:
+        """The decay the next :meth:`update_ema` uses."""
+        k = int(self.ema_updates)
+        return min(self.ema_decay, (1 + k) / (10 + k))
 
     @torch.no_grad()
     def update_ema(self) -> None:
         ema, live = list(self.ema.parameters()), list(self.net.parameters())
-        torch._foreach_lerp_(ema, live, 1 - self.ema_decay)
+        torch._foreach_lerp_(ema, live, 1 - self.current_decay())
+        self.ema_updates += 1
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.ema(x_t, t)
+        """The EMA network's estimate of the noise in ``x_t`` (converted from v if it predicts v)."""
+        out = self.ema(x_t, t)
+        return out if self.prediction == "eps" else v_to_eps(out, x_t, t, self.schedule)
 

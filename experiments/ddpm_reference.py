@@ -7,6 +7,9 @@ the chapter can show what the method reaches when the budget is not the limit.
     python experiments/ddpm_reference.py --steps 20000          # train (resumes from its checkpoint)
     python experiments/ddpm_reference.py --export 20000         # write the committed weights
     python experiments/ddpm_reference.py --evaluate             # score the kept snapshots
+    python experiments/ddpm_reference.py --prediction eps --run-dir .cache/ddpm_eps --steps 20000
+    python experiments/ddpm_reference.py --prediction eps --run-dir .cache/ddpm_eps --evaluate
+                                                                # the ablation: the noise as target
 
 Training is resumable: the checkpoint lives in ``--run-dir`` (default ``.cache/ddpm_reference``)
 and rerunning the command continues from it. The learning rate is constant after the
@@ -40,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import torch
 
 from course_lib import metrics
-from course_lib.diffusion import REFERENCE_PATH, DDPMConfig, reference_config, sample_ddim, train_ddpm
+from course_lib.diffusion import PREDICTIONS, REFERENCE_PATH, DDPMConfig, reference_config, sample_ddim, train_ddpm
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
 from course_lib.results import result_path
@@ -52,8 +55,13 @@ def snapshot_path(run_dir: Path, step: int) -> Path:
     return run_dir / f"ema_step{step:06d}.pt"
 
 
+def run_config(args: argparse.Namespace) -> DDPMConfig:
+    """The reference config, or its ablation with the other prediction target (``--prediction``)."""
+    return dataclasses.replace(reference_config(), prediction=args.prediction or reference_config().prediction)
+
+
 def train(args: argparse.Namespace) -> None:
-    config = dataclasses.replace(reference_config(), steps=args.steps)
+    config = dataclasses.replace(run_config(args), steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -91,7 +99,7 @@ N_EVAL, DDIM_STEPS = 500, 25  # the chapter's cpu-profile n_eval and sample_step
 
 def evaluate(args: argparse.Namespace) -> None:
 
-    config = reference_config()
+    config = run_config(args)
     net = load_feature_net(config.image_size)
     real = net.features(ToyFaces(split="test", size=N_EVAL, image_size=config.image_size).images)
 
@@ -102,12 +110,15 @@ def evaluate(args: argparse.Namespace) -> None:
 
     # the config without the step budget (a snapshot's step is in its row); rows of an earlier
     # --evaluate for the same config and drawing are kept, not recomputed
-    identity = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
-    done = {}
+    # rows of the other prediction target (the ablation) are kept as they are
+    identity = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("steps", "prediction")}
+    done, others = {}, []
     if STEPS_PATH.is_file():
         old = json.loads(STEPS_PATH.read_text())
         if old["config"] == json.loads(json.dumps(identity)) and old["data_version"] == RENDER_VERSION:
-            done = {r["step"]: r for r in old["rows"] if r["step"] != ""}
+            done = {r["step"]: r for r in old["rows"] if r["step"] != "" and r.get("prediction") == config.prediction}
+            others = [r for r in old["rows"] if r["step"] != "" and r.get("prediction") in PREDICTIONS
+                      and r["prediction"] != config.prediction]
     vae = pretrained_vae(VAEConfig.for_profile("cpu")).model
     rows = [{"samples": "real faces (val split)", "step": "",
              **score(ToyFaces(split="val", size=N_EVAL, image_size=config.image_size).images)},
@@ -123,13 +134,13 @@ def evaluate(args: argparse.Namespace) -> None:
         snap = torch.load(path, map_location="cpu", weights_only=True)
         model = config.build()
         model.ema.load_state_dict(snap["ema"])
-        rows.append({"samples": f"DDPM, DDIM {DDIM_STEPS} steps", "step": snap["step"],
-                     **score(sample_ddim(model, N_EVAL, steps=DDIM_STEPS, seed=1))})
+        rows.append({"samples": f"DDPM ({config.prediction}), DDIM {DDIM_STEPS} steps", "step": snap["step"],
+                     "prediction": config.prediction, **score(sample_ddim(model, N_EVAL, steps=DDIM_STEPS, seed=1))})
         print(rows[-1], flush=True)
     result = {"command": "python experiments/ddpm_reference.py --evaluate",
               "metric": metrics.frechet_label(N_EVAL, config.image_size),
               "config": identity, "data_version": RENDER_VERSION,
-              "load_average": round(os.getloadavg()[0], 2), "rows": rows}
+              "load_average": round(os.getloadavg()[0], 2), "rows": rows + others}
     STEPS_PATH.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {STEPS_PATH}")
 
@@ -140,7 +151,9 @@ def main(argv=None) -> None:
     parser.add_argument("--export", type=int, default=None, help="write the committed weights from this snapshot")
     parser.add_argument("--evaluate", action="store_true", help="score the kept snapshots (writes a JSON table)")
     parser.add_argument("--evaluate-every", type=int, default=1000, help="score the snapshots of every N steps")
-    parser.add_argument("--snapshot-every", type=int, default=500, help="keep the EMA weights every N steps")
+    parser.add_argument("--snapshot-every", type=int, default=1000, help="keep the EMA weights every N steps")
+    parser.add_argument("--prediction", choices=("v", "eps"), default=None,
+                        help="train/score the same config with this prediction target (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ddpm_reference")
     args = parser.parse_args(argv)
@@ -148,6 +161,8 @@ def main(argv=None) -> None:
     if args.evaluate:
         evaluate(args)
     elif args.export is not None:
+        if args.prediction not in (None, reference_config().prediction):
+            parser.error("--export writes the reference: the config's own prediction target only")
         export(args)
     else:
         train(args)

@@ -116,6 +116,37 @@ def test_loss_is_zero_for_the_true_noise_and_the_noise_power_for_zero():
     assert math.isclose(dm.diffusion_loss(zero, x0, t, noise, s).item(), noise.pow(2).mean().item(), rel_tol=1e-6)
 
 
+def test_v_prediction_target_conversion_and_loss():
+    s = dm.cosine_schedule(1000)
+    x0, noise, t = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3, 8, 8), torch.tensor([0, 10, 500, 999])
+    v = dm.v_target(x0, t, noise, s)
+    x_t = dm.q_sample(x0, t, noise, s)
+    a = s.alpha_bar[t].float().view(-1, 1, 1, 1)
+    torch.testing.assert_close(v, a.sqrt() * noise - (1 - a).sqrt() * x0)
+    torch.testing.assert_close(dm.v_to_eps(v, x_t, t, s), noise, atol=1e-5, rtol=1e-5)
+    # x_0 from v needs no division: bounded even at t = T-1, where alpha_bar is 2e-9
+    torch.testing.assert_close(a.sqrt() * x_t - (1 - a).sqrt() * v, x0, atol=1e-5, rtol=1e-5)
+    true_v = lambda x_t_, t_: v  # noqa: E731
+    assert dm.diffusion_loss(true_v, x0, t, noise, s, prediction="v").item() < 1e-10
+    assert dm.diffusion_loss(true_v, x0, t, noise, s).item() > 0.1      # eps is the default target
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        dm.diffusion_loss(true_v, x0, t, noise, s, prediction="x0")
+
+
+def test_a_v_model_returns_the_noise_and_samples_from_t_minus_1():
+    torch.manual_seed(0)
+    v_model = dataclasses.replace(SMOKE, prediction="v").build().eval()
+    eps_model = dataclasses.replace(SMOKE, prediction="eps").build().eval()
+    assert dm.start_for(v_model) == v_model.schedule.T - 1
+    assert dm.start_for(eps_model) == dm.sampling_start(eps_model.schedule) < eps_model.schedule.T - 1
+    x_t, t = torch.randn(2, 3, 16, 16), torch.tensor([3, 90])
+    with torch.no_grad():
+        out = v_model.ema(x_t, t)
+        torch.testing.assert_close(v_model(x_t, t), dm.v_to_eps(out, x_t, t, v_model.schedule))
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        dataclasses.replace(SMOKE, prediction="x0").build()
+
+
 def test_reverse_step_is_algorithm_2_and_adds_no_noise_at_the_last_step():
     s = dm.cosine_schedule(50)
     x, eps, z = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
@@ -180,6 +211,24 @@ def test_a_few_training_steps_reduce_the_loss_and_move_the_ema():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.ema.parameters()))
     step = dm.ddpm_step(model, torch.optim.Adam(model.net.parameters()), _images(8), torch.Generator())
     assert set(step) == {"loss"} and not step["loss"].requires_grad
+
+
+def test_the_ema_decay_warms_up_to_the_config_s_and_counts_its_updates():
+    model = dataclasses.replace(SMOKE, ema_decay=0.9995).build()
+    assert model.current_decay() == pytest.approx(0.1)          # (1 + 0) / (10 + 0): the first update copies 90%
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(1.0)
+    ema0 = [p.clone() for p in model.ema.parameters()]
+    model.update_ema()
+    live = list(model.net.parameters())
+    # the first update moves the average 90% of the way to the live weights
+    assert all(torch.allclose(e, 0.1 * a + 0.9 * b) for e, a, b in zip(model.ema.parameters(), ema0, live))
+    assert int(model.ema_updates) == 1 and "ema_updates" in model.state_dict()
+    model.ema_updates.fill_(990)
+    assert model.current_decay() == pytest.approx(991 / 1000)     # a live run's end: a ~100-step average
+    model.ema_updates.fill_(100000)
+    assert model.current_decay() == 0.9995                         # a long run: the config's decay
 
 
 def test_training_resumes_exactly(tmp_path):
@@ -285,8 +334,14 @@ def test_the_committed_step_table_was_measured_for_this_config_and_drawing():
     table = json.loads((dm.REFERENCE_PATH.parent / "ddpm_reference_steps.json").read_text())
     assert table["data_version"] == RENDER_VERSION
     stored = {k: tuple(v) if isinstance(v, list) else v for k, v in table["config"].items() if k != "steps"}
-    assert stored == {k: v for k, v in dataclasses.asdict(dm.reference_config()).items() if k != "steps"}
-    steps = [r["step"] for r in table["rows"] if r["step"] != ""]
-    assert steps == sorted(steps) and len(steps) >= 2
+    # the config without its step budget and prediction target: each row names its target
+    assert stored == {k: v for k, v in dataclasses.asdict(dm.reference_config()).items()
+                      if k not in ("steps", "prediction")}
+    predictions = {r["prediction"] for r in table["rows"] if r["step"] != ""}
+    assert dm.reference_config().prediction in predictions and predictions <= set(dm.PREDICTIONS)
+    for target in predictions:
+        steps = [r["step"] for r in table["rows"] if r["step"] != "" and r["prediction"] == target]
+        assert steps == sorted(steps) and len(steps) >= 2
+    ours = [r["step"] for r in table["rows"] if r["step"] != "" and r["prediction"] == dm.reference_config().prediction]
     payload = torch.load(dm.REFERENCE_PATH, map_location="cpu", weights_only=True)
-    assert payload["steps"] in steps   # the committed weights are one of the scored snapshots
+    assert payload["steps"] in ours    # the committed weights are one of the scored snapshots
