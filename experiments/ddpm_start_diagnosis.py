@@ -1,0 +1,90 @@
+"""Why chapter 08's noise-predicting model could not beat the VAE: where sampling starts.
+
+Scores one snapshot of a reference run (``experiments/ddpm_reference.py``) sampled by DDIM
+(25 steps, n = 500, seed 1) from several starts, against 500 test faces with the chapter's
+domain Frechet distance, and prints how far the attribute network's class frequencies of the
+samples are from the real ones (total variation) for the global attributes. Two extra rows:
+
+- an *oracle* start: ``x_t`` at ``sampling_start`` drawn from ``q(x_t | x_0)`` of 500
+  validation faces instead of pure noise (what the model would see if the start were right);
+- for the noise-predicting run, starts above ``sampling_start``, where its ``x_0`` estimate
+  divides by ``sqrt(alpha_bar_t)``.
+
+    python experiments/ddpm_start_diagnosis.py --run-dir .cache/ddpm_eps --prediction eps --step 20000
+    python experiments/ddpm_start_diagnosis.py --run-dir .cache/ddpm_reference --step 12000
+
+One thread; about 25 s per row on an idle core. Prints only (the chapter measures the
+committed reference's start itself).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+
+from course_lib import metrics
+from course_lib.diffusion import (ddim_timesteps, reference_config, sample_ddim, sampling_start, start_for,
+                                  to_image_range, to_model_range)
+from course_lib.feature_net import load_feature_net
+from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
+
+GLOBAL = ("skin", "background", "head_scale", "hat")
+N = 500
+
+
+@torch.no_grad()
+def ddim_from(model, x: torch.Tensor, start: int, steps: int = 25) -> torch.Tensor:
+    """sample_ddim's loop from a given ``x`` at step ``start`` (the oracle row needs its own x)."""
+    ts, a_bar = ddim_timesteps(start, steps), model.schedule.alpha_bar
+    for i, t in enumerate(ts):
+        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long)).float()
+        a_t = float(a_bar[t])
+        x0 = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
+        a_s = float(a_bar[ts[i + 1]]) if i + 1 < len(ts) else 1.0
+        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+        x = math.sqrt(a_s) * x0 + math.sqrt(1 - a_s) * eps
+    return to_image_range(x)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--step", type=int, required=True)
+    parser.add_argument("--prediction", choices=("v", "eps"), default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = dataclasses.replace(reference_config(), prediction=args.prediction or reference_config().prediction)
+    model = config.build()
+    snap = torch.load(args.run_dir / f"ema_step{args.step:06d}.pt", map_location="cpu", weights_only=True)
+    model.ema.load_state_dict(snap["ema"])
+    model.eval()
+    net = load_feature_net(config.image_size)
+    real = ToyFaces(split="test", size=N, image_size=config.image_size).images
+    real_feats, real_attrs = net.features(real), net.predict_attributes(real)
+
+    def report(name: str, images: torch.Tensor) -> None:
+        attrs = net.predict_attributes(images)
+        tv = {}
+        for j, a in enumerate(ATTRIBUTES):
+            if ATTRIBUTE_NAMES[j] in GLOBAL:
+                diff = torch.bincount(attrs[:, j], minlength=a.num_classes) - torch.bincount(real_attrs[:, j], minlength=a.num_classes)
+                tv[ATTRIBUTE_NAMES[j]] = round(0.5 * diff.abs().sum().item() / N, 2)
+        print(f"{name:<52} Frechet {metrics.frechet_distance(real_feats, net.features(images)):8.1f}  "
+              f"total variation of {tv}", flush=True)
+
+    start = sampling_start(model.schedule)
+    print(f"{config.prediction}-predicting model, step {args.step}; library default start {start_for(model)}")
+    for t0 in sorted({start, model.schedule.T - 1, *((950, 980) if config.prediction == "eps" else ())}):
+        report(f"pure noise at t = {t0}", sample_ddim(model, N, steps=25, start=t0, seed=1))
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn((N, 3, config.image_size, config.image_size), generator=g)
+    a = float(model.schedule.alpha_bar[start])
+    val = to_model_range(ToyFaces(split="val", size=N, image_size=config.image_size).images)
+    report(f"oracle: x_t at t = {start} from q(x_t | val faces)", ddim_from(model, math.sqrt(a) * val + math.sqrt(1 - a) * noise, start))
+
+
+if __name__ == "__main__":
+    main()
