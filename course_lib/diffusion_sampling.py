@@ -88,17 +88,22 @@ def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | N
 
 @torch.no_grad()
 def sample_ddim(model: DDPM, n: int, *, steps: int = 50, start: int | None = None, seed: int = 0,
-                batch_size: int = 256) -> torch.Tensor:
+                batch_size: int = 256, x_start: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` images with the deterministic DDIM sampler in ``steps`` model calls (Song et al.
     2021, eq. 12 with sigma_t = 0): predict ``x_0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``
     (clipped to [-1, 1]), then step to the next index ``s`` with
     ``x_s = sqrt(a_s) x_0 + sqrt(1 - a_s) eps``, where ``a = alpha_bar``. The same model,
-    no retraining. Starts at ``start`` (default :func:`sampling_start`). Returns
-    ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    no retraining. Starts at ``start`` (default :func:`start_for`) from ``x ~ N(0, I)``, or
+    from ``x_start`` ``(n, 3, S, S)`` in the model's range when given (e.g. a forward-noised
+    image, to test the start itself). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    if x_start is not None and x_start.shape != (n, 3, model.image_size, model.image_size):
+        raise ValueError(f"x_start must be ({n}, 3, {model.image_size}, {model.image_size}), got {tuple(x_start.shape)}")
     ts = ddim_timesteps(start_for(model) if start is None else start, steps)
     out = []
     for first in range(0, n, batch_size):
         device, _, x = _prepare(model, min(batch_size, n - first), seed + first)
+        if x_start is not None:
+            x = x_start[first:first + len(x)].to(device)
         a_bar = model.schedule.alpha_bar
         for i, t in enumerate(ts):
             eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=device)).float()

@@ -26,27 +26,12 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
-from course_lib.diffusion import (ddim_timesteps, reference_config, sample_ddim, sampling_start, start_for,
-                                  to_image_range, to_model_range)
+from course_lib.diffusion import reference_config, sample_ddim, sampling_start, start_for, to_model_range
 from course_lib.feature_net import load_feature_net
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
 
 GLOBAL = ("skin", "background", "head_scale", "hat")
 N = 500
-
-
-@torch.no_grad()
-def ddim_from(model, x: torch.Tensor, start: int, steps: int = 25) -> torch.Tensor:
-    """sample_ddim's loop from a given ``x`` at step ``start`` (the oracle row needs its own x)."""
-    ts, a_bar = ddim_timesteps(start, steps), model.schedule.alpha_bar
-    for i, t in enumerate(ts):
-        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long)).float()
-        a_t = float(a_bar[t])
-        x0 = ((x - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
-        a_s = float(a_bar[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
-        x = math.sqrt(a_s) * x0 + math.sqrt(1 - a_s) * eps
-    return to_image_range(x)
 
 
 def main(argv=None) -> None:
@@ -83,7 +68,9 @@ def main(argv=None) -> None:
     noise = torch.randn((N, 3, config.image_size, config.image_size), generator=g)
     a = float(model.schedule.alpha_bar[start])
     val = to_model_range(ToyFaces(split="val", size=N, image_size=config.image_size).images)
-    report(f"oracle: x_t at t = {start} from q(x_t | val faces)", ddim_from(model, math.sqrt(a) * val + math.sqrt(1 - a) * noise, start))
+    x_start = math.sqrt(a) * val + math.sqrt(1 - a) * noise
+    report(f"oracle: x_t at t = {start} from q(x_t | val faces)",
+           sample_ddim(model, N, steps=25, start=start, x_start=x_start))
 
 
 if __name__ == "__main__":

@@ -268,6 +268,14 @@ def test_samplers_return_images_in_range_and_are_seeded(trained):
     assert not torch.equal(dm.sample_ddim(trained, 3, steps=5, seed=2), dm.sample_ddim(trained, 3, steps=5, seed=3))
 
 
+def test_ddim_from_a_given_start_equals_ddim_from_the_same_noise(trained):
+    size = trained.image_size
+    x = torch.randn((3, 3, size, size), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(dm.sample_ddim(trained, 3, steps=3, seed=4), dm.sample_ddim(trained, 3, steps=3, x_start=x))
+    with pytest.raises(ValueError, match="x_start must be"):
+        dm.sample_ddim(trained, 2, steps=3, x_start=x)
+
+
 def test_repaint_keeps_the_known_pixels_exactly(trained):
     images = _images(4).float() / 255
     mask = make_masks("center", batch=4, image_size=16, coverage=0.3)
