@@ -9,8 +9,8 @@
 
 A noise-predicting model is sampled from :func:`~course_lib.diffusion_process.sampling_start`
 (where the SNR has fallen to 0.025), not from T-1, where the cosine schedule's alpha_bar of
-2e-9 magnifies every error of the network; a v-predicting one from T-1 (:func:`start_for`). ``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its
-EMA weights) or any module with ``model(x_t, t)``, ``.schedule`` and ``.image_size``.
+2e-9 magnifies every error of the network; a v-predicting one from T-1 (:func:`start_for`).
+``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its EMA weights) or any module with ``model(x_t, t)``, ``.schedule`` and ``.image_size``.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _prepare(model: DDPM, n: int, seed: int):
 def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | None = None,
                 seed: int = 0) -> torch.Tensor:
     """``n`` images by ancestral sampling (Algorithm 2): ``x ~ N(0, I)`` at step ``start``
-    (default :func:`sampling_start`), then :func:`p_sample` down to index 0, over every step
+    (default :func:`start_for`), then :func:`p_sample` down to index 0, over every step
     or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
     start = start_for(model) if start is None else start
     schedule = respace(model.schedule, steps or start + 1, start=start)
