@@ -10,7 +10,8 @@
 A noise-predicting model is sampled from :func:`~course_lib.diffusion_process.sampling_start`
 (where the SNR has fallen to 0.025), not from T-1, where the cosine schedule's alpha_bar of
 2e-9 magnifies every error of the network; a v-predicting one from T-1 (:func:`start_for`).
-``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its EMA weights) or any module with ``model(x_t, t)``, ``.schedule`` and ``.image_size``.
+``model`` is a :class:`~course_lib.diffusion_unet.DDPM` (its EMA weights) or any module with
+``model(x_t, t)``, ``.schedule`` and ``.image_size``.
 """
 from __future__ import annotations
 
