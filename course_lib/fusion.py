@@ -95,7 +95,12 @@ def transfer_backbone(src: nn.Module, dst: nn.Module, *, freeze: bool = False) -
     return [dst_prefix + key for key in dst_state]
 
 
-# ------------------------------------------------------------------- the joint model
+@torch.no_grad()
+def feature_rms(module: nn.Module, images: torch.Tensor) -> float:
+    """Root-mean-square of ``module``'s backbone features on ``images`` (uint8 or [0, 1])."""
+    _, backbone = find_backbone(module)
+    return float(backbone(to_float(images).to(backbone.conv3.weight.device)).pow(2).mean().sqrt())
+
 
 @torch.no_grad()
 def match_feature_scale(dst: nn.Module, images: torch.Tensor, *, rms: float) -> float:
@@ -113,14 +118,17 @@ def match_feature_scale(dst: nn.Module, images: torch.Tensor, *, rms: float) -> 
     """
     if rms <= 0:
         raise ValueError(f"rms must be positive, got {rms}")
-    _, backbone = find_backbone(dst)
-    now = float(backbone(to_float(images).to(backbone.conv3.weight.device)).pow(2).mean().sqrt())
+    now = feature_rms(dst, images)
     if now == 0:
         raise ValueError("the backbone's features are all zero on these images: no scale to match")
     c = rms / now
+    _, backbone = find_backbone(dst)
     backbone.conv3.weight.mul_(c)
     backbone.conv3.bias.mul_(c)
     return c
+
+
+# ------------------------------------------------------------------- the joint model
 
 
 def inpainting_loss(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -308,8 +316,7 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
     model = JointModel(vae=vae)
     if variant == "init":
         sample = images[:256]
-        with torch.no_grad():
-            fresh_rms = float(find_backbone(vae)[1](to_float(sample)).pow(2).mean().sqrt())
+        fresh_rms = feature_rms(vae, sample) if match_scale else None
         transfer_backbone(pretrained, vae)
         if match_scale:
             match_feature_scale(vae, sample, rms=fresh_rms)

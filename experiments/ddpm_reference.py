@@ -152,7 +152,7 @@ def main(argv=None) -> None:
     parser.add_argument("--evaluate", action="store_true", help="score the kept snapshots (writes a JSON table)")
     parser.add_argument("--evaluate-every", type=int, default=1000, help="score the snapshots of every N steps")
     parser.add_argument("--snapshot-every", type=int, default=1000, help="keep the EMA weights every N steps")
-    parser.add_argument("--prediction", choices=("v", "eps"), default=None,
+    parser.add_argument("--prediction", choices=PREDICTIONS, default=None,
                         help="train/score the same config with this prediction target (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ddpm_reference")

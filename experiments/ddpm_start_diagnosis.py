@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
-from course_lib.diffusion import reference_config, sample_ddim, sampling_start, start_for, to_model_range
+from course_lib.diffusion import PREDICTIONS, reference_config, sample_ddim, sampling_start, start_for, to_model_range
 from course_lib.feature_net import load_feature_net
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
 
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--step", type=int, required=True)
-    parser.add_argument("--prediction", choices=("v", "eps"), default=None)
+    parser.add_argument("--prediction", choices=PREDICTIONS, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     config = dataclasses.replace(reference_config(), prediction=args.prediction or reference_config().prediction)
