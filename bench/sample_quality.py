@@ -1,6 +1,8 @@
 """One sample-quality table: every generator and every reference set, judged the same way.
 
-Run: ``python bench/sample_quality.py --profile cpu --json bench/results/sample_quality_cpu.json``
+Run: ``python bench/sample_quality.py --profile cpu`` (writes ``course_lib/results_data/sample_quality_cpu.json``,
+package data: chapters 03, 07 and 08 and the book's Results page read it with
+``course_lib.results.sample_quality``; ``--json OUT`` writes elsewhere)
 
 Each row holds the domain Frechet distance (:func:`course_lib.metrics.frechet_distance` on
 the attribute net's features), fidelity and diversity (density and coverage, Naeem et al.
@@ -40,9 +42,11 @@ from typing import Callable
 import torch
 
 from course_lib import diffusion, gan, gan_reference
+from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,
                                 frechet_label, precision_recall)
+from course_lib.results import result_path, sample_quality_markdown
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 from course_lib.vae import VAEConfig, pretrained_vae
 
@@ -216,21 +220,11 @@ def sample_quality(profile: str, *, config: QualityConfig | None = None,
     return result
 
 
-def format_table(result: dict) -> str:
-    lines = [result["frechet_label"] + f"; mean +/- std over seeds {result['seeds']}",
-             f"{'':>18} " + " ".join(f"{m:>17}" for m in METRICS)]
-    for group in ("references", "models"):
-        for name, row in result[group].items():
-            lines.append(f"{name:>18} " + " ".join(f"{row[m]['mean']:9.3f} +/- {row[m]['std']:5.3f}"
-                                                   for m in METRICS))
-    lines += [f"{name:>18}  (no row: {why})" for name, why in result["missing"].items()]
-    return "\n".join(lines)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
-    parser.add_argument("--json", type=Path, required=True, help="where to write the table")
+    parser.add_argument("--json", type=Path, help="where to write the table (default: "
+                        "course_lib/results_data/sample_quality_<profile>.json)")
     parser.add_argument("--n", type=int, help="images per set (default: the profile's, 1000 at cpu)")
     args = parser.parse_args(argv)
     config = QualityConfig.for_profile(args.profile)
@@ -242,10 +236,11 @@ def main(argv=None) -> None:
     print(f"load average (1 min) at the start: {load:.2f} on {os.cpu_count()} cores")
     result = sample_quality(args.profile, config=config, load_average=round(load, 2))
     result["command"] = " ".join(["python bench/sample_quality.py", *(argv if argv is not None else sys.argv[1:])])
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(format_table(result))
-    print(f"written to {args.json}")
+    out = args.json or result_path(f"sample_quality_{args.profile}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    print(sample_quality_markdown(result, metrics=METRICS))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

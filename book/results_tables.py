@@ -8,7 +8,8 @@ the functions below, which read only files committed to the repository:
   measured" tables are the outputs of the code cells under that heading.
 - ``bench/results/*`` and ``course_lib/results_data/*`` (package data,
   :mod:`course_lib.results`): files written by the benchmark and experiment scripts (JSON, CSV, Markdown or text), shown as they are, with the command
-  and machine they name.
+  and machine they name. The sample-quality table (``sample_quality_cpu``) has its own
+  section, its rows ranked by Frechet distance, and is not repeated in the file listing.
 
 Nothing here computes or invents a number; a missing file is reported as missing.
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import nbformat
 import yaml
+
+from course_lib import results
 
 PROFILE_PATTERN = re.compile(r"\bprofile\s*[:=]?\s*'?(smoke|cpu|gpu)\b", re.IGNORECASE)
 MEASURED_HEADING = re.compile(r"^#{1,6}\s+What we measured", re.IGNORECASE | re.MULTILINE)
@@ -200,10 +203,28 @@ def result_file_markdown(path: Path) -> str:
     return "```text\n" + path.read_text(encoding="utf-8").rstrip() + "\n```"
 
 
+OWN_SECTION = re.compile(r"^sample_quality_\w+\.json$")  # shown by sample_quality_section
+
+
+def sample_quality_section(profile: str = "cpu") -> str:
+    """The sample-quality table: how it was made, then every row, references and models
+    together, ranked by mean Frechet distance so each model sits between the references it
+    beats and the ones it does not."""
+    table = results.sample_quality(profile)
+    rows = {**table["references"], **table["models"]}
+    ranked = sorted(rows, key=lambda name: rows[name]["frechet"]["mean"])
+    meta = (f"- **command**: `{table['command']}`\n- **real set**: {table['real_set']}\n"
+            f"- **load average at the start**: {table['load_average_start']} on {table['cpu_count']} cores, "
+            f"torch {table['torch']}")
+    return meta + "\n\n" + results.sample_quality_markdown(
+        table, [*ranked, *table["missing"]], metrics=("frechet", "fidelity", "diversity", "precision", "recall"))
+
+
 def result_files_markdown(directory: Path, folder: str, producer: str) -> str:
-    """Every result file in ``directory`` as Markdown, each headed by ``folder/<name>``."""
-    files = sorted(p for p in directory.glob("*") if p.suffix.lower() in
-                   (".json", ".csv", ".md", ".txt")) if directory.is_dir() else []
+    """Every result file in ``directory`` as Markdown, each headed by ``folder/<name>``
+    (except those with a section of their own: ``OWN_SECTION``)."""
+    files = sorted(p for p in directory.glob("*") if p.suffix.lower() in (".json", ".csv", ".md", ".txt")
+                   and not OWN_SECTION.match(p.name)) if directory.is_dir() else []
     if not files:
         return (f"No result files in `{folder}/` yet: they are written by {producer}. "
                 "Nothing is shown here until a committed file exists.")

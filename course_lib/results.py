@@ -14,6 +14,7 @@ name                   written by                         read by
 ``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
 ``gan_recipes``        ``python bench/gan_recipes.py``    chapter 03
 ``inpainting``         ``python experiments/inpainting_reference.py --evaluate``  chapter 04
+``sample_quality_cpu``  ``python bench/sample_quality.py --profile cpu``  chapters 03, 07, 08; the Results page
 =====================  =================================  =========
 
 Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
@@ -36,7 +37,8 @@ import torch
 
 from .checkpoint import atomic_write
 
-__all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result"]
+__all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result", "sample_quality",
+           "sample_quality_markdown"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results_data"
 
@@ -62,6 +64,39 @@ def load_result(name: str) -> dict:
                                 f"results: {result_names()} (run its script in experiments/ to "
                                 "write it)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sample_quality(profile: str = "cpu") -> dict:
+    """The sample-quality table of ``profile`` (``bench/sample_quality.py --profile PROFILE``
+    writes ``sample_quality_<profile>``), or the ``cpu`` table when that profile has none: the
+    returned dict's ``"profile"`` and ``"image_size"`` say which one it is."""
+    name = f"sample_quality_{profile}"
+    return load_result(name if result_path(name).is_file() else "sample_quality_cpu")
+
+
+QUALITY_METRICS = ("frechet", "fidelity", "diversity")
+
+
+def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
+                            metrics: tuple[str, ...] = QUALITY_METRICS) -> str:
+    """A Markdown table of :func:`sample_quality`'s rows (default: every reference, then every
+    model), each metric as "mean ± std over the sample seeds", under a line saying what was
+    measured (feature space, size, n, seeds) and followed by the rows the table lacks."""
+    groups = {**table["references"], **table["models"]}
+    rows = [*groups, *table.get("missing", {})] if rows is None else rows
+    unknown = [r for r in rows if r not in groups and r not in table.get("missing", {})]
+    if unknown:
+        raise KeyError(f"no rows {unknown} in the {table['profile']} table; it has {list(groups)}")
+    lines = [f"{table['frechet_label']}; mean ± std over sample seeds {table['seeds']} "
+             f"(profile {table['profile']})", "",
+             "| | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for name in (r for r in rows if r in groups):
+        kind = "reference" if name in table["references"] else "model"
+        digits = [1 if m == "frechet" else 3 for m in metrics]  # Frechet in the hundreds, the rest in [0, 2]
+        cells = [f"{groups[name][m]['mean']:.{d}f} ± {groups[name][m]['std']:.{d}f}" for m, d in zip(metrics, digits)]
+        lines.append(f"| {name} ({kind}) | " + " | ".join(cells) + " |")
+    lines += [f"\n{name}: no row ({why})" for name, why in table.get("missing", {}).items() if name in rows]
+    return "\n".join(lines)
 
 
 def machine(load_at_start: float | None = None) -> dict:

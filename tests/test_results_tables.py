@@ -3,6 +3,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+from course_lib import results
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("results_tables", ROOT / "book" / "results_tables.py")
 results_tables = importlib.util.module_from_spec(_spec)
@@ -60,3 +62,16 @@ def test_the_inpainting_results_render_their_summaries_and_verdicts():
     for key in ("*summary*", "*summary_live*", "*steps_curve*", "*verdicts_reference*", "*live_runs*"):
         assert key in text, key
     assert "| centre |" in text and "| blocks25 |" in text
+
+
+def test_the_sample_quality_table_has_its_own_section_ranked_by_frechet():
+    """Issue 14: the Results page reads the sample-quality table (once: not again in the listing)."""
+    text = results_tables.sample_quality_section()
+    table = results.load_result("sample_quality_cpu")
+    names = [line.split(" (")[0].removeprefix("| ") for line in text.splitlines() if line.startswith("| ") and "±" in line]
+    rows = {**table["references"], **table["models"]}
+    assert sorted(names) == sorted(rows)
+    assert [rows[n]["frechet"]["mean"] for n in names] == sorted(rows[n]["frechet"]["mean"] for n in names)
+    assert table["command"] in text and "recall" in text
+    listing = results_tables.result_files_markdown(results.RESULTS_DIR, "course_lib/results_data", "x")
+    assert "sample_quality_cpu.json" not in listing and "fusion.json" in listing
