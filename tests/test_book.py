@@ -331,6 +331,8 @@ def test_results_and_instructor_pages_show_generated_tables(site, base_url, brow
         for docname in CHAPTERS:
             assert Path(docname).name in text, f"Results page does not mention {docname}"
         assert page.locator("article table").count() >= 1, "Results page shows no table"
+        assert "dcgan_reference (model)" in text and "blur1 (reference)" in text, \
+            "Results page lacks the sample-quality table (book/results_tables.sample_quality_section)"
     finally:
         page.close()
     page, *_ = _open(browser, base_url, "book/instructors.html")
