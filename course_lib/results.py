@@ -78,10 +78,11 @@ QUALITY_METRICS = ("frechet", "fidelity", "diversity")
 
 
 def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
-                            metrics: tuple[str, ...] = QUALITY_METRICS) -> str:
+                            metrics: tuple[str, ...] = QUALITY_METRICS, profile: str | None = None) -> str:
     """A Markdown table of :func:`sample_quality`'s rows (default: every reference, then every
     model), each metric as "mean ± std over the sample seeds", under a line saying what was
-    measured (feature space, size, n, seeds) and followed by the rows the table lacks."""
+    measured (feature space, size, n, seeds) and followed by the rows the table lacks. With
+    ``profile`` (the reader's), a table of another profile says so and how to make the reader's."""
     groups = {**table["references"], **table["models"]}
     rows = [*groups, *table.get("missing", {})] if rows is None else rows
     unknown = [r for r in rows if r not in groups and r not in table.get("missing", {})]
@@ -89,6 +90,9 @@ def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
         raise KeyError(f"no rows {unknown} in the {table['profile']} table; it has {list(groups)}")
     lines = [f"{table['frechet_label']}; mean ± std over sample seeds {table['seeds']} "
              f"(profile {table['profile']})", "",
+             *([f"This is the {table['profile']} profile's table ({table['image_size']}px), not this run's "
+                f"{profile} models: `python bench/sample_quality.py --profile {profile}` writes theirs.", ""]
+               if profile not in (None, table["profile"]) else []),
              "| | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for name in (r for r in rows if r in groups):
         kind = "reference" if name in table["references"] else "model"

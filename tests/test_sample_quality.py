@@ -122,3 +122,6 @@ def test_the_table_renders_the_rows_asked_for_and_says_what_it_lacks():
     absent = {**table, "missing": {"wgan_gp_reference": "not trained yet"}}
     assert "wgan_gp_reference: no row (not trained yet)" in results.sample_quality_markdown(absent)
     assert results.sample_quality("gpu")["profile"] == "cpu"   # no gpu table: the cpu one, labelled
+    note = "`python bench/sample_quality.py --profile gpu` writes theirs"
+    assert note in results.sample_quality_markdown(table, ["real"], profile="gpu")
+    assert "writes theirs" not in results.sample_quality_markdown(table, ["real"], profile="cpu")
