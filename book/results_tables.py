@@ -217,7 +217,7 @@ def sample_quality_section(profile: str = "cpu") -> str:
             f"- **load average at the start**: {table['load_average_start']} on {table['cpu_count']} cores, "
             f"torch {table['torch']}")
     return meta + "\n\n" + results.sample_quality_markdown(
-        table, [*ranked, *table["missing"]], metrics=("frechet", "fidelity", "diversity", "precision", "recall"))
+        table, [*ranked, *table["missing"]], metrics=tuple(rows[ranked[0]]))  # every metric the file holds
 
 
 def result_files_markdown(directory: Path, folder: str, producer: str) -> str:

@@ -166,10 +166,12 @@ def pretrained_ddpm(config: DDPMConfig | None = None, *, progress: bool | str = 
 REFERENCE_PATH = RESULTS_DIR / "ddpm_reference.pt"  # package data: pip install carries it (Colab)
 
 
-def reference_config() -> DDPMConfig:
+def reference_config(prediction: str | None = None) -> DDPMConfig:
     """The reference model's configuration: the ``cpu`` profile's, trained for longer (only
-    ``steps`` differs, so the live model is the reference run stopped early)."""
-    return DDPMConfig.for_profile("cpu")
+    ``steps`` differs, so the live model is the reference run stopped early). ``prediction``
+    (one of ``PREDICTIONS``) gives its ablation with the other target; default: the config's."""
+    config = DDPMConfig.for_profile("cpu")
+    return config if prediction is None else dataclasses.replace(config, prediction=prediction)
 
 
 def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:

@@ -94,9 +94,9 @@ def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
                 f"{profile} models: `python bench/sample_quality.py --profile {profile}` writes theirs.", ""]
                if profile not in (None, table["profile"]) else []),
              "| | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    digits = [1 if m == "frechet" else 3 for m in metrics]  # Frechet in the hundreds, the rest in [0, 2]
     for name in (r for r in rows if r in groups):
         kind = "reference" if name in table["references"] else "model"
-        digits = [1 if m == "frechet" else 3 for m in metrics]  # Frechet in the hundreds, the rest in [0, 2]
         cells = [f"{groups[name][m]['mean']:.{d}f} ± {groups[name][m]['std']:.{d}f}" for m, d in zip(metrics, digits)]
         lines.append(f"| {name} ({kind}) | " + " | ".join(cells) + " |")
     lines += [f"\n{name}: no row ({why})" for name, why in table.get("missing", {}).items() if name in rows]

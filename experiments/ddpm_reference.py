@@ -55,13 +55,8 @@ def snapshot_path(run_dir: Path, step: int) -> Path:
     return run_dir / f"ema_step{step:06d}.pt"
 
 
-def run_config(args: argparse.Namespace) -> DDPMConfig:
-    """The reference config, or its ablation with the other prediction target (``--prediction``)."""
-    return dataclasses.replace(reference_config(), prediction=args.prediction or reference_config().prediction)
-
-
 def train(args: argparse.Namespace) -> None:
-    config = dataclasses.replace(run_config(args), steps=args.steps)
+    config = dataclasses.replace(reference_config(args.prediction), steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -99,7 +94,7 @@ N_EVAL, DDIM_STEPS = 500, 25  # the chapter's cpu-profile n_eval and sample_step
 
 def evaluate(args: argparse.Namespace) -> None:
 
-    config = run_config(args)
+    config = reference_config(args.prediction)
     net = load_feature_net(config.image_size)
     real = net.features(ToyFaces(split="test", size=N_EVAL, image_size=config.image_size).images)
 

@@ -19,7 +19,6 @@ committed reference's start itself).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prediction", choices=PREDICTIONS, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = dataclasses.replace(reference_config(), prediction=args.prediction or reference_config().prediction)
+    config = reference_config(args.prediction)
     model = config.build()
     snap = torch.load(args.run_dir / f"ema_step{args.step:06d}.pt", map_location="cpu", weights_only=True)
     model.ema.load_state_dict(snap["ema"])
