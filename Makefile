@@ -11,21 +11,34 @@ PROFILE ?=
 export COURSE_CACHE ?= $(CURDIR)/.cache/course_lib
 # Notebooks must render figures inline (an inherited MPLBACKEND=Agg would drop every plt.show()).
 export MPLBACKEND := module://matplotlib_inline.backend_inline
+# The versions the tests passed with (scripts/lock.py). `make test-latest` runs with LOCK= (none).
+LOCK   ?= constraints.txt
+PIN    := $(if $(LOCK),-c $(LOCK),--upgrade --upgrade-strategy eager)
 NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
+.PHONY: help install lock test-latest test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(PIN) -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
 	touch $@
 
-install: $(STAMP) ## create .venv and install the course (editable) with test/book tools
+install: $(STAMP) ## create .venv and install the course (editable) with test/book tools, at constraints.txt's versions
+
+lock: $(STAMP) ## rewrite constraints.txt from what $(VENV) holds (run it once `make test` passed there)
+	$(BIN)/python -m scripts.lock --python $(BIN)/python --out constraints.txt
+
+# Newest releases in their own venv, so a newcomer's .venv and constraints.txt stay as they are.
+test-latest: ## install the newest releases into .venv-latest, report what drifted from constraints.txt, run unit tests and nbval there
+	rm -f .venv-latest/.installed .venv-latest/.nbgrader   # reinstall: newer releases may be out
+	$(MAKE) VENV=.venv-latest LOCK= .venv-latest/.nbgrader
+	.venv-latest/bin/python -m scripts.lock --python .venv-latest/bin/python --out constraints.txt --drift
+	$(MAKE) VENV=.venv-latest LOCK= test-unit test-notebooks
 
 test: test-unit test-notebooks test-book ## unit tests, nbval on chapters/ and solutions/ (smoke), the book in a browser
 
@@ -53,7 +66,7 @@ chapters: $(STAMP) ## regenerate the student notebooks in chapters/ from solutio
 # Where `make nbgrader` writes the nbgrader course (rerunning it rewrites source/ and nbgrader_config.py only).
 NBGRADER_COURSE ?= _build/nbgrader
 $(VENV)/.nbgrader: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,nbgrader]'
+	$(BIN)/python -m pip install --quiet $(PIN) -e '.[dev,nbgrader]'
 	touch $@
 
 nbgrader: $(VENV)/.nbgrader ## write the nbgrader course _build/nbgrader/ from solutions/ (installs nbgrader)
@@ -75,4 +88,4 @@ bench: $(STAMP) ## run the benchmarks in bench/ (ratios against a baseline in th
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean: ## remove the build, caches and the venv
-	rm -rf _build .cache $(VENV)
+	rm -rf _build .cache $(VENV) .venv-latest

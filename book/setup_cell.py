@@ -4,10 +4,22 @@ import os
 import sys
 
 if "google.colab" in sys.modules:
+    import re
     import subprocess
+    import urllib.request
+    from importlib import metadata
 
     COURSE_REPO = "https://github.com/generating-images-without-labels/course"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"course-lib @ git+{COURSE_REPO}"], check=True)
+    # The versions the course was tested with (constraints.txt) for what pip adds; Colab's own
+    # torch, numpy and friends stay as they are.
+    url = COURSE_REPO.replace("github.com", "raw.githubusercontent.com") + "/main/constraints.txt"
+    have = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in metadata.distributions()}
+    pins = [line for line in urllib.request.urlopen(url).read().decode().splitlines()
+            if "==" in line and line.split("==")[0] not in have]
+    with open("course-constraints.txt", "w") as f:
+        f.write("\n".join(pins) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", "course-constraints.txt",
+                    f"course-lib @ git+{COURSE_REPO}"], check=True)
     import torch
 
     if torch.cuda.is_available():

@@ -40,6 +40,9 @@ RAISES_TAG = "raises-exception"
 HIDE_TAGS = ("hide-input", "hide-cell", "remove-input")
 TEXT_FORMAT = "md:myst"
 NAME_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+# The version of jupytext that wrote a text file: a stamp in its header, not content. Another
+# jupytext release changes it and nothing else, so staleness is judged without it.
+VERSION_STAMP = re.compile(r"^\s*jupytext_version: .*\n", re.MULTILINE)
 
 
 class ReleaseError(ValueError):
@@ -113,6 +116,11 @@ def render(nb: nbformat.NotebookNode) -> tuple[str, str]:
     return nbformat.writes(nb) + "\n", jupytext.writes(nb, fmt=TEXT_FORMAT)
 
 
+def same_content(old: str, new: str) -> bool:
+    """Whether two renderings differ by at most jupytext's version stamp."""
+    return VERSION_STAMP.sub("", old) == VERSION_STAMP.sub("", new)
+
+
 def solution_notebooks(solutions: Path) -> list[Path]:
     paths = sorted(p for p in solutions.glob("*.ipynb") if NAME_PATTERN.match(p.name))
     if not paths:
@@ -152,7 +160,7 @@ def release(solutions: Path, chapters: Path, *, check: bool = False) -> list[Pat
         planned[chapters / path.with_suffix(".md").name] = md_text
     extra = [p for p in chapters.glob("*") if p.suffix in (".ipynb", ".md") and p not in planned]
     for target, text in planned.items():
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
+        if not target.exists() or not same_content(target.read_text(encoding="utf-8"), text):
             changed.append(target)
             if not check:
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -388,3 +388,35 @@ def test_screenshot_of_chapter_02(site, base_url, browser):
         assert target.stat().st_size > 10_000
     finally:
         page.close()
+
+
+def test_setup_cell_on_colab_pins_only_what_pip_adds(tmp_path, monkeypatch):
+    """Run the setup cell as Colab would, offline: it fetches constraints.txt, keeps the pins of
+    packages not installed yet (Colab's torch and numpy stay), and hands them to pip with -c."""
+    import io
+    import subprocess
+    import sys
+    import types
+    import urllib.request
+
+    lock = (ROOT / "constraints.txt").read_text(encoding="utf-8") + "not-on-this-machine==1.2\n"
+    fetched, calls = [], []
+
+    def urlopen(url):
+        fetched.append(url)
+        return io.BytesIO(lock.encode())
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(subprocess, "run", lambda args, **kw: calls.append(args))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(SETUP_CELL, "book/setup_cell.py", "exec"), {})
+    url, _ = read_repository(ROOT / "book.yml")
+    assert fetched == [url.replace("github.com", "raw.githubusercontent.com") + "/main/constraints.txt"]
+    (args,) = calls
+    assert args[:6] == [sys.executable, "-m", "pip", "install", "-q", "-c"] and args[-1] == f"course-lib @ git+{url}"
+    pins = (tmp_path / args[6]).read_text().split()
+    names = {p.split("==")[0] for p in pins}
+    assert "torch==" in lock and "torch" not in names and "numpy" not in names  # installed here: left alone
+    assert "not-on-this-machine==1.2" in pins and all(p in lock.splitlines() for p in pins)

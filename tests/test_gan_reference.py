@@ -48,7 +48,12 @@ def test_train_resume_export_and_load_round_trip(script, tmp_path, name):
     generator = gan_reference.reference_generator(name, out)
     assert not generator.training and all(p.dtype == torch.float32 for p in generator.parameters())
     snap = torch.load(run_dir / name / "generator_step000006.pt", weights_only=True)
-    assert torch.equal(generator.state_dict()["net.0.weight"], snap["generator"]["net.0.weight"].half().float())
+    # Which of the two ships is decided by a Frechet measurement (tested with fixed scores below);
+    # at 6 steps the two can tie to 0.04, so this test follows the export's own record of its choice.
+    shipped = "generator_ema" if "moving average" in info["weights"] else "generator"
+    scores = info["validation_frechet"]
+    assert scores[shipped] == min(scores["generator"], scores["generator_ema"])
+    assert torch.equal(generator.state_dict()["net.0.weight"], snap[shipped]["net.0.weight"].half().float())
     assert not torch.equal(snap["generator"]["net.0.weight"], snap["generator_ema"]["net.0.weight"])
 
 

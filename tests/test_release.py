@@ -89,6 +89,21 @@ def test_check_mode_reports_staleness(tmp_path):
     assert chapters / "99_old.ipynb" in release.release(solutions, chapters, check=True)
 
 
+def test_another_jupytext_release_does_not_make_chapters_stale(tmp_path):
+    solutions, chapters = _exercise_notebook(tmp_path)
+    release.release(solutions, chapters)
+    md = chapters / "02_vae.md"
+    text = md.read_text()
+    assert "jupytext_version: " in text
+    stamped = release.VERSION_STAMP.sub("    jupytext_version: 0.0.1\n", text)
+    assert stamped != text
+    md.write_text(stamped)
+    assert release.release(solutions, chapters, check=True) == []
+    # anything else in the header still counts
+    md.write_text(stamped.replace("format_name: myst", "format_name: other"))
+    assert release.release(solutions, chapters, check=True) == [md]
+
+
 @pytest.mark.parametrize(
     "source,problem,line",
     [
