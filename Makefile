@@ -16,7 +16,7 @@ LOCK   ?= constraints.txt
 PIN    := $(if $(LOCK),-c $(LOCK),--upgrade --upgrade-strategy eager)
 NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: help install lock test-latest test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
+.PHONY: help install lock test-latest lint test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test-latest: ## install the newest releases into .venv-latest, report what drift
 	$(MAKE) VENV=.venv-latest LOCK= test-unit test-notebooks
 
 test: test-unit test-notebooks test-book ## unit tests, nbval on chapters/ and solutions/ (smoke), the book in a browser
+
+lint: $(STAMP) ## ruff (rules and exceptions in pyproject.toml) over the Python files
+	$(BIN)/ruff check .
 
 test-unit: $(STAMP) ## unit and checker tests only
 	COURSE_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -q tests --ignore=tests/test_book.py

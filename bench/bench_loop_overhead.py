@@ -112,11 +112,13 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         "# loop helper overhead: course_lib.loop.train vs a hand-written loop (same model, data, steps)",
-        f"# command: .venv/bin/python bench/bench_loop_overhead.py --repeats {args.repeats} --steps {args.steps} --threads {args.threads}",
+        f"# command: .venv/bin/python bench/bench_loop_overhead.py --repeats {args.repeats} --steps {args.steps} "
+        f"--threads {args.threads}",
         f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{args.threads} threads, load average at start of the summary {load:.1f}",
         f"model step (32x32 conv autoencoder, batch 64, hand loop): median {model_ms:.1f} ms/step",
-        f"ratio helper/hand, medians of {args.repeats} interleaved runs of {args.steps} steps: {ratio:.3f}  (target <= 1.03)",
+        f"ratio helper/hand, medians of {args.repeats} interleaved runs of {args.steps} steps: {ratio:.3f}  "
+        "(target <= 1.03)",
         f"per-pair ratios (sorted): {', '.join(f'{r:.3f}' for r in pair_ratios)}",
         f"fixed helper cost with an empty step (2000 steps, no model): {fixed_us:.1f} us/step "
         f"(= {fixed_us / 1e3 / model_ms * 100:.2f}% of this model's step)",

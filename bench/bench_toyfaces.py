@@ -18,6 +18,7 @@ import os
 import platform
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -56,16 +57,16 @@ def main() -> None:
         os.environ["COURSE_CACHE"] = tmp
         for size in (32, 64):
             toyfaces.ToyFaces(size=256, image_size=size, cache=False)            # warm-up
-            wall, cpu = timed(lambda: toyfaces.ToyFaces(size=N, image_size=size, cache=False))
+            wall, cpu = timed(partial(toyfaces.ToyFaces, size=N, image_size=size, cache=False))
             facedraw._Canvas.region = naive_region
             try:
-                naive_wall, _ = timed(lambda: toyfaces.ToyFaces(size=N // 4, image_size=size,
-                                                                cache=False), repeats=2)
+                naive_wall, _ = timed(partial(toyfaces.ToyFaces, size=N // 4, image_size=size, cache=False),
+                                      repeats=2)
             finally:
                 facedraw._Canvas.region = BOXED_REGION
             naive_rate = (N // 4) / naive_wall
             toyfaces.ToyFaces(size=N, image_size=size)                           # fill cache
-            load, load_cpu = timed(lambda: toyfaces.ToyFaces(size=N, image_size=size))
+            load, load_cpu = timed(partial(toyfaces.ToyFaces, size=N, image_size=size))
             lines.append(f"{size:>4} {N / wall:>13.0f} {N / cpu:>10.0f} {naive_rate:>12.0f} "
                          f"{(N / wall) / naive_rate:>8.1f}x {load:>14.3f} {load_cpu:>11.3f} {N / load:>13.0f}")
     text = "\n".join(lines)

@@ -88,7 +88,8 @@ def main(argv=None) -> None:
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
     parser.add_argument("--save", action="store_true", help="write the executed notebooks back to solutions/")
     parser.add_argument("--cache", type=Path, default=None,
-                        help="an EMPTY model cache to use (default: a fresh temporary folder); keep it to reuse the models")
+                        help="an EMPTY model cache to use (default: a fresh temporary folder); "
+                             "keep it to reuse the models")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
     if load_start > (os.cpu_count() or 1) and not args.force:

@@ -240,7 +240,8 @@ def format_table(result: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-steps", type=int, default=500, help="the baseline's discriminator steps")
-    parser.add_argument("--json", type=Path, default=result_path("gan_recipes"), help="the results (read back to resume)")
+    parser.add_argument("--json", type=Path, default=result_path("gan_recipes"),
+                        help="the results (read back to resume)")
     parser.add_argument("--txt", type=Path, default=ROOT / "bench" / "results" / "gan_recipes.txt", help="the table")
     parser.add_argument("--n", type=int, default=1000, help="samples and real images per score")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds")
@@ -308,7 +309,8 @@ def main(argv=None) -> None:
     for i, (recipe, seed) in enumerate(plan):
         if i % workers == worker:
             run_recipe(result, recipe, seed, images, scorer, save)
-    if args.runs is None and workers == 1 and len(plan) == len(args.recipes) + ("baseline" not in args.recipes) and args.seeds > 1:
+    screen = len(plan) == len(args.recipes) + ("baseline" not in args.recipes)  # one run per recipe
+    if args.runs is None and workers == 1 and screen and args.seeds > 1:
         return main(argv)                                      # screen just finished: plan the seeds
     report(result, path, args.txt)
 

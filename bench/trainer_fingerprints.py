@@ -12,12 +12,18 @@ issue 13) is checked by running this before and after and comparing:
 the same file. Other CPUs or torch versions may differ in the last bits: compare runs on
 one machine, not against the committed file.
 """
-import hashlib, json, sys, os
+import hashlib
+import json
 from dataclasses import replace
+
 import torch
-torch.set_num_threads(1)
-from course_lib import vae, gan, inpainting, pretext, fusion, applications, playground, feature_net
-from course_lib.toyfaces import ToyFaces
+
+torch.set_num_threads(1)  # one thread, as the committed fingerprints were made; set before course_lib loads
+from course_lib import applications, fusion, gan, inpainting, playground, pretext, vae
+from course_lib.loop import Budget, train
+from course_lib.runtime import DeviceLoader
+from course_lib.toyfaces import ATTRIBUTES, ToyFaces
+
 
 def h(obj):
     m = hashlib.sha256()
@@ -42,14 +48,14 @@ hist = vae.train_vae(m, replace(cfg, steps=12), progress=False); out["vae"] = [h
 # gan
 gcfg = gan.GANConfig.for_profile("smoke"); torch.manual_seed(0); G, D = gan.build(gcfg)
 og, od = gan.make_optimizers(G, D, gcfg)
-from course_lib.loop import train, Budget
-from course_lib.runtime import DeviceLoader
 gi = ToyFaces(split="train", size=64, image_size=gcfg.image_size).images
-hist = train(gan.make_step(G, D, og, od, gcfg), DeviceLoader(gi, batch_size=16, seed=0), budget=Budget(steps=6), progress=False)
+hist = train(gan.make_step(G, D, og, od, gcfg), DeviceLoader(gi, batch_size=16, seed=0), budget=Budget(steps=6),
+             progress=False)
 out["gan"] = [h(G), h(D), h(recs(hist))]
 for loss in ("wgan-gp", "wgan-clip"):
     c2 = replace(gcfg, loss=loss); torch.manual_seed(0); G, D = gan.build(c2); og, od = gan.make_optimizers(G, D, c2)
-    hist = train(gan.make_step(G, D, og, od, c2), DeviceLoader(gi, batch_size=16, seed=0), budget=Budget(steps=6), progress=False)
+    hist = train(gan.make_step(G, D, og, od, c2), DeviceLoader(gi, batch_size=16, seed=0), budget=Budget(steps=6),
+                 progress=False)
     out["gan_" + loss] = [h(G), h(D), h(recs(hist))]
 # inpainting
 icfg = inpainting.InpaintConfig.for_profile("smoke"); torch.manual_seed(0); m = icfg.build()
@@ -59,7 +65,6 @@ jc = pretext.JigsawConfig.for_profile("smoke"); torch.manual_seed(0); m = jc.bui
 hist = pretext.train_jigsaw(m, jc, progress=False); out["jigsaw"] = [h(m), h(recs(hist))]
 rc = pretext.RotationConfig.for_profile("smoke"); torch.manual_seed(0); m = rc.build()
 hist = pretext.train_rotation(m, rc, progress=False); out["rotation"] = [h(m), h(recs(hist))]
-from course_lib.toyfaces import ATTRIBUTES
 torch.manual_seed(0); m = pretext.BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))
 hist = pretext.train_supervised(m, rc, progress=False); out["supervised"] = [h(m), h(recs(hist))]
 # fusion
@@ -74,7 +79,9 @@ m = applications.train_attribute_classifier(ds.images[:48], ds.labels[:48], ac, 
 out["attr"] = h(m)
 # playground
 for p in ("collapse", "wgan-gp"):
-    pc = playground.PlaygroundConfig(**{**playground.PRESETS[p], "g_steps": 30, "snapshots": 3, "eval_points": 200, "grid": 16})
+    pc = playground.PlaygroundConfig(**{**playground.PRESETS[p], "g_steps": 30, "snapshots": 3, "eval_points": 200,
+                                        "grid": 16})
     run = playground.run_playground(pc)
-    out["play_" + p] = [h({k: [round(x, 6) for x in v] for k, v in ((k, run.history[k]) for k in run.history.keys())}), h([s.points.tolist() for s in run.snapshots]), [s.modes for s in run.snapshots]]
+    curves = {k: [round(x, 6) for x in v] for k, v in ((k, run.history[k]) for k in run.history.keys())}
+    out["play_" + p] = [h(curves), h([s.points.tolist() for s in run.snapshots]), [s.modes for s in run.snapshots]]
 print(json.dumps(out, indent=1))

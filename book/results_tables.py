@@ -7,9 +7,10 @@ the functions below, which read only files committed to the repository:
   the execution timestamps Jupyter records in each cell's metadata; their "What we
   measured" tables are the outputs of the code cells under that heading.
 - ``bench/results/*`` and ``course_lib/results_data/*`` (package data,
-  :mod:`course_lib.results`): files written by the benchmark and experiment scripts (JSON, CSV, Markdown or text), shown as they are, with the command
-  and machine they name. The sample-quality table (``sample_quality_cpu``) has its own
-  section, its rows ranked by Frechet distance, and is not repeated in the file listing.
+  :mod:`course_lib.results`): files written by the benchmark and experiment scripts (JSON,
+  CSV, Markdown or text), shown as they are, with the command and machine they name. The
+  sample-quality table (``sample_quality_cpu``) has its own section, its rows ranked by
+  Frechet distance, and is not repeated in the file listing.
 
 Nothing here computes or invents a number; a missing file is reported as missing.
 """

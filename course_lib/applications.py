@@ -19,9 +19,8 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -154,7 +153,7 @@ class LocaliseConfig:
     batch_size: int = 250     # images per forward pass
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "LocaliseConfig":
+    def for_profile(cls, name: str | None = None) -> LocaliseConfig:
         return choose(smoke=cls(n_images=4, hole=8, stride=8),   # 16 px images: 4 holes
                       cpu=cls(),                                  # 32 px: 7 x 7 = 49 holes
                       gpu=cls(n_images=100, hole=12, stride=4),   # 64 px: 14 x 14 = 196 holes
@@ -342,7 +341,7 @@ class AugmentConfig:
                                              # beyond real / +VAE): each costs len(seeds) classifiers
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "AugmentConfig":
+    def for_profile(cls, name: str | None = None) -> AugmentConfig:
         return choose(smoke=cls(real_sizes=(48,), steps=5, batch_size=16, seeds=(0,), control_sizes=(48,)),
                       cpu=cls(),
                       gpu=cls(real_sizes=(100, 500, 2000), steps=2000, control_sizes=(100, 500, 2000)),

@@ -68,14 +68,14 @@ class SimCLRConfig:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "SimCLRConfig":
+    def for_profile(cls, name: str | None = None) -> SimCLRConfig:
         """Chapter 05's sizes: smoke = seconds, cpu = about a minute on 2 cores, gpu = longer."""
         return choose(smoke=cls(image_size=16, train_size=128, batch_size=16, steps=6),
                       cpu=cls(),
                       gpu=cls(image_size=64, train_size=20000, batch_size=256, steps=5000),
                       profile=name)
 
-    def build(self) -> "SimCLRNet":
+    def build(self) -> SimCLRNet:
         return SimCLRNet(hidden=self.hidden, out_dim=self.out_dim)
 
 

@@ -54,7 +54,7 @@ class Schedule:
         return self.alpha_bar / (1 - self.alpha_bar)
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor, timesteps: torch.Tensor | None = None) -> "Schedule":
+    def from_betas(cls, betas: torch.Tensor, timesteps: torch.Tensor | None = None) -> Schedule:
         betas = torch.as_tensor(betas, dtype=torch.float64)
         if betas.dim() != 1 or not ((betas > 0) & (betas < 1)).all():
             raise ValueError("betas must be a 1-d tensor of values in (0, 1)")

@@ -16,14 +16,22 @@ A noise-predicting model is sampled from :func:`~course_lib.diffusion_process.sa
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from .diffusion_process import (Schedule, ddim_timesteps, q_sample, respace, sampling_start, to_image_range,
-                                to_model_range)
+from .diffusion_process import (
+    Schedule,
+    ddim_timesteps,
+    q_sample,
+    respace,
+    sampling_start,
+    to_image_range,
+    to_model_range,
+)
 from .diffusion_unet import DDPM
 from .images import to_float
+
 
 def reverse_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedule,
                  noise: torch.Tensor) -> torch.Tensor:
@@ -98,7 +106,8 @@ def sample_ddim(model: DDPM, n: int, *, steps: int = 50, start: int | None = Non
     from ``x_start`` ``(n, 3, S, S)`` in the model's range when given (e.g. a forward-noised
     image, to test the start itself). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
     if x_start is not None and x_start.shape != (n, 3, model.image_size, model.image_size):
-        raise ValueError(f"x_start must be ({n}, 3, {model.image_size}, {model.image_size}), got {tuple(x_start.shape)}")
+        raise ValueError(f"x_start must be ({n}, 3, {model.image_size}, {model.image_size}), "
+                         f"got {tuple(x_start.shape)}")
     ts = ddim_timesteps(start_for(model) if start is None else start, steps)
     out = []
     for first in range(0, n, batch_size):

@@ -76,7 +76,7 @@ class _Canvas:
 
     def region(self, u0, u1, v0, v1):
         """Pixel slices and (1,h,1)/(1,1,w) coordinates of the box [u0,u1]x[v0,v1]."""
-        c = lambda t: min(self.size, max(0, int(math.floor((t + 1.0) / self.px))))
+        c = lambda t: min(self.size, max(0, int(math.floor((t + 1.0) / self.px))))  # noqa: E731
         cs, rs = slice(c(u0), c(u1) + 1), slice(c(v0), c(v1) + 1)
         return rs, cs, self.grid[cs].view(1, 1, -1), self.grid[rs].view(1, -1, 1)
 

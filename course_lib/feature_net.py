@@ -49,7 +49,7 @@ class FeatureNetConfig:
     seed: int = 0             # data set seed and training seed
 
     @classmethod
-    def for_profile(cls, name: str | None = None, *, image_size: int | None = None) -> "FeatureNetConfig":
+    def for_profile(cls, name: str | None = None, *, image_size: int | None = None) -> FeatureNetConfig:
         """The config of a profile (default: the current one), optionally at another size."""
         profile = name or current_profile()
         cfg = choose(smoke=cls(image_size=16, train_size=512, val_size=256, steps=40, batch_size=64),

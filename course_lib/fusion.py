@@ -242,7 +242,7 @@ class FusionConfig:
     n_samples: int = 1000         # prior samples for the domain Frechet distance
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "FusionConfig":
+    def for_profile(cls, name: str | None = None) -> FusionConfig:
         """smoke: a handful of steps; cpu: the committed grid's config; gpu: 64x64, longer."""
         return choose(
             smoke=cls(image_size=16, latent_dim=8, batch_size=16, steps=8, pretrain_steps=8,

@@ -30,7 +30,6 @@ is what one samples from: Karras et al. 2018, Yazici et al. 2019). The losses li
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,9 +38,17 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, load_or_train, store_trained
-from .gan_losses import (clip_weights, critic_loss, discriminator_loss, generator_loss,  # noqa: F401 (re-exported)
-                         gradient_penalty, hinge_discriminator_loss, r1_penalty,
-                         saturating_generator_loss, wgan_generator_loss)
+from .gan_losses import (  # noqa: F401 (re-exported)
+    clip_weights,
+    critic_loss,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    hinge_discriminator_loss,
+    r1_penalty,
+    saturating_generator_loss,
+    wgan_generator_loss,
+)
 from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
 from .loop import Budget, Step, train
 from .profiles import choose
@@ -88,7 +95,8 @@ class GANConfig:
     train_size: int = 6000     # ToyFaces training images (the chapter-02 VAE's set)
     seed: int = 0                # seeds data order, noise and initial weights
     spectral_norm: bool = False  # spectral normalisation of D's convs, no other norm in D (Miyato et al. 2018)
-    r1_weight: float = 0.0       # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real x (Mescheder et al. 2018); 0 = off
+    r1_weight: float = 0.0       # gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real x
+                                 # (Mescheder et al. 2018); 0 = off
     ema_decay: float = 0.0       # EMA of G's weights after each G step, e.g. 0.999 (Yazici et al. 2019); 0 = off
 
     def __post_init__(self) -> None:
@@ -111,7 +119,7 @@ class GANConfig:
         return "layer" if self.loss == "wgan-gp" else "batch"
 
     @classmethod
-    def for_profile(cls, name: str | None = None, **overrides) -> "GANConfig":
+    def for_profile(cls, name: str | None = None, **overrides) -> GANConfig:
         """Sizes per profile (image sizes and data match the chapter-02 VAE's, so they compare):
         smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64.
         cpu: 3000 steps (issue 14: at 500 the samples were blobs; on an idle 2-core machine 2000 /
@@ -249,7 +257,8 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
     def step_fn(batch) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
         device = real.device
-        generator.train(); discriminator.train()
+        generator.train()
+        discriminator.train()
         n = real.shape[0] * world_size()  # the global batch: each rank keeps its share of z
         z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
         logs = update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,

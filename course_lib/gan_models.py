@@ -56,9 +56,10 @@ class Discriminator(nn.Module):
     """DCGAN discriminator: image -> one logit (or critic score) per image.
 
     Rules: strided convolutions instead of pooling, LeakyReLU(0.2), no norm on the first
-    layer. ``spectral_norm=True`` divides every conv's weight by its largest singular value. ``norm="batch"`` is DCGAN; WGAN-GP must not use BatchNorm (it couples the
-    samples of a batch, and the penalty is per sample), so ``"layer"`` (a per-sample
-    GroupNorm with one group, as Gulrajani et al. suggest) or ``"none"``.
+    layer. ``spectral_norm=True`` divides every conv's weight by its largest singular value.
+    ``norm="batch"`` is DCGAN; WGAN-GP must not use BatchNorm (it couples the samples of a
+    batch, and the penalty is per sample), so ``"layer"`` (a per-sample GroupNorm with one
+    group, as Gulrajani et al. suggest) or ``"none"``.
 
     Input:  images float ``(B, channels, image_size, image_size)`` in ``[0, 1]``.
     Output: float ``(B,)``: a logit for ``"ns"`` (sigmoid = P(real)), a score for WGAN.

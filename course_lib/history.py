@@ -8,8 +8,8 @@ reads one metric with ``history["loss"]``; a record is ``{"step": s, name: value
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
 

@@ -51,7 +51,7 @@ class InpaintConfig:
     seed: int = 0
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "InpaintConfig":
+    def for_profile(cls, name: str | None = None) -> InpaintConfig:
         """The chapter's sizes for profile ``name`` (default: the current profile)."""
         return choose(
             smoke=cls(image_size=16, train_size=128, batch_size=16, steps=6),
@@ -60,7 +60,7 @@ class InpaintConfig:
             profile=name,
         )
 
-    def build(self) -> "InpaintingNet":
+    def build(self) -> InpaintingNet:
         """The untrained network this config describes, its initial weights drawn from
         ``seed`` (the global RNG is left as it was), so a run is reproducible end to end."""
         with torch.random.fork_rng(devices=[]):

@@ -52,7 +52,7 @@ class JigsawConfig:
     seed: int = 0
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "JigsawConfig":
+    def for_profile(cls, name: str | None = None) -> JigsawConfig:
         """The chapter's sizes for profile ``name`` (default: the current profile)."""
         return choose(
             smoke=cls(image_size=30, tile_size=8, train_size=128, batch_size=16, steps=6),
@@ -78,7 +78,7 @@ class JigsawConfig:
             raise ValueError(f"JigsawConfig.n_permutations must be an int >= 2 (a classifier "
                              f"needs two classes), got {self.n_permutations!r}")
 
-    def build(self) -> "JigsawNet":
+    def build(self) -> JigsawNet:
         return JigsawNet(n_permutations=self.n_permutations, n_tiles=self.grid ** 2,
                          tile_dim=self.tile_dim, hidden=self.hidden)
 

@@ -38,8 +38,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -334,10 +335,11 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     GPU is not forced to wait every step. ``callbacks`` are ``fn(step, history)`` run
     every ``every`` steps and at the end, or ``(n, fn)`` pairs with their own period.
     With ``checkpoint``, state is saved every ``checkpoint.every`` steps and at the end,
-    and an existing checkpoint file is loaded first, continuing from its step; a ``step_fn`` with ``state_dict``/``load_state_dict`` (a :class:`Step`) has its
-    state saved and restored with it. ``plan`` is the runtime plan the trainer prepared
-    its models with (default :func:`course_lib.runtime.runtime`). Returns the
-    :class:`History` (also when interrupted with Ctrl-C).
+    and an existing checkpoint file is loaded first, continuing from its step; a ``step_fn``
+    with ``state_dict``/``load_state_dict`` (a :class:`Step`) has its state saved and
+    restored with it. ``plan`` is the runtime plan the trainer prepared its models with
+    (default :func:`course_lib.runtime.runtime`). Returns the :class:`History` (also when
+    interrupted with Ctrl-C).
     """
     if every <= 0 or sync_every <= 0:
         raise ValueError("every and sync_every must be positive")

@@ -151,7 +151,7 @@ class PlaygroundConfig:
             raise ValueError("g_steps, d_steps and snapshots must be >= 1")
 
     @classmethod
-    def for_profile(cls, name: str | None = None, **overrides) -> "PlaygroundConfig":
+    def for_profile(cls, name: str | None = None, **overrides) -> PlaygroundConfig:
         """smoke: a few steps; cpu and gpu: the full (seconds-long) run."""
         return replace(choose(smoke=cls(g_steps=20, snapshots=4, eval_points=500, grid=32),
                               cpu=cls(), gpu=cls(), profile=name), **overrides)
@@ -294,7 +294,10 @@ def _draw(ax, run: PlaygroundRun, snap: Snapshot, *, title: str | None = None) -
     ax.imshow(snap.surface, origin="lower", extent=(-e, e, -e, e), cmap="coolwarm", alpha=0.8)
     ax.scatter(run.real[:, 0], run.real[:, 1], s=1, c="black", alpha=0.3, label="real")
     ax.scatter(snap.points[:, 0], snap.points[:, 1], s=1, c="gold", alpha=0.6, label="generated")
-    ax.set_xlim(-e, e); ax.set_ylim(-e, e); ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xlim(-e, e)
+    ax.set_ylim(-e, e)
+    ax.set_xticks([])
+    ax.set_yticks([])
     modes = f"\n{snap.modes}/8 modes, {snap.high_quality_fraction:.0%} on a mode" if snap.modes >= 0 else ""
     ax.set_title(title or f"step {snap.step}{modes}", fontsize=9)
 

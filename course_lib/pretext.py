@@ -22,9 +22,14 @@ from torch import nn
 
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
-from .jigsaw import JigsawConfig, JigsawNet, TilePositionNet, jigsaw_batch
-from .jigsaw import TileEncoder  # noqa: F401  re-exported; it lives in course_lib.jigsaw
 from .images import to_float
+from .jigsaw import (
+    JigsawConfig,
+    JigsawNet,
+    TileEncoder,  # noqa: F401  re-exported; it lives in course_lib.jigsaw
+    TilePositionNet,
+    jigsaw_batch,
+)
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -43,7 +48,7 @@ class RotationConfig:
     seed: int = 0
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "RotationConfig":
+    def for_profile(cls, name: str | None = None) -> RotationConfig:
         """The chapter's sizes for profile ``name``; also used by the supervised baseline."""
         return choose(
             smoke=cls(image_size=16, train_size=128, batch_size=8, steps=6),
@@ -52,7 +57,7 @@ class RotationConfig:
             profile=name,
         )
 
-    def build(self) -> "BackboneClassifier":
+    def build(self) -> BackboneClassifier:
         return BackboneClassifier(num_classes=(4,))
 
 

@@ -30,10 +30,9 @@ layer), :func:`normalised`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ class ProbeConfig:
         if self.max_iter < 1 or self.max_dim < 1 or not self.tol > 0:
             raise ValueError(f"ProbeConfig.max_iter and max_dim must be >= 1 and tol > 0, got "
                              f"{self.max_iter}, {self.max_dim}, {self.tol}")
-        bad = [l for l in self.layers if l not in LAYERS]
+        bad = [layer for layer in self.layers if layer not in LAYERS]
         if bad or not self.layers:
             raise ValueError(f"ProbeConfig.layers must be a non-empty subset of {LAYERS}, got {self.layers!r}")
 
@@ -90,25 +89,25 @@ def layer_features(backbone, images: torch.Tensor, *, layers: Sequence[str] = LA
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"layer_features expects images (N, 3, H, W), got {tuple(images.shape)}")
-    bad = [l for l in layers if l not in LAYERS]
+    bad = [layer for layer in layers if layer not in LAYERS]
     if bad or not layers:
         raise ValueError(f"layers must be a non-empty subset of {LAYERS}, got {tuple(layers)!r}")
     was_training = backbone.training
     backbone.eval()
     device = next(backbone.parameters()).device
-    out: dict[str, list[torch.Tensor]] = {l: [] for l in layers}
+    out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
         x = to_float(x)
         x = standardise(x) if standardised else x
         maps = dict(zip(LAYERS, backbone.features(x)))    # h1 (b, 32, H/2, W/2) ... h3 (b, 128, H/8, W/8)
-        for l in layers:
-            h = maps[l]
+        for layer in layers:
+            h = maps[layer]
             s = pooled_grid(h.shape[1], h.shape[2], max_dim)
             h = h if s == h.shape[2] else F.adaptive_avg_pool2d(h, s)   # (b, C, s, s)
-            out[l].append(h.flatten(1).cpu())
+            out[layer].append(h.flatten(1).cpu())
     backbone.train(was_training)
-    return {l: torch.cat(v) for l, v in out.items()}
+    return {layer: torch.cat(v) for layer, v in out.items()}
 
 
 @dataclass
@@ -249,15 +248,15 @@ def probe_backbone(backbone, splits: Mapping[str, tuple], *, names: Sequence[str
         raise ValueError(f"splits needs 'train', 'val' and 'test', missing {sorted(missing)}")
     feats = {s: layer_features(backbone, splits[s][0], layers=config.layers, max_dim=config.max_dim,
                                standardised=standardised) for s in ("train", "val", "test")}
-    return {l: fit_probe(*[(feats[s][l], splits[s][1]) for s in ("train", "val", "test")],
-                         names=names, config=config) for l in config.layers}
+    return {layer: fit_probe(*[(feats[s][layer], splits[s][1]) for s in ("train", "val", "test")],
+                             names=names, config=config) for layer in config.layers}
 
 
 def best_layer(scores: Mapping[str, ProbeScore]) -> str:
     """The layer with the best *validation* mean (so the test split chooses nothing)."""
     if not scores:
         raise ValueError("best_layer needs at least one layer's ProbeScore")
-    return max(scores, key=lambda l: scores[l].val_mean)
+    return max(scores, key=lambda layer: scores[layer].val_mean)
 
 
 def normalised(acc, random: float, ceiling: float):

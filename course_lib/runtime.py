@@ -37,8 +37,8 @@ import contextlib
 import os
 import random
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ class Runtime:
         return torch.compile(net) if self.compile else net
 
     def loader(self, images, labels=None, *, batch_size: int, seed: int = 0,
-               shuffle: bool = True) -> "DeviceLoader":
+               shuffle: bool = True) -> DeviceLoader:
         """A :class:`DeviceLoader` on this device and layout; ``batch_size`` is the *global*
         batch, of which each rank takes its ``batch_size // world_size`` share."""
         if batch_size % self.world_size:
@@ -239,7 +239,8 @@ def init_distributed(device: str | torch.device | None = None) -> tuple[int, int
     import torch.distributed as dist
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        wants_cuda = torch.cuda.is_available() and str(device or os.environ.get(DEVICE_ENV) or "cuda").startswith("cuda")
+        requested = str(device or os.environ.get(DEVICE_ENV) or "cuda")
+        wants_cuda = torch.cuda.is_available() and requested.startswith("cuda")
         if wants_cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
@@ -274,7 +275,8 @@ def world_size() -> int:
 
 # ------------------------------------------------------------------ the optimizer step
 _ACTIVE: list[Runtime] = []     # the plan of the loop now running (course_lib.loop.train sets it)
-_SCALERS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler]" = weakref.WeakKeyDictionary()  # one fp16 GradScaler per live optimizer
+# one fp16 GradScaler per live optimizer
+_SCALERS: weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager

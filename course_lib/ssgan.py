@@ -58,7 +58,7 @@ class SSGANConfig:
             raise ValueError(f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "SSGANConfig":
+    def for_profile(cls, name: str | None = None) -> SSGANConfig:
         """Chapter 03's DCGAN for the profile, with the paper's weights."""
         return cls(gan=gan.GANConfig.for_profile(name))
 
@@ -167,7 +167,8 @@ def make_step(generator: nn.Module, discriminator: SSDiscriminator, opt_g: torch
 
     def step_fn(batch) -> dict[str, torch.Tensor]:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        generator.train(); discriminator.train()
+        generator.train()
+        discriminator.train()
         z = torch.randn(real.shape[0], config.gan.z_dim, generator=noise).to(real.device)
         logs = update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,
                         real=real, z=z, config=config)
@@ -198,7 +199,8 @@ def train_ssgan(models: dict[str, nn.Module], config: SSGANConfig, *, images: to
     cfg = config.gan
     seed_everything(cfg.seed)
     rt = plan or runtime()
-    generator, discriminator = rt.prepare(models["generator"], ddp=False), rt.prepare(models["discriminator"], ddp=False)
+    generator = rt.prepare(models["generator"], ddp=False)
+    discriminator = rt.prepare(models["discriminator"], ddp=False)
     opt_g, opt_d = gan.make_optimizers(models["generator"], models["discriminator"], cfg)
     if images is None:
         images = ToyFaces(split="train", size=cfg.train_size, image_size=cfg.image_size).images

@@ -29,8 +29,9 @@ References:
 """
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from scipy.stats import t as student_t

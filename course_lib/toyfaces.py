@@ -21,13 +21,21 @@ import torch
 from torch.utils.data import Dataset
 
 from .checkpoint import cache_path, load_or_build
-from .faceattributes import (_INDEX, ATTRIBUTE_NAMES, ATTRIBUTES, _check_split, attributes_to_labels,
-                             sample_attributes)
-from .faceattributes import SPLITS, Attribute  # noqa: F401  re-exported; they live in faceattributes
-from .facedraw import BACKGROUND_STYLES, RENDER_VERSION, render
-from .facedraw import OOD_KINDS, ood_faces, ood_region  # noqa: F401  re-exported; they live in facedraw
+from .faceattributes import (
+    _INDEX,
+    ATTRIBUTE_NAMES,
+    ATTRIBUTES,
+    SPLITS,
+    Attribute,
+    _check_split,
+    attributes_to_labels,
+    sample_attributes,
+)
+from .facedraw import BACKGROUND_STYLES, OOD_KINDS, RENDER_VERSION, ood_faces, ood_region, render
 from .images import to_float, to_uint8
 
+# Attribute, SPLITS, OOD_KINDS, ood_faces and ood_region are imported above only to be re-exported
+# here; they live in faceattributes and facedraw.
 __all__ = [
     "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "OOD_KINDS", "RENDER_VERSION", "ToyFaces",
     "sample_attributes", "render", "attributes_to_labels", "ood_faces", "ood_region",

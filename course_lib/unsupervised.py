@@ -15,9 +15,9 @@ rows of a data matrix ``X`` ``(N, C*H*W)`` with values in [0, 1].
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
-
 import itertools
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn

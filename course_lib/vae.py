@@ -29,8 +29,8 @@ from torch import nn
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
-from .inputs import check_float_images, check_unit_range, range_check_due
 from .images import to_float
+from .inputs import check_float_images, check_unit_range, range_check_due
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
@@ -311,7 +311,7 @@ class VAEConfig:
     data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "VAEConfig":
+    def for_profile(cls, name: str | None = None) -> VAEConfig:
         """smoke: 16x16, seconds; cpu: 32x32, under a minute on 2 idle cores; gpu: 64x64.
 
         cpu's 2400 steps: the budget at which the VAE's test PSNR passes PCA's with the same

@@ -27,8 +27,8 @@ large, consistent gap survives a correction for 72 comparisons.
 """
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -232,14 +232,13 @@ def data_efficiency(results: dict, *, alpha: float = 0.05, ratio: int = 4) -> li
     for (k, n, m), gain in gains.items():
         sign = 1 if FUSION_SCORES[k][1] else -1
         target = values(runs, k, train_size=m, variant=BASELINE).mean()
-
-        def reaches(v):
-            return sign * (values(runs, k, train_size=n, variant=v).mean() - target) >= 0
-
         testable = gain.verdict == BETTER
+        # which variants reach, at N, the baseline's mean at M (asked of testable cases only)
+        reaches = {v: sign * (values(runs, k, train_size=n, variant=v).mean() - target) >= 0
+                   for v in (*fusion_variants, CONTROL)} if testable else {}
         cases.append(EfficiencyCase(score=k, n=n, m=m, baseline_gain=gain,
-                                    matching=tuple(v for v in fusion_variants if testable and reaches(v)),
-                                    control_matches=testable and reaches(CONTROL)))
+                                    matching=tuple(v for v in fusion_variants if testable and reaches[v]),
+                                    control_matches=testable and reaches[CONTROL]))
     return cases
 
 

@@ -38,17 +38,17 @@ import os
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 import torch
 
 from course_lib import metrics
-from course_lib.diffusion import PREDICTIONS, REFERENCE_PATH, DDPMConfig, reference_config, sample_ddim, train_ddpm
+from course_lib.diffusion import PREDICTIONS, REFERENCE_PATH, reference_config, sample_ddim, train_ddpm
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
 from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAEConfig, pretrained_vae
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def snapshot_path(run_dir: Path, step: int) -> Path:

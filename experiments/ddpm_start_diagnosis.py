@@ -54,7 +54,8 @@ def main(argv=None) -> None:
         tv = {}
         for j, a in enumerate(ATTRIBUTES):
             if ATTRIBUTE_NAMES[j] in GLOBAL:
-                diff = torch.bincount(attrs[:, j], minlength=a.num_classes) - torch.bincount(real_attrs[:, j], minlength=a.num_classes)
+                diff = (torch.bincount(attrs[:, j], minlength=a.num_classes)
+                        - torch.bincount(real_attrs[:, j], minlength=a.num_classes))
                 tv[ATTRIBUTE_NAMES[j]] = round(0.5 * diff.abs().sum().item() / N, 2)
         print(f"{name:<52} Frechet {metrics.frechet_distance(real_feats, net.features(images)):8.1f}  "
               f"total variation of {tv}", flush=True)

@@ -37,12 +37,10 @@ import os
 import platform
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import fusion
 from course_lib.checkpoint import atomic_write, config_key, load_or_build
@@ -52,6 +50,8 @@ from course_lib.images import to_uint8
 from course_lib.pretext import probe_features
 from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The grid the issue asks for. Step budgets, not seconds, so results do not depend on load.
 # The feature net that scores Frechet distances is trained (once, cached) at the grid's size.
@@ -126,11 +126,11 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
         images = train_all.images[:n]  # nested subsets: N=500 is part of N=2000
         for seed in seeds:
             pre, _ = cached(f"inpainter_{n}_{seed}", fusion.InpaintingNet,
-                            lambda: fusion.pretrain_inpainter(images, cfg, seed=seed), key=grid_key)
+                            partial(fusion.pretrain_inpainter, images, cfg, seed=seed), key=grid_key)
             for variant in fusion.VARIANTS:
-                vae, hit = cached(f"vae_{variant}_{n}_{seed}", build_vae,
-                                  lambda: fusion.train_variant(variant, images, cfg, seed=seed,
-                                                               pretrained=pre)[0], key=grid_key)
+                def make(variant=variant, images=images, seed=seed, pre=pre):  # this iteration's values
+                    return fusion.train_variant(variant, images, cfg, seed=seed, pretrained=pre)[0]
+                vae, hit = cached(f"vae_{variant}_{n}_{seed}", build_vae, make, key=grid_key)
                 if train_only:
                     print(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:10s} "
                           f"{'cached' if hit else 'trained'}", flush=True)
@@ -144,9 +144,9 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     n = grid["lambda_sweep"]["train_size"]
     for seed in seeds:
         for lam in grid["lambda_sweep"]["lams"]:
-            vae, hit = cached(f"vae_joint_lam{lam:g}_{n}_{seed}", build_vae,
-                              lambda: fusion.train_variant("joint", train_all.images[:n], cfg, seed=seed,
-                                                           lam=lam)[0], key=grid_key)
+            def make(seed=seed, lam=lam):  # this iteration's values
+                return fusion.train_variant("joint", train_all.images[:n], cfg, seed=seed, lam=lam)[0]
+            vae, hit = cached(f"vae_joint_lam{lam:g}_{n}_{seed}", build_vae, make, key=grid_key)
             if train_only:
                 print(f"[{time.time() - start:7.0f}s] sweep N={n} seed={seed} lambda={lam:g} "
                       f"{'cached' if hit else 'trained'}", flush=True)
@@ -170,7 +170,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
             else:
                 net, _ = cached(f"inpainter_{name}_{n}_{seed}" if name != "real"
                                 else f"inpainter_{n}_{seed}", fusion.InpaintingNet,
-                                lambda: fusion.pretrain_inpainter(data, cfg, seed=seed), key=grid_key)
+                                partial(fusion.pretrain_inpainter, data, cfg, seed=seed), key=grid_key)
             if train_only:
                 continue
             # pool=1 (128 features): with pool=2 (512) one probe took ~8 min on a loaded CPU
@@ -207,7 +207,8 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="seconds-long config for the tests")
-    parser.add_argument("--out", type=Path, default=None, help="results file (default: course_lib/results_data/fusion.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default: course_lib/results_data/fusion.json)")
     parser.add_argument("--train-only", action="store_true", help="train and cache, score nothing")
     parser.add_argument("--seeds", type=int, nargs="*", default=None,
                         help="with --train-only: train these seeds only (run one process per seed)")

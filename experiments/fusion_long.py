@@ -41,6 +41,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -131,14 +132,15 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
         for seed in (grid["seeds"] if seeds is None else seeds):
             nets = {}
             for kind in PRETEXT:
-                state, _ = cached_state(f"{kind}_{n}_{seed}", lambda: pretrain(kind, n, seed, grid), key)
+                state, _ = cached_state(f"{kind}_{n}_{seed}", partial(pretrain, kind, n, seed, grid), key)
                 nets[kind] = build_pretext(kind, grid)
                 nets[kind].load_state_dict(state)
             for variant in VARIANTS:
                 base = {"init_jigsaw": "init", "init_rotation": "init"}.get(variant, variant)
                 source = {"init": "inpainting", "init_jigsaw": "jigsaw", "init_rotation": "rotation"}.get(variant)
 
-                def make():
+                # the defaults bind this iteration's values (cached_state calls make right away or never)
+                def make(base=base, images=images, seed=seed, nets=nets, source=source):
                     vae, records = fusion.train_variant(base, images, cfg, seed=seed, val_images=val,
                                                         pretrained=nets.get(source), eval_every=grid["eval_every"],
                                                         patience=grid["patience"], match_scale=grid["match_scale"])
@@ -146,7 +148,8 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
                 scaled = "_scaled" if source and grid["match_scale"] else ""
                 state, hit = cached_state(f"vae_{variant}{scaled}_{n}_{seed}", make, key)
                 if train_only:
-                    log(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:14s} {'cached' if hit else 'trained'}")
+                    log(f"[{time.time() - start:7.0f}s] N={n:5d} seed={seed} {variant:14s} "
+                        f"{'cached' if hit else 'trained'}")
                     continue
                 vae = fusion.VAE(latent_dim=cfg.latent_dim, image_size=s)
                 vae.load_state_dict({k[len("vae."):]: v for k, v in state.items() if k.startswith("vae.")})
@@ -206,7 +209,8 @@ class _WithRecords(torch.nn.Module):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="seconds-long config for the tests")
-    parser.add_argument("--out", type=Path, default=None, help="results file (default: course_lib/results_data/fusion.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default: course_lib/results_data/fusion.json)")
     parser.add_argument("--train-only", action="store_true", help="train and cache, score nothing")
     parser.add_argument("--seeds", type=int, nargs="*", default=None,
                         help="these seeds only (scored ones are merged into the committed section)")

@@ -37,17 +37,25 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 import torch
 
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, pretrained_inpainter, train_inpainter
-from course_lib.inpainting_eval import (EVAL_MASKS, REFERENCE_PATH, fillers, hole_psnr_by_seed, margin_verdicts,
-                                        mean_std, reference_config, reference_inpainter)
+from course_lib.inpainting_eval import (
+    EVAL_MASKS,
+    REFERENCE_PATH,
+    fillers,
+    hole_psnr_by_seed,
+    margin_verdicts,
+    mean_std,
+    reference_config,
+    reference_inpainter,
+)
 from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULT_PATH = result_path("inpainting")
 
@@ -161,7 +169,8 @@ def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESUL
         "masks": {k: {"kind": kind, "coverage": c} for k, (kind, c) in EVAL_MASKS.items()},
         "data_version": RENDER_VERSION,
         "live_config": dataclasses.asdict(live_cfg),
-        "reference_config": None if ref_steps is None else dataclasses.asdict(dataclasses.replace(config, steps=ref_steps)),
+        "reference_config": (None if ref_steps is None
+                             else dataclasses.asdict(dataclasses.replace(config, steps=ref_steps))),
         "load_average": round(os.getloadavg()[0], 2),
         # the default summary is the reference's (what the method reaches); live beside it
         "summary": summary.get("reference", summary["live"]),

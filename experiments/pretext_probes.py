@@ -72,7 +72,7 @@ class ProbeExperiment:
     probe: ProbeConfig = ProbeConfig(Cs=(0.01, 0.03, 0.1, 0.3, 1.0))
 
     @classmethod
-    def tiny(cls) -> "ProbeExperiment":
+    def tiny(cls) -> ProbeExperiment:
         return cls(profile="smoke", seeds=(0, 1), probe_train=40, probe_val=20, probe_test=40,
                    steps=tuple((n, 3) for n, _ in cls().steps), supervised_checks=2)
 
@@ -200,12 +200,12 @@ def run(exp: ProbeExperiment, *, log=None, previous: dict | None = None) -> dict
                 log(f"    warning: {w.message}")
             layer = best_layer(scores)
             runs.append({"backbone": name, "seed": seed, "best_layer": layer, "probe": scores[layer].mean,
-                         "per_layer": {l: {"test": s.mean, "val": s.val_mean} for l, s in scores.items()},
+                         "per_layer": {layer: {"test": s.mean, "val": s.val_mean} for layer, s in scores.items()},
                          "per_attribute": scores[layer].per_attribute, "C": scores[layer].C,
                          "train_seconds": round(t1 - t0, 1), "probe_seconds": round(time.perf_counter() - t1, 1),
                          **extra})
             log(f"seed {seed} {name:22s} probe {scores[layer].mean:.4f} ({layer}; "
-                + ", ".join(f"{l} {s.mean:.3f}" for l, s in scores.items())
+                + ", ".join(f"{layer} {s.mean:.3f}" for layer, s in scores.items())
                 + f") {extra.get('pretext_acc', '')} train {t1 - t0:.0f} s, probe {time.perf_counter() - t1:.0f} s")
     return {"experiment": dataclasses.asdict(exp), "render_version": RENDER_VERSION,
             "attributes": list(ATTRIBUTE_NAMES),
@@ -233,7 +233,8 @@ def summarise(runs: list[dict]) -> dict:
             "seeds": seeds,
             "normalised_mean": float(normalised(np.mean(seeds), floor, ceiling)) if ceiling > floor else None,
             "best_layers": [r["best_layer"] for r in rs],
-            "per_layer_mean": {l: float(np.mean([r["per_layer"][l]["test"] for r in rs])) for l in rs[0]["per_layer"]},
+            "per_layer_mean": {layer: float(np.mean([r["per_layer"][layer]["test"] for r in rs]))
+                               for layer in rs[0]["per_layer"]},
             "per_attribute": {a: float(np.mean([r["per_attribute"][a] for r in rs])) for a in rs[0]["per_attribute"]},
             **({"pretext_acc": [r["pretext_acc"] for r in rs]} if "pretext_acc" in rs[0] else {}),
         }

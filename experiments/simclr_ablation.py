@@ -100,7 +100,7 @@ def run(exp: AblationExperiment, out: Path, *, log=print) -> dict:
                 scores = probe_backbone(trained.model.backbone, splits, names=ATTRIBUTE_NAMES, config=probe_exp.probe)
                 layer = best_layer(scores)
                 runs.append({"variant": variant, "seed": seed, "probe": scores[layer].mean, "best_layer": layer,
-                             "per_layer": {l: {"test": s.mean, "val": s.val_mean} for l, s in scores.items()},
+                             "per_layer": {layer: {"test": s.mean, "val": s.val_mean} for layer, s in scores.items()},
                              "per_attribute": scores[layer].per_attribute,
                              "train_seconds": round(t1 - t0, 1), "probe_seconds": round(time.perf_counter() - t1, 1)})
             log(f"{variant:10s} seed {seed}: probe {runs[-1]['probe']:.4f} ({runs[-1]['best_layer']})")
@@ -118,8 +118,10 @@ def summarise(runs: list[dict]) -> dict:
     return {v: {"probe_mean": float(np.mean([r["probe"] for r in rs])),
                 "probe_std": float(np.std([r["probe"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0,
                 "seeds": [r["probe"] for r in rs],
-                "per_layer_mean": {l: float(np.mean([r["per_layer"][l]["test"] for r in rs])) for l in rs[0]["per_layer"]},
-                "per_attribute": {a: float(np.mean([r["per_attribute"][a] for r in rs])) for a in rs[0]["per_attribute"]}}
+                "per_layer_mean": {layer: float(np.mean([r["per_layer"][layer]["test"] for r in rs]))
+                                   for layer in rs[0]["per_layer"]},
+                "per_attribute": {a: float(np.mean([r["per_attribute"][a] for r in rs]))
+                                  for a in rs[0]["per_attribute"]}}
             for v, rs in by.items()}
 
 

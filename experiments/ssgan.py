@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from course_lib import gan, ssgan
-from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
 from course_lib.probe import ProbeConfig, best_layer, probe_backbone
@@ -65,7 +64,7 @@ class SSGANExperiment:
     beta: float = 1.0
 
     @classmethod
-    def tiny(cls) -> "SSGANExperiment":
+    def tiny(cls) -> SSGANExperiment:
         return cls(profile="smoke", steps=None, seeds=(0, 1), n=40, probe_train=40, probe_val=20, probe_test=40,
                    probe=ProbeConfig(Cs=(0.1,), max_iter=50))
 
@@ -112,7 +111,7 @@ def unit(exp: SSGANExperiment, variant: str, seed: int, *, real, net, splits) ->
                             config=exp.probe)
     layer = best_layer(scores)
     record.update({"probe": scores[layer].mean, "best_layer": layer,
-                   "per_layer": {l: {"test": s.mean, "val": s.val_mean} for l, s in scores.items()},
+                   "per_layer": {layer: {"test": s.mean, "val": s.val_mean} for layer, s in scores.items()},
                    "per_attribute": scores[layer].per_attribute,
                    "seconds": round(t1 - t0, 1), "probe_seconds": round(time.perf_counter() - t1, 1)})
     return record
@@ -132,7 +131,8 @@ def summarise(runs: list[dict]) -> dict:
                 row[m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                           "values": vals}
         row["seeds"] = [r["seed"] for r in rs]
-        row["per_layer_mean"] = {l: float(np.mean([r["per_layer"][l]["test"] for r in rs])) for l in rs[0]["per_layer"]}
+        row["per_layer_mean"] = {layer: float(np.mean([r["per_layer"][layer]["test"] for r in rs]))
+                                 for layer in rs[0]["per_layer"]}
         row["best_layers"] = [r["best_layer"] for r in rs]
         out[variant] = row
     return out
@@ -159,7 +159,8 @@ def run(exp: SSGANExperiment, out: Path, *, log=print) -> dict:
                 continue
             runs.append(unit(exp, variant, seed, real=real, net=net, splits=splits))
             r = runs[-1]
-            log(f"seed {seed} {variant:22s} " + " ".join(f"{m} {r[m]:.3f}" for m in (*METRICS, "rotation_acc") if m in r)
+            log(f"seed {seed} {variant:22s} "
+                + " ".join(f"{m} {r[m]:.3f}" for m in (*METRICS, "rotation_acc") if m in r)
                 + f" probe {r['probe']:.4f} ({r['best_layer']}) {r['seconds']:.0f} s")
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({**header, "feature_net": dataclasses.asdict(fn_cfg), "runs": runs,

@@ -10,7 +10,6 @@ from course_lib.inpainting import InpaintingNet
 from course_lib.vae import VAE, elbo_loss
 
 
-
 def test_attribute_direction_known_values_and_errors():
     mu = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 0.0], [0.0, 2.0]])
     has = torch.tensor([1, 1, 0, 0])
@@ -97,8 +96,8 @@ def test_auroc_by_ranks_equals_the_pairwise_definition_on_many_ties():
 
 
 def test_ood_region_marks_the_anomalous_part_and_is_deterministic():
-    from course_lib.facedraw import ood_faces, ood_region
     from course_lib.faceattributes import sample_attributes
+    from course_lib.facedraw import ood_faces, ood_region
     S = 32
     eye = ood_region("three_eyes", 6, S, seed=2)
     assert eye.shape == (6, 1, S, S) and set(eye.unique().tolist()) <= {0.0, 1.0}
@@ -189,7 +188,7 @@ def test_damage_masks_are_seeded_thin_scratches_and_round_blotches():
 
 
 def test_classical_augment_keeps_labels_true_under_a_flip():
-    from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces, render, attributes_to_labels, sample_attributes
+    from course_lib.toyfaces import ATTRIBUTE_NAMES, ToyFaces, attributes_to_labels, render, sample_attributes
     faces = ToyFaces(split="train", size=64, image_size=16, cache=False)
     x, y = app.classical_augment(faces.images, faces.labels, seed=0, max_shift=0, jitter=0.0)
     assert x.dtype == torch.uint8 and x.shape == faces.images.shape and y.shape == faces.labels.shape

@@ -17,15 +17,32 @@ import pytest
 import torch
 from PIL import Image
 
-from course_lib import (checkpoint, contrastive, datasets, gan, gan_reference, inpainting, inpainting_eval, jigsaw,
-                        masks, metrics, pretext, profiles, results, runtime, ssgan, tiles, unsupervised, vae)
+from course_lib import (
+    checkpoint,
+    contrastive,
+    datasets,
+    gan,
+    gan_reference,
+    inpainting,
+    inpainting_eval,
+    jigsaw,
+    masks,
+    metrics,
+    pretext,
+    profiles,
+    results,
+    runtime,
+    ssgan,
+    tiles,
+    unsupervised,
+    vae,
+)
 from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
-from course_lib.loop import Budget, History
-from course_lib.loop import train as loop_train
+from course_lib.loop import Budget, History, train as loop_train
 from course_lib.plots import show_images
-from course_lib.train import main as cli_main
 from course_lib.toyfaces import ToyFaces
+from course_lib.train import main as cli_main
 
 
 @dataclasses.dataclass
@@ -88,7 +105,10 @@ class Cfg:
     width: int = 2
 
 
-def _load_or_train(c: Ctx, name="tiny", config=Cfg(), **kw):
+CFG = Cfg()  # the one default config every call shares
+
+
+def _load_or_train(c: Ctx, name="tiny", config=CFG, **kw):
     return checkpoint.load_or_train(name, lambda m, cfg: [], config=config,
                                     build=lambda cfg: torch.nn.Linear(2, 2), device="cpu", **kw)
 
@@ -166,7 +186,8 @@ CASES = [
         lambda c: vae.VAE(latent_dim=0, image_size=16)),
     bad("vae-image-size-30", ValueError, "image_size must be a positive multiple of 8, got 30",
         lambda c: vae.VAE(latent_dim=4, image_size=30)),
-    bad("vae-uint8-batch", TypeError, r"must be float images in \[0, 1\], got dtype torch.uint8: convert.*float\(\) / 255",
+    bad("vae-uint8-batch", TypeError,
+        r"must be float images in \[0, 1\], got dtype torch.uint8: convert.*float\(\) / 255",
         lambda c: vae.VAE(latent_dim=4, image_size=16)((img() * 255).to(torch.uint8))),
     bad("vae-float-0-255", ValueError, r"Encoder input must lie in \[0, 1\].*0..255 pixel values; divide by 255",
         lambda c: vae.VAE(latent_dim=4, image_size=16)(img(scale=255.0))),
@@ -186,7 +207,8 @@ CASES = [
         lambda c: ConvBackbone(widths=(32, 64))),
     bad("backbone-numpy-input", TypeError, "must be a torch.Tensor of float images, got ndarray",
         lambda c: ConvBackbone()(np.zeros((1, 3, 8, 8), np.float32))),
-    bad("unet-30-px", ValueError, r"InpaintingNet needs H and W divisible by 8, got 30x30: resize or crop to 24x24 or 32x32",
+    bad("unet-30-px", ValueError,
+        r"InpaintingNet needs H and W divisible by 8, got 30x30: resize or crop to 24x24 or 32x32",
         lambda c: inpainting.InpaintingNet()(img(s=30), hole(s=30))),
     bad("unet-uint8-images", TypeError, r"InpaintingNet input must be float images in \[0, 1\]",
         lambda c: inpainting.InpaintingNet()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), hole())),
@@ -405,13 +427,16 @@ CASES = [
     bad("checkpoint-corrupt", checkpoint.CheckpointError, r"is corrupted.*Delete the file, or move it aside",
         lambda c: checkpoint.read_checkpoint(c.file("c.pt", b"\x80\x02 half a file"))),
     bad("checkpoint-foreign-file", checkpoint.CheckpointError, "has format None, expected 1",
-        lambda c: (torch.save({"weights": torch.zeros(2)}, c.tmp / "f.pt"), checkpoint.read_checkpoint(c.tmp / "f.pt"))),
-    bad("checkpoint-wrong-shapes", checkpoint.CheckpointError, r"does not fit model 'model' \(Linear\).*file \(2, 2\) vs model \(3, 2\)",
+        lambda c: (torch.save({"weights": torch.zeros(2)}, c.tmp / "f.pt"),
+                   checkpoint.read_checkpoint(c.tmp / "f.pt"))),
+    bad("checkpoint-wrong-shapes", checkpoint.CheckpointError,
+        r"does not fit model 'model' \(Linear\).*file \(2, 2\) vs model \(3, 2\)",
         lambda c: checkpoint.load_checkpoint(saved(c), models=torch.nn.Linear(2, 3))),
     bad("checkpoint-missing-model", checkpoint.CheckpointError, r"has no model \['decoder'\]; it holds \['encoder'\]",
         lambda c: checkpoint.load_checkpoint(saved(c, encoder=torch.nn.Linear(2, 2)),
                                              models={"decoder": torch.nn.Linear(2, 2)})),
-    bad("checkpoint-other-optimizer", checkpoint.CheckpointError, r"optimizer 'opt' was saved from Adam, but you passed a SGD",
+    bad("checkpoint-other-optimizer", checkpoint.CheckpointError,
+        r"optimizer 'opt' was saved from Adam, but you passed a SGD",
         lambda c: (lambda path, m: checkpoint.load_checkpoint(path, models=m, optimizers={
             "opt": torch.optim.SGD(m.parameters(), lr=0.1)}))(*_adam_checkpoint(c))),
     bad("checkpoint-missing-optimizer", checkpoint.CheckpointError, r"has no optimizer \['opt'\]",
@@ -454,15 +479,18 @@ CASES = [
         lambda c: runtime.seed_everything(-1)),
     bad("seed-str", ValueError, "seed must be a non-negative int, got '0'",
         lambda c: runtime.seed_everything("0")),
-    bad("course-profile-env", ValueError, r"COURSE_PROFILE='fast' is not a course profile; expected one of smoke, cpu, gpu",
+    bad("course-profile-env", ValueError,
+        r"COURSE_PROFILE='fast' is not a course profile; expected one of smoke, cpu, gpu",
         lambda c: (c.env("COURSE_PROFILE", "fast"), profiles.current_profile())),
     bad("choose-profile", ValueError, "is not a course profile; expected one of",
         lambda c: profiles.choose(smoke=1, cpu=2, gpu=3, profile="laptop")),
     # ------------------------------------------------------------------ the loop and the CLI trainer
-    bad("train-returns-list", TypeError, r"step_fn must return a dict of scalars like \{'loss': loss.detach\(\)\}, got list at step 1",
+    bad("train-returns-list", TypeError,
+        r"step_fn must return a dict of scalars like \{'loss': loss.detach\(\)\}, got list at step 1",
         lambda c: loop_train(lambda b: [1.0], [torch.zeros(1)], budget=Budget(steps=1), progress=False)),
     bad("train-returns-vector", ValueError, r"step_fn returned 'loss' with shape \(3,\) at step 1; return scalars",
-        lambda c: loop_train(lambda b: {"loss": torch.ones(3)}, [torch.zeros(1)], budget=Budget(steps=1), progress=False)),
+        lambda c: loop_train(lambda b: {"loss": torch.ones(3)}, [torch.zeros(1)], budget=Budget(steps=1),
+                             progress=False)),
     bad("train-every-zero", ValueError, "every and sync_every must be positive",
         lambda c: loop_train(lambda b: {}, [torch.zeros(1)], budget=Budget(steps=1), every=0)),
     bad("loader-global-batch-odd", ValueError, r"global batch_size=7 divisible by world_size",
@@ -481,7 +509,8 @@ CASES = [
         lambda c: cli_main(["vae", "--image-size", "big", "--out", str(c.tmp / "run")])),
     bad("cli-seed-negative", SystemExit, "--seed must be >= 0, got -1",
         lambda c: cli_main(["vae", "--seed", "-1", "--out", str(c.tmp / "run")])),
-    bad("cli-data-unknown", SystemExit, "--data must be one of toyfaces, celeba, cifar10, imagefolder:PATH, got 'mnist2'",
+    bad("cli-data-unknown", SystemExit,
+        "--data must be one of toyfaces, celeba, cifar10, imagefolder:PATH, got 'mnist2'",
         lambda c: cli_main(["vae", "--data", "mnist2", "--out", str(c.tmp / "run")])),
     bad("cli-no-out", SystemExit, "the following arguments are required: --out",
         lambda c: cli_main(["vae"])),

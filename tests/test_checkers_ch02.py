@@ -5,9 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.checkers.ch02 import (
-    check_elbo_loss, check_kl_divergence, check_reparameterize, check_train_step,
-)
+from course_lib.checkers.ch02 import check_elbo_loss, check_kl_divergence, check_reparameterize, check_train_step
 from course_lib.checkers.core import ExerciseError
 from course_lib.vae import elbo_loss, kl_divergence, reparameterize
 
@@ -28,7 +26,8 @@ def test_reparameterize_reference_passes(capsys):
     (lambda mu, logvar: torch.exp(0.5 * logvar) * torch.randn_like(mu), "not centred on mu"),
     (lambda mu, logvar: (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach(), "no gradient"),
     (lambda mu, logvar: torch.normal(mu.detach(), torch.exp(0.5 * logvar.detach())), "no gradient"),
-    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[1], generator=torch.Generator().manual_seed(0)),
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar)
+     * torch.randn(mu.shape[1], generator=torch.Generator().manual_seed(0)),
      "std|same z"),
     # uniform and Laplace noise with the right mean and std: not Gaussian
     (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * (torch.rand_like(mu) - 0.5) * 12 ** 0.5,
@@ -36,7 +35,8 @@ def test_reparameterize_reference_passes(capsys):
     (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.distributions.Laplace(0.0, 2 ** -0.5).sample(mu.shape),
      r"not Gaussian \(kurtosis [56]"),
     # float64 noise from NumPy: explained, not "Double did not match Float"
-    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.from_numpy(np.random.default_rng().standard_normal(tuple(mu.shape))),
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar)
+     * torch.from_numpy(np.random.default_rng().standard_normal(tuple(mu.shape))),
      r"dtype torch.float64, but the inputs are torch.float32.*randn_like"),
 ])
 def test_reparameterize_wrong_answers_fail(wrong, message):

@@ -6,7 +6,11 @@ import torch.nn.functional as F
 
 from course_lib import gan
 from course_lib.checkers.ch03 import (
-    check_discriminator_loss, check_gan_step, check_generator_loss, check_gradient_penalty, reference_gan_step,
+    check_discriminator_loss,
+    check_gan_step,
+    check_generator_loss,
+    check_gradient_penalty,
+    reference_gan_step,
 )
 from course_lib.checkers.core import ExerciseError
 
@@ -31,7 +35,8 @@ def test_discriminator_loss_bce_formulation_passes(capsys):
     (stub, "not implemented"),
     (lambda r, f: -(F.softplus(-r).mean() + F.softplus(f).mean()), "sign is flipped"),
     (lambda r, f: F.softplus(r).mean() + F.softplus(-f).mean(), "swapped"),
-    (lambda r, f: F.binary_cross_entropy_with_logits(torch.cat([r, f]), torch.cat([torch.ones_like(r), torch.zeros_like(f)])),
+    (lambda r, f: F.binary_cross_entropy_with_logits(torch.cat([r, f]),
+                                                     torch.cat([torch.ones_like(r), torch.zeros_like(f)])),
      "concatenated"),
     (lambda r, f: F.binary_cross_entropy_with_logits(torch.sigmoid(r), torch.ones_like(r))
      + F.binary_cross_entropy_with_logits(torch.sigmoid(f), torch.zeros_like(f)), "sigmoid twice"),
@@ -122,9 +127,13 @@ def test_gan_step_no_grad_fake_and_fresh_forward_passes(capsys):
         with torch.no_grad():
             fake = generator(z)
         d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake))
-        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
         g_loss = gan.generator_loss(discriminator(generator(z)))
-        opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
         return d_loss, g_loss                        # 0-d tensors are accepted too
     check_gan_step(fresh, steps=50, min_modes=0)
     assert "\u2714 gan_step" in capsys.readouterr().out
@@ -133,50 +142,73 @@ def test_gan_step_no_grad_fake_and_fresh_forward_passes(capsys):
 def not_detached_reused(generator, discriminator, opt_g, opt_d, real, z):
     fake = generator(z)
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake))        # no .detach()
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     g_loss = gan.generator_loss(discriminator(fake))
-    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
     return d_loss.item(), g_loss.item()
 
 
 def not_detached_fresh(generator, discriminator, opt_g, opt_d, real, z):
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(generator(z)))  # no .detach()
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     g_loss = gan.generator_loss(discriminator(generator(z)))
-    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
     return d_loss.item(), g_loss.item()
 
 
 def d_stepped_in_g_step(generator, discriminator, opt_g, opt_d, real, z):
     fake = generator(z)
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     g_loss = gan.generator_loss(discriminator(fake))
-    opt_g.zero_grad(); g_loss.backward(); opt_g.step(); opt_d.step()                  # D stepped on G's loss
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    opt_d.step()  # D stepped on G's loss
     return d_loss.item(), g_loss.item()
 
 
 def g_first(generator, discriminator, opt_g, opt_d, real, z):
     g_loss = gan.generator_loss(discriminator(generator(z)))
-    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(generator(z).detach()))
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     return d_loss.item(), g_loss.item()
 
 
 def saturating(generator, discriminator, opt_g, opt_d, real, z):
     fake = generator(z)
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     g_loss = gan.saturating_generator_loss(discriminator(fake))
-    opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
     return d_loss.item(), g_loss.item()
 
 
 def no_g_step(generator, discriminator, opt_g, opt_d, real, z):
     fake = generator(z)
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
-    opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
     return d_loss.item(), 0.0
 
 

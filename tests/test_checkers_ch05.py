@@ -3,8 +3,12 @@ import pytest
 import torch
 
 from course_lib.checkers.ch05 import (
-    check_greedy_hamming, check_rotation_batch, check_shuffle_tiles, reference_greedy_hamming,
-    reference_shuffle, reference_unshuffle,
+    check_greedy_hamming,
+    check_rotation_batch,
+    check_shuffle_tiles,
+    reference_greedy_hamming,
+    reference_shuffle,
+    reference_unshuffle,
 )
 from course_lib.checkers.core import ExerciseError
 from course_lib.pretext import rotation_batch

@@ -9,8 +9,15 @@ import matplotlib
 import pytest
 import torch
 
-from course_lib.checkpoint import (Checkpoint, CheckpointError, cache_path, load_checkpoint,
-                                   load_or_train, read_checkpoint, save_checkpoint)
+from course_lib.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    cache_path,
+    load_checkpoint,
+    load_or_train,
+    read_checkpoint,
+    save_checkpoint,
+)
 from course_lib.loop import Budget, History, train
 from course_lib.runtime import DeviceLoader, seed_everything
 
@@ -118,7 +125,8 @@ def test_corrupted_checkpoint_names_the_file(tmp_path):
 
 def test_mismatched_checkpoint_names_file_and_mismatch(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", models={"encoder": torch.nn.Linear(4, 8)})
-    with pytest.raises(CheckpointError, match=r"c.pt does not fit model 'encoder'.*weight: file \(8, 4\) vs model \(6, 4\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"c.pt does not fit model 'encoder'.*weight: file \(8, 4\) vs model \(6, 4\)"):
         load_checkpoint(path, models={"encoder": torch.nn.Linear(4, 6)})
     with pytest.raises(CheckpointError, match=r"has no model \['decoder'\]"):
         load_checkpoint(path, models={"decoder": torch.nn.Linear(4, 8)})

@@ -86,7 +86,7 @@ def test_simclr_step_lowers_the_loss():
     g = torch.Generator().manual_seed(0)
     logs = [C.simclr_step(model, opt, x, cfg, g) for _ in range(30)]
     assert logs[0]["loss"].requires_grad is False
-    assert sum(l["loss"] for l in logs[-5:]) / 5 < sum(l["loss"] for l in logs[:5]) / 5
+    assert sum(log["loss"] for log in logs[-5:]) / 5 < sum(log["loss"] for log in logs[:5]) / 5
     assert model(x).shape == (16, cfg.out_dim)
 
 

@@ -14,7 +14,7 @@ import torch
 
 import course_lib
 from course_lib import fusion, gan, inpainting, loop, runtime as rt_mod, vae
-from course_lib.loop import Budget, Step, train
+from course_lib.loop import Budget, train
 from course_lib.runtime import DeviceLoader, backward_step, local_share, runtime
 from course_lib.toyfaces import ToyFaces
 from course_lib.train import main as cli_main
@@ -209,7 +209,8 @@ def test_gpu_check_runs_every_trainer_on_the_cpu(tmp_path):
                          env={**os.environ, "COURSE_CACHE": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "trainer" not in line]
-    assert [r.split("|")[1].strip() for r in rows[:6]] == ["vae", "dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation"]
+    trainers = ["vae", "dcgan", "wgan-gp", "inpainting", "jigsaw", "rotation"]
+    assert [r.split("|")[1].strip() for r in rows[:6]] == trainers
     assert all(r.rstrip(" |").endswith("ok") for r in rows[:6])  # fp32 plan == plan on a CPU
 
 

@@ -15,7 +15,6 @@ from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAE, elbo_loss
 
 
-
 def _snapshot(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -156,7 +155,7 @@ def test_joint_steps_reduce_the_loss_and_lambda_zero_is_a_vae_step():
             for _ in range(15)]
     assert logs[0]["inpaint"] > 0
     assert logs[0]["loss"] == pytest.approx(logs[0]["elbo"] + logs[0]["inpaint"], rel=1e-5)
-    assert sum(l["loss"] for l in logs[-3:]) < sum(l["loss"] for l in logs[:3])
+    assert sum(log["loss"] for log in logs[-3:]) < sum(log["loss"] for log in logs[:3])
     decoder_before = _snapshot(model.inpainter)
     out = fusion.joint_step(model, opt, x, mask, lam=0.0)
     assert out["inpaint"] == 0.0 and out["loss"] == out["elbo"]

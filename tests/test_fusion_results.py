@@ -12,7 +12,6 @@ import pytest
 from course_lib import verdicts
 from course_lib.results import result_path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "fusion.py"
 RESULTS = result_path("fusion")
@@ -82,8 +81,9 @@ def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypat
 def test_long_budget_merges_one_seed_at_a_time():
     script = _script(ROOT / "experiments" / "fusion_long.py")
     spec = {"seeds": [0, 1, 2], "config": {"steps": 3}}
-    run = lambda seed, n=500: {"seed": seed, "train_size": n, "variant": "baseline", "test_nelbo": float(seed)}
-    first = script.merge_seeds(None, spec, [run(0), run(0, 10000)], {"0": {"command": "--seeds 0"}}, log=lambda *a: None)
+    run = lambda seed, n=500: {"seed": seed, "train_size": n, "variant": "baseline", "test_nelbo": float(seed)}  # noqa: E731
+    first = script.merge_seeds(None, spec, [run(0), run(0, 10000)], {"0": {"command": "--seeds 0"}},
+                               log=lambda *a: None)
     assert first["seeds_done"] == [0] and not first["complete"]
     second = script.merge_seeds(first, spec, [run(2)], {"2": {"command": "--seeds 2"}}, log=lambda *a: None)
     assert second["seeds_done"] == [0, 2] and set(second["by_seed"]) == {"0", "2"}

@@ -23,7 +23,8 @@ def test_generator_and_discriminator_shapes(image_size, width):
 def test_standard_dcgan_64_has_the_paper_widths():
     g = gan.Generator(z_dim=100, image_size=64, width=64)
     first = g.net[0]
-    assert isinstance(first, nn.ConvTranspose2d) and first.out_channels == 512   # 4x4x1024 in the paper at 64 px is 512 here (ngf*8)
+    # 4x4x1024 in the paper at 64 px is 512 here (ngf*8)
+    assert isinstance(first, nn.ConvTranspose2d) and first.out_channels == 512
     n_up = sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
     assert n_up == 5
 
@@ -81,10 +82,10 @@ def test_wgan_losses():
 def test_gradient_penalty_zero_for_unit_norm_linear_critic():
     w = torch.randn(3 * 4 * 4)
     w = w / w.norm()
-    critic = lambda x: x.flatten(1) @ w                      # 1-Lipschitz, gradient norm exactly 1
+    critic = lambda x: x.flatten(1) @ w                      # noqa: E731  1-Lipschitz, gradient norm exactly 1
     real, fake = torch.rand(6, 3, 4, 4), torch.rand(6, 3, 4, 4)
     assert gan.gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-10)
-    critic2 = lambda x: x.flatten(1) @ (2 * w)               # gradient norm 2 -> penalty (2-1)^2 = 1
+    critic2 = lambda x: x.flatten(1) @ (2 * w)               # noqa: E731  gradient norm 2 -> penalty (2-1)^2 = 1
     assert gan.gradient_penalty(critic2, real, fake).item() == pytest.approx(1.0, rel=1e-5)
 
 
@@ -159,7 +160,7 @@ def test_a_gan_trained_while_measured_and_stored_is_the_one_pretrained_gan_loads
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "chapter"))
     models, samples = gan.build_models(cfg), []
-    measure = lambda step, history: samples.append(gan.generate(gan.sampler_generator(models), 8, seed=1))
+    measure = lambda step, history: samples.append(gan.generate(gan.sampler_generator(models), 8, seed=1))  # noqa: E731
     images = ToyFaces(split="train", size=cfg.train_size, image_size=cfg.image_size).images
     history = gan.train_gan(models, cfg, images=images, progress=False, callbacks=[(2, measure)])
     assert len(samples) == 2                                  # measured at steps 2 and 4
@@ -193,7 +194,8 @@ def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
 
 def test_update_ema_known_values_and_warm_up():
     ema, model = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
-    nn.init.constant_(ema.weight, 0.0); nn.init.constant_(model.weight, 1.0)
+    nn.init.constant_(ema.weight, 0.0)
+    nn.init.constant_(model.weight, 1.0)
     gan.update_ema(ema, model, 0.9)
     assert ema.weight.item() == pytest.approx(0.1)                            # 0.9 * 0 + 0.1 * 1
     nn.init.constant_(ema.weight, 0.0)
@@ -227,7 +229,8 @@ def test_ema_copy_does_not_change_training_and_follows_the_generator():
         models = gan.build_models(config)
         gan.train_gan(models, config, images=images, progress=False)
         runs[decay] = models
-    assert set(runs[0.9]) == {"generator", "discriminator", "generator_ema"} and set(runs[0.0]) == {"generator", "discriminator"}
+    assert set(runs[0.9]) == {"generator", "discriminator", "generator_ema"}
+    assert set(runs[0.0]) == {"generator", "discriminator"}
     for name in ("generator", "discriminator"):
         for a, b in zip(runs[0.0][name].state_dict().values(), runs[0.9][name].state_dict().values()):
             assert torch.equal(a, b)

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import feature_net as fn
-from course_lib import gan
+from course_lib import feature_net as fn, gan
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gan_recipes.py"
 

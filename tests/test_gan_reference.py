@@ -1,6 +1,5 @@
 """Chapter 03's reference generators: experiments/gan_reference.py and course_lib.gan_reference."""
 import argparse
-import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -83,7 +82,8 @@ def test_export_ships_the_weights_with_the_lower_validation_frechet(script, tmp_
 def test_loading_names_a_config_or_drawing_mismatch(script, tmp_path):
     run_dir = tmp_path / "runs"
     script.main(["--model", "dcgan", "--steps", "2", "--snapshot-every", "2", "--run-dir", str(run_dir)])
-    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir, val_size=32), out=tmp_path / "ref.pt")
+    out = script.export(argparse.Namespace(model="dcgan", export=2, run_dir=run_dir, val_size=32),
+                        out=tmp_path / "ref.pt")
     payload = torch.load(out, weights_only=True)
     torch.save({**payload, "config": {**payload["config"], "width": 64}}, tmp_path / "wide.pt")
     with pytest.raises(ValueError, match=r"does not match chapter 03's dcgan config.*'width': \(64, 8\)"):

@@ -3,12 +3,17 @@ import pytest
 import torch
 
 from course_lib.backbone import ConvBackbone
-from course_lib.masks import apply_mask
 from course_lib.inpainting import (
-    InpaintConfig, InpaintingNet, ContextDiscriminator, composite, inpainting_step,
-    masked_mse_loss, mean_fill, opencv_inpaint,
+    ContextDiscriminator,
+    InpaintConfig,
+    InpaintingNet,
+    composite,
+    inpainting_step,
+    masked_mse_loss,
+    mean_fill,
+    opencv_inpaint,
 )
-
+from course_lib.masks import apply_mask
 
 
 def _center_mask(b, size, frac=0.5):

@@ -7,8 +7,15 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from course_lib.metrics import (domain_frechet, frechet_distance, frechet_label, linear_probe,
-                                precision_recall, psnr, ssim)
+from course_lib.metrics import (
+    domain_frechet,
+    frechet_distance,
+    frechet_label,
+    linear_probe,
+    precision_recall,
+    psnr,
+    ssim,
+)
 
 
 def _gauss(n, d, seed, shift=0.0, scale=1.0):

@@ -10,7 +10,6 @@ import html
 import importlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -8,10 +8,17 @@ import torch
 from course_lib.backbone import ConvBackbone
 from course_lib.jigsaw import JigsawConfig, JigsawNet, TilePositionNet, position_labels
 from course_lib.pretext import (
-    BackboneClassifier, RotationConfig, flip_batch, flip_step, jigsaw_step, position_step, probe_features, rotation_batch,
-    rotation_step, supervised_step,
+    BackboneClassifier,
+    RotationConfig,
+    flip_batch,
+    flip_step,
+    jigsaw_step,
+    position_step,
+    probe_features,
+    rotation_batch,
+    rotation_step,
+    supervised_step,
 )
-
 
 
 def test_jigsaw_shapes_and_shared_backbone():
@@ -162,7 +169,7 @@ def test_probe_experiment_tiny(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")   # 50 iterations on purpose: this test checks plumbing
         result = mod.run(exp, log=lambda *a: None)
     assert list(result["summary"]) == list(mod.BACKBONES)
-    for name, row in result["summary"].items():
+    for row in result["summary"].values():
         assert 0.0 <= row["probe_mean"] <= 1.0 and len(row["seeds"]) == 1
         assert set(row["per_attribute"]) == set(result["attributes"])
     assert result["render_version"] and result["configs"]["jigsaw"]["steps"] == 3

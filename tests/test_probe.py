@@ -1,5 +1,4 @@
 """The course's probe protocol (course_lib.probe): known values, the scaler's data, bad inputs."""
-import warnings
 
 import numpy as np
 import pytest
@@ -8,8 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from course_lib.backbone import ConvBackbone
-from course_lib.probe import (ProbeConfig, best_layer, fit_probe, layer_features, normalised,
-                              pooled_grid, probe_backbone)
+from course_lib.probe import ProbeConfig, best_layer, fit_probe, layer_features, normalised, pooled_grid, probe_backbone
 
 
 def _split(n, d, seed, signal=True):
@@ -98,7 +96,7 @@ def test_probe_backbone_every_layer_and_best_on_validation():
               "test": (imgs[45:], labels[45:])}
     scores = probe_backbone(bb, splits, names=["bright"], config=ProbeConfig(max_iter=3000))
     assert set(scores) == {"h1", "h2", "h3"}
-    assert best_layer(scores) == max(scores, key=lambda l: scores[l].val_mean)
+    assert best_layer(scores) == max(scores, key=lambda layer: scores[layer].val_mean)
 
 
 def test_normalised_scale():

@@ -21,7 +21,8 @@ def test_every_committed_result_loads():
     assert {"fusion", "pretext_probes"} <= set(names)
     for name in names:
         data = results.load_result(name)
-        assert isinstance(data, dict) and data.get("command", "").startswith(("python experiments/", "python bench/")), name
+        assert isinstance(data, dict), name
+        assert data.get("command", "").startswith(("python experiments/", "python bench/")), name
 
 
 def test_unknown_and_malformed_names_say_what_exists():

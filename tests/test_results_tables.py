@@ -68,7 +68,8 @@ def test_the_sample_quality_table_has_its_own_section_ranked_by_frechet():
     """Issue 14: the Results page reads the sample-quality table (once: not again in the listing)."""
     text = results_tables.sample_quality_section()
     table = results.load_result("sample_quality_cpu")
-    names = [line.split(" (")[0].removeprefix("| ") for line in text.splitlines() if line.startswith("| ") and "±" in line]
+    names = [line.split(" (")[0].removeprefix("| ") for line in text.splitlines()
+             if line.startswith("| ") and "±" in line]
     rows = {**table["references"], **table["models"]}
     assert sorted(names) == sorted(rows)
     assert [rows[n]["frechet"]["mean"] for n in names] == sorted(rows[n]["frechet"]["mean"] for n in names)

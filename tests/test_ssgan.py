@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_lib import gan, ssgan
-from course_lib.probe import ProbeConfig, layer_features
+from course_lib.probe import layer_features
 
 
 def _cfg(**kw):
@@ -70,7 +70,9 @@ def test_rotation_head_learns_on_real_images():
     for _ in range(40):
         rot, labels = ssgan.quarter_rotations(x)
         loss = torch.nn.functional.cross_entropy(d.rotation_logits(rot), labels)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     assert ssgan.rotation_accuracy(d, x[:8]) == 1.0
 
 

@@ -1,11 +1,16 @@
 """Jigsaw tiles: extraction, permutation sets, shuffle/unshuffle round trip, errors."""
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from course_lib.tiles import (assemble_tiles, hamming_permutations, make_tiles,
-                              permutation_stats, shuffle_tiles, unshuffle_tiles)
+from course_lib.tiles import (
+    assemble_tiles,
+    hamming_permutations,
+    make_tiles,
+    permutation_stats,
+    shuffle_tiles,
+    unshuffle_tiles,
+)
 
 
 def test_tile_shapes_and_content_without_jitter():

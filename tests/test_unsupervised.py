@@ -7,15 +7,23 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 
 from course_lib.unsupervised import (
-    as_matrix, cluster_purity, majority_baseline, pca_fit, pca_project, pca_psnr_per_image, pca_psnr_table,
-    pca_reconstruct, psnr_per_image,
+    as_matrix,
+    cluster_purity,
+    majority_baseline,
+    pca_fit,
+    pca_project,
+    pca_psnr_per_image,
+    pca_psnr_table,
+    pca_reconstruct,
+    psnr_per_image,
 )
 
 
 def data(n=60, d=20, seed=0):
     g = torch.Generator().manual_seed(seed)
     basis = torch.randn(4, d, generator=g, dtype=torch.float64)
-    return torch.randn(n, 4, generator=g, dtype=torch.float64) @ basis + 0.01 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    signal = torch.randn(n, 4, generator=g, dtype=torch.float64) @ basis   # drawn before the noise (same stream)
+    return signal + 0.01 * torch.randn(n, d, generator=g, dtype=torch.float64)
 
 
 def test_pca_matches_scikit_learn():
@@ -91,7 +99,8 @@ def test_linear_autoencoder_reaches_pca_and_spans_its_subspace():
 
     g = torch.Generator().manual_seed(0)
     scales = torch.tensor([3.0, 2.0, 1.5, 0.1, 0.05, 0.02])
-    x = 0.5 + 0.05 * (torch.randn(300, 6, generator=g) * scales) @ torch.linalg.qr(torch.randn(6, 48, generator=g).T).Q.T
+    scaled = torch.randn(300, 6, generator=g) * scales                     # drawn before the rotation
+    x = 0.5 + 0.05 * scaled @ torch.linalg.qr(torch.randn(6, 48, generator=g).T).Q.T
     pca = pca_fit(x.double(), 3)
     pca_mse = (pca_reconstruct(pca_project(x.double(), pca), pca) - x.double()).pow(2).mean().item()
     model, history = train_linear_autoencoder(x, 3, steps=600, lr=1e-2)

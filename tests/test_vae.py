@@ -6,8 +6,19 @@ import pytest
 import torch
 
 from course_lib.vae import (
-    VAE, ArticleDecoder, ArticleEncoder, Decoder, Encoder, VAEConfig, active_units,
-    elbo_loss, encode, kl_divergence, reconstruction_loss, reparameterize, vae_step,
+    VAE,
+    ArticleDecoder,
+    ArticleEncoder,
+    Decoder,
+    Encoder,
+    VAEConfig,
+    active_units,
+    elbo_loss,
+    encode,
+    kl_divergence,
+    reconstruction_loss,
+    reparameterize,
+    vae_step,
 )
 
 

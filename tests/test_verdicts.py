@@ -87,8 +87,8 @@ def test_committed_data_efficiency_lambda_and_cycle(committed):
     lam = verdicts.lambda_verdicts(committed)
     by_lam = verdicts.lambda_runs(committed)
     assert sorted(by_lam) == [0.0, 1.0, 4.0, 16.0] and all(len(rs) == 3 for rs in by_lam.values())
-    p = [scipy_stats.ttest_ind([r[k] for r in by_lam[l]], [r[k] for r in by_lam[0.0]], equal_var=False).pvalue
-         for l, k in lam]
+    p = [scipy_stats.ttest_ind([r[k] for r in by_lam[lam_value]], [r[k] for r in by_lam[0.0]], equal_var=False).pvalue
+         for lam_value, k in lam]
     assert [c.p_adjusted for c in lam.values()] == pytest.approx(stats.holm_adjusted(p))
     cyc = verdicts.cycle_verdicts(committed)
     assert list(cyc) == list(verdicts.CYCLE_FAMILY)

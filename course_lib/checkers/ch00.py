@@ -1,7 +1,7 @@
 """Checker for chapter 00's warm-up exercise: uint8 images -> floats in [0, 1]."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -1,7 +1,7 @@
 """Checkers for chapter 01: PCA by SVD (matching scikit-learn) and cluster purity."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -116,5 +116,6 @@ def check_cluster_purity(student: Callable[[torch.Tensor, torch.Tensor], float])
         raise ExerciseError(f"{name}: got {value:.4f}, expected {expected:.4f}. Hint: {hint}")
     one = run_student(name, student, torch.zeros(6, dtype=torch.long), torch.tensor([0, 0, 0, 0, 1, 1]))
     if abs(float(one) - 4 / 6) > 1e-6:
-        raise ExerciseError(f"{name}: one cluster should score the majority label's share (0.6667), got {float(one):.4f}.")
+        raise ExerciseError(f"{name}: one cluster should score the majority label's share (0.6667), "
+                            f"got {float(one):.4f}.")
     passed(name, f"purity {value:.2f} on the test clustering")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..images import to_float
 from ..toyfaces import ToyFaces
 from ..unsupervised import psnr_per_image
-from ..vae import VAE, elbo_loss, kl_divergence, reparameterize
+from ..vae import VAE, elbo_loss, kl_divergence
 from .core import ExerciseError, check_close, check_dtype, passed, run_student
 
 
@@ -202,7 +202,8 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
         "binary_cross_entropy_with_logits(x_logits, x).":
             (torch.sigmoid(x_logits) - x).pow(2).flatten(1).sum(1).mean() + kl.mean(),
         "sigmoid was applied before BCE-with-logits (applied twice): pass the logits directly.":
-            F.binary_cross_entropy_with_logits(torch.sigmoid(x_logits), x, reduction="none").flatten(1).sum(1).mean() + kl.mean(),
+            F.binary_cross_entropy_with_logits(torch.sigmoid(x_logits), x, reduction="none").flatten(1).sum(1).mean()
+            + kl.mean(),
         "the arguments of the BCE are swapped: binary_cross_entropy_with_logits(x_logits, x).":
             F.binary_cross_entropy_with_logits(x, x_logits, reduction="none").flatten(1).sum(1).mean() + kl.mean(),
     }
@@ -240,7 +241,8 @@ def _loss_value(name: str, loss) -> float:
         raise ExerciseError(f"{name}: return the loss as a float (loss.item()), got {type(loss).__name__}.") from None
 
 
-def _first_step_candidates(model: VAE, x: torch.Tensor, seed: int) -> tuple[float, list[tuple[str, float]], float, float]:
+def _first_step_candidates(model: VAE, x: torch.Tensor,
+                           seed: int) -> tuple[float, list[tuple[str, float]], float, float]:
     """The reference loss of one step on ``x`` with the noise of ``torch.manual_seed(seed)``,
     the losses the usual mistakes return on the same batch and noise, and the step's
     reconstruction and KL terms (for the beta a wrong answer used)."""
@@ -328,7 +330,8 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     if not moved:
         raise ExerciseError(f"{name}: the loss is right ({got:.2f}) but the weights did not change. "
                             "Call optimizer.zero_grad(), loss.backward() and optimizer.step().")
-    drift = max((a.detach() - b.detach()).abs().max().item() for a, b in zip(model.parameters(), ref_model.parameters()))
+    drift = max((a.detach() - b.detach()).abs().max().item()
+                for a, b in zip(model.parameters(), ref_model.parameters()))
     if drift > 1e-4:
         raise ExerciseError(f"{name}: the loss is right but the weights moved differently from one Adam step "
                             f"on it (max difference {drift:.2g}): step on the loss you return, once, "

@@ -7,7 +7,7 @@ chosen so that the plausible mistakes give different numbers, and names the mist
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -133,7 +133,7 @@ def _variants(critic, real, fake, eps):
         (g,) = torch.autograd.grad(critic(points).sum(), points, create_graph=create_graph)
         return reduce(g)
 
-    per_sample = lambda g: ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    per_sample = lambda g: ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()  # noqa: E731
     x_hat = eps * real + (1 - eps) * fake
     return {
         "The penalty must be on the interpolates x_hat = eps * real + (1 - eps) * fake, not on the real images.":
@@ -321,4 +321,5 @@ def check_gan_step(fn: Callable, *, steps: int = 600, min_modes: int = 6, seed: 
         raise ExerciseError(f"{name}: after {steps} steps on the ring the generator covers {modes} of 8 modes "
                             f"({sharp:.0%} of its points on a mode); the bar is {min_modes}. The one-step "
                             "comparison passed, so look at what changes over many calls (state kept between calls?).")
-    passed(name, f"one step = the reference; {steps} steps on the ring: {modes}/8 modes, {sharp:.0%} of the points on a mode")
+    passed(name, f"one step = the reference; {steps} steps on the ring: {modes}/8 modes, "
+                 f"{sharp:.0%} of the points on a mode")

@@ -4,7 +4,7 @@ Convention (course_lib.masks): ``mask`` is (B, 1, H, W) with 1 = hole (missing),
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -56,7 +56,8 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
         raise ExerciseError("apply_mask: hole pixels (mask == 1) must all equal `fill`.")
     check_close("apply_mask", got, reference_apply_mask(x, mask, 0.5))
     other = run_student("apply_mask", apply_mask, x, mask, 0.2)
-    if isinstance(other, torch.Tensor) and other.shape == x.shape and torch.allclose(other.detach().float(), got.float()):
+    if (isinstance(other, torch.Tensor) and other.shape == x.shape
+            and torch.allclose(other.detach().float(), got.float())):
         raise ExerciseError("apply_mask: with fill=0.2 the holes are still 0.5: the fill value is "
                             "hard-coded. Use the `fill` argument.")
     check_close("apply_mask", other, reference_apply_mask(x, mask, 0.2), hint="with fill=0.2 the holes must be 0.2.")

@@ -6,7 +6,7 @@ Conventions (course_lib.jigsaw): ``tiles`` (B, T, C, t, t); ``permutations`` (B,
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

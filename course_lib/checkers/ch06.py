@@ -7,7 +7,7 @@ so it sits on the same per-image scale as the negative ELBO.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -2,7 +2,7 @@
 attribute direction for editing."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
