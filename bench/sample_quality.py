@@ -22,7 +22,8 @@ size is the reference's), each sampled with DDIM in 25 steps, and chapter 03's r
 generators (``course_lib.gan_reference``: the chapter's DCGAN and WGAN-GP trained by
 ``experiments/gan_reference.py`` for >= 10x the chapter's steps) when those files exist (rows
 are left out, and listed under ``"missing"``, when they do not). A GAN whose config keeps an
-EMA of its generator is sampled from the EMA copy (``gan.sampler_generator``). Sampling time is measured in chapter 08 (quality vs seconds).
+EMA of its generator is sampled from the EMA copy (``gan.sampler_generator``). Sampling time is
+measured in chapter 08 (quality vs seconds).
 
 Cached models come from ``$COURSE_CACHE`` (what is missing is trained first: at ``cpu``
 the VAE, the DCGAN and the WGAN-GP, a few minutes on 2 idle cores). No timing is
@@ -36,16 +37,15 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from course_lib import diffusion, gan, gan_reference
+from course_lib import diffusion, flow, gan, gan_reference
 from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
-from course_lib.metrics import (corrupt_images, fidelity_diversity, frechet_distance,
-                                frechet_label, precision_recall)
+from course_lib.metrics import corrupt_images, fidelity_diversity, frechet_distance, frechet_label, precision_recall
 from course_lib.results import result_path, sample_quality_markdown
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 from course_lib.vae import VAEConfig, pretrained_vae
@@ -53,6 +53,7 @@ from course_lib.vae import VAEConfig, pretrained_vae
 REFERENCE_NAMES = ("real", "blur1", "blur2", "noise", "gray", "repeated")
 ROOT = Path(__file__).resolve().parents[1]
 DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seconds sweep shows why)
+FLOW_STEPS = 25  # chapter 09 samples with 25 Euler steps: the same number of network calls
 METRICS = ("frechet", "fidelity", "diversity", "precision", "recall")
 # Reference generators (issue 14, item 4): written by experiments/gan_reference.py, loaded
 # (and checked against chapter 03's config and the ToyFaces drawing) by course_lib.gan_reference.
@@ -71,7 +72,7 @@ class QualityConfig:
     k_precision: int = 3         # neighbours of the k-NN precision/recall (Kynkaanniemi et al.: 3)
 
     @classmethod
-    def for_profile(cls, profile: str) -> "QualityConfig":
+    def for_profile(cls, profile: str) -> QualityConfig:
         # A chapter that sets its own live numbers beside these rows must use the JSON's "n".
         return {"smoke": cls(n=64), "cpu": cls(n=1000), "gpu": cls(n=2000)}[profile]
 
@@ -108,24 +109,27 @@ def load_reference_generator(name: str, path: Path) -> tuple[torch.nn.Module, ga
     return generator, dataclasses.replace(gan_reference.reference_config(short), steps=info["steps"])
 
 
-def model_samplers(profile: str, *, progress: bool | str = False) -> tuple[dict[str, Sampler], dict[str, str]]:
-    """``({row name: sampler}, {missing row: why})`` for the profile's generators.
-    Trains (once, then cached) what the cache does not hold yet."""
-    vae = pretrained_vae(VAEConfig.for_profile(profile), progress=progress).model.cpu()
+def model_samplers(profile: str, *, progress: bool | str = False,
+                   only: tuple[str, ...] = ()) -> tuple[dict[str, Sampler], dict[str, str]]:
+    """``({row name: sampler}, {missing row: why})`` for the profile's generators (only the
+    rows in ``only`` when it is given). Trains (once, then cached) what the cache lacks."""
+    def vae_sampler() -> Sampler:
+        vae = pretrained_vae(VAEConfig.for_profile(profile), progress=progress).model.cpu()
+        return torch.no_grad()(lambda n, seed: vae.sample(n, generator=torch.Generator().manual_seed(seed)))
 
-    @torch.no_grad()
-    def vae_sampler(n: int, seed: int) -> torch.Tensor:
-        return vae.sample(n, generator=torch.Generator().manual_seed(seed))
+    def gan_live(config: gan.GANConfig) -> Sampler:
+        return gan_sampler(gan.sampler_generator(gan.pretrained_gan(config, progress=progress).model).cpu())
 
-    live = diffusion.pretrained_ddpm(diffusion.DDPMConfig.for_profile(profile), progress=progress).model.cpu()
-    samplers: dict[str, Sampler] = {
+    builders: dict[str, Callable[[], Sampler]] = {
         "vae": vae_sampler,
-        "ddpm_live": ddpm_sampler(live),
-        "dcgan_live": gan_sampler(gan.sampler_generator(gan.pretrained_gan(
-            gan.GANConfig.for_profile(profile), progress=progress).model).cpu()),
-        "wgan_gp_live": gan_sampler(gan.sampler_generator(gan.pretrained_gan(
-            wgan_gp_config(profile), progress=progress).model).cpu()),
+        "ddpm_live": lambda: ddpm_sampler(diffusion.pretrained_ddpm(
+            diffusion.DDPMConfig.for_profile(profile), progress=progress).model.cpu()),
+        "flow_live": lambda: flow_sampler(flow.pretrained_flow(
+            flow.FlowConfig.for_profile(profile), progress=progress).model.cpu()),
+        "dcgan_live": lambda: gan_live(gan.GANConfig.for_profile(profile)),
+        "wgan_gp_live": lambda: gan_live(wgan_gp_config(profile)),
     }
+    samplers = {name: build() for name, build in builders.items() if not only or name in only}
     image_size = gan.GANConfig.for_profile(profile).image_size
     references, missing = reference_generator_samplers(image_size)
     if diffusion.reference_config().image_size == image_size:  # chapter 08's committed model
@@ -133,7 +137,13 @@ def model_samplers(profile: str, *, progress: bool | str = False) -> tuple[dict[
     else:
         missing["ddpm_reference"] = (f"the committed DDPM generates {diffusion.reference_config().image_size}px "
                                      f"images, this table is {image_size}px")
+    references = {k: v for k, v in references.items() if not only or k in only}
     return {**samplers, **references}, missing
+
+
+def flow_sampler(model) -> Sampler:
+    """Chapter 09's Euler sampler with 25 steps (as many network calls as DDIM's 25)."""
+    return lambda n, seed: flow.sample_flow(model, n, steps=FLOW_STEPS, seed=seed)
 
 
 def ddpm_sampler(model) -> Sampler:
@@ -188,8 +198,9 @@ def score_rows(samplers: dict[str, Sampler], real: torch.Tensor, net, config: Qu
 
 def sample_quality(profile: str, *, config: QualityConfig | None = None,
                    models: dict[str, Sampler] | None = None, missing: dict[str, str] | None = None,
-                   load_average: float | None = None) -> dict:
-    """The whole table as a JSON-ready dict; ``models`` defaults to :func:`model_samplers`."""
+                   load_average: float | None = None, only: tuple[str, ...] = ()) -> dict:
+    """The whole table as a JSON-ready dict; ``models`` defaults to :func:`model_samplers`
+    (with ``only``: those model rows, and of the reference rows the held-out real one)."""
     config = config or QualityConfig.for_profile(profile)
     image_size = gan.GANConfig.for_profile(profile).image_size
     net = load_feature_net(image_size, config=FeatureNetConfig.for_profile(profile, image_size=image_size))
@@ -199,7 +210,7 @@ def sample_quality(profile: str, *, config: QualityConfig | None = None,
         return ToyFaces(split="val", size=n, image_size=image_size, seed=seed).images
 
     if models is None:
-        models, missing = model_samplers(profile)
+        models, missing = model_samplers(profile, only=only)
     result = {
         "profile": profile,
         "image_size": image_size,
@@ -213,11 +224,34 @@ def sample_quality(profile: str, *, config: QualityConfig | None = None,
         "load_average_start": load_average,
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "references": score_rows(reference_samplers(held_out, image_size), real, net, config),
+        # with only: the held-out real row alone, which tells whether the feature net is the table's
+        "references": score_rows({k: v for k, v in reference_samplers(held_out, image_size).items()
+                                  if not only or k == "real"}, real, net, config),
         "models": score_rows(models, real, net, config),
         "missing": dict(missing or {}),
     }
     return result
+
+
+MATCH = ("profile", "image_size", "n", "seeds", "k", "k_precision", "real_set", "feature_net", "torch")
+
+
+def merge_rows(table: dict, new: dict, *, command: str) -> dict:
+    """``table`` with ``new``'s model rows added or replaced; refuses when the two were not
+    measured the same way (sizes, seeds, real set, feature net, torch), since then the rows
+    could not be compared. The command that added them is kept under ``"row_commands"``."""
+    differ = {k: (table.get(k), new.get(k)) for k in MATCH if table.get(k) != new.get(k)}
+    old_real, new_real = table["references"]["real"], new["references"]["real"]
+    if any(abs(old_real[m]["mean"] - new_real[m]["mean"]) > 1e-6 * max(1.0, abs(old_real[m]["mean"]))
+           for m in new_real):
+        differ["references.real"] = (old_real["frechet"]["mean"], new_real["frechet"]["mean"])
+    if differ:
+        raise SystemExit(f"--only: this run was not measured as the table was (table vs now: {differ}); "
+                         "rerun the whole table without --only")
+    merged = {**table, "models": {**table["models"], **new["models"]}}
+    merged["missing"] = {k: v for k, v in table["missing"].items() if k not in new["models"]}
+    merged["row_commands"] = {**table.get("row_commands", {}), **{k: command for k in new["models"]}}
+    return merged
 
 
 def main(argv=None) -> None:
@@ -226,6 +260,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="where to write the table (default: "
                         "course_lib/results_data/sample_quality_<profile>.json)")
     parser.add_argument("--n", type=int, help="images per set (default: the profile's, 1000 at cpu)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="ROW",
+                        help="score only these model rows and merge them into the existing table "
+                             "(its sizes, real set and feature net must be this run's; the other rows are kept)")
     args = parser.parse_args(argv)
     config = QualityConfig.for_profile(args.profile)
     if args.n is not None:
@@ -234,9 +271,13 @@ def main(argv=None) -> None:
         config = dataclasses.replace(config, n=args.n)
     load = os.getloadavg()[0]
     print(f"load average (1 min) at the start: {load:.2f} on {os.cpu_count()} cores")
-    result = sample_quality(args.profile, config=config, load_average=round(load, 2))
-    result["command"] = " ".join(["python bench/sample_quality.py", *(argv if argv is not None else sys.argv[1:])])
+    result = sample_quality(args.profile, config=config, load_average=round(load, 2), only=tuple(args.only))
+    command = " ".join(["python bench/sample_quality.py", *(argv if argv is not None else sys.argv[1:])])
     out = args.json or result_path(f"sample_quality_{args.profile}")
+    if args.only:
+        result = merge_rows(json.loads(out.read_text()), result, command=command)
+    else:
+        result["command"] = command
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     print(sample_quality_markdown(result, metrics=METRICS))

@@ -25,9 +25,24 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, load_or_train
-from .diffusion_process import (PREDICTIONS, SCHEDULES, START_SNR, Schedule, cosine_schedule, ddim_timesteps,
-                                diffusion_loss, linear_schedule, make_schedule, q_sample, respace, sampling_start,
-                                to_image_range, to_model_range, v_target, v_to_eps)
+from .diffusion_process import (
+    PREDICTIONS,
+    SCHEDULES,
+    START_SNR,
+    Schedule,
+    cosine_schedule,
+    ddim_timesteps,
+    diffusion_loss,
+    linear_schedule,
+    make_schedule,
+    q_sample,
+    respace,
+    sampling_start,
+    to_image_range,
+    to_model_range,
+    v_target,
+    v_to_eps,
+)
 from .diffusion_sampling import p_sample, repaint, reverse_step, sample_ddim, sample_ddpm, start_for
 from .diffusion_unet import DDPM, ResBlock, TimeUNet, timestep_embedding
 from .facedraw import RENDER_VERSION
@@ -47,7 +62,7 @@ __all__ = [
     # diffusion_sampling
     "reverse_step", "p_sample", "sample_ddpm", "sample_ddim", "repaint", "start_for",
     # this module
-    "ddpm_step", "DDPMConfig", "train_ddpm", "pretrained_ddpm", "REFERENCE_PATH", "reference_config",
+    "ddpm_step", "DDPMConfig", "train_ddpm", "fit_denoiser", "pretrained_ddpm", "REFERENCE_PATH", "reference_config",
     "reference_ddpm",
 ]
 
@@ -97,7 +112,7 @@ class DDPMConfig:
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "DDPMConfig":
+    def for_profile(cls, name: str | None = None) -> DDPMConfig:
         """smoke: 16x16, seconds; cpu: 32x32, 2000 steps (about 80 ms each on one idle thread),
         so that the chapter fits in 6 minutes (bench/chapter_times.py measures it): the
         reference run scores domain Frechet 227 there and 179 at step 4000, the VAE 317
@@ -126,6 +141,19 @@ def train_ddpm(model: DDPM, config: DDPMConfig, *, images: torch.Tensor | None =
     :class:`~course_lib.loop.History`. ``images``: uint8 ``(N, 3, S, S)``; default the first
     ``config.train_size`` ToyFaces training images. ``plan``/``checkpoint`` as in
     :func:`course_lib.vae.train_vae`; ``budget`` overrides the step budget (e.g. seconds)."""
+    return fit_denoiser(model, config, ddpm_step, desc=f"DDPM {config.schedule} T={config.T}", images=images,
+                        progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, budget=budget)
+
+
+def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | None = None,
+                 labels: torch.Tensor | None = None, progress: bool | str = "auto", plan: Runtime | None = None,
+                 checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None):
+    """The set-up chapter 08's DDPM and the flow model share: Adam with a linear warm-up,
+    the ToyFaces loader, a seeded generator for the step's randomness, checkpoints ten times
+    a run. ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
+    (:func:`ddpm_step`, :func:`course_lib.flow.flow_step`); ``config`` needs ``lr``,
+    ``warmup``, ``batch_size``, ``steps``, ``train_size``, ``image_size`` and ``seed``.
+    ``labels`` ``(N, K)``: the batches become ``(images, labels)`` (a conditional model)."""
     if images is None:
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     seed_everything(config.seed)
@@ -135,11 +163,11 @@ def train_ddpm(model: DDPM, config: DDPMConfig, *, images: torch.Tensor | None =
     optimizer = torch.optim.Adam(model.net.parameters(), lr=config.lr)
     warm = max(config.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
-    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
+    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed)
     g = torch.Generator().manual_seed(config.seed)
 
     def step(x):
-        out = ddpm_step(model, optimizer, x, g, net=net)
+        out = step_fn(model, optimizer, x, g, net=net)
         scheduler.step()
         return out
 
@@ -147,8 +175,7 @@ def train_ddpm(model: DDPM, config: DDPMConfig, *, images: torch.Tensor | None =
     ckpt = None if checkpoint is None else Checkpoint(
         checkpoint, models=model, optimizers={"adam": optimizer, "warmup": scheduler}, every=every)
     return train(Step(step, generators=[g]), loader, budget=budget or Budget(steps=config.steps),
-                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks, every=every,
-                 desc=f"DDPM {config.schedule} T={config.T}")
+                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks, every=every, desc=desc)
 
 
 def pretrained_ddpm(config: DDPMConfig | None = None, *, progress: bool | str = "auto",
@@ -182,8 +209,10 @@ def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     config = dataclasses.replace(reference_config(), steps=payload["steps"])
     stored = payload["config"]
     expected = dataclasses.asdict(config)
-    diff = {k: (stored.get(k), v) for k, v in expected.items()
-            if (list(stored.get(k)) if isinstance(v, tuple) else stored.get(k)) != (list(v) if isinstance(v, tuple) else v)}
+    def plain(value):  # JSON-like: tuples as lists
+        return list(value) if isinstance(value, tuple) else value
+
+    diff = {k: (stored.get(k), v) for k, v in expected.items() if plain(stored.get(k)) != plain(v)}
     if diff or payload["data_version"] != RENDER_VERSION:
         raise ValueError(f"{path} does not match DDPMConfig / ToyFaces (file vs now: {diff}, render version "
                          f"{payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")

@@ -17,6 +17,7 @@ from torch import nn
 from .backbone import ConvBackbone
 from .diffusion_process import PREDICTIONS, Schedule, v_to_eps
 
+
 # --------------------------------------------------------------------------------------
 # The time-conditioned U-Net
 # --------------------------------------------------------------------------------------
@@ -83,11 +84,15 @@ class TimeUNet(nn.Module):
         self.head = nn.Sequential(nn.GroupNorm(min(8, d1), d1), nn.SiLU(), nn.Conv2d(d1, channels, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight), nn.init.zeros_(self.head[-1].bias)  # start by predicting 0
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond``: an optional ``(B, time_dim)`` condition embedding (chapter 09's
+        attributes), added to the time embedding, so every block sees both."""
         if x.dim() != 4 or x.shape[-1] % 8 or x.shape[-2] % 8:
             raise ValueError(f"TimeUNet expects (B, C, H, W) with H, W multiples of 8, got {tuple(x.shape)}")
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         temb = self.time_mlp(timestep_embedding(t, self.time_dim).to(x.dtype))   # (B, time_dim)
+        if cond is not None:
+            temb = temb + cond.to(temb.dtype)
         h0 = self.stem(x)                                                        # (B, stem, H, W)
         h1 = self.down1(self.backbone.conv1(h0), temb)                           # (B, w1, H/2, W/2)
         h2 = self.down2(self.backbone.conv2(h1), temb)                           # (B, w2, H/4, W/4)
@@ -98,30 +103,22 @@ class TimeUNet(nn.Module):
         return self.head(u)                                                      # (B, 3, H, W)
 
 
-class DDPM(nn.Module):
-    """A noise predictor, its exponential moving average and the schedule it was trained for.
-
-    ``prediction``: what ``net`` outputs, the noise ``eps`` or the velocity ``v`` (Salimans &
-    Ho 2022); calling the DDPM always returns the noise, so every sampler works with both.
-
-    ``net`` is trained; ``ema`` (same architecture, no gradients) is what the samplers use:
-    ``ema <- d_k * ema + (1 - d_k) * net`` after update ``k`` (Ho et al., appendix B), with
+class AveragedNet(nn.Module):
+    """A network ``net`` (trained) and its exponential moving average ``ema`` (same
+    architecture, no gradients: what the samplers call). After update ``k``:
+    ``ema <- d_k * ema + (1 - d_k) * net`` (Ho et al., appendix B), with
     ``d_k = min(ema_decay, (1 + k) / (10 + k))``: the average's horizon grows with the run
     (the warm-up of diffusers' ``EMAModel`` and of TensorFlow's moving averages), so a short
     run is not dragged back to its random initial weights and a long one averages over
     thousands of steps. ``ema_updates`` (a buffer: checkpoints carry it) counts the updates.
+    ``image_size``: the side of the images the model generates.
     """
 
-    def __init__(self, *, net: nn.Module, schedule: Schedule, image_size: int, ema_decay: float = 0.999,
-                 prediction: str = "eps"):
+    def __init__(self, *, net: nn.Module, image_size: int, ema_decay: float = 0.999):
         super().__init__()
         if not 0 <= ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        self.net, self.schedule, self.ema_decay = net, schedule, ema_decay
-        self.prediction = prediction  # what net outputs; forward always returns the noise
-        self.image_size = image_size  # the side of the images it generates
+        self.net, self.ema_decay, self.image_size = net, ema_decay, image_size
         self.ema = copy.deepcopy(net).requires_grad_(False)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
@@ -136,8 +133,61 @@ class DDPM(nn.Module):
         torch._foreach_lerp_(ema, live, 1 - self.current_decay())
         self.ema_updates += 1
 
+
+class DDPM(AveragedNet):
+    """A noise predictor, its exponential moving average (:class:`AveragedNet`) and the
+    schedule it was trained for. ``prediction``: what ``net`` outputs, the noise ``eps`` or
+    the velocity ``v`` (Salimans & Ho 2022); calling the DDPM always returns the noise, so
+    every sampler works with both.
+    """
+
+    def __init__(self, *, net: nn.Module, schedule: Schedule, image_size: int, ema_decay: float = 0.999,
+                 prediction: str = "eps"):
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        super().__init__(net=net, image_size=image_size, ema_decay=ema_decay)
+        self.schedule = schedule
+        self.prediction = prediction  # what net outputs; forward always returns the noise
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The EMA network's estimate of the noise in ``x_t`` (converted from v if it predicts v)."""
         out = self.ema(x_t, t)
         return out if self.prediction == "eps" else v_to_eps(out, x_t, t, self.schedule)
 
+
+# --------------------------------------------------------------------------------------
+# Conditioning on attributes (chapter 09's guidance)
+# --------------------------------------------------------------------------------------
+NULL_LABEL = -1  # "attribute not given": the unconditional model is the same network with every label NULL
+
+
+class AttributeEmbedding(nn.Module):
+    """Discrete attribute labels ``(B, K)`` -> one vector ``(B, dim)``: the sum of a learned
+    vector per attribute value, where a label of :data:`NULL_LABEL` picks that attribute's own
+    "unknown" vector. ``num_classes``: the classes of each of the K attributes."""
+
+    def __init__(self, *, num_classes: tuple[int, ...], dim: int):
+        super().__init__()
+        self.num_classes = tuple(num_classes)
+        self.tables = nn.ModuleList(nn.Embedding(n + 1, dim) for n in self.num_classes)  # row n: unknown
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dim() != 2 or labels.shape[1] != len(self.tables):
+            raise ValueError(f"labels must be (B, {len(self.tables)}), got {tuple(labels.shape)}")
+        out = 0
+        for k, (table, n) in enumerate(zip(self.tables, self.num_classes)):
+            out = out + table(torch.where(labels[:, k] == NULL_LABEL, n, labels[:, k]))
+        return out                                                            # (B, dim)
+
+
+class ConditionalUNet(nn.Module):
+    """A :class:`TimeUNet` told the attributes too: ``(x (B, 3, H, W), t (B,), labels (B, K))``
+    -> ``(B, 3, H, W)``; the attributes' embedding is added to the time embedding."""
+
+    def __init__(self, *, unet: TimeUNet, num_classes: tuple[int, ...]):
+        super().__init__()
+        self.unet = unet
+        self.embed = AttributeEmbedding(num_classes=num_classes, dim=unet.time_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, t, cond=self.embed(labels))

@@ -6,6 +6,8 @@
   Always report it as a *domain-specific* Frechet distance with its ``n`` and image size
   (:func:`frechet_label`): it is not comparable with Inception FID numbers in papers,
   and it is biased upward for small ``n``, so only compare numbers with the same ``n``.
+- :func:`kernel_distance`: KID's polynomial-kernel MMD (Binkowski et al. 2018) on the same
+  features, unbiased in ``n``.
 - :func:`precision_recall`: the k-NN manifold estimate of Kynkaanniemi et al. (2019):
   precision = share of generated samples inside the real manifold (fidelity), recall =
   share of real samples inside the generated manifold (coverage). One real ball is enough
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.image.kid import poly_mmd
 
 from course_lib.feature_net import feature_net_history, load_feature_net
 from course_lib.images import to_float
@@ -71,6 +74,18 @@ def frechet_distance(feats_a, feats_b) -> float:
     cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum()
     d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
     return float(d2.clamp_min(0))
+
+
+def kernel_distance(feats_a, feats_b) -> float:
+    """The kernel distance behind KID (Binkowski et al. 2018): the unbiased squared maximum
+    mean discrepancy with the cubic polynomial kernel ``k(x, y) = (x.y / D + 1)^3``, from
+    torchmetrics (``poly_mmd``, what its ``KernelInceptionDistance`` averages over subsets),
+    on two feature sets ``(N, D)``, ``(M, D)``, in float64. Unlike the Frechet distance it is
+    unbiased in ``n``, so it can be near 0 (or slightly below) for two samples of one set."""
+    a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    return float(poly_mmd(a, b))
 
 
 def frechet_label(n: int, image_size: int) -> str:

@@ -4,6 +4,7 @@ library has no import cycle, and scripts import the installed package instead of
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,12 @@ def test_no_chapter_defines_its_own_show():
     offenders = [p.name for p in sorted((ROOT / "solutions").glob("*.md"))
                  if "def show(" in p.read_text(encoding="utf-8")]
     assert not offenders, f"{offenders} define a private show(): use course_lib.plots.show_images"
+
+
+def test_the_package_docstring_names_every_module():
+    """course_lib/__init__.py's module map is complete: a new module is added to it."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8")))
+    named = set(re.findall(r"``([a-z_]+)``", doc))
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} | {"checkers"}
+    missing = sorted(modules - named)
+    assert not missing, f"course_lib/__init__.py's module map does not name {missing}"

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib import feature_net as fn
-from course_lib import gan, gan_reference, results
+from course_lib import feature_net as fn, gan, gan_reference, results
 from course_lib.facedraw import RENDER_VERSION
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sample_quality.py"
@@ -41,7 +40,7 @@ def _tiny_generator(seed=0):
 def test_main_writes_the_table_with_every_row_and_spread(sq, tmp_path, monkeypatch, capsys):
     generator, _ = _tiny_generator()
     # the models are stand-ins (training the VAE and two GANs is the script's job, not a unit test's)
-    monkeypatch.setattr(sq, "model_samplers", lambda profile: (
+    monkeypatch.setattr(sq, "model_samplers", lambda profile, only=(): (
         {"dcgan_live": sq.gan_sampler(generator), "noise_model": lambda n, s: torch.rand(n, 3, 16, 16)},
         {"dcgan_reference": "not there"}))
     out = tmp_path / "table.json"
@@ -65,6 +64,30 @@ def test_main_writes_the_table_with_every_row_and_spread(sq, tmp_path, monkeypat
     assert refs["gray"]["frechet"]["std"] == 0.0      # the same images for every seed
     assert refs["real"]["frechet"]["std"] > 0.0       # other faces for every seed
     assert "real" in capsys.readouterr().out
+
+
+def test_only_merges_new_rows_into_a_table_measured_the_same_way(sq, tmp_path, monkeypatch):
+    generator, _ = _tiny_generator()
+    rows = {"dcgan_live": sq.gan_sampler(generator), "noise_model": lambda n, s: torch.rand(n, 3, 16, 16)}
+    monkeypatch.setattr(sq, "model_samplers", lambda profile, only=(): (
+        {k: v for k, v in rows.items() if not only or k in only}, {"noise_model": "later"}))
+    out = tmp_path / "table.json"
+    sq.main(["--profile", "smoke", "--json", str(out)])
+    before = json.loads(out.read_text())
+    rows["flow_live"] = lambda n, s: torch.full((n, 3, 16, 16), 0.25)
+    sq.main(["--profile", "smoke", "--json", str(out), "--only", "flow_live"])
+    after = json.loads(out.read_text())
+    assert after["references"] == before["references"] and set(after["models"]) == {*before["models"], "flow_live"}
+    assert after["models"]["dcgan_live"] == before["models"]["dcgan_live"]
+    assert after["row_commands"]["flow_live"].endswith("--only flow_live") and after["command"] == before["command"]
+    # a table measured otherwise (another n, another feature net) is not merged into
+    with pytest.raises(SystemExit, match="not measured as the table was"):
+        sq.main(["--profile", "smoke", "--json", str(out), "--only", "flow_live", "--n", "32"])
+    edited = dict(after, references={**after["references"], "real": {
+        **after["references"]["real"], "frechet": {**after["references"]["real"]["frechet"], "mean": 1.0}}})
+    out.write_text(json.dumps(edited))
+    with pytest.raises(SystemExit, match="references.real"):
+        sq.main(["--profile", "smoke", "--json", str(out), "--only", "flow_live"])
 
 
 def test_reference_generators_load_when_present_and_say_why_not(sq, tmp_path, monkeypatch):

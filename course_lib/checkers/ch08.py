@@ -9,14 +9,14 @@ recomputes the usual mistakes to name the one that was made.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..diffusion_process import cosine_schedule, diffusion_loss, q_sample
 from ..diffusion_sampling import reverse_step
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, name_mistake, passed, run_student
 
 
 def _schedule():
@@ -25,16 +25,6 @@ def _schedule():
 
 def _coef(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return values[t].float().view(-1, 1, 1, 1)
-
-
-def _name_mistake(name: str, got: torch.Tensor, expected: torch.Tensor, wrong: dict, *, atol=1e-5) -> None:
-    """Raise the message of the first wrong answer ``got`` equals; else the generic mismatch."""
-    if isinstance(got, torch.Tensor) and got.shape == expected.shape and not torch.allclose(
-            got.detach().float(), expected, atol=atol, rtol=1e-4):
-        for message, value in wrong.items():
-            if torch.allclose(got.detach().float(), value.float(), atol=atol, rtol=1e-4):
-                raise ExerciseError(f"{name}: {message}.")
-    check_close(name, got, expected, atol=atol)
 
 
 def check_q_sample(fn: Callable[..., torch.Tensor]) -> None:
@@ -70,7 +60,7 @@ def check_q_sample(fn: Callable[..., torch.Tensor]) -> None:
         "off by one: index t is already 0-based, use schedule.alpha_bar[t]":
             _coef(s.alpha_bar, t - 1).sqrt() * x0 + (1 - _coef(s.alpha_bar, t - 1)).sqrt() * noise,
     }
-    _name_mistake("q_sample", got, q_sample(x0, t, noise, s), wrong)
+    name_mistake("q_sample", got, q_sample(x0, t, noise, s), wrong)
     passed("q_sample", "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps")
 
 
@@ -125,7 +115,7 @@ def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
                 F.mse_loss(model(ab * x0 + (1 - ab) * noise, t), noise),
         }
         expected = diffusion_loss(model, x0, t, noise, s)
-    _name_mistake("diffusion_loss", got.reshape(()), expected.reshape(()), {k: v.reshape(()) for k, v in wrong.items()},
+    name_mistake("diffusion_loss", got.reshape(()), expected.reshape(()), {k: v.reshape(()) for k, v in wrong.items()},
                   atol=1e-6)
     passed("diffusion_loss", "mean squared error between the noise and its prediction from x_t")
 
@@ -165,9 +155,9 @@ def check_reverse_step(fn: Callable[..., torch.Tensor]) -> None:
             got0.float(), expected0 + math.sqrt(float(s.betas[0])) * z, atol=1e-5):
         raise ExerciseError("reverse_step: noise was added at the last step; at t = 0 (the paper's t = 1) "
                             "return the mean only (Algorithm 2: z = 0 when t = 1).")
-    _name_mistake("reverse_step", got0, expected0, {k: v for k, v in variants(0).items()
+    name_mistake("reverse_step", got0, expected0, {k: v for k, v in variants(0).items()
                                                    if isinstance(v, torch.Tensor)})
     for t in (30, 80):
         got = run_student("reverse_step", fn, x, eps, t, s, z)
-        _name_mistake("reverse_step", got, reverse_step(x, eps, t, s, z), variants(t))
+        name_mistake("reverse_step", got, reverse_step(x, eps, t, s, z), variants(t))
     passed("reverse_step", "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z")

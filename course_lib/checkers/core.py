@@ -7,7 +7,8 @@ message names the likely mistake ("std = exp(logvar)? use exp(0.5 * logvar)").
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -71,3 +72,16 @@ def check_close(
             f"{name}: values differ from the reference (max abs error {err:.3g})."
             + (f" {hint}" if hint else "")
         )
+
+
+def name_mistake(name: str, got: Any, expected: torch.Tensor, wrong: dict[str, torch.Tensor], *,
+                 atol: float = 1e-5) -> None:
+    """Compare ``got`` with ``expected``; when they differ, raise the message of the first
+    plausible wrong answer ``got`` equals (``wrong``: message -> that answer's value), else
+    :func:`check_close`'s generic mismatch."""
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and not torch.allclose(
+            got.detach().float(), expected.float(), atol=atol, rtol=1e-4):
+        for message, value in wrong.items():
+            if torch.allclose(got.detach().float(), value.float(), atol=atol, rtol=1e-4):
+                raise ExerciseError(f"{name}: {message}.")
+    check_close(name, got, expected, atol=atol)
