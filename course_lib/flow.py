@@ -190,7 +190,7 @@ class FlowConfig:
     widths: tuple[int, int, int] = (32, 64, 128)  # backbone stage widths (H/2, H/4, H/8)
     decoder_widths: tuple[int, int, int] = (64, 32, 16)  # decoder stage widths (H/4, H/2, H)
     time_dim: int = 128                           # size of the time embedding
-    time_sampling: str = "uniform"                # training times: "uniform" or "logit_normal" (SD3)
+    time_sampling: str = "logit_normal"           # training times: "uniform" or "logit_normal" (SD3; flow_study)
     flip: bool = False                            # mirror half the faces (they are symmetric)
     lr: float = 1e-3                              # Adam learning rate (after warm-up)
     warmup: int = 100                             # linear learning-rate warm-up steps
