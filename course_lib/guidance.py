@@ -10,8 +10,8 @@ time the two are combined with a guidance scale ``w``:
 
 ``w = 0`` is the unconditional model, ``w = 1`` the conditional one, ``w > 1`` pushes each sample
 further in the direction that makes its attributes more likely: samples match the requested
-attributes better and look more alike (fidelity up, diversity down). The scale is a dial
-between the two, which :func:`guidance_sweep` measures.
+attributes better, up to a point, and pay in realism and variety. :func:`guidance_sweep`
+measures both sides of that dial.
 """
 from __future__ import annotations
 

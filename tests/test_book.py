@@ -95,10 +95,10 @@ def test_every_citation_is_in_the_bibliography():
     assert not missing, f"cited but not in book/references.bib: {missing}"
 
 
-def test_toc_lists_the_nine_chapters_and_the_book_pages():
+def test_toc_lists_the_eleven_chapters_and_the_book_pages():
     assert CHAPTERS == [f"solutions/{n}" for n in (
         "00_setup", "01_unsupervised", "02_vae", "03_gan", "04_inpainting", "05_jigsaw",
-        "06_fusion", "07_applications", "08_diffusion")]
+        "06_fusion", "07_applications", "08_diffusion", "09_flow_matching", "10_guidance")]
     assert TOC[0] == "book/intro" and TOC[-3:] == ["book/instructors", "book/results", "book/references"]
     # every page the toc lists exists, the chapters with their student versions (the build
     # would stop on a missing one; this says which)
@@ -206,7 +206,8 @@ def _open(browser, base_url, path):
     page.on("console", lambda m: m.type == "error" and errors.append((m.text, m.location.get("url", ""))))
     page.on("pageerror", lambda e: errors.append((f"uncaught: {e}", "")))
     page.on("requestfailed", lambda r: r.url.startswith(base_url) and failed.append(r.url))
-    page.on("response", lambda r: r.url.startswith(base_url) and r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.on("response",
+            lambda r: r.url.startswith(base_url) and r.status >= 400 and failed.append(f"{r.status} {r.url}"))
     page.goto(f"{base_url}/{path}", wait_until="load")
     page.wait_for_timeout(300)
     return page, errors, failed, external
@@ -226,7 +227,8 @@ def test_page_loads_without_console_errors(site, base_url, browser, docname):
         assert not _own_errors(errors, external), f"{docname}: console errors {errors}"
         assert not failed, f"{docname}: local requests failed {failed}"
         broken = page.eval_on_selector_all(
-            "img", "imgs => imgs.filter(i => i.src.startsWith(location.origin) && !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            "img", "imgs => imgs.filter(i => i.src.startsWith(location.origin)"
+                   " && !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
         assert not broken, f"{docname}: images that do not load {broken}"
     finally:
         page.close()
