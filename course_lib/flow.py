@@ -26,6 +26,7 @@ Time convention: t = 0 is noise, t = 1 is data (Lipman et al.; MIT 6.S184). The 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -35,13 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_or_train
-from .diffusion import fit_denoiser
+from .diffusion import DDPMConfig, fit_denoiser
 from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
 from .faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
 from .facedraw import RENDER_VERSION
 from .loop import Budget
-from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, world_size
 from .toyfaces import ToyFaces
 
@@ -130,17 +130,18 @@ def integrate(velocity, x: torch.Tensor, *, steps: int, method: str = "euler",
 
 @torch.no_grad()
 def sample_flow(model: FlowModel, n: int, *, steps: int = 25, method: str = "euler", seed: int = 0,
-                batch_size: int = 256) -> torch.Tensor:
+                batch_size: int = 256, velocity=None) -> torch.Tensor:
     """``n`` images: ``x ~ N(0, I)`` at t = 0 (seeded as chapter 08's samplers are), then
-    :func:`integrate` the EMA velocity to t = 1. Returns ``(n, 3, S, S)`` in [0, 1] on the CPU.
-    Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun."""
+    :func:`integrate` the EMA velocity to t = 1 (or ``velocity(x, t)`` when given, e.g. a
+    guided one: :func:`course_lib.guidance.sample_guided`). Returns ``(n, 3, S, S)`` in
+    [0, 1] on the CPU. Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun."""
     model.eval()
     device = next(model.parameters()).device
     size, out = model.image_size, []
     for first in range(0, n, batch_size):
         g = torch.Generator().manual_seed(seed + first)
         x = torch.randn((min(batch_size, n - first), 3, size, size), generator=g).to(device)
-        out.append(to_image_range(integrate(model, x, steps=steps, method=method)).cpu())
+        out.append(to_image_range(integrate(velocity or model, x, steps=steps, method=method)).cpu())
     return torch.cat(out)
 
 
@@ -218,15 +219,10 @@ class FlowConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> FlowConfig:
-        """smoke: 16x16, seconds; cpu: chapter 08's cpu U-Net and budget; gpu: 64x64, wider."""
-        return choose(
-            smoke=cls(image_size=16, stem=8, widths=(16, 16, 16), decoder_widths=(16, 16, 16),
-                      time_dim=32, steps=20, warmup=5, train_size=128, batch_size=16),
-            cpu=cls(),
-            gpu=cls(image_size=64, stem=64, widths=(128, 192, 256), decoder_widths=(256, 192, 128),
-                    time_dim=256, lr=2e-4, steps=40000, train_size=30000, batch_size=128),
-            profile=name,
-        )
+        """Chapter 08's U-Net, optimiser and budget at each profile (:class:`DDPMConfig`'s
+        fields of the same name): smoke 16x16 in seconds, cpu 32x32, gpu 64x64 and wider."""
+        ddpm = DDPMConfig.for_profile(name)
+        return cls(**{f.name: getattr(ddpm, f.name) for f in dataclasses.fields(cls) if hasattr(ddpm, f.name)})
 
     def build(self) -> FlowModel:
         net = TimeUNet(stem=self.stem, widths=self.widths, decoder_widths=self.decoder_widths,

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from .diffusion_process import to_image_range
 from .diffusion_unet import NULL_LABEL
 from .feature_net import AttributeNet, attribute_accuracy
-from .flow import FlowModel, integrate
+from .flow import FlowModel, sample_flow
 from .metrics import fidelity_diversity, frechet_distance
 
 # The attributes chapter 10's model is told: the discrete ones a person sees at 32 px.
@@ -56,15 +55,12 @@ def sample_guided(model: FlowModel, labels: torch.Tensor, *, scale: float, steps
     """One image per row of ``labels`` ``(n, K)`` (the model's condition attributes, as in
     ``ToyFaces.labels[:, config.condition_index()]``), guided with ``scale``; noise seeded as
     :func:`course_lib.flow.sample_flow` seeds it. Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
-    model.eval()
     device = next(model.parameters()).device
-    size, out = model.image_size, []
+    out = []
     for first in range(0, len(labels), batch_size):
         part = labels[first:first + batch_size].to(device)
-        g = torch.Generator().manual_seed(seed + first)
-        x = torch.randn((len(part), 3, size, size), generator=g).to(device)
-        out.append(to_image_range(integrate(guided_velocity(model, part, scale), x, steps=steps,
-                                            method=method)).cpu())
+        out.append(sample_flow(model, len(part), steps=steps, method=method, seed=seed + first,
+                               batch_size=len(part), velocity=guided_velocity(model, part, scale)))
     return torch.cat(out)
 
 

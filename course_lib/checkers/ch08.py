@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..diffusion_process import cosine_schedule, diffusion_loss, q_sample
 from ..diffusion_sampling import reverse_step
-from .core import ExerciseError, name_mistake, passed, run_student
+from .core import ExerciseError, check_scalar_loss, name_mistake, passed, run_student
 
 
 def _schedule():
@@ -86,14 +86,7 @@ def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
     t = torch.tensor([3, 30, 60, 95])
     model = _ToyModel()
     got = run_student("diffusion_loss", fn, model, x0, t, noise, s)
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(f"diffusion_loss: expected a torch.Tensor, got {type(got).__name__}.")
-    if got.numel() != 1:
-        raise ExerciseError(f"diffusion_loss: expected a scalar, got shape {tuple(got.shape)}; "
-                            "average over the batch and the pixels.")
-    if not got.requires_grad:
-        raise ExerciseError("diffusion_loss: the result carries no gradient; compute it with torch "
-                            "operations on the model's output (no .item(), no torch.no_grad()).")
+    check_scalar_loss("diffusion_loss", got)
     ab = _coef(s.alpha_bar, t)
     x_t = q_sample(x0, t, noise, s)
     with torch.no_grad():

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..flow import TIME_SCALE, euler_step, flow_loss, interpolant
-from .core import ExerciseError, name_mistake, passed, run_student
+from .core import ExerciseError, check_scalar_loss, name_mistake, passed, run_student
 
 
 def _inputs(seed: int, shape=(3, 3, 4, 4)):
@@ -73,14 +73,7 @@ def check_flow_loss(fn: Callable[..., torch.Tensor]) -> None:
     t = torch.tensor([0.05, 0.3, 0.6, 0.95])
     net = _ToyVelocity()
     got = run_student("flow_loss", fn, net, x1, t, x0)
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(f"flow_loss: expected a torch.Tensor, got {type(got).__name__}.")
-    if got.numel() != 1:
-        raise ExerciseError(f"flow_loss: expected a scalar, got shape {tuple(got.shape)}; "
-                            "average over the batch and the pixels.")
-    if not got.requires_grad:
-        raise ExerciseError("flow_loss: the result carries no gradient; compute it with torch operations "
-                            "on the network's output (no .item(), no torch.no_grad()).")
+    check_scalar_loss("flow_loss", got, source="the network's output")
     c = _col(t)
     x_t = (1 - c) * x0 + c * x1
     with torch.no_grad():

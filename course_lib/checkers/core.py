@@ -85,3 +85,15 @@ def name_mistake(name: str, got: Any, expected: torch.Tensor, wrong: dict[str, t
             if torch.allclose(got.detach().float(), value.float(), atol=atol, rtol=1e-4):
                 raise ExerciseError(f"{name}: {message}.")
     check_close(name, got, expected, atol=atol)
+
+
+def check_scalar_loss(name: str, got: Any, *, source: str = "the model's output") -> None:
+    """Raise ExerciseError unless ``got`` is a one-element tensor that carries gradients."""
+    if not isinstance(got, torch.Tensor):
+        raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(got).__name__}.")
+    if got.numel() != 1:
+        raise ExerciseError(f"{name}: expected a scalar, got shape {tuple(got.shape)}; "
+                            "average over the batch and the pixels.")
+    if not got.requires_grad:
+        raise ExerciseError(f"{name}: the result carries no gradient; compute it with torch operations "
+                            f"on {source} (no .item(), no torch.no_grad()).")
