@@ -54,7 +54,9 @@ def test_pca_reference_passes(capsys):
         codes, x_hat = ref_pca(x, k)
         return codes * torch.tensor([-1.0, 1.0], dtype=codes.dtype), x_hat
     check_pca(flipped)
-    assert capsys.readouterr().out.count("\u2714 pca_by_svd") == 2
+    # computed in float32 (x.float()): right to float32's precision, not "rescaled"
+    check_pca(lambda x, k: ref_pca(x.float(), k))
+    assert capsys.readouterr().out.count("\u2714 pca_by_svd") == 3
 
 
 @pytest.mark.parametrize("wrong, message", [

@@ -7,12 +7,17 @@ import torch.nn.functional as F
 
 from course_lib.checkers.ch02 import check_elbo_loss, check_kl_divergence, check_reparameterize, check_train_step
 from course_lib.checkers.core import ExerciseError
-from course_lib.vae import elbo_loss, kl_divergence, reparameterize
+from course_lib.vae import elbo_loss, kl_divergence
 
 from exercise_stub import stub
 
 
 # ----------------------------------------------------------------------------- reparameterize
+def reparameterize(mu, logvar):
+    std = torch.exp(0.5 * logvar)
+    return mu + std * torch.randn_like(std)
+
+
 def test_reparameterize_reference_passes(capsys):
     check_reparameterize(reparameterize)
     assert "\u2714 reparameterize" in capsys.readouterr().out
@@ -38,6 +43,9 @@ def test_reparameterize_reference_passes(capsys):
     (lambda mu, logvar: mu + torch.exp(0.5 * logvar)
      * torch.from_numpy(np.random.default_rng().standard_normal(tuple(mu.shape))),
      r"dtype torch.float64, but the inputs are torch.float32.*randn_like"),
+    # one noise value per sample, shared by every latent dimension
+    (lambda mu, logvar: mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[0], 1),
+     r"share their noise \(correlation 1\.00.*randn_like"),
 ])
 def test_reparameterize_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -46,7 +54,7 @@ def test_reparameterize_wrong_answers_fail(wrong, message):
 
 # ----------------------------------------------------------------------------- KL
 def test_kl_reference_passes(capsys):
-    check_kl_divergence(kl_divergence)
+    check_kl_divergence(lambda mu, lv: -0.5 * torch.sum(1 + lv - mu.pow(2) - lv.exp(), dim=1))
     assert "\u2714 kl_divergence" in capsys.readouterr().out
 
 
@@ -58,6 +66,14 @@ def test_kl_reference_passes(capsys):
     (lambda mu, lv: -0.5 * torch.sum(1 + lv - lv.exp(), dim=1), "mu\\^2 term is missing"),
     (lambda mu, lv: -0.5 * torch.sum(1 + lv - mu ** 2 - (0.5 * lv).exp(), dim=1), "sigma instead of sigma\\^2"),
     (lambda mu, lv: -0.5 * torch.sum(lv - mu ** 2 - lv.exp(), dim=1), "must be 0"),
+    # right values, but no gradient for the encoder: NumPy (float64) or detached
+    (lambda mu, lv: torch.from_numpy(-0.5 * np.sum(1 + lv.numpy() - mu.numpy() ** 2 - np.exp(lv.numpy()), axis=1)),
+     "carry gradients.*not NumPy"),
+    (lambda mu, lv: torch.from_numpy(-0.5 * np.sum(1 + lv.detach().numpy() - mu.detach().numpy() ** 2
+                                                    - np.exp(lv.detach().numpy()), axis=1)).float(),
+     "no gradient flows back to mu and logvar"),
+    (lambda mu, lv: -0.5 * torch.sum(1 + lv - mu.pow(2) - lv.exp(), dim=1).detach(), "no gradient flows back"),
+    (lambda mu, lv: -0.5 * torch.sum(1 + lv - mu.detach().pow(2) - lv.exp(), dim=1), "gradient w.r.t. mu"),
 ])
 def test_kl_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -66,7 +82,7 @@ def test_kl_wrong_answers_fail(wrong, message):
 
 # ----------------------------------------------------------------------------- ELBO
 def ref_elbo(x_logits, x, mu, logvar):
-    return elbo_loss(x_logits, x, mu, logvar).loss
+    return (bce_sum(x_logits, x) + kl_divergence(mu, logvar)).mean()
 
 
 def bce_sum(x_logits, x):
@@ -99,7 +115,12 @@ def test_elbo_reference_passes(capsys):
     (lambda xl, x, mu, lv: bce_sum(torch.sigmoid(xl), x).mean() + kl_divergence(mu, lv).mean(), "applied twice"),
     (lambda xl, x, mu, lv: bce_sum(xl, x) + kl_divergence(mu, lv), "scalar"),
     (lambda xl, x, mu, lv: F.binary_cross_entropy(xl, x, reduction="sum") / len(x), "raised"),
-    (lambda xl, x, mu, lv: elbo_loss(xl, x, mu, lv).loss.detach(), "no gradient flows back"),
+    (lambda xl, x, mu, lv: ref_elbo(xl, x, mu, lv).detach(), "no gradient flows back"),
+    # the KL added as a number: the loss still has a gradient, but not for the encoder's mu, logvar
+    (lambda xl, x, mu, lv: bce_sum(xl, x).mean() + kl_divergence(mu, lv).mean().item(),
+     "mu gets no gradient: the KL term was added as a number"),
+    (lambda xl, x, mu, lv: bce_sum(xl, x).mean().item() + kl_divergence(mu, lv).mean(),
+     "x_logits gets no gradient: the reconstruction term"),
 ])
 def test_elbo_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -186,6 +207,10 @@ def steps_on_another_loss(model, optimizer, x):
     return terms.loss.item()
 
 
+def new_adam_every_call(model, optimizer, x):
+    return ref_step(model, torch.optim.Adam(model.parameters(), lr=2e-3), x)
+
+
 def steps_twice(model, optimizer, x):
     for _ in range(2):
         value = ref_step(model, optimizer, x)
@@ -203,6 +228,7 @@ def steps_twice(model, optimizer, x):
     (loss_after_update, "reference negative ELBO is"),
     (steps_twice, "reference negative ELBO is"),
     (steps_on_another_loss, "weights moved differently"),
+    (new_adam_every_call, "`optimizer` never stepped.*new optimizer inside train_step"),
     (lambda model, optimizer, x: torch.zeros(2), "one number"),
 ])
 def test_train_step_wrong_answers_fail(wrong, message):

@@ -10,7 +10,6 @@ from course_lib.checkers.ch03 import (
     check_gan_step,
     check_generator_loss,
     check_gradient_penalty,
-    reference_gan_step,
 )
 from course_lib.checkers.core import ExerciseError
 
@@ -19,7 +18,7 @@ from exercise_stub import stub
 
 # ----------------------------------------------------------------------------- discriminator loss
 def test_discriminator_loss_reference_passes(capsys):
-    check_discriminator_loss(gan.discriminator_loss)
+    check_discriminator_loss(lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean())
     assert "\u2714 discriminator_loss" in capsys.readouterr().out
 
 
@@ -53,7 +52,8 @@ def test_discriminator_loss_wrong_answers_fail(wrong, message):
 
 # ----------------------------------------------------------------------------- generator loss
 def test_generator_loss_reference_passes(capsys):
-    check_generator_loss(gan.generator_loss)
+    check_generator_loss(lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f)))
+    check_generator_loss(lambda f: F.softplus(-f).mean())
     assert "\u2714 generator_loss" in capsys.readouterr().out
 
 
@@ -68,6 +68,10 @@ def test_generator_loss_reference_passes(capsys):
     # right value, but detached: used to crash with "element 0 of tensors does not require grad"
     (lambda f: F.softplus(-f).mean().detach(), "no gradient flows back to the logits"),
     (lambda f: torch.tensor(F.softplus(-f).mean().item()), "no gradient flows back to the logits"),
+    # unstable forms: inf where D is sure (the discriminator's checker rejects the same form),
+    # and a constant in the log that caps the loss and kills its gradient
+    (lambda f: -torch.log(torch.sigmoid(f)).mean(), "loss is inf at logits -30 and -120.*underflows"),
+    (lambda f: -torch.log(torch.sigmoid(f) + 1e-8).mean(), "loss is 18.42, expected 75.00.*caps it at 18.4"),
 ])
 def test_generator_loss_wrong_answers_fail(wrong, message):
     with pytest.raises(ExerciseError, match=message):
@@ -76,7 +80,9 @@ def test_generator_loss_wrong_answers_fail(wrong, message):
 
 # ----------------------------------------------------------------------------- gradient penalty
 def reference_gp(critic, real, fake, eps):
-    return gan.gradient_penalty(critic, real, fake, eps=eps)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 def make_gp(*, on="interp", create_graph=True, norm="per_sample", square=True):
@@ -115,6 +121,19 @@ def test_gradient_penalty_wrong_answers_fail(wrong, message):
 
 
 # ----------------------------------------------------------------------------- the alternating step
+def reference_gan_step(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_loss = gan.generator_loss(discriminator(fake))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
 def test_gan_step_reference_passes(capsys):
     check_gan_step(reference_gan_step)
     out = capsys.readouterr().out
@@ -203,6 +222,32 @@ def saturating(generator, discriminator, opt_g, opt_d, real, z):
     return d_loss.item(), g_loss.item()
 
 
+def two_d_steps(generator, discriminator, opt_g, opt_d, real, z):
+    fake = generator(z)
+    for _ in range(2):
+        d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+    g_loss = gan.generator_loss(discriminator(fake))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+def g_step_on_fresh_z(generator, discriminator, opt_g, opt_d, real, z):
+    d_loss = gan.discriminator_loss(discriminator(real), discriminator(generator(z).detach()))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_loss = gan.generator_loss(discriminator(generator(torch.randn_like(z))))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
 def no_g_step(generator, discriminator, opt_g, opt_d, real, z):
     fake = generator(z)
     d_loss = gan.discriminator_loss(discriminator(real), discriminator(fake.detach()))
@@ -220,6 +265,8 @@ def no_g_step(generator, discriminator, opt_g, opt_d, real, z):
     (g_first, "generator stepped before the discriminator"),
     (saturating, "non-saturating"),
     (no_g_step, "each optimizer must step once"),
+    (two_d_steps, "opt_d stepped 2 times before the G step.*one D step per call"),
+    (g_step_on_fresh_z, r"g_loss \d\.\d{6}, the reference's \d\.\d{6}; G's weights differ.*the given z"),
     (lambda *args: 1.0, "tuple"),
 ])
 def test_gan_step_wrong_answers_fail(wrong, message):

@@ -5,10 +5,17 @@ import torch
 
 from course_lib.checkers.ch04 import check_apply_mask, check_masked_mse_loss
 from course_lib.checkers.core import ExerciseError
-from course_lib.inpainting import masked_mse_loss
-from course_lib.masks import apply_mask
 
 from exercise_stub import stub
+
+
+# Written out: the checkers reject course_lib's own answers (own_work).
+def apply_mask(images, mask, fill=0.0):
+    return images * (1 - mask) + fill * mask
+
+
+def masked_mse_loss(x_hat, x, mask):
+    return (mask * (x_hat - x) ** 2).sum() / (mask.sum() * x.shape[1])
 
 
 def test_apply_mask_reference_passes(capsys):

@@ -11,24 +11,45 @@ from course_lib.checkers.ch05 import (
     reference_unshuffle,
 )
 from course_lib.checkers.core import ExerciseError
-from course_lib.pretext import rotation_batch
 
 from exercise_stub import stub
 
 
+# Written out: the checkers reject course_lib's own answers (own_work).
+def shuffle(tiles, perms):
+    return torch.stack([t[p] for t, p in zip(tiles, perms)])
+
+
+def unshuffle(shuffled, perms):
+    return torch.stack([s[torch.argsort(p)] for s, p in zip(shuffled, perms)])
+
+
+def greedy(c, n, first=0, distance=lambda a, b: (a != b).sum(-1)):
+    remaining = list(range(c.shape[0]))
+    chosen = [remaining.pop(first)]
+    while len(chosen) < n:
+        d = distance(c[remaining][:, None], c[chosen][None]).float()
+        chosen.append(remaining.pop(int(d.mean(1).argmax())))
+    return c[chosen]
+
+
+def rotation_batch(x):
+    return torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)]), torch.arange(4).repeat_interleave(len(x))
+
+
 def test_shuffle_reference_passes(capsys):
-    check_shuffle_tiles(reference_shuffle, reference_unshuffle)
+    check_shuffle_tiles(shuffle, unshuffle)
     assert "correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("shuffle, unshuffle, pattern", [
-    (stub, reference_unshuffle, "not implemented"),
-    (reference_shuffle, stub, "not implemented"),
-    (reference_unshuffle, reference_unshuffle, "inverse"),
-    (lambda t, p: t[:, p[0]], reference_unshuffle, "first permutation"),
-    (lambda t, p: t.clone(), reference_unshuffle, "original order"),
-    (reference_shuffle, reference_shuffle, "second time"),
-    (reference_shuffle, lambda s, p: s.clone(), "give back"),
+    (stub, unshuffle, "not implemented"),
+    (shuffle, stub, "not implemented"),
+    (unshuffle, unshuffle, "inverse"),
+    (lambda t, p: t[:, p[0]], unshuffle, "first permutation"),
+    (lambda t, p: t.clone(), unshuffle, "original order"),
+    (shuffle, shuffle, "second time"),
+    (shuffle, lambda s, p: s.clone(), "give back"),
 ])
 def test_shuffle_wrong_answers_fail(shuffle, unshuffle, pattern):
     with pytest.raises(ExerciseError, match=pattern):
@@ -43,8 +64,13 @@ def test_round_trip_property():
 
 
 def test_greedy_reference_passes(capsys):
-    check_greedy_hamming(reference_greedy_hamming)
+    check_greedy_hamming(greedy)
     assert "correct" in capsys.readouterr().out
+
+
+def test_greedy_reference_is_the_checkers():
+    c = torch.tensor([[0, 1, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0], [2, 0, 1]])
+    assert torch.equal(greedy(c, 3, 1), reference_greedy_hamming(c, 3, 1))
 
 
 def _greedy_min(c, n, first=0):
@@ -79,7 +105,10 @@ def _greedy_no_removal(c, n, first=0):
     (lambda c, n, first=0: c[:n], "candidates\\[first\\]"),
     (_greedy_argmin, "argmax"),
     (_greedy_min, "minimum|argmax"),
-    (lambda c, n, first=0: reference_greedy_hamming(c, n + 1, first), "shape"),
+    (lambda c, n, first=0: greedy(c, n + 1, first), "shape"),
+    # L1 instead of Hamming: the first candidate set cannot tell them apart, the others can
+    (lambda c, n, first=0: greedy(c, n, first, lambda a, b: (a - b).abs().sum(-1)),
+     r"greedy one for the L1 distance.*\(a != b\)\.sum"),
 ])
 def test_greedy_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):
@@ -128,7 +157,6 @@ def test_rotation_wrong_answers_fail(wrong, pattern):
 
 # --- border features (the rotation shortcut) ----------------------------------------------
 from course_lib.checkers.ch05 import check_border_features  # noqa: E402
-from course_lib.shortcuts import border_strips  # noqa: E402
 
 
 def _strips(x, w, order=(0, 1, 2, 3)):
@@ -138,8 +166,9 @@ def _strips(x, w, order=(0, 1, 2, 3)):
 
 
 def test_border_reference_passes(capsys):
-    check_border_features(lambda x, w: border_strips(x, width=w))
-    assert "correct" in capsys.readouterr().out
+    check_border_features(lambda x, w: _strips(x.float(), w))
+    check_border_features(lambda x, w=2: _strips(x.double(), w))   # float64 is right too (was a raw error)
+    assert capsys.readouterr().out.count("correct") == 2
 
 
 @pytest.mark.parametrize("fn, pattern", [
@@ -150,6 +179,9 @@ def test_border_reference_passes(capsys):
     (lambda x, w: _strips(x.transpose(2, 3), w), "rows are dim 2"),
     (lambda x, w: _strips(x, w).view(len(x), 4, 3).transpose(1, 2).flatten(1), "channel-major"),
     (lambda x, w: x.mean((2, 3)).repeat(1, 4), "border_features"),
+    (lambda x, w: _strips(x.float(), 2), "width=3 the strips are still 2 pixels wide"),
+    # no .float(): right on float images, then the chapter's probe fails on ToyFaces' uint8 images
+    (lambda x, w: _strips(x, w), r"on uint8 images.*raised RuntimeError.*images\.float\(\)"),
 ])
 def test_border_wrong_answers_fail(fn, pattern):
     with pytest.raises(ExerciseError, match=pattern):
@@ -159,7 +191,10 @@ def test_border_wrong_answers_fail(fn, pattern):
 # --- NT-Xent (SimCLR) -----------------------------------------------------------------------
 
 from course_lib.checkers.ch05 import _nt_xent_variant, check_nt_xent  # noqa: E402
-from course_lib.contrastive import nt_xent  # noqa: E402
+
+
+def nt_xent(z1, z2, temperature=0.5):
+    return _nt_xent_variant(z1, z2, temperature)
 
 
 def test_nt_xent_reference_passes(capsys):
@@ -176,6 +211,8 @@ def test_nt_xent_reference_passes(capsys):
     (lambda a, b, t: torch.stack([nt_xent(a, b, t)] * 2), "one number"),
     (lambda a, b, t: nt_xent(a, b, t).item(), "torch.Tensor"),
     (lambda a, b, t: nt_xent(a, b, t) * 0.9, "differ from the reference"),
+    (lambda a, b, t: nt_xent(a, b, t).detach(), "no gradient flows back to z1 and z2"),
+    (lambda a, b, t: nt_xent(a.detach(), b, t), "gradient w.r.t. z1 is not"),
 ])
 def test_nt_xent_wrong_answers_fail(answer, pattern):
     with pytest.raises(ExerciseError, match=pattern):

@@ -2,11 +2,21 @@
 import pytest
 import torch
 
-from course_lib.applications import attribute_direction, auroc
 from course_lib.checkers.ch07 import check_attribute_direction, check_auroc
 from course_lib.checkers.core import ExerciseError
 
 from exercise_stub import stub
+
+
+# Written out: the checkers reject course_lib's own answers (own_work).
+def auroc(normal_scores, anomaly_scores):
+    a, n = anomaly_scores.double()[:, None], normal_scores.double()[None, :]
+    return float(((a > n).double() + 0.5 * (a == n).double()).mean())
+
+
+def attribute_direction(mu, has_attribute):
+    has = has_attribute.bool()
+    return mu[has].mean(0) - mu[~has].mean(0)
 
 
 def test_auroc_reference_passes(capsys):

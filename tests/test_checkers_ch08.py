@@ -7,9 +7,27 @@ import torch.nn.functional as F
 
 from course_lib.checkers.ch08 import check_diffusion_loss, check_q_sample, check_reverse_step
 from course_lib.checkers.core import ExerciseError
-from course_lib.diffusion import diffusion_loss, q_sample, reverse_step
 
 from exercise_stub import stub
+
+
+# Written out: the checkers reject course_lib's own answers (own_work).
+def q_sample(x0, t, noise, schedule):
+    a_bar = schedule.alpha_bar[t].to(x0).view(-1, 1, 1, 1)
+    return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise
+
+
+def diffusion_loss(model, x0, t, noise, schedule):
+    return F.mse_loss(model(q_sample(x0, t, noise, schedule), t), noise)
+
+
+def reverse_step(x_t, eps, t, schedule, noise, *, posterior=False):
+    alpha, beta, a_bar = (float(v[t]) for v in (schedule.alphas, schedule.betas, schedule.alpha_bar))
+    mean = (x_t - beta / math.sqrt(1 - a_bar) * eps) / math.sqrt(alpha)
+    if posterior:          # sigma_t^2 = beta-tilde_t (Ho et al. section 3.2), 0 at t = 0
+        a_bar_prev = float(schedule.alpha_bar[t - 1]) if t > 0 else 1.0
+        return mean + math.sqrt((1 - a_bar_prev) / (1 - a_bar) * beta) * noise
+    return mean + math.sqrt(beta) * noise if t > 0 else mean
 
 
 def _at(values, t):
@@ -30,6 +48,10 @@ def test_q_sample_reference_passes(capsys):
     (lambda x0, t, n, s: _at(s.alpha_bar, t - 1).sqrt() * x0 + (1 - _at(s.alpha_bar, t - 1)).sqrt() * n, "off by one"),
     (lambda x0, t, n, s: s.alpha_bar[t].float().sqrt() * x0 + (1 - s.alpha_bar[t].float()).sqrt() * n, "reshape it to"),
     (lambda x0, t, n, s: x0 + n, "differ"),
+    # right values in float64 (schedule.alpha_bar's dtype; the text asks for .to(x0))
+    (lambda x0, t, n, s: s.alpha_bar[t].view(-1, 1, 1, 1).sqrt() * x0
+     + (1 - s.alpha_bar[t].view(-1, 1, 1, 1)).sqrt() * n,
+     r"dtype torch.float64.*\.to\(x0\)"),
 ])
 def test_q_sample_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):
@@ -57,6 +79,10 @@ def _x_t(x0, t, n, s):
      "square roots"),
     (lambda m, x0, t, n, s: (m(_x_t(x0, t, n, s), t) - n).pow(2).mean(dim=(1, 2, 3)), "scalar"),
     (lambda m, x0, t, n, s: torch.tensor(diffusion_loss(m, x0, t, n, s).item()), "gradient"),
+    # x_t in float64 (no .to(x0)): the chapter's float32 U-Net refuses it
+    (lambda m, x0, t, n, s: F.mse_loss(m(s.alpha_bar[t].view(-1, 1, 1, 1).sqrt() * x0
+                                         + (1 - s.alpha_bar[t].view(-1, 1, 1, 1)).sqrt() * n, t), n).float(),
+     r"fed x_t in torch.float64.*\.to\(x0\)"),
 ])
 def test_loss_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):
@@ -65,7 +91,10 @@ def test_loss_wrong_answers_fail(wrong, pattern):
 
 def test_reverse_step_reference_passes(capsys):
     check_reverse_step(reverse_step)
-    assert "correct" in capsys.readouterr().out
+    # the posterior variance beta-tilde (Ho et al.'s other choice) is right too
+    check_reverse_step(lambda x, eps, t, s, z: reverse_step(x, eps, t, s, z, posterior=True))
+    out = capsys.readouterr().out
+    assert out.count("correct") == 2 and "beta-tilde" in out
 
 
 def _parts(t, s):
@@ -111,6 +140,9 @@ def _never_noise(x, eps, t, s, z):
     (_sigma_beta, "sigma_t = sqrt\\(beta_t\\)"),
     (_never_noise, "no noise was added"),
     (lambda x, eps, t, s, z: x - eps, "differ"),
+    # the paper's 1-based `if t > 1`: no noise at t = 1 (checked only at 0, 30, 80 before)
+    (lambda x, eps, t, s, z: _never_noise(x, eps, t, s, z) + (math.sqrt(float(s.betas[t])) * z if t > 1 else 0),
+     r"no noise was added at t = 1: indices are 0-based.*if t > 0"),
 ])
 def test_reverse_step_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):

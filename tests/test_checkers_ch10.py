@@ -5,9 +5,12 @@ import torch
 from course_lib.checkers.ch10 import check_drop_labels, check_guide
 from course_lib.checkers.core import ExerciseError
 from course_lib.diffusion_unet import NULL_LABEL
-from course_lib.guidance import guide
 
 from exercise_stub import stub
+
+
+def guide(u_cond, u_uncond, scale):    # written out: the checker rejects course_lib.guidance.guide
+    return u_uncond + scale * (u_cond - u_uncond)
 
 
 def test_guide_reference_passes(capsys):

@@ -5,7 +5,8 @@ from collections.abc import Callable
 
 import torch
 
-from .core import ExerciseError, check_close, passed, run_student
+from ..images import to_float
+from .core import ExerciseError, check_close, own_work, passed, run_student
 
 
 def reference_to_unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -13,9 +14,11 @@ def reference_to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32) / 255.0
 
 
+@own_work(reference_to_unit_range, to_float)
 def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Pass the reference; fail the stub, a missing division, /256, integer results, and
-    rescaling by the batch's own range (min-max or max): tried on images without 0 and 255."""
+    """Pass the reference; fail the stub, a missing division, /256, integer or float64
+    results, and rescaling by the batch's own range (min-max or max): tried on images
+    without 0 and 255."""
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8)
     images[0, 0, 0, 0], images[0, 0, 0, 1] = 0, 255  # both ends of the range are present
@@ -38,6 +41,11 @@ def check_to_unit_range(to_unit_range: Callable[[torch.Tensor], torch.Tensor]) -
             f"to_unit_range: the result has dtype {got.dtype}; networks need floats. "
             "Convert with .float() (or .to(torch.float32)) before dividing."
         )
+    if got.dtype != torch.float32:
+        raise ExerciseError(
+            f"to_unit_range: the result has dtype {got.dtype}; the networks' weights are float32 and "
+            "refuse it later (\"expected scalar type Float\"). Stay in torch: images.float() / 255 "
+            "(a NumPy array divided by 255.0 is float64).")
     if got.shape != images.shape:
         raise ExerciseError(f"to_unit_range: expected shape {tuple(images.shape)}, got {tuple(got.shape)}.")
     top = got.max().item()

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..images import to_float
 from ..toyfaces import ToyFaces
 from ..unsupervised import psnr_per_image
-from ..vae import VAE, elbo_loss, kl_divergence
-from .core import ExerciseError, check_close, check_dtype, passed, run_student
+from ..vae import VAE, elbo_loss, kl_divergence, reconstruction_loss, reparameterize, vae_step
+from .core import ExerciseError, check_close, check_dtype, own_work, passed, run_student, unwatched
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
@@ -27,9 +27,11 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-4) -> bool:
 
 
 # ----------------------------------------------------------------------------- reparameterize
+@own_work(reparameterize)
 def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """z = mu + exp(0.5 logvar) * eps: right dtype, mean and spread, Gaussian noise (not
-    just any noise with those moments), fresh noise every call, gradients flow."""
+    just any noise with those moments), independent across latent dimensions, fresh noise
+    every call, gradients flow."""
     name = "reparameterize"
     n = 20_000
     mu = torch.tensor([[-2.0, 0.0, 3.0]]).repeat(n, 1).requires_grad_(True)
@@ -75,6 +77,12 @@ def check_reparameterize(student: Callable[[torch.Tensor, torch.Tensor], torch.T
         raise ExerciseError(f"{name}: the noise has the right mean and spread but is not Gaussian "
                             f"(kurtosis {got}; a normal's is 3).{hint} Draw eps ~ N(0, I) with "
                             "torch.randn_like(std).")
+    # eps ~ N(0, I): independent dimensions, so the sample correlations are ~0 (+-0.02 here)
+    corr = (eps.T @ eps / n).fill_diagonal_(0).abs().max().item()
+    if corr > 0.1:
+        raise ExerciseError(f"{name}: the latent dimensions share their noise (correlation {corr:.2f}, "
+                            "expected ~0): torch.randn(B, 1) draws one value per sample. Draw one per "
+                            "value, eps = torch.randn_like(std), so each dimension gets its own.")
     if not z.requires_grad:
         raise ExerciseError(f"{name}: no gradient flows from z to mu and logvar. Build z from "
                             "mu and logvar with ordinary tensor operations; draw only eps at random.")
@@ -95,8 +103,10 @@ def _kl_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 6, generator=g) * 1.5, torch.randn(4, 6, generator=g)
 
 
+@own_work(kl_divergence)
 def check_kl_divergence(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Closed-form KL(N(mu, sigma^2) || N(0, I)) per sample, summed over latent dims: (B,)."""
+    """Closed-form KL(N(mu, sigma^2) || N(0, I)) per sample, summed over latent dims: (B,),
+    in the inputs' dtype, with the gradients the VAE trains on."""
     name = "kl_divergence"
     zero = run_student(name, student, torch.zeros(3, 5), torch.zeros(3, 5))
     mu, logvar = _kl_inputs()
@@ -129,7 +139,20 @@ def check_kl_divergence(student: Callable[[torch.Tensor, torch.Tensor], torch.Te
             if _close(got, wrong):
                 raise ExerciseError(f"{name}: {hint}")
     check_close(name, got, expected, hint="Use -0.5 * sum(1 + logvar - mu^2 - exp(logvar), dim=1).")
-    passed(name, "closed form, summed over latent dims, one value per sample")
+    check_dtype(name, got, mu.dtype)
+    # the VAE trains on this KL: dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2
+    mu_g, logvar_g = mu.clone().requires_grad_(True), logvar.clone().requires_grad_(True)
+    out = run_student(name, student, mu_g, logvar_g)
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise ExerciseError(f"{name}: the values are right but no gradient flows back to mu and logvar, so "
+                            "the KL cannot train the encoder. Do not .detach(), call .item() or go through "
+                            "NumPy; build it from mu and logvar with torch operations.")
+    grads = torch.autograd.grad(out.sum(), (mu_g, logvar_g), allow_unused=True)
+    for g, want, what in zip(grads, (mu, (logvar.exp() - 1) / 2), ("mu", "logvar")):
+        if g is None or not torch.allclose(g, want, atol=1e-4, rtol=1e-4):
+            raise ExerciseError(f"{name}: the values are right but the gradient w.r.t. {what} is not "
+                                "(part of the formula detached?); build every term from mu and logvar.")
+    passed(name, "closed form, summed over latent dims, one value per sample, gradients flow")
 
 
 # ----------------------------------------------------------------------------- ELBO
@@ -178,8 +201,10 @@ def _reduction_mistakes(bce: torch.Tensor, kl: torch.Tensor, *, pixels: int,
     return out
 
 
+@own_work(elbo_loss, reconstruction_loss)
 def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
-    """Negative ELBO: BCE-with-logits summed per image + KL summed per image, batch mean."""
+    """Negative ELBO: BCE-with-logits summed per image + KL summed per image, batch mean,
+    with the reference's gradients w.r.t. x_logits, mu and logvar."""
     name = "elbo_loss"
     x_logits, x, mu, logvar = _elbo_inputs()
     got = run_student(name, student, x_logits, x, mu, logvar)
@@ -213,13 +238,22 @@ def check_elbo_loss(student: Callable[..., torch.Tensor]) -> None:
                 raise ExerciseError(f"{name}: {hint}")
     check_close(name, got, expected, atol=1e-3, rtol=1e-4,
                 hint="loss = mean over the batch of [sum of BCE-with-logits over pixels + KL].")
-    out = run_student(name, student, x_logits.clone().requires_grad_(True), x, mu.clone().requires_grad_(True),
-                      logvar.clone().requires_grad_(True))
+    inputs = [v.clone().requires_grad_(True) for v in (x_logits, mu, logvar)]
+    out = run_student(name, student, inputs[0], x, inputs[1], inputs[2])
     out = out[0] if isinstance(out, tuple) else out
     if not (isinstance(out, torch.Tensor) and out.requires_grad):
         raise ExerciseError(f"{name}: the value is right but no gradient flows back to x_logits, mu and "
                             "logvar, so the VAE cannot learn from it. Do not .detach() or call .item(); "
                             "build the loss with torch operations.")
+    grads = torch.autograd.grad(out, inputs, allow_unused=True)
+    ref_inputs = [v.clone().requires_grad_(True) for v in (x_logits, mu, logvar)]
+    ref_grads = torch.autograd.grad(elbo_loss(ref_inputs[0], x, ref_inputs[1], ref_inputs[2]).loss, ref_inputs)
+    for g, want, what in zip(grads, ref_grads, ("x_logits", "mu", "logvar")):
+        if g is None or not torch.allclose(g, want, atol=1e-5, rtol=1e-4):
+            term = "reconstruction" if what == "x_logits" else "KL"
+            raise ExerciseError(f"{name}: the value is right but {what} gets {'no' if g is None else 'a wrong'} "
+                                f"gradient: the {term} term was added as a number (.item(), .detach() or "
+                                "NumPy), so it cannot train the model. Keep both terms torch tensors.")
     passed(name, f"{got.item():.2f} = reconstruction + KL, summed per image, batch mean")
 
 
@@ -277,6 +311,7 @@ def _first_step_candidates(model: VAE, x: torch.Tensor,
     return terms.loss.item(), candidates, terms.recon.item(), kl.item()
 
 
+@own_work(vae_step)
 def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psnr: float = 17.5,
                      image_size: int = 16, latent_dim: int = 8, max_kl: float = 25.0) -> None:
     """Two checks. (1) One step on a fixed batch with a fixed seed: the returned loss must
@@ -307,8 +342,13 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     elbo_loss(x_logits, x0, mu, logvar).loss.backward()
     ref_opt.step()
     start = [p.detach().clone() for p in model.parameters()]
+    stepped = []                                   # the optimizer passed in must do the update
+    hook = optimizer.register_step_pre_hook(lambda *_: stepped.append(1))
     torch.manual_seed(seed)
-    got = _loss_value(name, run_student(name, student, model, optimizer, x0))
+    try:
+        got = _loss_value(name, run_student(name, student, model, optimizer, x0))
+    finally:
+        hook.remove()
     if not math.isfinite(got):
         raise ExerciseError(f"{name}: the loss is {got}; check the loss.")
     tol = 1e-5 * abs(expected) + 1e-3
@@ -330,6 +370,12 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     if not moved:
         raise ExerciseError(f"{name}: the loss is right ({got:.2f}) but the weights did not change. "
                             "Call optimizer.zero_grad(), loss.backward() and optimizer.step().")
+    if not stepped:
+        raise ExerciseError(f"{name}: the weights changed but `optimizer` never stepped: did you build a new "
+                            "optimizer inside train_step? A fresh Adam every call forgets its running "
+                            "averages (each step is then a plain sign step). Use the optimizer passed in.")
+    if len(stepped) > 1:
+        raise ExerciseError(f"{name}: optimizer.step() ran {len(stepped)} times in one call; step once.")
     drift = max((a.detach() - b.detach()).abs().max().item()
                 for a, b in zip(model.parameters(), ref_model.parameters()))
     if drift > 1e-4:
@@ -343,11 +389,12 @@ def check_train_step(student: Callable[..., float], *, steps: int = 300, min_psn
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     before = psnr_per_image(model.reconstruct(images), images).mean().item()
-    for step in range(steps):
-        x = images[torch.randint(0, len(images), (32,), generator=g)]
-        value = _loss_value(name, run_student(name, student, model, optimizer, x))
-        if not math.isfinite(value):
-            raise ExerciseError(f"{name}: the loss became {value} at step {step}; check the loss.")
+    with unwatched():                               # the first step was watched
+        for step in range(steps):
+            x = images[torch.randint(0, len(images), (32,), generator=g)]
+            value = _loss_value(name, run_student(name, student, model, optimizer, x))
+            if not math.isfinite(value):
+                raise ExerciseError(f"{name}: the loss became {value} at step {step}; check the loss.")
     model.eval()
     after = psnr_per_image(model.reconstruct(images), images).mean().item()
     with torch.no_grad():

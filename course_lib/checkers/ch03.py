@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import gan
 from ..playground import high_quality_fraction, mlp, modes_covered, ring_centers, sample_data
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, check_close, library_guard, own_work, passed, run_student, unwatched
 
 # Logits far from 0 on both sides, so sign errors and swapped labels change the value.
 _REAL = torch.tensor([2.0, -0.5, 1.5, 3.0, 0.2, -1.0])
@@ -36,6 +36,7 @@ def _scalar(name: str, got) -> torch.Tensor:
     return got
 
 
+@own_work(gan.discriminator_loss)
 def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """``fn(real_logits, fake_logits)`` = -mean log D(x) - mean log(1 - D(G(z))), D = sigmoid."""
     name = "discriminator_loss"
@@ -80,8 +81,10 @@ def check_discriminator_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     passed(name)
 
 
+@own_work(gan.generator_loss)
 def check_generator_loss(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """``fn(fake_logits)`` = -mean log D(G(z)) (the non-saturating loss)."""
+    """``fn(fake_logits)`` = -mean log D(G(z)) (the non-saturating loss), finite and with its
+    full gradient where D rejects the fakes outright (logits -30 and -120)."""
     name = "generator_loss"
     got = _scalar(name, run_student(name, fn, _FAKE.clone()))
     expected = gan.generator_loss(_FAKE)
@@ -110,6 +113,23 @@ def check_generator_loss(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     if grad.abs().mean() < 0.1:
         raise ExerciseError(f"{name}: the gradient vanishes when D rejects the fakes (logit -10); "
                             f"the non-saturating loss should still push hard there.")
+    # Where D is sure (logits -30, -120) the loss is softplus(-x) = 30, 120 and its gradient
+    # -1/B per logit; log(sigmoid(x)) underflows there, and log(sigmoid(x) + 1e-8) caps at 18.4.
+    far = torch.tensor([-30.0, -120.0], requires_grad=True)
+    out = _scalar(name, run_student(name, fn, far))
+    stable = "Compute it from the logits: F.softplus(-fake_logits).mean(), or BCE-with-logits with target 1."
+    if not torch.isfinite(out):
+        raise ExerciseError(f"{name}: the loss is {out.item()} at logits -30 and -120 (D sure the fakes are "
+                            f"fake): log(sigmoid(x)) underflows to log(0). {stable}")
+    if abs(out.item() - 75.0) > 0.01:
+        raise ExerciseError(f"{name}: at logits -30 and -120 the loss is {out.item():.2f}, expected 75.00 "
+                            "(-log sigmoid(x) = softplus(-x)). A constant inside the log, log(sigmoid(x) + "
+                            f"1e-8), caps it at 18.4 and kills its gradient there. {stable}")
+    (grad,) = torch.autograd.grad(out, far, allow_unused=True)
+    if grad is None or not torch.allclose(grad, torch.full_like(grad, -0.5), atol=1e-3):
+        got = "none" if grad is None else ", ".join(f"{v:.2g}" for v in grad.tolist())
+        raise ExerciseError(f"{name}: at logits -30 and -120 the gradient is ({got}), expected (-0.5, -0.5): "
+                            f"it vanishes where D rejects the fakes. {stable}")
     passed(name)
 
 
@@ -154,6 +174,7 @@ def _variants(critic, real, fake, eps):
     }
 
 
+@own_work(gan.gradient_penalty)
 def check_gradient_penalty(fn: Callable[..., torch.Tensor]) -> None:
     """``fn(critic, real, fake, eps)`` = mean over samples of (||grad critic(x_hat)||_2 - 1)^2."""
     name = "gradient_penalty"
@@ -242,7 +263,8 @@ def _one_step(name: str, fn: Callable) -> None:
     opt_d.register_step_pre_hook(watch("D"))
     opt_g.register_step_pre_hook(watch("G"))
     try:
-        got = fn(generator, discriminator, opt_g, opt_d, real.clone(), z.clone())
+        with library_guard(name):
+            got = fn(generator, discriminator, opt_g, opt_d, real.clone(), z.clone())
     except NotImplementedError:
         run_student(name, fn)                                   # the usual "not implemented" message
     except RuntimeError as err:
@@ -265,6 +287,9 @@ def _one_step(name: str, fn: Callable) -> None:
     if labels[0] != "D":
         raise ExerciseError(f"{name}: the generator stepped before the discriminator. Step D first (on real and "
                             "detached fake), then G against the updated D.")
+    if labels.count("D") > 1 and labels.index("G") > 1:
+        raise ExerciseError(f"{name}: opt_d stepped {labels.index('G')} times before the G step; this exercise "
+                            "takes one D step per call (k = 1 in Goodfellow et al.'s Algorithm 1), then one G step.")
     if labels.count("D") > 1:
         raise ExerciseError(f"{name}: opt_d.step() was called again during the G step. g_loss.backward() also "
                             "fills D's gradients (D is part of the graph), and stepping opt_d on them moves D "
@@ -283,14 +308,16 @@ def _one_step(name: str, fn: Callable) -> None:
                             f"{d_ref:.4f}): d_loss = discriminator_loss(discriminator(real), "
                             "discriminator(fake.detach())), then opt_d.zero_grad(), d_loss.backward(), opt_d.step().")
     if abs(g_got - g_ref) > 1e-4 * max(1.0, abs(g_ref)) or g_moved > 1e-5:
-        hint = ("score the fake with the *updated* D: g_loss = generator_loss(discriminator(fake)) after opt_d.step(), "
-                "then opt_g.zero_grad(), g_loss.backward(), opt_g.step().")
+        hint = ("score the fake of the given z (fake = generator(z), no fresh noise) with the *updated* D: "
+                "g_loss = generator_loss(discriminator(fake)) after opt_d.step(), then opt_g.zero_grad(), "
+                "g_loss.backward(), opt_g.step().")
         if abs(g_got - gan.saturating_generator_loss(ref[1](ref[0](z))).item()) < 0.5 and g_got < 0:
             hint = "use the non-saturating generator_loss (-log D(G(z))), not log(1 - D(G(z))). " + hint
-        raise ExerciseError(f"{name}: the G step differs from the reference (g_loss {g_got:.4f}, expected "
-                            f"{g_ref:.4f}): {hint}")
+        raise ExerciseError(f"{name}: the G step differs from the reference (g_loss {g_got:.6f}, the reference's "
+                            f"{g_ref:.6f}; G's weights differ by up to {g_moved:.2g}): {hint}")
 
 
+@own_work(reference_gan_step, gan.update_d, gan.update_g, gan.make_step)
 def check_gan_step(fn: Callable, *, steps: int = 600, min_modes: int = 6, seed: int = 0) -> None:
     """``fn(generator, discriminator, opt_g, opt_d, real, z) -> (d_loss, g_loss)``: one
     discriminator step on ``real`` and the detached ``generator(z)``, then one generator step.
@@ -303,18 +330,19 @@ def check_gan_step(fn: Callable, *, steps: int = 600, min_modes: int = 6, seed: 
     _one_step(name, fn)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                      # MLPs this small run faster on one thread
-    try:
-        generator, discriminator, opt_g, opt_d = _ring_players(seed)
-        g = torch.Generator().manual_seed(seed)
-        for step in range(steps):
-            real, z = sample_data("ring", 128, generator=g), torch.randn(128, 2, generator=g)
-            d_loss, g_loss = _pair(name, run_student(name, fn, generator, discriminator, opt_g, opt_d, real, z))
-            if not (torch.isfinite(torch.tensor(d_loss)) and torch.isfinite(torch.tensor(g_loss))):
-                raise ExerciseError(f"{name}: the losses became ({d_loss}, {g_loss}) at step {step}.")
-        with torch.no_grad():
-            points = generator(torch.randn(2000, 2, generator=g)).numpy()
-    finally:
-        torch.set_num_threads(threads)
+    with unwatched():                            # the first call was watched (_one_step)
+        try:
+            generator, discriminator, opt_g, opt_d = _ring_players(seed)
+            g = torch.Generator().manual_seed(seed)
+            for step in range(steps):
+                real, z = sample_data("ring", 128, generator=g), torch.randn(128, 2, generator=g)
+                d_loss, g_loss = _pair(name, run_student(name, fn, generator, discriminator, opt_g, opt_d, real, z))
+                if not (torch.isfinite(torch.tensor(d_loss)) and torch.isfinite(torch.tensor(g_loss))):
+                    raise ExerciseError(f"{name}: the losses became ({d_loss}, {g_loss}) at step {step}.")
+            with torch.no_grad():
+                points = generator(torch.randn(2000, 2, generator=g)).numpy()
+        finally:
+            torch.set_num_threads(threads)
     modes = modes_covered(points, ring_centers())
     sharp = high_quality_fraction(points, ring_centers())
     if modes < min_modes:

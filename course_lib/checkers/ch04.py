@@ -10,7 +10,7 @@ import torch
 
 from ..inpainting import masked_mse_loss
 from ..masks import apply_mask as reference_apply_mask
-from .core import ExerciseError, check_close, check_dtype, passed, run_student
+from .core import ExerciseError, check_close, check_dtype, own_work, passed, run_student
 
 
 def _case(seed: int = 0):
@@ -24,6 +24,7 @@ def _case(seed: int = 0):
     return x_hat, x, mask
 
 
+@own_work(reference_apply_mask)
 def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
     """``apply_mask(images, mask, fill)``: hole pixels -> ``fill``, known pixels unchanged,
     the images' dtype kept, and ``fill`` really used (tried with two values)."""
@@ -64,6 +65,7 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
     passed("apply_mask", "hole set to fill, known pixels kept")
 
 
+@own_work(masked_mse_loss)
 def check_masked_mse_loss(loss_fn: Callable[..., torch.Tensor]) -> None:
     """``loss_fn(x_hat, x, mask)``: mean squared error over the hole's values only."""
     x_hat, x, mask = _case(0)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from ..contrastive import nt_xent as reference_nt_xent
 from ..pretext import rotation_batch
 from ..shortcuts import border_strips
-from .core import ExerciseError, check_close, passed, run_student
+from ..tiles import hamming_permutations, shuffle_tiles as library_shuffle, unshuffle_tiles as library_unshuffle
+from .core import ExerciseError, check_close, own_work, passed, run_student
 
 
 def reference_shuffle(tiles: torch.Tensor, permutations: torch.Tensor) -> torch.Tensor:
@@ -52,6 +53,7 @@ def _tiles(seed: int = 0):
     return tiles, perms
 
 
+@own_work(reference_shuffle, reference_unshuffle, library_shuffle, library_unshuffle)
 def check_shuffle_tiles(shuffle_tiles: Callable, unshuffle_tiles: Callable) -> None:
     """Both directions: shuffle by each row's permutation, then undo it exactly."""
     tiles, perms = _tiles()
@@ -79,19 +81,45 @@ def check_shuffle_tiles(shuffle_tiles: Callable, unshuffle_tiles: Callable) -> N
     passed("shuffle_tiles / unshuffle_tiles", "round trip exact")
 
 
+def _greedy(candidates: torch.Tensor, n: int, first: int, distance: Callable) -> torch.Tensor:
+    """Algorithm 1 with another ``distance(a, b)`` (a plausible mistake: L1 instead of Hamming)."""
+    remaining = list(range(candidates.shape[0]))
+    chosen = [remaining.pop(first)]
+    while len(chosen) < n:
+        d = distance(candidates[remaining][:, None, :], candidates[chosen][None]).float()
+        chosen.append(remaining.pop(int(d.mean(1).argmax())))
+    return candidates[chosen]
+
+
+def _candidates(tiles: int, seed: int) -> torch.Tensor:
+    """Every permutation of ``tiles`` positions, in a shuffled order."""
+    candidates = torch.tensor(list(itertools.permutations(range(tiles))))
+    return candidates[torch.randperm(len(candidates), generator=torch.Generator().manual_seed(seed))]
+
+
+# (tiles, seed, n, first): the first case alone cannot tell Hamming from L1; the others can
+_GREEDY_CASES = [(4, 3, 6, 5), (5, 4, 8, 0), (5, 5, 8, 17), (5, 6, 10, 60)]
+
+
+@own_work(reference_greedy_hamming, hamming_permutations)
 def check_greedy_hamming(greedy_hamming: Callable) -> None:
-    """``greedy_hamming(candidates, n, first)`` -> (n, T) permutations (Algorithm 1)."""
-    candidates = torch.tensor(list(itertools.permutations(range(4))))      # (24, 4)
-    g = torch.Generator().manual_seed(3)
-    candidates = candidates[torch.randperm(24, generator=g)]
-    n, first = 6, 5
-    got = run_student("greedy_hamming", greedy_hamming, candidates, n, first)
+    """``greedy_hamming(candidates, n, first)`` -> (n, T) permutations (Algorithm 1), on four
+    candidate sets (24 and 120 permutations)."""
+    for tiles, seed, n, first in _GREEDY_CASES:
+        candidates = _candidates(tiles, seed)
+        got = run_student("greedy_hamming", greedy_hamming, candidates.clone(), n, first)
+        d = _check_greedy_case(got, candidates, n, first)
+    passed("greedy_hamming", f"{len(_GREEDY_CASES)} candidate sets; mean Hamming distance {d:.2f} on the last")
+
+
+def _check_greedy_case(got, candidates: torch.Tensor, n: int, first: int) -> float:
     expected = reference_greedy_hamming(candidates, n, first)
+    where = f"(n={n}, first={first}, {len(candidates)} candidates of length {candidates.shape[1]})"
     if not isinstance(got, torch.Tensor):
         raise ExerciseError(f"greedy_hamming: expected a torch.Tensor, got {type(got).__name__}.")
     if got.shape != expected.shape:
         raise ExerciseError(f"greedy_hamming: expected shape {tuple(expected.shape)} (n permutations), "
-                            f"got {tuple(got.shape)}.")
+                            f"got {tuple(got.shape)} {where}.")
     if not torch.equal(got[0], candidates[first]):
         raise ExerciseError("greedy_hamming: the first permutation must be candidates[first].")
     rows = {tuple(r) for r in got.tolist()}
@@ -101,19 +129,25 @@ def check_greedy_hamming(greedy_hamming: Callable) -> None:
     if torch.equal(got, candidates[first:first + n]):
         raise ExerciseError("greedy_hamming: it takes consecutive candidates; pick the one with the "
                             "largest mean Hamming distance to the chosen set each time.")
+    if not torch.equal(got, expected) and torch.equal(got, _greedy(candidates, n, first,
+                                                                   lambda a, b: (a - b).abs().sum(-1))):
+        raise ExerciseError(f"greedy_hamming: your set is the greedy one for the L1 distance sum |a - b| {where}; "
+                            "the Hamming distance counts the positions where two permutations differ: "
+                            "(a != b).sum(-1).")
     d = (got[:, None] != got[None]).sum(-1).float()
     d_ref = (expected[:, None] != expected[None]).sum(-1).float()
     if d.sum() < d_ref.sum():
         raise ExerciseError(
             f"greedy_hamming: your set's mean pairwise Hamming distance is "
-            f"{d.sum() / (n * (n - 1)):.2f}, the greedy maximum gives {d_ref.sum() / (n * (n - 1)):.2f}. "
+            f"{d.sum() / (n * (n - 1)):.2f}, the greedy maximum gives {d_ref.sum() / (n * (n - 1)):.2f} {where}. "
             "Use argmax (not argmin) of the mean distance to the chosen set.")
     check_close("greedy_hamming", got, expected,
-                hint="Ties go to the lowest candidate index (torch.argmax does that); use the mean "
-                     "(or sum) of the distances to all chosen permutations, not the minimum.")
-    passed("greedy_hamming", f"mean Hamming distance {d.sum().item() / (n * (n - 1)):.2f}")
+                hint=f"{where} Ties go to the lowest candidate index (torch.argmax does that); use the mean "
+                     "(or sum) of the Hamming distances to all chosen permutations, not the minimum.")
+    return d.sum().item() / (n * (n - 1))
 
 
+@own_work(rotation_batch)
 def check_rotation_batch(make_rotation_batch: Callable) -> None:
     """``make_rotation_batch(images)`` -> (rotated (4B, C, H, H), labels (4B,)) k-major."""
     g = torch.Generator().manual_seed(0)
@@ -145,10 +179,12 @@ def check_rotation_batch(make_rotation_batch: Callable) -> None:
     passed("rotation_batch", "4 rotations, labels k")
 
 
+@own_work(border_strips)
 def check_border_features(border_features: Callable) -> None:
-    """``border_features(images, width)`` -> (B, 4 * C): the mean colour of the top, bottom,
-    left and right strips of ``width`` pixels, in that order
-    (:func:`course_lib.shortcuts.border_strips`)."""
+    """``border_features(images, width)`` -> (B, 4 * C) floats: the mean colour of the top,
+    bottom, left and right strips of ``width`` pixels, in that order
+    (:func:`course_lib.shortcuts.border_strips`); for float images, for widths 2 and 3, and
+    for uint8 images (what the chapter's probe passes)."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 10, 10, generator=g)
     got = run_student("border_features", border_features, x, 2)
@@ -161,6 +197,9 @@ def check_border_features(border_features: Callable) -> None:
     if got.shape != expected.shape:
         raise ExerciseError(f"border_features: expected shape {tuple(expected.shape)} (4 strips x 3 "
                             f"channels per image), got {tuple(got.shape)}.")
+    if not got.is_floating_point():
+        raise ExerciseError(f"border_features: the result has dtype {got.dtype}; return float means.")
+    got = got.detach().float()                    # float64 is a right answer too
     if torch.allclose(got, border_strips(x, width=1), atol=1e-6):
         raise ExerciseError("border_features: the strips are 1 pixel wide; use the `width` argument "
                             "(the last `width` rows are images[:, :, -width:]).")
@@ -176,6 +215,26 @@ def check_border_features(border_features: Callable) -> None:
                             "G...); concatenate strip by strip: [top RGB, bottom RGB, left RGB, right RGB].")
     check_close("border_features", got, expected,
                 hint="top = images[:, :, :width].mean((2, 3)), left = images[:, :, :, :width].mean((2, 3)).")
+    wide = run_student("border_features", border_features, x, 3)
+    if isinstance(wide, torch.Tensor) and wide.shape == expected.shape and torch.allclose(
+            wide.detach().float(), expected, atol=1e-6):
+        raise ExerciseError("border_features: with width=3 the strips are still 2 pixels wide: the width is "
+                            "hard-coded. Use the `width` argument.")
+    check_close("border_features", wide.detach().float() if isinstance(wide, torch.Tensor) else wide,
+                border_strips(x, width=3), hint="with width=3 each strip is 3 pixels wide.")
+    images = (x * 255).round().to(torch.uint8)   # what the chapter's probe passes: ToyFaces' uint8 images
+    try:
+        raw = run_student("border_features", border_features, images, 2)
+    except ExerciseError as err:
+        detail = str(err).removeprefix("border_features: ")
+        raise ExerciseError(f"border_features: on uint8 images (the chapter's probe passes ToyFaces' images) "
+                            f"{detail} Convert first: x = images.float().") from None
+    if not (isinstance(raw, torch.Tensor) and raw.is_floating_point()):
+        kind = raw.dtype if isinstance(raw, torch.Tensor) else type(raw).__name__
+        raise ExerciseError(f"border_features: on uint8 images the result is {kind}; return float means: "
+                            "convert first, x = images.float().")
+    check_close("border_features", raw.detach().float(), border_strips(images, width=2), atol=1e-3,
+                hint="on uint8 images: the means of the raw 0..255 values, as floats (images.float()).")
     passed("border_features", "top, bottom, left, right strips, one mean per channel")
 
 
@@ -193,8 +252,10 @@ def _nt_xent_variant(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, 
     return F.cross_entropy(sim, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]))
 
 
+@own_work(reference_nt_xent)
 def check_nt_xent(nt_xent: Callable) -> None:
-    """``nt_xent(z1, z2, temperature)`` -> the 0-d NT-Xent loss, mean over the 2N anchors."""
+    """``nt_xent(z1, z2, temperature)`` -> the 0-d NT-Xent loss, mean over the 2N anchors,
+    with the reference's gradients w.r.t. z1 and z2 (the encoder trains on it)."""
     reference = reference_nt_xent
     g = torch.Generator().manual_seed(0)
     z1 = 3 * torch.randn(6, 5, generator=g)            # lengths far from 1: normalising matters
@@ -241,6 +302,18 @@ def check_nt_xent(nt_xent: Callable) -> None:
         check_close("nt_xent", got, expected,
                     hint="z = normalise(cat(z1, z2)); sim = z @ z.T / tau, diagonal -inf; "
                          "cross-entropy with target i + N for row i and i - N for row i + N.")
+    inputs = [z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)]
+    out = run_student("nt_xent", nt_xent, inputs[0], inputs[1], tau)
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        raise ExerciseError("nt_xent: the value is right but no gradient flows back to z1 and z2, so the "
+                            "encoder cannot learn from it. Do not .detach() or call .item(); keep it a tensor.")
+    grads = torch.autograd.grad(out, inputs, allow_unused=True)
+    ref_in = [z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)]
+    ref_grads = torch.autograd.grad(reference(ref_in[0], ref_in[1], tau), ref_in)
+    for g, want, what in zip(grads, ref_grads, ("z1", "z2")):
+        if g is None or not torch.allclose(g, want, atol=1e-5, rtol=1e-4):
+            raise ExerciseError(f"nt_xent: the value is right but the gradient w.r.t. {what} is not (part of the "
+                                "computation detached?); build every step from z1 and z2 with torch operations.")
     passed("nt_xent", f"loss {got.item():.4f} on 2 x 6 vectors at tau = {tau}")
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..fusion import find_backbone, inpainting_loss, joint_loss
+from ..fusion import find_backbone, inpainting_loss, joint_loss, transfer_backbone
 from ..inpainting import InpaintingNet, masked_mse_loss
-from ..stats import holm, welch_se_df
+from ..stats import holm, holm_adjusted, welch_se_df, welch_t_test
 from ..vae import VAE
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, check_close, own_work, passed, run_student
 
 
 def _case(seed: int = 0):
@@ -32,8 +32,10 @@ def _case(seed: int = 0):
     return elbo, x_hat, x, mask
 
 
+@own_work(joint_loss, inpainting_loss)
 def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
-    """``joint_loss_fn(elbo, x_hat, x, mask, lam=...)`` = elbo + lam * L_inpainting."""
+    """``joint_loss_fn(elbo, x_hat, x, mask, lam=...)`` = elbo + lam * L_inpainting, with the
+    reference's gradients w.r.t. the ELBO and x_hat (the joint model trains on it)."""
     elbo, x_hat, x, mask = _case(0)
     sq = (x_hat - x) ** 2
     hole = (sq * mask).flatten(1).sum(1).mean()
@@ -76,6 +78,18 @@ def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
                     raise ExerciseError(f"joint_loss: {message}.")
         check_close("joint_loss", got.reshape(()), expected.reshape(()),
                     hint="L = elbo + lam * sum over hole pixels of (x_hat - x)^2, mean over images.")
+    inputs = [elbo.clone().requires_grad_(True), x_hat.clone().requires_grad_(True)]
+    out = run_student("joint_loss", joint_loss_fn, inputs[0], inputs[1], x, mask, lam=2.5)
+    grads = torch.autograd.grad(out.sum(), inputs, allow_unused=True) if (
+        isinstance(out, torch.Tensor) and out.requires_grad) else (None, None)
+    ref_in = [elbo.clone().requires_grad_(True), x_hat.clone().requires_grad_(True)]
+    ref_grads = torch.autograd.grad(joint_loss(ref_in[0], ref_in[1], x, mask, lam=2.5), ref_in)
+    for g, want, what in zip(grads, ref_grads, ("the ELBO", "x_hat")):
+        if g is None or not torch.allclose(g, want, atol=1e-6, rtol=1e-4):
+            term = "inpainting" if what == "x_hat" else "ELBO"
+            raise ExerciseError(f"joint_loss: the value is right but {what} gets {'no' if g is None else 'a wrong'} "
+                                f"gradient: the {term} term was added as a number (.item(), .detach() or NumPy), "
+                                "so it cannot train the model. Keep both terms torch tensors.")
     passed("joint_loss", f"hole term {inpainting_loss(x_hat, x, mask).item():.3f} per image")
 
 
@@ -83,6 +97,7 @@ def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+@own_work(transfer_backbone)
 def check_transfer(transfer_fn: Callable[[nn.Module, nn.Module], object]) -> None:
     """``transfer_fn(src, dst)`` copies the backbone of ``src`` (an InpaintingNet) into the
     encoder of ``dst`` (a VAE), and nothing else."""
@@ -128,6 +143,7 @@ def _welch_parts(a: np.ndarray, b: np.ndarray, *, ddof: int = 1) -> tuple[float,
     return a.mean() - b.mean(), a.var(ddof=ddof) / len(a), b.var(ddof=ddof) / len(b)
 
 
+@own_work(welch_se_df, welch_t_test)
 def check_welch_t(welch_t_fn: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> None:
     """``welch_t_fn(a, b)`` returns Welch's ``(t, df)`` for two 1-D NumPy samples."""
     rng = np.random.default_rng(6)
@@ -178,21 +194,33 @@ def check_welch_t(welch_t_fn: Callable[[np.ndarray, np.ndarray], tuple[float, fl
 _HOLM_CASES = [([0.02, 0.3, 0.001, 0.024, 0.021], 0.05),   # stops at 0.02; 0.024 would pass alone
                ([0.3, 0.02, 0.004], 0.05),                 # Holm rejects 0.02, Bonferroni does not
                ([0.02, 0.5], 0.05),                        # 0.02 passes alpha / m, not alpha / (m + 1)
-               ([0.008, 0.04, 0.5], 0.10)]                 # another alpha
+               ([0.008, 0.04, 0.5], 0.10),                 # another alpha
+               ([0.05, 0.01], 0.05),                       # p equal to its threshold is rejected (<=)
+               ([0.04, 0.045, 0.2], 0.05),                 # none: no correction rejects two
+               ([0.03, 0.04], 0.05)]                       # none: Hochberg's step-up rejects both
 
 
 def _holm_mistakes(p: list[float], alpha: float) -> dict[str, list[bool]]:
     m, order = len(p), sorted(range(len(p)), key=lambda i: p[i])
 
-    def step_down(threshold, stop=True):
+    def step_down(threshold, stop=True, strict=False):
         out, going = [False] * m, True
         for rank, i in enumerate(order):
-            going = (going or not stop) and p[i] <= threshold(rank)
+            passes = p[i] < threshold(rank) if strict else p[i] <= threshold(rank)
+            going = (going or not stop) and passes
             out[i] = going
         return out
 
     holm_sorted = [holm(p, alpha=alpha)[i] for i in order]
+    passing = [rank for rank, i in enumerate(order) if p[i] <= alpha / (m - rank)]
+    hochberg = [rank <= max(passing, default=-1) for rank in range(m)]        # by rank
     return {
+        "this is Hochberg's step-up procedure (reject every p below the largest one that passes its "
+        "threshold); Holm steps down: start at the smallest p and stop at the first that fails":
+            [hochberg[order.index(i)] for i in range(m)],
+        "a p-value equal to its threshold is rejected: Holm rejects while p <= alpha / (m - i + 1), "
+        "not p < alpha / (m - i + 1)":
+            step_down(lambda r: alpha / (m - r), strict=True),
         "no correction: p <= alpha for each of m tests lets about alpha * m false 'clear "
         "differences' through; compare the i-th smallest p with alpha / (m - i + 1)":
             [q <= alpha for q in p],
@@ -208,6 +236,7 @@ def _holm_mistakes(p: list[float], alpha: float) -> dict[str, list[bool]]:
     }
 
 
+@own_work(holm, holm_adjusted)
 def check_holm(holm_fn: Callable[..., Sequence[bool]]) -> None:
     """``holm_fn(pvalues, alpha=...)`` returns one bool per p-value: rejected by Holm's procedure."""
     answers, mistakes = [], {}
@@ -215,8 +244,11 @@ def check_holm(holm_fn: Callable[..., Sequence[bool]]) -> None:
         got = run_student("holm", holm_fn, list(p), alpha=alpha)
         try:
             got = [bool(v) for v in got]
-        except TypeError:
-            raise ExerciseError(f"holm: expected a list of bools, got {type(got).__name__}.") from None
+        except (TypeError, ValueError):
+            shape = getattr(got, "shape", None)
+            raise ExerciseError(f"holm: expected a flat list of bools, one per p-value, got {type(got).__name__}"
+                                + (f" of shape {tuple(shape)}; flatten it or build a list" if shape else "")
+                                + ".") from None
         if len(got) != len(p):
             raise ExerciseError(f"holm: expected {len(p)} bools (one per p-value), got {len(got)}.")
         answers.append(got)

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import torch
 
 from ..applications import attribute_direction, auroc
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, check_close, own_work, passed, run_student
 
 
+@own_work(auroc)
 def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
     """``auroc_fn(normal_scores, anomaly_scores)``: P(anomaly scores higher), ties count 1/2."""
     cases = [
@@ -44,6 +45,7 @@ def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None
     passed("auroc", "pairs compared, ties count one half")
 
 
+@own_work(attribute_direction)
 def check_attribute_direction(direction_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """``direction_fn(mu, has_attribute)``: mean mu with the attribute minus mean mu without."""
     g = torch.Generator().manual_seed(0)

@@ -15,8 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from ..diffusion_process import cosine_schedule, diffusion_loss, q_sample
-from ..diffusion_sampling import reverse_step
-from .core import ExerciseError, check_scalar_loss, name_mistake, passed, run_student
+from ..diffusion_sampling import p_sample, reverse_step
+from .core import ExerciseError, check_dtype, check_scalar_loss, name_mistake, own_work, passed, run_student
+
+_TO_X0 = ("schedule.alpha_bar is float64: bring it to x0's dtype and device, "
+          "schedule.alpha_bar[t].to(x0), before mixing it with the images.")
 
 
 def _schedule():
@@ -27,8 +30,10 @@ def _coef(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return values[t].float().view(-1, 1, 1, 1)
 
 
+@own_work(q_sample)
 def check_q_sample(fn: Callable[..., torch.Tensor]) -> None:
-    """``q_sample(x0, t, noise, schedule)`` = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise."""
+    """``q_sample(x0, t, noise, schedule)`` = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise,
+    in x0's dtype (the U-Net's weights are float32)."""
     s = _schedule()
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(3, 3, 4, 4, generator=g) * 2 - 1
@@ -61,6 +66,7 @@ def check_q_sample(fn: Callable[..., torch.Tensor]) -> None:
             _coef(s.alpha_bar, t - 1).sqrt() * x0 + (1 - _coef(s.alpha_bar, t - 1)).sqrt() * noise,
     }
     name_mistake("q_sample", got, q_sample(x0, t, noise, s), wrong)
+    check_dtype("q_sample", got, x0.dtype, hint=_TO_X0)
     passed("q_sample", "x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps")
 
 
@@ -77,8 +83,10 @@ class _ToyModel(torch.nn.Module):
         return self.w * x + torch.as_tensor(t).float().view(-1, 1, 1, 1) / 100
 
 
+@own_work(diffusion_loss)
 def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
-    """``diffusion_loss(model, x0, t, noise, schedule)``: mean of (noise - model(x_t, t))^2."""
+    """``diffusion_loss(model, x0, t, noise, schedule)``: mean of (noise - model(x_t, t))^2,
+    the model fed x_t in x0's dtype."""
     s = _schedule()
     g = torch.Generator().manual_seed(1)
     x0 = torch.rand(4, 3, 4, 4, generator=g) * 2 - 1
@@ -87,6 +95,10 @@ def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
     model = _ToyModel()
     got = run_student("diffusion_loss", fn, model, x0, t, noise, s)
     check_scalar_loss("diffusion_loss", got)
+    seen = model.inputs[0] if model.inputs else None
+    if seen is not None and seen.dtype != x0.dtype:
+        raise ExerciseError(f"diffusion_loss: the model was fed x_t in {seen.dtype}, x0 is {x0.dtype}; the "
+                            f"chapter's U-Net (float32 weights) would refuse it. {_TO_X0}")
     ab = _coef(s.alpha_bar, t)
     x_t = q_sample(x0, t, noise, s)
     with torch.no_grad():
@@ -113,8 +125,12 @@ def check_diffusion_loss(fn: Callable[..., torch.Tensor]) -> None:
     passed("diffusion_loss", "mean squared error between the noise and its prediction from x_t")
 
 
+@own_work(reverse_step, p_sample)
 def check_reverse_step(fn: Callable[..., torch.Tensor]) -> None:
-    """``reverse_step(x_t, eps, t, schedule, noise)``: Ho et al. Algorithm 2, line 4."""
+    """``reverse_step(x_t, eps, t, schedule, noise)``: Ho et al. Algorithm 2, line 4, at
+    t = 0 (no noise), 1, 30 and 80. Either of Ho et al.'s variances passes, sigma_t^2 = beta_t
+    or the posterior's beta-tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
+    (their section 3.2: both gave similar results), used at every t."""
     s = _schedule()
     g = torch.Generator().manual_seed(2)
     x, eps, z = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
@@ -150,7 +166,21 @@ def check_reverse_step(fn: Callable[..., torch.Tensor]) -> None:
                             "return the mean only (Algorithm 2: z = 0 when t = 1).")
     name_mistake("reverse_step", got0, expected0, {k: v for k, v in variants(0).items()
                                                    if isinstance(v, torch.Tensor)})
-    for t in (30, 80):
+    posterior = None                         # which variance the answer uses, from t = 1 on
+    for t in (1, 30, 80):
         got = run_student("reverse_step", fn, x, eps, t, s, z)
-        name_mistake("reverse_step", got, reverse_step(x, eps, t, s, z), variants(t))
-    passed("reverse_step", "x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z")
+        expected = reverse_step(x, eps, t, s, z)
+        b, ab, ab_prev = float(s.betas[t]), float(s.alpha_bar[t]), float(s.alpha_bar[t - 1])
+        tilde = expected + (math.sqrt((1 - ab_prev) / (1 - ab) * b) - math.sqrt(b)) * z
+        if posterior is None and isinstance(got, torch.Tensor) and got.shape == x.shape:
+            posterior = torch.allclose(got.float(), tilde, atol=1e-5)
+        wrong = variants(t)
+        if t == 1:
+            wrong = {"no noise was added at t = 1: indices are 0-based, so only t = 0 (the paper's t = 1) "
+                     "returns the mean; `if t > 1` is the paper's 1-based test, use `if t > 0`": wrong.pop(
+                         "no noise was added: for t > 0 add sigma_t * noise with sigma_t = sqrt(beta_t)"),
+                     **wrong}
+        name_mistake("reverse_step", got, tilde if posterior else expected, wrong)
+    sigma = "sqrt(beta-tilde_t), the posterior's" if posterior else "sqrt(beta_t)"
+    passed("reverse_step", f"x_{{t-1}} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sigma_t z, "
+                           f"sigma_t = {sigma}")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..flow import TIME_SCALE, euler_step, flow_loss, interpolant
-from .core import ExerciseError, check_scalar_loss, name_mistake, passed, run_student
+from ..flow import TIME_SCALE, euler_step, flow_loss, heun_step, interpolant
+from .core import ExerciseError, check_scalar_loss, name_mistake, own_work, passed, run_student
 
 
 def _inputs(seed: int, shape=(3, 3, 4, 4)):
@@ -27,6 +27,7 @@ def _col(t: torch.Tensor) -> torch.Tensor:
     return t.view(-1, 1, 1, 1)
 
 
+@own_work(interpolant)
 def check_interpolant(fn: Callable[..., torch.Tensor]) -> None:
     """``interpolant(x0, x1, t)`` = (1 - t) x0 + t x1, ``t`` of shape (B,)."""
     x0, x1 = _inputs(0)
@@ -67,6 +68,7 @@ class _ToyVelocity(torch.nn.Module):
         return self.w * x + torch.as_tensor(s).float().view(-1, 1, 1, 1) / TIME_SCALE
 
 
+@own_work(flow_loss)
 def check_flow_loss(fn: Callable[..., torch.Tensor]) -> None:
     """``flow_loss(net, x1, t, x0)``: mean of (net(x_t, 1000 t) - (x1 - x0))^2."""
     x0, x1 = _inputs(1, (4, 3, 4, 4))
@@ -101,6 +103,7 @@ def check_flow_loss(fn: Callable[..., torch.Tensor]) -> None:
     passed("flow_loss", "mean squared error between u(x_t, t) and the straight path's velocity x1 - x0")
 
 
+@own_work(euler_step, heun_step)
 def check_euler_step(fn: Callable[..., torch.Tensor]) -> None:
     """``euler_step(velocity, x, t, dt)`` = x + dt * velocity(x, t) with t as a (B,) tensor."""
     g = torch.Generator().manual_seed(2)

@@ -12,10 +12,11 @@ from collections.abc import Callable
 import torch
 
 from ..diffusion_unet import NULL_LABEL
-from ..guidance import guide
-from .core import ExerciseError, name_mistake, passed, run_student
+from ..guidance import guide, guided_velocity
+from .core import ExerciseError, name_mistake, own_work, passed, run_student
 
 
+@own_work(guide, guided_velocity)
 def check_guide(fn: Callable[..., torch.Tensor]) -> None:
     """``guide(u_cond, u_uncond, scale)`` = u_uncond + scale * (u_cond - u_uncond)."""
     g = torch.Generator().manual_seed(0)
@@ -39,6 +40,7 @@ def check_guide(fn: Callable[..., torch.Tensor]) -> None:
     passed("guide", "u_w = u_uncond + w (u_cond - u_uncond): w = 0 unconditional, 1 conditional")
 
 
+@own_work()  # course_lib has no drop_labels (flow_step drops inline): nothing to forbid
 def check_drop_labels(fn: Callable[..., torch.Tensor]) -> None:
     """``drop_labels(labels, drop)``: rows where ``drop`` (bool ``(B,)``) is True become NULL_LABEL."""
     labels = torch.tensor([[0, 1, 2], [1, 0, 3], [2, 2, 0], [0, 0, 1]])
