@@ -21,7 +21,8 @@ Models, one family per module (chapter in brackets)
   ``diffusion_unet`` (the time-conditioned U-Net, its moving average, attribute conditioning)
   and ``diffusion_sampling`` (DDPM, DDIM, RePaint)
 - ``flow`` (09) flow matching on the same U-Net, ``flow_toy`` its 2-D version and reflow;
-  ``guidance`` (10) classifier-free guidance on ToyFaces' attributes
+  ``guidance`` (10) classifier-free guidance on ToyFaces' attributes; ``latent`` (11) an
+  autoencoder and a flow model in its latent space
 
 Training and evaluation
 - ``profiles``   COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices

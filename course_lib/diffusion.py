@@ -147,13 +147,15 @@ def train_ddpm(model: DDPM, config: DDPMConfig, *, images: torch.Tensor | None =
 
 def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | None = None,
                  labels: torch.Tensor | None = None, progress: bool | str = "auto", plan: Runtime | None = None,
-                 checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None):
+                 checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None,
+                 unit_range: bool = True):
     """The set-up chapter 08's DDPM and the flow model share: Adam with a linear warm-up,
     the ToyFaces loader, a seeded generator for the step's randomness, checkpoints ten times
     a run. ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
     (:func:`ddpm_step`, :func:`course_lib.flow.flow_step`); ``config`` needs ``lr``,
     ``warmup``, ``batch_size``, ``steps``, ``train_size``, ``image_size`` and ``seed``.
-    ``labels`` ``(N, K)``: the batches become ``(images, labels)`` (a conditional model)."""
+    ``labels`` ``(N, K)``: the batches become ``(images, labels)`` (a conditional model).
+    ``unit_range=False``: ``images`` are any float data (a latent model's latents)."""
     if images is None:
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     seed_everything(config.seed)
@@ -163,7 +165,8 @@ def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | No
     optimizer = torch.optim.Adam(model.net.parameters(), lr=config.lr)
     warm = max(config.warmup, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
-    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed)
+    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed,
+                       unit_range=unit_range)
     g = torch.Generator().manual_seed(config.seed)
 
     def step(x):

@@ -93,6 +93,10 @@ class FlowModel(AveragedNet):
     attributes (``net`` a :class:`~course_lib.diffusion_unet.ConditionalUNet`) also takes
     ``labels`` ``(B, K)`` (:data:`NULL_LABEL` where an attribute is not given)."""
 
+    def __init__(self, *, net: nn.Module, image_size: int, ema_decay: float = 0.999, channels: int = 3):
+        super().__init__(net=net, image_size=image_size, ema_decay=ema_decay)
+        self.channels = channels               # 3 for images; a latent model's latent channels
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.ema(x, t * TIME_SCALE) if labels is None else self.ema(x, t * TIME_SCALE, labels)
 
@@ -130,18 +134,19 @@ def integrate(velocity, x: torch.Tensor, *, steps: int, method: str = "euler",
 
 @torch.no_grad()
 def sample_flow(model: FlowModel, n: int, *, steps: int = 25, method: str = "euler", seed: int = 0,
-                batch_size: int = 256, velocity=None) -> torch.Tensor:
+                batch_size: int = 256, velocity=None, to_output=to_image_range) -> torch.Tensor:
     """``n`` images: ``x ~ N(0, I)`` at t = 0 (seeded as chapter 08's samplers are), then
     :func:`integrate` the EMA velocity to t = 1 (or ``velocity(x, t)`` when given, e.g. a
     guided one: :func:`course_lib.guidance.sample_guided`). Returns ``(n, 3, S, S)`` in
-    [0, 1] on the CPU. Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun."""
+    [0, 1] on the CPU. Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun.
+    ``to_output``: model range -> output (a latent model passes its own: latents are not clamped)."""
     model.eval()
     device = next(model.parameters()).device
     size, out = model.image_size, []
     for first in range(0, n, batch_size):
         g = torch.Generator().manual_seed(seed + first)
-        x = torch.randn((min(batch_size, n - first), 3, size, size), generator=g).to(device)
-        out.append(to_image_range(integrate(velocity or model, x, steps=steps, method=method)).cpu())
+        x = torch.randn((min(batch_size, n - first), model.channels, size, size), generator=g).to(device)
+        out.append(to_output(integrate(velocity or model, x, steps=steps, method=method)).cpu())
     return torch.cat(out)
 
 
@@ -150,7 +155,7 @@ def sample_flow(model: FlowModel, n: int, *, steps: int = 25, method: str = "eul
 # --------------------------------------------------------------------------------------
 def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generator: torch.Generator, *,
               net: nn.Module | None = None, time_sampling: str = "uniform", flip: bool = False,
-              p_uncond: float = 0.0) -> dict[str, torch.Tensor]:
+              p_uncond: float = 0.0, to_model=to_model_range) -> dict[str, torch.Tensor]:
     """One flow matching step: draw ``t`` and ``x0 ~ N(0, I)`` (and, with ``flip``, which
     images to mirror: ToyFaces are left-right symmetric, so a mirrored face is another
     face), take a gradient step on :func:`flow_loss`, update the EMA. ``batch``: uint8 or
@@ -159,12 +164,13 @@ def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generat
     ``p_uncond`` share of the images, so one network learns the conditional and the
     unconditional velocity (Ho & Salimans 2022). Randomness is drawn from ``generator`` for
     the global batch, this rank's share kept (as :func:`course_lib.diffusion.ddpm_step`).
+    ``to_model``: batch -> model range (a latent model's batches are latents already).
     Returns ``{"loss"}``, detached."""
     if isinstance(batch, (tuple, list)):
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
     else:
         x, labels = batch, None
-    x1 = to_model_range(x)
+    x1 = to_model(x)
     n = x1.shape[0] * world_size()
     t = local_share(sample_times(n, kind=time_sampling, generator=generator)).to(x1.device)
     x0 = local_share(torch.randn((n, *x1.shape[1:]), generator=generator)).to(x1.device)
@@ -187,6 +193,7 @@ def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generat
 @dataclass(frozen=True)
 class FlowConfig:
     image_size: int = 32                          # square images (multiple of 8)
+    channels: int = 3                             # 3 for images; a latent model's latent channels
     stem: int = 16                                # the U-Net: chapter 08's (TimeUNet), same sizes
     widths: tuple[int, int, int] = (32, 64, 128)  # backbone stage widths (H/2, H/4, H/8)
     decoder_widths: tuple[int, int, int] = (64, 32, 16)  # decoder stage widths (H/4, H/2, H)
@@ -226,11 +233,11 @@ class FlowConfig:
 
     def build(self) -> FlowModel:
         net = TimeUNet(stem=self.stem, widths=self.widths, decoder_widths=self.decoder_widths,
-                       time_dim=self.time_dim)
+                       time_dim=self.time_dim, channels=self.channels)
         if self.condition:
             net = ConditionalUNet(unet=net, num_classes=tuple(ATTRIBUTES[i].num_classes
                                                               for i in self.condition_index()))
-        return FlowModel(net=net, image_size=self.image_size, ema_decay=self.ema_decay)
+        return FlowModel(net=net, image_size=self.image_size, ema_decay=self.ema_decay, channels=self.channels)
 
 
 def train_flow(model: FlowModel, config: FlowConfig, *, images: torch.Tensor | None = None,
@@ -251,6 +258,12 @@ def train_flow(model: FlowModel, config: FlowConfig, *, images: torch.Tensor | N
                         budget=budget)
 
 
+def reference_config() -> FlowConfig:
+    """The reference model's configuration (``experiments/flow_reference.py``): the ``cpu``
+    profile's, trained for longer (only ``steps`` differs, as chapter 08's DDPM reference)."""
+    return FlowConfig.for_profile("cpu")
+
+
 def pretrained_flow(config: FlowConfig | None = None, *, progress: bool | str = "auto", retrain: bool = False):
     """The flow model for ``config`` (default ``FlowConfig.for_profile()``), trained once and
     cached as ``flow``. Returns a :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode)."""
@@ -265,5 +278,5 @@ __all__ = [
     "TIME_SCALE", "TIME_SAMPLING", "NULL_LABEL", "SAMPLERS", "interpolant", "velocity_target", "sample_times",
     "flow_loss",
     "FlowModel", "euler_step", "heun_step", "integrate", "sample_flow", "flow_step", "FlowConfig",
-    "train_flow", "pretrained_flow",
+    "train_flow", "reference_config", "pretrained_flow",
 ]

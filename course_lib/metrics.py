@@ -224,6 +224,23 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     return {"fidelity": result["density"], "diversity": result["coverage"]}
 
 
+def sample_scores(real_images: torch.Tensor, fake_images: torch.Tensor, *, net,
+                  real_feats: torch.Tensor | None = None) -> dict[str, float]:
+    """The sample-quality scores the course reports for generated images, against as many
+    real images (``(N, 3, S, S)`` each, ``net`` the attribute net of that size): the domain
+    Frechet distance and the kernel distance (:func:`kernel_distance`) of the attribute
+    features, fidelity and diversity (:func:`fidelity_diversity`, all ``N``).
+    ``real_feats``: ``net.features(real_images)`` when already computed. Rounded as stored."""
+    if len(real_images) != len(fake_images):
+        raise ValueError(f"score as many samples as real images: {len(fake_images)} vs {len(real_images)}")
+    real_feats = net.features(real_images) if real_feats is None else real_feats
+    feats = net.features(fake_images)
+    return {"frechet": round(frechet_distance(real_feats, feats), 2),
+            "kid": float(f"{kernel_distance(real_feats, feats):.4g}"),
+            **{k: round(v, 3) for k, v in fidelity_diversity(real_images, fake_images, n=len(real_images),
+                                                             net=net).items()}}
+
+
 def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None):
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"expected two (B, C, H, W) batches of the same shape, got "

@@ -163,14 +163,14 @@ class Runtime:
         return torch.compile(net) if self.compile else net
 
     def loader(self, images, labels=None, *, batch_size: int, seed: int = 0,
-               shuffle: bool = True) -> DeviceLoader:
+               shuffle: bool = True, unit_range: bool = True) -> DeviceLoader:
         """A :class:`DeviceLoader` on this device and layout; ``batch_size`` is the *global*
         batch, of which each rank takes its ``batch_size // world_size`` share."""
         if batch_size % self.world_size:
             raise ValueError(f"the global batch_size={batch_size} must be divisible by the "
                              f"number of processes ({self.world_size})")
         return DeviceLoader(images, labels, batch_size=batch_size, device=self.device, seed=seed,
-                            shuffle=shuffle, channels_last=self.channels_last,
+                            shuffle=shuffle, channels_last=self.channels_last, unit_range=unit_range,
                             rank=self.rank, world_size=self.world_size)
 
     def batch(self, images: torch.Tensor) -> torch.Tensor:
@@ -371,7 +371,8 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
 class DeviceLoader:
     """Shuffled mini-batches sliced from tensors that live on the device.
 
-    ``images``: uint8 ``(N, C, H, W)`` (values 0..255) or float in [0, 1]; ``labels``:
+    ``images``: uint8 ``(N, C, H, W)`` (values 0..255) or float in [0, 1] (any float data,
+    e.g. an autoencoder's latents, with ``unit_range=False``); ``labels``:
     optional tensor with first dimension ``N`` (e.g. ToyFaces ``.labels``, int64 ``(N, A)``).
     ``batch_size`` is global: with ``world_size`` > 1 each ``rank`` gets its slice of it.
     Iterating yields one epoch of float32 images ``(B, C, H, W)`` in [0, 1] on
@@ -386,13 +387,13 @@ class DeviceLoader:
     def __init__(self, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None = None,
                  *, batch_size: int, device: str | torch.device | None = None, shuffle: bool = True,
                  seed: int = 0, drop_last: bool = True, channels_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, unit_range: bool = True):
         images = torch.as_tensor(images)
         if images.dim() != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
-        if images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
+        if unit_range and images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
             raise ValueError(f"float images must lie in [0, 1], got values in [{images.min().item():.3g}, "
                              f"{images.max().item():.3g}]: pass the uint8 images, or divide by 255")
         if labels is not None:

@@ -79,10 +79,7 @@ def trained(arm: str, seed: int, run_dir: Path, steps: int | None = None):
 
 
 def score(net, real_feats, real_images, images) -> dict:
-    feats = net.features(images)
-    return {"frechet": round(metrics.frechet_distance(real_feats, feats), 2),
-            "kid": float(f"{metrics.kernel_distance(real_feats, feats):.4g}"),
-            **{k: round(v, 3) for k, v in metrics.fidelity_diversity(real_images, images, n=N_EVAL, net=net).items()}}
+    return metrics.sample_scores(real_images, images, net=net, real_feats=real_feats)
 
 
 def samples(model, arm: str, method: str, steps: int) -> torch.Tensor:

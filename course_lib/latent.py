@@ -1,0 +1,267 @@
+"""Latent generation (Rombach et al. 2022): compress faces with an autoencoder, generate in
+its small latent space, decode.
+
+A generator in pixel space spends its capacity on every pixel; ToyFaces' 32x32x3 = 3072
+numbers are drawn from a few dozen attributes. :class:`Autoencoder` maps a face to an
+8x8xC latent (4x smaller per side) and back; a flow model (:mod:`course_lib.flow`, the same
+U-Net with ``channels = C``) then learns the distribution of the latents, where one step
+costs a fraction of a pixel-space step. What the decoder drops no latent model can put back,
+so the autoencoder's reconstructions are scored like samples (:func:`reconstruction_scores`):
+their Frechet distance is the floor of every latent model built on it.
+
+The autoencoder is chapter 02's VAE with the KL weight turned almost off (``beta`` 1e-6,
+as latent diffusion's "KL-f4" autoencoder): the KL only keeps the latents' scale in check;
+the flow model, not a N(0, I) prior, learns their distribution. Its loss is L1 plus
+``edge_weight`` times the L1 between the images' finite differences (their edges: eyes,
+mouths and glasses rims are a few pixels of sharp edges that a plain L1 averages away).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, load_or_train
+from .diffusion import fit_denoiser
+from .facedraw import RENDER_VERSION
+from .flow import FlowConfig, FlowModel, flow_step, sample_flow
+from .images import to_float
+from .loop import Budget, train
+from .profiles import choose
+from .runtime import Runtime, backward_step, runtime, seed_everything
+from .toyfaces import ToyFaces
+
+__all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "autoencoder_loss", "train_autoencoder",
+           "pretrained_autoencoder", "encode_dataset", "LatentFlowModel", "LatentFlowConfig",
+           "train_latent_flow", "pretrained_latent_flow"]
+
+
+class ConvBlock(nn.Module):
+    """GroupNorm, SiLU, 3x3 convolution, twice, plus the input (a residual block without
+    the time embedding of :class:`course_lib.diffusion_unet.ResBlock`). (B, C, H, W) -> same."""
+
+    def __init__(self, *, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                  nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Autoencoder(nn.Module):
+    """Images ``(B, 3, S, S)`` in [0, 1] <-> latents ``(B, C, S/4, S/4)``.
+
+    ``encode`` returns the posterior's mean and log-variance (each ``(B, C, S/4, S/4)``);
+    ``decode`` maps latents to images in [0, 1] (a sigmoid). ``width``: channels at full
+    resolution (doubled at S/2 and S/4)."""
+
+    def __init__(self, *, latent_channels: int = 8, width: int = 32):
+        super().__init__()
+        w1, w2 = width, 2 * width
+        self.latent_channels = latent_channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, w1, 3, padding=1), ConvBlock(channels=w1),             # (B, w1, S, S)
+            nn.Conv2d(w1, w2, 4, 2, 1), ConvBlock(channels=w2),                 # (B, w2, S/2, S/2)
+            nn.Conv2d(w2, w2, 4, 2, 1), ConvBlock(channels=w2),                 # (B, w2, S/4, S/4)
+            nn.GroupNorm(8, w2), nn.SiLU(), nn.Conv2d(w2, 2 * latent_channels, 1))
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, w2, 3, padding=1), ConvBlock(channels=w2),       # (B, w2, S/4, S/4)
+            nn.ConvTranspose2d(w2, w2, 4, 2, 1), ConvBlock(channels=w2),              # (B, w2, S/2, S/2)
+            nn.ConvTranspose2d(w2, w1, 4, 2, 1), ConvBlock(channels=w1),              # (B, w1, S, S)
+            nn.GroupNorm(8, w1), nn.SiLU(), nn.Conv2d(w1, 3, 3, padding=1))
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encoder(to_float(images) * 2 - 1).chunk(2, dim=1)
+        return mean, logvar.clamp(-30, 20)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions in [0, 1] from the posterior means (no sampling)."""
+        return self.decode(self.encode(images)[0])
+
+
+def edges(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical finite differences of ``(B, C, H, W)`` images."""
+    return images[..., :, 1:] - images[..., :, :-1], images[..., 1:, :] - images[..., :-1, :]
+
+
+def autoencoder_loss(model: Autoencoder, images: torch.Tensor, *, beta: float, edge_weight: float,
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """``L1(x_hat, x) + edge_weight * L1(edges) + beta * KL`` (means over pixels, the KL's
+    over latent entries). ``x_hat`` decodes a sample ``z = mean + std * eps`` of the posterior."""
+    x = to_float(images)
+    mean, logvar = model.encode(x)
+    eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+    recon = model.decode(mean + (0.5 * logvar).exp() * eps)
+    l1 = (recon - x).abs().mean()
+    edge = sum((a - b).abs().mean() for a, b in zip(edges(recon), edges(x)))
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+    return {"loss": l1 + edge_weight * edge + beta * kl, "l1": l1, "edge": edge, "kl": kl}
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    image_size: int = 32                       # square input size (multiple of 4)
+    latent_channels: int = 8                   # C of the (C, S/4, S/4) latent
+    width: int = 32                            # channels at full resolution
+    beta: float = 1e-6                         # KL weight (latent diffusion's KL-f4: almost off)
+    edge_weight: float = 1.0                   # weight of the L1 between the images' edges
+    lr: float = 1e-3                           # Adam learning rate
+    batch_size: int = 64                       # images per step
+    steps: int = 4000                          # optimisation steps
+    train_size: int = 6000                     # ToyFaces training images
+    seed: int = 0                              # init, data order and posterior noise
+    data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
+
+    @classmethod
+    def for_profile(cls, name: str | None = None) -> AutoencoderConfig:
+        # smoke stays at 32 px: its 8x8 latents are the smallest the U-Net takes (sides 8k)
+        return choose(
+            smoke=cls(image_size=32, width=16, steps=30, train_size=256, batch_size=32),
+            cpu=cls(),
+            gpu=cls(image_size=64, width=64, steps=20000, train_size=30000, batch_size=128),
+            profile=name,
+        )
+
+    def build(self) -> Autoencoder:
+        return Autoencoder(latent_channels=self.latent_channels, width=self.width)
+
+
+def train_autoencoder(model: Autoencoder, config: AutoencoderConfig, *, images: torch.Tensor | None = None,
+                      progress: bool | str = "auto", plan: Runtime | None = None,
+                      checkpoint: str | os.PathLike | None = None, callbacks=()):
+    """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
+    :class:`~course_lib.loop.History`. Arguments as :func:`course_lib.vae.train_vae`."""
+    if images is None:
+        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
+    seed_everything(config.seed)
+    rt = plan or runtime()
+    model.to(rt.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
+    g = torch.Generator().manual_seed(config.seed)
+
+    def step(x):
+        model.train()
+        out = autoencoder_loss(model, x, beta=config.beta, edge_weight=config.edge_weight, generator=g)
+        optimizer.zero_grad(set_to_none=True)
+        backward_step(out["loss"], optimizer)
+        return {k: v.detach() for k, v in out.items()}
+
+    every = max(config.steps // 10, 1)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer, every=every)
+    return train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt, checkpoint=ckpt,
+                 callbacks=callbacks, every=every, desc=f"autoencoder {config.latent_channels}x{config.image_size // 4}"
+                                                        f"x{config.image_size // 4}")
+
+
+def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress: bool | str = "auto",
+                           retrain: bool = False):
+    """The autoencoder for ``config`` (default ``AutoencoderConfig.for_profile()``), trained
+    once and cached as ``autoencoder``. Returns a :class:`~course_lib.checkpoint.Trained`."""
+    config = config or AutoencoderConfig.for_profile()
+    trained = load_or_train("autoencoder", lambda m, c: train_autoencoder(m, c, progress=progress),
+                            config=config, build=AutoencoderConfig.build, retrain=retrain)
+    trained.model.eval()
+    return trained
+
+
+@torch.no_grad()
+def encode_dataset(model: Autoencoder, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+    """The posterior means of ``images`` ``(N, 3, S, S)``: ``(N, C, S/4, S/4)`` on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(images[i:i + batch_size].to(device))[0].cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+
+# --------------------------------------------------------------------------------------
+# A flow model in the latent space
+# --------------------------------------------------------------------------------------
+class LatentFlowModel(nn.Module):
+    """A frozen :class:`Autoencoder` and a :class:`~course_lib.flow.FlowModel` over its
+    latents scaled by ``scale`` (a buffer: one over the training latents' standard deviation,
+    latent diffusion's "scale factor", so the flow sees unit-variance data as in pixel space)."""
+
+    def __init__(self, *, autoencoder: Autoencoder, flow: FlowModel):
+        super().__init__()
+        self.autoencoder, self.flow = autoencoder.requires_grad_(False), flow
+        self.register_buffer("scale", torch.ones(()))
+
+    @torch.no_grad()
+    def sample(self, n: int, *, steps: int = 25, method: str = "euler", seed: int = 0,
+               batch_size: int = 256) -> torch.Tensor:
+        """``n`` images ``(n, 3, S, S)`` in [0, 1] on the CPU: latents from
+        :func:`course_lib.flow.sample_flow` (same seeds and samplers), divided by ``scale``,
+        decoded."""
+        self.eval()
+        z = sample_flow(self.flow, n, steps=steps, method=method, seed=seed, batch_size=batch_size,
+                        to_output=lambda x: x)                                      # (n, C, S/4, S/4)
+        device = self.scale.device
+        return torch.cat([self.autoencoder.decode(z[i:i + batch_size].to(device) / self.scale).cpu()
+                          for i in range(0, n, batch_size)])
+
+
+@dataclass(frozen=True)
+class LatentFlowConfig:
+    autoencoder: AutoencoderConfig = AutoencoderConfig()
+    flow: FlowConfig = FlowConfig(image_size=8, channels=8, stem=32, widths=(64, 128, 128),
+                                  decoder_widths=(128, 64, 32))
+
+    def __post_init__(self):
+        ae, fl = self.autoencoder, self.flow
+        if fl.image_size != ae.image_size // 4 or fl.channels != ae.latent_channels:
+            raise ValueError(f"the flow must model the autoencoder's latents ({ae.latent_channels}, "
+                             f"{ae.image_size // 4}, {ae.image_size // 4}); got flow image_size={fl.image_size}, "
+                             f"channels={fl.channels}")
+        if fl.flip or fl.condition:
+            raise ValueError("a latent flow has no flip (a mirrored latent is not a mirrored face's latent) "
+                             "and no condition")
+
+    @classmethod
+    def for_profile(cls, name: str | None = None) -> LatentFlowConfig:
+        ae = AutoencoderConfig.for_profile(name)
+        small = dict(stem=16, widths=(16, 32, 32), decoder_widths=(32, 16, 16), steps=30, train_size=256)
+        flow = choose(smoke=FlowConfig(image_size=ae.image_size // 4, channels=ae.latent_channels, **small),
+                      cpu=cls.flow, gpu=dataclasses.replace(cls.flow, image_size=16, steps=20000, batch_size=128),
+                      profile=name)
+        return cls(autoencoder=ae, flow=flow)
+
+    def build(self) -> LatentFlowModel:
+        return LatentFlowModel(autoencoder=self.autoencoder.build(), flow=self.flow.build())
+
+
+def train_latent_flow(model: LatentFlowModel, config: LatentFlowConfig, *, progress: bool | str = "auto",
+                      plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None, callbacks=()):
+    """Load the trained autoencoder of ``config.autoencoder`` into ``model``, encode the
+    training faces once, then train the flow on their scaled latents (flow matching steps of
+    :func:`course_lib.flow.flow_step`, the set-up of :func:`course_lib.diffusion.fit_denoiser`)."""
+    model.autoencoder.load_state_dict(pretrained_autoencoder(config.autoencoder, progress=progress).model.state_dict())
+    images = ToyFaces(split="train", size=config.flow.train_size, image_size=config.autoencoder.image_size).images
+    latents = encode_dataset(model.autoencoder, images)                              # (N, C, S/4, S/4)
+    model.scale.fill_(1 / latents.std().item())
+    step_fn = functools.partial(flow_step, time_sampling=config.flow.time_sampling, to_model=lambda z: z)
+    return fit_denoiser(model.flow, config.flow, step_fn, desc="latent flow", images=latents * model.scale,
+                        progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, unit_range=False)
+
+
+def pretrained_latent_flow(config: LatentFlowConfig | None = None, *, progress: bool | str = "auto",
+                           retrain: bool = False):
+    """The latent flow model for ``config`` (default ``LatentFlowConfig.for_profile()``),
+    trained once and cached as ``latent_flow``. Returns a :class:`~course_lib.checkpoint.Trained`."""
+    config = config or LatentFlowConfig.for_profile()
+    trained = load_or_train("latent_flow", lambda m, c: train_latent_flow(m, c, progress=progress),
+                            config=config, build=LatentFlowConfig.build, retrain=retrain)
+    trained.model.eval()
+    return trained
