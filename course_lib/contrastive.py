@@ -32,6 +32,7 @@ from torchvision.transforms.v2 import functional as TF
 from .backbone import ConvBackbone
 from .checkpoint import load_or_train
 from .images import to_float
+from .inputs import validate_fields
 from .pretext import _fit, _images
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -62,6 +63,11 @@ class SimCLRConfig:
         bad = [a for a in self.augmentations if a not in AUGMENTATIONS]
         if bad:
             raise ValueError(f"augmentations must be a subset of {AUGMENTATIONS}, got {self.augmentations!r}")
+        validate_fields(self, {
+            "image_size": "int >= 8", "train_size": "int >= 1", "batch_size": "int >= 2", "steps": "int >= 1",
+            "lr": "float > 0", "temperature": "float", "hidden": "int >= 1", "out_dim": "int >= 1",
+            "crop_scale": "float", "jitter": "float in [0, 1]", "jitter_p": "float in [0, 1]",
+            "gray_p": "float in [0, 1]", "seed": "seed"})
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:

@@ -41,6 +41,7 @@ from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
 from .faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
 from .facedraw import RENDER_VERSION
+from .inputs import validate_fields
 from .loop import Budget
 from .runtime import Runtime, backward_step, local_share, world_size
 from .toyfaces import ToyFaces
@@ -205,6 +206,11 @@ class FlowConfig:
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
 
     def __post_init__(self):
+        validate_fields(self, {
+            "image_size": "int >= 8", "stem": "int >= 1", "widths": "int >= 1", "decoder_widths": "int >= 1",
+            "time_dim": "int >= 2", "lr": "float > 0", "warmup": "int >= 0", "ema_decay": "float in [0, 1)",
+            "batch_size": "int >= 1", "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed",
+            "data_version": "int >= 0", "flip": "bool"})
         if self.time_sampling not in TIME_SAMPLING:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLING}, got {self.time_sampling!r}")
         unknown = [a for a in self.condition if a not in ATTRIBUTE_NAMES]

@@ -50,6 +50,7 @@ from .gan_losses import (  # noqa: F401 (re-exported)
     wgan_generator_loss,
 )
 from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
+from .inputs import validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
@@ -104,11 +105,13 @@ class GANConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        validate_fields(self, {
+            "image_size": "int >= 8", "z_dim": "int >= 1", "width": "int >= 1",
+            "lr_g": "float > 0", "lr_d": "float > 0", "beta1": "float in [0, 1)", "beta2": "float in [0, 1)",
+            "d_steps": "int >= 1", "gp_weight": "float >= 0", "clip": "float > 0", "batch_size": "int >= 1",
+            "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed", "spectral_norm": "bool",
+            "r1_weight": "float >= 0", "ema_decay": "float in [0, 1)"})  # ema_decay 0 = no EMA
         check_image_size(self.image_size)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}")
-        if self.r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, got {self.r1_weight}")
 
     @property
     def d_norm(self) -> str:

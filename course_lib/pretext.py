@@ -30,6 +30,7 @@ from .jigsaw import (
     TilePositionNet,
     jigsaw_batch,
 )
+from .inputs import validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -46,6 +47,10 @@ class RotationConfig:
     steps: int = 400
     lr: float = 2e-3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {"image_size": "int >= 8", "train_size": "int >= 1", "batch_size": "int >= 1",
+                               "steps": "int >= 1", "lr": "float > 0", "seed": "seed"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> RotationConfig:

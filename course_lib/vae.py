@@ -30,7 +30,7 @@ from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
 from .images import to_float
-from .inputs import check_float_images, check_unit_range, range_check_due
+from .inputs import check_float_images, check_unit_range, range_check_due, validate_fields
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
@@ -309,6 +309,12 @@ class VAEConfig:
     train_size: int = 6000                     # ToyFaces training images
     seed: int = 0                              # init, data order and data seed
     data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {
+            "image_size": "int >= 8", "latent_dim": "int >= 1", "widths": "int >= 1",
+            "likelihood": LIKELIHOODS, "beta": "float >= 0", "lr": "float > 0", "batch_size": "int >= 1",
+            "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed", "data_version": "int >= 0"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> VAEConfig:
