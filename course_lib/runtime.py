@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib.inputs import SEED_MAX
+
 DEVICE_ENV = "COURSE_DEVICE"
 AMP_ENV = "COURSE_AMP"
 CHANNELS_LAST_ENV = "COURSE_CHANNELS_LAST"
@@ -357,8 +359,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     for deterministic kernels (slower; GPU runs are otherwise only approximately
     repeatable).
     """
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed > SEED_MAX:  # torch takes at most 64 bits, and trainers seed with seed + 1
+        raise ValueError(f"seed must be at most 2**32 - 1 = {SEED_MAX}, got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
