@@ -74,6 +74,13 @@ def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1
     """PSNR in dB of each row/image, ``(N,)``: 10 log10(max^2 / MSE). Inputs in [0, max_value]."""
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must match")
+    for name, t in (("x_hat", x_hat), ("x", x)):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        if t.numel() and (t.min() < 0 or t.max() > max_value):
+            raise ValueError(f"{name} must lie in [0, max_value={max_value:g}], got values in "
+                             f"[{t.min().item():.3g}, {t.max().item():.3g}]: pass max_value=255 for "
+                             f"0..255 images")
     mse = (x_hat.double() - x.double()).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10 * torch.log10(max_value ** 2 / mse)
 

@@ -553,6 +553,19 @@ CASES = [
     bad("toyfaces-override-smile-7", ValueError,
         r"override smile=7.0 is outside what ToyFaces draws: expected a number in \[-3, 3\]",
         lambda c: ToyFaces(size=2, image_size=8, overrides={"smile": 7.0})),
+    # ------------------------------------------------------------------ issue 30: metrics
+    bad("precision-recall-feature-sizes", ValueError, "feature sizes differ: 4 vs 5",
+        lambda c: metrics.precision_recall(torch.rand(10, 4), torch.rand(10, 5))),
+    bad("psnr-uint8-against-float", TypeError,
+        r"x_hat and x must have the same dtype, got torch.uint8 and torch.float32.*float\(\) / 255",
+        lambda c: metrics.psnr((img() * 255).to(torch.uint8), img())),
+    bad("psnr-nan", ValueError, "x_hat contains NaN or inf",
+        lambda c: metrics.psnr(torch.full((2, 3, 16, 16), math.nan), img())),
+    bad("ssim-nan", ValueError, "x contains NaN or inf",
+        lambda c: metrics.ssim(img(), torch.full((2, 3, 16, 16), math.nan))),
+    bad("psnr-per-image-0-255", ValueError,
+        r"x_hat must lie in \[0, max_value=1\], got values in \[0.0203, 255\]: pass max_value=255",
+        lambda c: unsupervised.psnr_per_image(img() * 255, img() * 255 + 1)),
 ]
 
 
