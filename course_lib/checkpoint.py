@@ -204,6 +204,41 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+# ------------------------------------------------------------------ exported reference weights
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def read_export(path: str | os.PathLike, *, keys: tuple[str, ...], what: str, rebuild: str) -> dict:
+    """The payload of an exported weights file (``course_lib/results_data/*_reference.pt``),
+    read with ``weights_only=True``. ``keys``: what the payload must hold; ``what``: its name
+    in messages; ``rebuild``: the command that writes it again.
+
+    Raises ``FileNotFoundError`` when the file is missing, and :class:`CheckpointError` when
+    it is a Git LFS pointer, truncated or corrupted, or not such an export (a training
+    checkpoint, another model's file): each message says how to get the file back.
+    """
+    path = Path(path)
+    get_back = f"restore it (git checkout, or reinstall course_lib) or rebuild it: {rebuild}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {rebuild}")
+    with open(path, "rb") as f:
+        head = f.read(len(_LFS_POINTER))
+    if head == _LFS_POINTER:
+        raise CheckpointError(f"{path} is a Git LFS pointer, not the {what} weights: run "
+                              f"`git lfs pull` in the repository, or {get_back}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's message advises weights_only=False: never the fix here
+        raise CheckpointError(f"{path} is truncated or corrupted (torch.load raised "
+                              f"{type(exc).__name__}): {get_back}") from None
+    missing = [k for k in keys if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        kind = ("a training checkpoint" if isinstance(payload, dict) and "format_version" in payload
+                else "another file")
+        raise CheckpointError(f"{path} is {kind}, not the {what} export (it lacks {missing}): "
+                              f"{get_back}")
+    return payload
+
 
 def _check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, payload: dict) -> None:
     """The stored state must come from the same optimizer (or LR scheduler) class: torch

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train
+from .checkpoint import Checkpoint, load_or_train, read_export
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -213,8 +213,12 @@ def reference_config(prediction: str | None = None) -> DDPMConfig:
 def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     """The committed reference model (``experiments/ddpm_reference.py``), EMA weights in
     eval mode on the CPU. Raises a ValueError naming the mismatch if the file was written
-    for another configuration or another ToyFaces drawing (retrain it with the script)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    for another configuration or another ToyFaces drawing (retrain it with the script), and a
+    :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
+    a file that is not this export."""
+    payload = read_export(path, keys=("steps", "config", "data_version", "command", "ema"),
+                          what="DDPM reference", rebuild="python experiments/ddpm_reference.py --steps "
+                                                         "20000, then --export 20000")
     config = dataclasses.replace(reference_config(), steps=payload["steps"])
     stored = payload["config"]
     expected = dataclasses.asdict(config)

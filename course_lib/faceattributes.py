@@ -12,9 +12,8 @@ process and on every machine, and the splits draw from disjoint streams.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch

@@ -33,8 +33,8 @@ from course_lib import metrics
 from course_lib.backbone import ConvBackbone
 from course_lib.checkpoint import Checkpoint
 from course_lib.images import to_float
-from course_lib.inputs import validate_fields
 from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
+from course_lib.inputs import validate_fields
 from course_lib.loop import Budget, EarlyStopping, Step, train
 from course_lib.masks import make_masks
 from course_lib.profiles import choose

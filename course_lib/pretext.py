@@ -23,6 +23,7 @@ from torch import nn
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .images import to_float
+from .inputs import validate_fields
 from .jigsaw import (
     JigsawConfig,
     JigsawNet,
@@ -30,7 +31,6 @@ from .jigsaw import (
     TilePositionNet,
     jigsaw_batch,
 )
-from .inputs import validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything

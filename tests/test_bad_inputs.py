@@ -21,6 +21,7 @@ from course_lib import (
     checkpoint,
     contrastive,
     datasets,
+    diffusion,
     gan,
     gan_reference,
     inpainting,
@@ -111,6 +112,20 @@ CFG = Cfg()  # the one default config every call shares
 def _load_or_train(c: Ctx, name="tiny", config=CFG, **kw):
     return checkpoint.load_or_train(name, lambda m, cfg: [], config=config,
                                     build=lambda cfg: torch.nn.Linear(2, 2), device="cpu", **kw)
+
+
+def lfs_pointer(c: Ctx) -> Path:
+    """What a clone without Git LFS holds in place of a weights file."""
+    return c.file("ref.pt", b"version https://git-lfs.github.com/spec/v1\noid sha256:0123abcd\nsize 748714\n")
+
+
+def truncated(c: Ctx, source: Path) -> Path:
+    """The first 4 kB of a committed weights file: a download cut short."""
+    return c.file("ref.pt", source.read_bytes()[:4096])
+
+
+def vae_checkpoint(c: Ctx) -> Path:
+    return checkpoint.save_checkpoint(c.tmp / "vae.pt", models=vae.VAE(latent_dim=4, image_size=16))
 
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -566,6 +581,25 @@ CASES = [
     bad("psnr-per-image-0-255", ValueError,
         r"x_hat must lie in \[0, max_value=1\], got values in \[0.0203, 255\]: pass max_value=255",
         lambda c: unsupervised.psnr_per_image(img() * 255, img() * 255 + 1)),
+    # ------------------------------------------------------------------ issue 30: reference weights
+    bad("ddpm-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: diffusion.reference_ddpm(lfs_pointer(c))),
+    bad("ddpm-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*rebuild it: python experiments/ddpm_reference.py",
+        lambda c: diffusion.reference_ddpm(truncated(c, diffusion.REFERENCE_PATH))),
+    bad("ddpm-reference-given-a-vae-checkpoint", checkpoint.CheckpointError,
+        r"is a training checkpoint, not the DDPM reference export \(it lacks \['steps'",
+        lambda c: diffusion.reference_ddpm(vae_checkpoint(c))),
+    bad("inpainter-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: inpainting_eval.reference_inpainter(lfs_pointer(c))),
+    bad("inpainter-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*experiments/inpainting_reference.py",
+        lambda c: inpainting_eval.reference_inpainter(truncated(c, inpainting_eval.REFERENCE_PATH))),
+    bad("gan-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: gan_reference.reference_generator("dcgan", lfs_pointer(c))),
+    bad("gan-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*experiments/gan_reference.py --model dcgan",
+        lambda c: gan_reference.reference_generator("dcgan", truncated(c, gan_reference.REFERENCE_PATHS["dcgan"]))),
 ]
 
 
