@@ -312,6 +312,11 @@ class Checkpoint:
     every: int = 100                        # save every this many steps (and at the end)
     extra: dict = field(default_factory=dict)   # plain data stored alongside (e.g. config)
 
+    def __post_init__(self) -> None:
+        _check_writable_file(self.path, "checkpoint")  # now, not after the first hour of training
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"Checkpoint.every must be a positive int (steps), got {self.every!r}")
+
     def exists(self) -> bool:
         return Path(self.path).is_file()
 
@@ -322,6 +327,19 @@ class Checkpoint:
     def load(self) -> dict:
         return load_checkpoint(self.path, models=self.models, optimizers=self.optimizers,
                                scaler=self.scaler)
+
+
+def _check_writable_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse a file path that is a folder, or under a file, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} path {path} is a folder, but a {what} is one file: "
+                                f"remove or rename that folder, or pass another path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{what} path {path}: {parent} is a file, not a folder")
+            break
 
 
 # --------------------------------------------------------------------------- cache
@@ -423,6 +441,7 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     :func:`course_lib.runtime.get_device`).
     """
     path, text = cache_path(name, config, cache_dir=cache_dir, data_version=data_version)
+    _check_writable_file(path, "cache file")
     dev = get_device(device)
     model = build(config)
     models = _as_dict(model, "model")
@@ -471,6 +490,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     renamed over ``path``: a reader, a crash or a Ctrl-C sees the old file or the new, never
     half of one."""
     path = Path(path)
+    _check_writable_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_orphans(path)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)

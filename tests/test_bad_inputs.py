@@ -600,6 +600,12 @@ CASES = [
     bad("gan-reference-truncated", checkpoint.CheckpointError,
         r"is truncated or corrupted.*experiments/gan_reference.py --model dcgan",
         lambda c: gan_reference.reference_generator("dcgan", truncated(c, gan_reference.REFERENCE_PATHS["dcgan"]))),
+    # ------------------------------------------------------------------ issue 30: output paths
+    bad("checkpoint-path-is-a-folder", IsADirectoryError, r"ck is a folder, but a checkpoint is one file",
+        lambda c: ((c.tmp / "ck").mkdir(), checkpoint.Checkpoint(c.tmp / "ck", models=torch.nn.Linear(2, 2)))),
+    bad("load-or-train-cache-file-is-a-folder", IsADirectoryError, r"cache file path .*tiny-\w+\.pt is a folder",
+        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp)[0].mkdir(parents=True),
+                   _load_or_train(c, cache_dir=c.tmp))),
 ]
 
 
