@@ -9,7 +9,11 @@ this case only. Every call must fail fast (no training, no network).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +116,30 @@ CFG = Cfg()  # the one default config every call shares
 def _load_or_train(c: Ctx, name="tiny", config=CFG, **kw):
     return checkpoint.load_or_train(name, lambda m, cfg: [], config=config,
                                     build=lambda cfg: torch.nn.Linear(2, 2), device="cpu", **kw)
+
+
+def warned(call):
+    """``call()`` with UserWarnings raised as errors: a row can expect a skip's warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        return call()
+
+
+def huge_png(path: Path, side: int = 14000) -> Path:
+    """A valid PNG header for a side x side 1-bit image (PIL refuses it at open, unread)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def float_tiff(path: Path, low: float = -1.0, high: float = 1.0) -> Path:
+    Image.fromarray(np.linspace(low, high, 64, dtype=np.float32).reshape(8, 8), "F").save(path)
+    return path
+
+
+SMOKE_CLI = ["vae", "--profile", "smoke", "--train-size", "8", "--batch-size", "8"]
 
 
 def lfs_pointer(c: Ctx) -> Path:
@@ -606,6 +634,33 @@ CASES = [
     bad("load-or-train-cache-file-is-a-folder", IsADirectoryError, r"cache file path .*tiny-\w+\.pt is a folder",
         lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp)[0].mkdir(parents=True),
                    _load_or_train(c, cache_dir=c.tmp))),
+    # ------------------------------------------------------------------ issue 30: the CLI trainer
+    bad("cli-out-is-a-file", SystemExit, r"--out must be a folder \(created if missing\), but .*a_file is a file",
+        lambda c: cli_main(["vae", "--out", str(c.file())])),
+    bad("cli-out-under-a-file", SystemExit, r"a_file is a file \(in --out .*a_file/sub\)",
+        lambda c: cli_main(["vae", "--out", str(c.file() / "sub")])),
+    bad("cli-seed-2-to-the-64", SystemExit, r"--seed must be at most 2\*\*32 - 1 = 4294967295, got 184467440737",
+        lambda c: cli_main(["vae", "--seed", "18446744073709551616", "--out", str(c.tmp / "run")])),
+    bad("cli-imagefolder-empty-path", SystemExit, "--data imagefolder: needs a folder after the colon",
+        lambda c: cli_main(["vae", "--data", "imagefolder:", "--out", str(c.tmp / "run")])),
+    bad("cli-checkpoint-is-a-folder", SystemExit, r"checkpoint.pt is a folder, but the run saves its checkpoint there",
+        lambda c: ((c.tmp / "run" / "checkpoint.pt").mkdir(parents=True),
+                   cli_main([*SMOKE_CLI, "--steps", "1", "--out", str(c.tmp / "run")]))),
+    bad("cli-steps-below-the-checkpoint", SystemExit,
+        r"holds a checkpoint at step 60, past --steps 30: a checkpoint cannot go back. Use --steps 60 or more",
+        lambda c: (checkpoint.save_checkpoint(c.tmp / "run" / "checkpoint.pt", models=torch.nn.Linear(2, 2), step=60),
+                   cli_main([*SMOKE_CLI, "--steps", "30", "--out", str(c.tmp / "run")]))),
+    # ------------------------------------------------------------------ issue 30: image files
+    bad("imagefolder-decompression-bomb", UserWarning,
+        r"skipped 1 .*files: huge.png. huge.png: Image size \(196000000 pixels\) exceeds limit",
+        lambda c: warned(lambda: datasets.load_dataset("imagefolder", split="all", image_size=8, root=huge_png(
+            folder(c, {"ok.png": 10}) / "huge.png").parent))),
+    bad("imagefolder-float-tiff-minus-one-to-one", UserWarning,
+        r"neg.tif: F pixel values in \[-1, 1\], expected \[0, 1\] or \[0, 255\]",
+        lambda c: warned(lambda: datasets.load_dataset("imagefolder", split="all", image_size=8, root=float_tiff(
+            folder(c, {"ok.png": 10}) / "neg.tif").parent))),
+    bad("imagefolder-image-size-1", ValueError, "image_size must be a positive int of at least 8.*got 1",
+        lambda c: datasets.load_dataset("imagefolder", root=folder(c, {"ok.png": 10}), image_size=1)),
 ]
 
 
@@ -623,3 +678,39 @@ def test_bad_input_gets_a_clear_error(call, exc, match, tmp_path, monkeypatch):
     with pytest.raises(exc, match=match) as err:
         call(ctx)
     assert type(err.value) is exc, f"raised {type(err.value).__name__}, expected exactly {exc.__name__}"
+
+
+# ---------------------------------------------------------------------- made explicit (issue 30)
+# Inputs that are legitimate but were silently reinterpreted: they keep working, and now say
+# what they did and record it.
+
+def test_transparent_png_is_composited_on_the_documented_background(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200          # red where opaque; the left half is fully transparent
+    rgba[:, 4:, 3] = 255
+    root = tmp_path / "pics"
+    root.mkdir()
+    Image.fromarray(rgba, "RGBA").save(root / "a.png")
+    ds = datasets.load_dataset("imagefolder", root=root, image_size=8, split="all")
+    assert ds.images[0, :, :, :4].eq(torch.tensor(datasets.BACKGROUND).view(3, 1, 1)).all()  # not black
+    assert ds.images[0, :, :, 6:].eq(torch.tensor([200, 0, 0]).view(3, 1, 1)).all()
+
+
+@pytest.mark.parametrize("data", ["toyfaces", "imagefolder"])
+def test_cli_records_the_batch_it_used_when_the_set_is_smaller(tmp_path, capsys, monkeypatch, data):
+    """--train-size 4 --batch-size 16, or a folder of 3 images: the batch is the whole set,
+    the run says so, and config.json and metrics.json hold what was used (a student reading
+    them later must see the run that happened)."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    if data == "imagefolder":
+        pics = folder(Ctx(tmp_path, monkeypatch), {f"{i}.png": 40 * i for i in range(3)})
+        args, n = ["--data", f"imagefolder:{pics}"], 3
+    else:
+        args, n = ["--train-size", "4"], 4
+    out = tmp_path / "run"
+    result = cli_main(["vae", "--profile", "smoke", "--batch-size", "16", "--steps", "1", *args, "--out", str(out)])
+    assert f"{n} training images, fewer than the batch size 16: training with batch size {n}" in capsys.readouterr().out
+    stored = json.loads((out / "config.json").read_text())["config"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert stored["batch_size"] == metrics["config"]["batch_size"] == result["config"]["batch_size"] == n
+    assert metrics["config"]["train_size"] == n and metrics["steps"] == metrics["config"]["steps"] == 1
