@@ -168,6 +168,12 @@ def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
     strings, lists, dicts) such as the config.
     """
     path = Path(path)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int (optimizer steps done), got {step!r}")
+    for name, model in _as_dict(models, "model").items():
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"models must be an nn.Module or a dict {{name: nn.Module}}, got "
+                            f"{type(model).__name__} for {name!r}")
     payload = {
         "format_version": FORMAT_VERSION,
         "step": int(step),

@@ -32,7 +32,7 @@ from torchvision.transforms.v2 import functional as TF
 from .backbone import ConvBackbone
 from .checkpoint import load_or_train
 from .images import to_float
-from .inputs import validate_fields
+from .inputs import check_value, validate_fields
 from .pretext import _fit, _images
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -179,6 +179,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     """
     if z1.dim() != 2 or z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if z1.shape[0] < 2:  # with one image there are no negatives: the loss is 0 whatever z is
+        raise ValueError(f"NT-Xent needs N >= 2 images (the others are the negatives), got N = {z1.shape[0]}")
+    if not isinstance(temperature, torch.Tensor):
+        check_value(temperature, "float > 0", "temperature")
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)                   # (2N, D), unit rows
     sim = z @ z.T / temperature                                           # (2N, 2N)

@@ -324,6 +324,8 @@ def load_dataset(name: str, *, root=None, image_size: int = 64, split: str = "tr
                          f"images), got {image_size!r}")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
         raise ValueError(f"size must be a positive int or None, got {size!r}")
+    if not isinstance(download, bool):  # download="no" would be true
+        raise TypeError(f"download must be True or False, got {download!r}")
     allowed = SPLITS + (("all",) if name == "imagefolder" else ())
     if split not in allowed:
         raise ValueError(f"split must be one of {allowed} for {name}, got {split!r}")

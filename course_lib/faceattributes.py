@@ -146,6 +146,8 @@ def sample_attributes(n: int, seed: int = 0, overrides: dict | None = None, *,
         raise ValueError(f"n must be a positive int, got {n!r}")
     _check_split(split)
     check_seed(seed)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ValueError(f"start must be a non-negative int (the first image index), got {start!r}")
     u = _uniforms(int(seed), split, int(start), n)
     out = np.empty_like(u)
     for j, a in enumerate(ATTRIBUTES):

@@ -50,7 +50,7 @@ from .gan_losses import (  # noqa: F401 (re-exported)
     wgan_generator_loss,
 )
 from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
-from .inputs import validate_fields
+from .inputs import check_value, validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
@@ -163,6 +163,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, *, updates: int |
     game (Yazici et al. 2019). With ``updates`` (G steps so far, from 1) the decay warms up
     as TensorFlow's ExponentialMovingAverage does, ``d = min(decay, (1 + updates) / (10 + updates))``,
     so a short run is not an average dominated by the initial weights (0.999^500 = 0.61)."""
+    check_value(decay, "float in [0, 1]", "update_ema: decay")
     if updates is not None:
         decay = min(decay, (1 + updates) / (10 + updates))
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -174,6 +175,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, *, updates: int |
 def sample_z(n: int, z_dim: int, *, device=None, rng: torch.Generator | None = None) -> torch.Tensor:
     """``n`` noise vectors z ~ N(0, I), shape ``(n, z_dim)``, drawn from ``rng`` (a
     ``torch.Generator``; in this module ``generator`` always names the network G)."""
+    check_value(n, "int >= 1", "sample_z: n")
+    check_value(z_dim, "int >= 1", "sample_z: z_dim")
     return torch.randn(n, z_dim, device=device, generator=rng)
 
 
@@ -282,6 +285,9 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
 def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, seed: int = 0,
              batch_size: int = 256) -> torch.Tensor:
     """``n`` samples in eval mode (BatchNorm running stats), float ``(n, 3, H, W)`` in [0, 1]."""
+    if z is None:
+        check_value(n, "int >= 1", "generate: n")
+    check_value(batch_size, "int >= 1", "generate: batch_size")
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device

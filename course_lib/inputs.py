@@ -47,6 +47,8 @@ def check_unit_range(x: torch.Tensor, what: str) -> None:
         return
     lo, hi = torch.aminmax(x.detach())
     lo, hi = lo.item(), hi.item()
+    if math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"{what} contains NaN (a diverged model, or a division by zero upstream?)")
     if lo < 0 or hi > 1:
         hint = (": these look like 0..255 pixel values; divide by 255" if hi > 1.5 and lo >= 0
                 else " (images in [-1, 1]? use (x + 1) / 2)" if lo >= -1 and hi <= 1 else "")

@@ -37,6 +37,7 @@ from torchmetrics.image.kid import poly_mmd
 
 from course_lib.feature_net import feature_net_history, load_feature_net
 from course_lib.images import to_float
+from course_lib.inputs import check_value
 from course_lib.profiles import current_profile
 from course_lib.toyfaces import ToyFaces
 
@@ -147,6 +148,7 @@ def precision_recall(real_feats, fake_feats, *, k: int = 3) -> dict[str, float]:
     real, fake = _features(real_feats, "real_feats"), _features(fake_feats, "fake_feats")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature sizes differ: {real.shape[1]} vs {fake.shape[1]}")
+    check_value(k, "int >= 1", "k (nearest neighbours)")
     r_real, r_fake = _radii(real, k), _radii(fake, k)
     d = _pairwise(fake, real)  # (M fake, N real)
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean()
@@ -279,6 +281,9 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
     ``kernel_size`` 7 (Gaussian, sigma 1.5) suits the course's 32-64 px images (the usual
     11 is for photos of hundreds of pixels).
     """
+    if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2):
+        raise ValueError(f"kernel_size must be an odd positive int (the window has a centre pixel), "
+                         f"got {kernel_size!r}")
     x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
     if min(x.shape[-2:]) < kernel_size:
         raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than kernel_size={kernel_size}")
@@ -333,6 +338,8 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: S
         raise ValueError(f"labels {ytr.shape}/{yte.shape} do not match features {xtr.shape}/{xte.shape}")
     if not 0 < train_fraction <= 1:
         raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty: pass at least one seed, e.g. seeds=(0, 1, 2)")
     names = list(names) if names is not None else [f"attr{i}" for i in range(ytr.shape[1])]
     if len(names) != ytr.shape[1]:
         raise ValueError(f"{len(names)} names for {ytr.shape[1]} label columns")
@@ -368,6 +375,7 @@ def corrupt_images(images: torch.Tensor, *, kind: str, strength: float, seed: in
     from torchvision.transforms.functional import gaussian_blur
 
     x = to_float(images).clone()  # (B, 3, H, W) in [0, 1], a copy: corrupted in place below
+    check_value(strength, "float", "strength")
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     g = torch.Generator().manual_seed(seed)

@@ -396,6 +396,8 @@ class DeviceLoader:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
+        if images.is_floating_point() and images.numel() and images.isnan().any():
+            raise ValueError("float images contain NaN; a loader needs values in [0, 1]")
         if images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
             raise ValueError(f"float images must lie in [0, 1], got values in [{images.min().item():.3g}, "
                              f"{images.max().item():.3g}]: pass the uint8 images, or divide by 255")

@@ -50,7 +50,7 @@ def pca_fit(x: torch.Tensor, k: int) -> PCA:
     """
     x = as_matrix(x) if x.dim() != 2 else x.double()
     n, d = x.shape
-    if not 1 <= k <= min(n, d):
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= min(n, d):
         raise ValueError(f"k must be between 1 and min(N, D) = {min(n, d)}, got {k}")
     mean = x.mean(0)
     _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
@@ -62,6 +62,9 @@ def pca_fit(x: torch.Tensor, k: int) -> PCA:
 def pca_project(x: torch.Tensor, pca: PCA) -> torch.Tensor:
     """Codes ``(N, k)``: coordinates of the centred data along the components."""
     x = as_matrix(x) if x.dim() != 2 else x.double()
+    if x.shape[1] != pca.mean.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} values per row but the PCA was fitted on {pca.mean.shape[0]}: "
+                         f"project images of the size (and channels) it was fitted on")
     return (x - pca.mean) @ pca.components.T
 
 
@@ -131,6 +134,8 @@ def cluster_purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
 def majority_baseline(labels: torch.Tensor) -> float:
     """Frequency of the most common label: the purity of putting everything in one cluster."""
     labels = torch.as_tensor(labels).long().flatten()
+    if labels.numel() == 0:
+        raise ValueError("majority_baseline needs at least one label, got none")
     return torch.bincount(labels - labels.min()).max().item() / labels.numel()
 
 
