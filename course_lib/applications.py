@@ -28,6 +28,7 @@ from torch import nn
 
 from course_lib.images import to_float, to_uint8
 from course_lib.inpainting import InpaintingNet, fill_hole
+from course_lib.inputs import check_value, validate_fields
 from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
@@ -75,6 +76,8 @@ def auroc(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> float:
     a, b = normal_scores.double().flatten(), anomaly_scores.double().flatten()
     if a.numel() == 0 or b.numel() == 0:
         raise ValueError("auroc needs at least one normal and one anomalous score")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):  # NaN would rank as the highest score
+        raise ValueError("auroc scores contain NaN or inf (a diverged model?); score finite values")
     # Computed from ranks (memory O(n), so it also takes the ~10^5 pixels of a heatmap):
     # the anomalies' rank sum minus its minimum is the number of (anomaly > normal) pairs,
     # ties counting one half when tied values share their average rank.
@@ -151,6 +154,10 @@ class LocaliseConfig:
     hole: int = 8             # side of the square hole slid over the image (pixels)
     stride: int = 4           # step between hole positions (pixels); hole / stride holes cover each pixel
     batch_size: int = 250     # images per forward pass
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {"n_images": "int >= 1", "hole": "int >= 1", "stride": "int >= 1",
+                               "batch_size": "int >= 1"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> LocaliseConfig:
@@ -235,6 +242,9 @@ def damage_masks(batch: int, image_size: int, *, scratches: int = 3, blotches: i
     ``scratches``: straight lines across the image, about 1/20 of its side wide (at least
     1.2 px); ``blotches``: discs with radii 6-11% of the side. Random positions from
     ``seed`` (a CPU generator: the same masks everywhere)."""
+    check_value(batch, "int >= 1", "damage_masks: batch")
+    check_value(image_size, "int >= 8", "damage_masks: image_size")
+    check_value(seed, "seed", "damage_masks: seed")
     g = torch.Generator().manual_seed(seed)
     grid = torch.arange(image_size, dtype=torch.float32) + 0.5
     ys, xs = grid.view(1, -1, 1), grid.view(1, 1, -1)                       # (1, S, 1), (1, 1, S)
@@ -339,6 +349,11 @@ class AugmentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # classifier seeds; mean and spread are reported
     control_sizes: tuple[int, ...] = (100,)  # the N at which the control arms run too (AUGMENT_ARMS
                                              # beyond real / +VAE): each costs len(seeds) classifiers
+
+    def __post_init__(self) -> None:  # steps=0 is allowed: the untrained control
+        validate_fields(self, {"real_sizes": "int >= 1", "generated_per_real": "int >= 0", "steps": "int >= 0",
+                               "batch_size": "int >= 1", "lr": "float > 0", "seeds": "seed",
+                               "control_sizes": "int >= 1"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> AugmentConfig:

@@ -168,6 +168,12 @@ def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Opti
     strings, lists, dicts) such as the config.
     """
     path = Path(path)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int (optimizer steps done), got {step!r}")
+    for name, model in _as_dict(models, "model").items():
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"models must be an nn.Module or a dict {{name: nn.Module}}, got "
+                            f"{type(model).__name__} for {name!r}")
     payload = {
         "format_version": FORMAT_VERSION,
         "step": int(step),
@@ -203,6 +209,41 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                               f"{FORMAT_VERSION}. {_WHAT_TO_DO}")
     return payload
 
+
+# ------------------------------------------------------------------ exported reference weights
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def read_export(path: str | os.PathLike, *, keys: tuple[str, ...], what: str, rebuild: str) -> dict:
+    """The payload of an exported weights file (``course_lib/results_data/*_reference.pt``),
+    read with ``weights_only=True``. ``keys``: what the payload must hold; ``what``: its name
+    in messages; ``rebuild``: the command that writes it again.
+
+    Raises ``FileNotFoundError`` when the file is missing, and :class:`CheckpointError` when
+    it is a Git LFS pointer, truncated or corrupted, or not such an export (a training
+    checkpoint, another model's file): each message says how to get the file back.
+    """
+    path = Path(path)
+    get_back = f"restore it (git checkout, or reinstall course_lib) or rebuild it: {rebuild}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {rebuild}")
+    with open(path, "rb") as f:
+        head = f.read(len(_LFS_POINTER))
+    if head == _LFS_POINTER:
+        raise CheckpointError(f"{path} is a Git LFS pointer, not the {what} weights: run "
+                              f"`git lfs pull` in the repository, or {get_back}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's message advises weights_only=False: never the fix here
+        raise CheckpointError(f"{path} is truncated or corrupted (torch.load raised "
+                              f"{type(exc).__name__}): {get_back}") from None
+    missing = [k for k in keys if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        kind = ("a training checkpoint" if isinstance(payload, dict) and "format_version" in payload
+                else "another file")
+        raise CheckpointError(f"{path} is {kind}, not the {what} export (it lacks {missing}): "
+                              f"{get_back}")
+    return payload
 
 
 def _check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, payload: dict) -> None:
@@ -277,6 +318,11 @@ class Checkpoint:
     every: int = 100                        # save every this many steps (and at the end)
     extra: dict = field(default_factory=dict)   # plain data stored alongside (e.g. config)
 
+    def __post_init__(self) -> None:
+        _check_writable_file(self.path, "checkpoint")  # now, not after the first hour of training
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"Checkpoint.every must be a positive int (steps), got {self.every!r}")
+
     def exists(self) -> bool:
         return Path(self.path).is_file()
 
@@ -287,6 +333,19 @@ class Checkpoint:
     def load(self) -> dict:
         return load_checkpoint(self.path, models=self.models, optimizers=self.optimizers,
                                scaler=self.scaler)
+
+
+def _check_writable_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse a file path that is a folder, or under a file, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} path {path} is a folder, but a {what} is one file: "
+                                f"remove or rename that folder, or pass another path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{what} path {path}: {parent} is a file, not a folder")
+            break
 
 
 # --------------------------------------------------------------------------- cache
@@ -388,6 +447,7 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     :func:`course_lib.runtime.get_device`).
     """
     path, text = cache_path(name, config, cache_dir=cache_dir, data_version=data_version)
+    _check_writable_file(path, "cache file")
     dev = get_device(device)
     model = build(config)
     models = _as_dict(model, "model")
@@ -436,6 +496,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     renamed over ``path``: a reader, a crash or a Ctrl-C sees the old file or the new, never
     half of one."""
     path = Path(path)
+    _check_writable_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_orphans(path)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)

@@ -32,6 +32,7 @@ from torchvision.transforms.v2 import functional as TF
 from .backbone import ConvBackbone
 from .checkpoint import load_or_train
 from .images import to_float
+from .inputs import check_value, validate_fields
 from .pretext import _fit, _images
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -62,6 +63,11 @@ class SimCLRConfig:
         bad = [a for a in self.augmentations if a not in AUGMENTATIONS]
         if bad:
             raise ValueError(f"augmentations must be a subset of {AUGMENTATIONS}, got {self.augmentations!r}")
+        validate_fields(self, {
+            "image_size": "int >= 8", "train_size": "int >= 1", "batch_size": "int >= 2", "steps": "int >= 1",
+            "lr": "float > 0", "temperature": "float", "hidden": "int >= 1", "out_dim": "int >= 1",
+            "crop_scale": "float", "jitter": "float in [0, 1]", "jitter_p": "float in [0, 1]",
+            "gray_p": "float in [0, 1]", "seed": "seed"})
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
@@ -173,6 +179,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     """
     if z1.dim() != 2 or z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must be (N, D) of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if z1.shape[0] < 2:  # with one image there are no negatives: the loss is 0 whatever z is
+        raise ValueError(f"NT-Xent needs N >= 2 images (the others are the negatives), got N = {z1.shape[0]}")
+    if not isinstance(temperature, torch.Tensor):
+        check_value(temperature, "float > 0", "temperature")
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)                   # (2N, D), unit rows
     sim = z @ z.T / temperature                                           # (2N, 2N)

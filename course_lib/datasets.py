@@ -73,18 +73,31 @@ class ImageSet(Dataset):
 
 # ----------------------------------------------------------------------------- helpers
 
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white, as a browser shows them
+
+
 def _pil_rgb(img):
     """Any PIL image -> 8-bit RGB, upright and with its full tonal range.
 
     Phones store portraits sideways with an EXIF orientation tag: apply it. 16-bit grey
     PNGs (mode ``I;16``) and 32-bit ``I``/``F`` images are rescaled to 0..255 first:
     ``convert("RGB")`` would clip every value above 255 and turn them almost white.
+    Transparent images (RGBA, LA, palette with transparency) are composited on
+    :data:`BACKGROUND`: ``convert("RGB")`` would keep whatever colour the hidden pixels hold,
+    often black. Float images outside [0, 1] and [0, 255] (e.g. [-1, 1]) are refused with a
+    ``ValueError`` rather than clipped.
     """
     from PIL import Image, ImageOps
 
     img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
     if img.mode.startswith("I") or img.mode == "F":
         a = np.asarray(img, dtype=np.float64)
+        if a.size and (a.min() < 0 or a.max() > (255 if img.mode == "F" else 65535) or not np.isfinite(a).all()):
+            raise ValueError(f"{img.mode} pixel values in [{a.min():.3g}, {a.max():.3g}], expected "
+                             f"[0, 1] or [0, 255]: rescale the image and save it again")
         if img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255):
             a = a / 65535.0 * 255.0
         elif img.mode == "F" and a.max() <= 1.0:     # float images in [0, 1]
@@ -214,7 +227,7 @@ def _load_imagefolder(root, image_size, split, size):
             f"at its top ({', '.join(loose[:5])}{', ...' if len(loose) > 5 else ''}), which "
             "belong to no class: move them into a class folder (or a folder of their own), or "
             "point root at a folder that holds only images or only class folders")
-    images, labels, skipped = [], [], []
+    images, labels, skipped, why = [], [], [], []
     for p, ok in zip(files, is_image):
         rel = p.relative_to(root).as_posix()
         if not ok:
@@ -225,8 +238,14 @@ def _load_imagefolder(root, image_size, split, size):
         try:
             with Image.open(p) as img:
                 images.append(_pil_to_uint8(img, image_size))
-        except (UnidentifiedImageError, OSError, ValueError):
+        except Image.DecompressionBombError as err:  # not an OSError: it would end the whole load
             skipped.append(rel)
+            why.append(f"{rel}: {err} (raise PIL.Image.MAX_IMAGE_PIXELS to load it)")
+            continue
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            skipped.append(rel)
+            if isinstance(err, ValueError):
+                why.append(f"{rel}: {err}")
             continue
         parts = p.relative_to(root).parts
         labels.append(classes.index(parts[0]) if len(parts) > 1 else 0)
@@ -235,7 +254,7 @@ def _load_imagefolder(root, image_size, split, size):
     if skipped:
         names = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
         warnings.warn(f"imagefolder {root}: skipped {len(skipped)} non-image or unreadable "
-                      f"files: {names}", stacklevel=3)
+                      f"files: {names}" + "".join(f". {w}" for w in why[:5]), stacklevel=3)
     if not images:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) for split {split!r} "
                                 f"under {root} (skipped {len(skipped)} other files).")
@@ -294,15 +313,19 @@ def load_dataset(name: str, *, root=None, image_size: int = 64, split: str = "tr
     folder's index in the sorted class names; a folder of loose images (no subfolders
     with images) is one class, ``"all"``. A tree with both is refused (a loose image
     belongs to no class). Images are turned upright by their EXIF orientation, 16-bit PNGs
-    are rescaled to 8 bits, and files that are not images or cannot be read are skipped
-    with a warning naming them.
+    are rescaled to 8 bits, transparent pixels are composited on white (:data:`BACKGROUND`),
+    and files that are not images or cannot be read (too large for PIL's decompression-bomb
+    limit, float pixels outside [0, 1] and [0, 255]) are skipped with a warning naming them.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; expected one of {DATASETS}")
-    if not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-    if size is not None and (not isinstance(size, int) or size <= 0):
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
+        raise ValueError(f"image_size must be a positive int of at least 8 (the course's smallest "
+                         f"images), got {image_size!r}")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
         raise ValueError(f"size must be a positive int or None, got {size!r}")
+    if not isinstance(download, bool):  # download="no" would be true
+        raise TypeError(f"download must be True or False, got {download!r}")
     allowed = SPLITS + (("all",) if name == "imagefolder" else ())
     if split not in allowed:
         raise ValueError(f"split must be one of {allowed} for {name}, got {split!r}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train
+from .checkpoint import Checkpoint, load_or_train, read_export
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -46,6 +46,7 @@ from .diffusion_process import (
 from .diffusion_sampling import p_sample, repaint, reverse_step, sample_ddim, sample_ddpm, start_for
 from .diffusion_unet import DDPM, ResBlock, TimeUNet, timestep_embedding
 from .facedraw import RENDER_VERSION
+from .inputs import validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .results import RESULTS_DIR
@@ -110,6 +111,14 @@ class DDPMConfig:
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {
+            "schedule": SCHEDULES, "T": "int >= 2", "prediction": PREDICTIONS,
+            "image_size": "int >= 8", "stem": "int >= 1", "widths": "int >= 1", "decoder_widths": "int >= 1",
+            "time_dim": "int >= 2", "lr": "float > 0", "warmup": "int >= 0", "ema_decay": "float in [0, 1)",
+            "batch_size": "int >= 1", "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed",
+            "data_version": "int >= 0"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> DDPMConfig:
@@ -207,8 +216,12 @@ def reference_config(prediction: str | None = None) -> DDPMConfig:
 def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     """The committed reference model (``experiments/ddpm_reference.py``), EMA weights in
     eval mode on the CPU. Raises a ValueError naming the mismatch if the file was written
-    for another configuration or another ToyFaces drawing (retrain it with the script)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    for another configuration or another ToyFaces drawing (retrain it with the script), and a
+    :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
+    a file that is not this export."""
+    payload = read_export(path, keys=("steps", "config", "data_version", "command", "ema"),
+                          what="DDPM reference", rebuild="python experiments/ddpm_reference.py --steps "
+                                                         "20000, then --export 20000")
     config = dataclasses.replace(reference_config(), steps=payload["steps"])
     stored = payload["config"]
     expected = dataclasses.asdict(config)

@@ -31,6 +31,7 @@ from .diffusion_process import (
 )
 from .diffusion_unet import DDPM
 from .images import to_float
+from .inputs import check_value
 
 
 def reverse_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedule,
@@ -74,6 +75,7 @@ def start_for(model) -> int:
 
 def _prepare(model: DDPM, n: int, seed: int):
     """Eval mode, the model's device, a seeded generator and x_T ~ N(0, I) ``(n, 3, S, S)``."""
+    check_value(n, "int >= 1", "n (images to sample)")
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -87,6 +89,8 @@ def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | N
     """``n`` images by ancestral sampling (Algorithm 2): ``x ~ N(0, I)`` at step ``start``
     (default :func:`start_for`), then :func:`p_sample` down to index 0, over every step
     or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    if steps is not None:  # 0 would silently mean "every step"
+        check_value(steps, "int >= 1", "sample_ddpm: steps")
     start = start_for(model) if start is None else start
     schedule = respace(model.schedule, steps or start + 1, start=start)
     device, g, x = _prepare(model, n, seed)
@@ -105,6 +109,8 @@ def sample_ddim(model: DDPM, n: int, *, steps: int = 50, start: int | None = Non
     no retraining. Starts at ``start`` (default :func:`start_for`) from ``x ~ N(0, I)``, or
     from ``x_start`` ``(n, 3, S, S)`` in the model's range when given (e.g. a forward-noised
     image, to test the start itself). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    check_value(n, "int >= 1", "n (images to sample)")
+    check_value(batch_size, "int >= 1", "sample_ddim: batch_size")
     if x_start is not None and x_start.shape != (n, 3, model.image_size, model.image_size):
         raise ValueError(f"x_start must be ({n}, 3, {model.image_size}, {model.image_size}), "
                          f"got {tuple(x_start.shape)}")

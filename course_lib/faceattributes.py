@@ -12,10 +12,13 @@ process and on every machine, and the splits draw from disjoint streams.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .inputs import check_seed
 
 __all__ = [
     "Attribute", "ATTRIBUTES", "ATTRIBUTE_NAMES", "SPLITS", "sample_attributes", "attributes_to_labels",
@@ -40,6 +43,13 @@ class Attribute:
     high: float = 1.0
     p: float = 0.5                  # binary: probability of 1
     ood_choices: tuple[str, ...] = field(default=())  # categorical values never sampled
+    limits: tuple[float, float] | None = None  # continuous overrides allowed (default: low..high
+                                               # widened by its width on each side)
+
+    def override_limits(self) -> tuple[float, float]:
+        """The range a continuous override may take: still a face, if an odd one."""
+        span = self.high - self.low
+        return self.limits or (self.low - span, self.high + span)
 
 
 ATTRIBUTES: tuple[Attribute, ...] = (
@@ -51,7 +61,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("hair_style", "categorical", 4, "none (bald), short, long, bangs",
               ("none", "short", "long", "bangs")),
     Attribute("eye_color", "categorical", 4, "iris colour", ("brown", "blue", "green", "grey")),
-    Attribute("eye_size", "continuous", 3, "eye scale", low=0.7, high=1.3),
+    Attribute("eye_size", "continuous", 3, "eye scale", low=0.7, high=1.3, limits=(0.1, 2.0)),
     Attribute("eye_open", "continuous", 3, "eyelid opening", low=0.3, high=1.0),
     Attribute("smile", "continuous", 3, "mouth curvature, frown (-1) to smile (+1)",
               low=-1.0, high=1.0),
@@ -63,7 +73,8 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("head_x", "continuous", 3, "horizontal head position", low=-0.15, high=0.15),
     Attribute("head_y", "continuous", 3, "vertical head position", low=-0.02, high=0.16),
     Attribute("head_scale", "continuous", 3, "head size in the frame", low=0.80, high=0.98),
-    Attribute("tilt", "continuous", 3, "head roll in radians", low=-0.35, high=0.35),
+    Attribute("tilt", "continuous", 3, "head roll in radians", low=-0.35, high=0.35,
+              limits=(-math.pi, math.pi)),
     Attribute("light", "continuous", 3, "light from the left (-1) or the right (+1)",
               low=-1.0, high=1.0),
 )
@@ -101,13 +112,25 @@ def _check_split(split: str) -> None:
 
 
 def _override_value(attr: Attribute, value) -> float:
-    """Turn an override (class name, index, bool or number) into a raw attribute value."""
+    """Turn an override (class name, index, bool or number) into a raw attribute value,
+    refusing what the drawing has no meaning for (an index past the classes, a smile of 7)."""
+    names = attr.choices + attr.ood_choices
     if isinstance(value, str):
-        names = attr.choices + attr.ood_choices
         if value not in names:
             raise ValueError(f"attribute {attr.name!r} has no value {value!r}; expected one of "
                              f"{names}")
         return float(names.index(value))
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"override {attr.name}={value!r}: expected a finite number, a bool or one of {names}")
+    if attr.kind == "continuous":
+        lo, hi = attr.override_limits()
+        if not lo <= value <= hi:
+            raise ValueError(f"override {attr.name}={value!r} is outside what ToyFaces draws: expected a "
+                             f"number in [{lo:.3g}, {hi:.3g}] (the sampled range is [{attr.low:.3g}, "
+                             f"{attr.high:.3g}])")
+    elif value not in range(len(names)):
+        raise ValueError(f"override {attr.name}={value!r}: expected a class index in 0..{len(names) - 1} "
+                         f"or one of {names}")
     return float(value)
 
 
@@ -122,6 +145,9 @@ def sample_attributes(n: int, seed: int = 0, overrides: dict | None = None, *,
     if not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive int, got {n!r}")
     _check_split(split)
+    check_seed(seed)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ValueError(f"start must be a non-negative int (the first image index), got {start!r}")
     u = _uniforms(int(seed), split, int(start), n)
     out = np.empty_like(u)
     for j, a in enumerate(ATTRIBUTES):

@@ -41,6 +41,7 @@ from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
 from .faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
 from .facedraw import RENDER_VERSION
+from .inputs import check_value, validate_fields
 from .loop import Budget
 from .runtime import Runtime, backward_step, local_share, world_size
 from .toyfaces import ToyFaces
@@ -69,6 +70,7 @@ def sample_times(n: int, *, kind: str = "uniform", generator: torch.Generator | 
     """``n`` training times in (0, 1): ``"uniform"``, or ``"logit_normal"``: ``sigmoid(N(0, 1))``,
     which spends more steps in the middle of the path, where the velocity is hardest to
     predict (Esser et al. 2024, SD3, section 3.1)."""
+    check_value(n, "int >= 1", "sample_times: n")
     if kind == "uniform":
         return torch.rand(n, generator=generator)
     if kind == "logit_normal":
@@ -212,6 +214,14 @@ class FlowConfig:
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
 
     def __post_init__(self):
+        if not isinstance(self.condition, tuple):  # a bare string would be read letter by letter
+            raise TypeError(f"FlowConfig.condition must be a tuple of attribute names, got {self.condition!r}"
+                            + (f"; write ({self.condition!r},)" if isinstance(self.condition, str) else ""))
+        validate_fields(self, {
+            "image_size": "int >= 8", "stem": "int >= 1", "widths": "int >= 1", "decoder_widths": "int >= 1",
+            "time_dim": "int >= 2", "lr": "float > 0", "warmup": "int >= 0", "ema_decay": "float in [0, 1)",
+            "batch_size": "int >= 1", "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed",
+            "data_version": "int >= 0", "flip": "bool"})
         if self.time_sampling not in TIME_SAMPLING:
             raise ValueError(f"time_sampling must be one of {TIME_SAMPLING}, got {self.time_sampling!r}")
         unknown = [a for a in self.condition if a not in ATTRIBUTE_NAMES]

@@ -34,6 +34,7 @@ from course_lib.backbone import ConvBackbone
 from course_lib.checkpoint import Checkpoint
 from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, InpaintingNet, fill_hole, train_inpainter
+from course_lib.inputs import validate_fields
 from course_lib.loop import Budget, EarlyStopping, Step, train
 from course_lib.masks import make_masks
 from course_lib.profiles import choose
@@ -240,6 +241,12 @@ class FusionConfig:
     test_size: int = 1000         # real test images for ELBO, PSNR, Frechet and probe tests
     probe_size: int = 1000        # labelled validation images that train the linear probe
     n_samples: int = 1000         # prior samples for the domain Frechet distance
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {
+            "image_size": "int >= 8", "latent_dim": "int >= 1", "batch_size": "int >= 1", "steps": "int >= 1",
+            "pretrain_steps": "int >= 0", "lr": "float > 0", "lam": "float >= 0", "coverage": "float in (0, 1)",
+            "test_size": "int >= 2", "probe_size": "int >= 2", "n_samples": "int >= 2"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> FusionConfig:

@@ -50,6 +50,7 @@ from .gan_losses import (  # noqa: F401 (re-exported)
     wgan_generator_loss,
 )
 from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
+from .inputs import check_value, validate_fields
 from .loop import Budget, Step, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
@@ -104,11 +105,13 @@ class GANConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        validate_fields(self, {
+            "image_size": "int >= 8", "z_dim": "int >= 1", "width": "int >= 1",
+            "lr_g": "float > 0", "lr_d": "float > 0", "beta1": "float in [0, 1)", "beta2": "float in [0, 1)",
+            "d_steps": "int >= 1", "gp_weight": "float >= 0", "clip": "float > 0", "batch_size": "int >= 1",
+            "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed", "spectral_norm": "bool",
+            "r1_weight": "float >= 0", "ema_decay": "float in [0, 1)"})  # ema_decay 0 = no EMA
         check_image_size(self.image_size)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}")
-        if self.r1_weight < 0:
-            raise ValueError(f"r1_weight must be >= 0, got {self.r1_weight}")
 
     @property
     def d_norm(self) -> str:
@@ -160,6 +163,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, *, updates: int |
     game (Yazici et al. 2019). With ``updates`` (G steps so far, from 1) the decay warms up
     as TensorFlow's ExponentialMovingAverage does, ``d = min(decay, (1 + updates) / (10 + updates))``,
     so a short run is not an average dominated by the initial weights (0.999^500 = 0.61)."""
+    check_value(decay, "float in [0, 1]", "update_ema: decay")
     if updates is not None:
         decay = min(decay, (1 + updates) / (10 + updates))
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -171,6 +175,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, *, updates: int |
 def sample_z(n: int, z_dim: int, *, device=None, rng: torch.Generator | None = None) -> torch.Tensor:
     """``n`` noise vectors z ~ N(0, I), shape ``(n, z_dim)``, drawn from ``rng`` (a
     ``torch.Generator``; in this module ``generator`` always names the network G)."""
+    check_value(n, "int >= 1", "sample_z: n")
+    check_value(z_dim, "int >= 1", "sample_z: z_dim")
     return torch.randn(n, z_dim, device=device, generator=rng)
 
 
@@ -279,6 +285,9 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
 def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, seed: int = 0,
              batch_size: int = 256) -> torch.Tensor:
     """``n`` samples in eval mode (BatchNorm running stats), float ``(n, 3, H, W)`` in [0, 1]."""
+    if z is None:
+        check_value(n, "int >= 1", "generate: n")
+    check_value(batch_size, "int >= 1", "generate: batch_size")
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inputs import check_float_images
 from .runtime import local_share, world_size
 
 
@@ -84,6 +85,8 @@ def gradient_penalty(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    for name, t in (("real", real), ("fake", fake)):
+        check_float_images(t, f"gradient_penalty: {name}")
     if eps is None:  # one per sample of the global batch, this rank's share (all of it outside torchrun)
         n = real.shape[0] * world_size()
         eps = local_share(torch.rand(n, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype))

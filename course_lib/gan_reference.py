@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import torch
 from torch import nn
 
 from . import gan
+from .checkpoint import read_export
 from .facedraw import RENDER_VERSION
 from .results import RESULTS_DIR
 
@@ -40,19 +40,24 @@ def config_mismatch(name: str, payload: dict) -> dict:
     return {k: (stored.get(k), v) for k, v in expected.items() if k != "steps" and stored.get(k) != v}
 
 
+def _read(name: str, path) -> dict:
+    return read_export(path, keys=("config", "data_version", "steps", "command", "generator"),
+                       what=f"{name} reference generator",
+                       rebuild=f"train and export it with python experiments/gan_reference.py --model {name}")
+
+
 def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.Module:
     """The committed reference generator ``name`` ("dcgan" or "wgan_gp"), float32, eval mode,
     on the CPU: the trained generator or the moving average of its weights, whichever the
     export found better on validation faces (the file's ``"weights"`` says which). Raises a
     ValueError naming the mismatch if the file no longer fits the config or the drawing, and
-    a FileNotFoundError naming the command when the file is missing."""
-    path = REFERENCE_PATHS[name] if path is None else path
+    a FileNotFoundError naming the command when the file is missing, a
+    :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
+    a file that is not this export."""
     if name not in REFERENCE_NAMES:
         raise ValueError(f"reference must be one of {REFERENCE_NAMES}, got {name!r}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: train and export it with "
-                                f"python experiments/gan_reference.py --model {name}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    path = REFERENCE_PATHS[name] if path is None else path
+    payload = _read(name, path)
     diff = config_mismatch(name, payload)
     if diff or payload["data_version"] != RENDER_VERSION:
         raise ValueError(f"{path} does not match chapter 03's {name} config / ToyFaces (file vs now: {diff}, "
@@ -65,5 +70,7 @@ def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.
 
 def reference_info(name: str, path: str | os.PathLike | None = None) -> dict:
     """The file's metadata (config, data_version, steps, command, ...) without the weights."""
-    payload = torch.load(REFERENCE_PATHS[name] if path is None else path, map_location="cpu", weights_only=True)
+    if name not in REFERENCE_NAMES:
+        raise ValueError(f"reference must be one of {REFERENCE_NAMES}, got {name!r}")
+    payload = _read(name, REFERENCE_PATHS[name] if path is None else path)
     return {k: v for k, v in payload.items() if k != "generator"}

@@ -20,6 +20,7 @@ import torch
 from .diffusion_unet import NULL_LABEL
 from .feature_net import AttributeNet, attribute_accuracy
 from .flow import FlowModel, sample_flow
+from .inputs import check_value
 from .metrics import fidelity_diversity, frechet_distance
 
 # The attributes chapter 10's model is told: the discrete ones a person sees at 32 px.
@@ -28,6 +29,8 @@ GUIDE_ATTRIBUTES = ("skin", "hair_color", "hair_style", "glasses", "beard", "hat
 
 def guide(u_cond: torch.Tensor, u_uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """The guided velocity ``u_uncond + scale * (u_cond - u_uncond)`` (any shapes that match)."""
+    if not isinstance(scale, torch.Tensor):
+        check_value(scale, "float", "guidance scale")
     return u_uncond + scale * (u_cond - u_uncond)
 
 

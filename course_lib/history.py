@@ -58,6 +58,8 @@ class History:
 
     def last(self, key: str, n: int = 1) -> float:
         """Mean of the last ``n`` values of ``key``."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:  # [-0:] would be every value
+            raise ValueError(f"n must be a positive int (how many of the last values), got {n!r}")
         values = self[key][-n:]
         return sum(values) / len(values)
 

@@ -26,7 +26,7 @@ from torch import nn
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .images import to_float, to_uint8
-from .inputs import check_float_images, check_mask
+from .inputs import check_float_images, check_mask, validate_fields
 from .loop import Budget, Step, train
 from .masks import apply_mask, make_masks
 from .profiles import choose
@@ -49,6 +49,14 @@ class InpaintConfig:
     lr: float = 2e-3                # Adam; Pathak et al. use 2e-4 at 128 px with far more steps
     adv_weight: float = 0.0         # Context Encoders' adversarial weight (0.001 in the paper)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {
+            "image_size": "int >= 8", "decoder_widths": "int >= 1", "coverage": "float in (0, 1)",
+            "fill": "float in [0, 1]", "train_size": "int >= 1", "batch_size": "int >= 1", "steps": "int >= 1",
+            "lr": "float > 0", "adv_weight": "float >= 0", "seed": "seed"})
+        if not self.coverage[0] <= self.coverage[1]:
+            raise ValueError(f"InpaintConfig.coverage must be (low, high) with low <= high, got {self.coverage}")
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> InpaintConfig:

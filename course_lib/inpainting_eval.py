@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .checkpoint import read_export
 from .facedraw import RENDER_VERSION
 from .inpainting import InpaintConfig, InpaintingNet, complete, mean_fill, opencv_inpaint
 from .masks import make_masks
@@ -138,8 +139,12 @@ def _diff(stored: dict, expected: dict) -> dict:
 def reference_inpainter(path: str | os.PathLike = REFERENCE_PATH) -> InpaintingNet:
     """The committed reference network (``experiments/inpainting_reference.py``) in eval mode
     on the CPU, with ``.steps`` set. Raises a ValueError naming the mismatch if the file was
-    written for another configuration or ToyFaces drawing (rerun the script's command)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    written for another configuration or ToyFaces drawing (rerun the script's command), and a
+    :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
+    a file that is not this export."""
+    payload = read_export(path, keys=("steps", "config", "data_version", "command", "weights"),
+                          what="inpainting reference", rebuild="python experiments/inpainting_reference.py "
+                                                               "--steps 20000, then --export 20000")
     config = dataclasses.replace(reference_config(), steps=payload["steps"])
     diff = _diff(payload["config"], dataclasses.asdict(config))
     if diff or payload["data_version"] != RENDER_VERSION:

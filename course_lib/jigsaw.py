@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .backbone import ConvBackbone
+from .inputs import validate_fields
 from .profiles import choose
 from .tiles import hamming_permutations, make_tiles, shuffle_tiles
 
@@ -65,6 +66,10 @@ class JigsawConfig:
         if isinstance(self.grid, bool) or not isinstance(self.grid, int) or self.grid < 2:
             raise ValueError(f"JigsawConfig.grid must be an int >= 2 (a 1x1 puzzle has nothing "
                              f"to shuffle), got {self.grid!r}")
+        validate_fields(self, {
+            "image_size": "int >= 2", "tile_size": "int >= 1", "normalise": "bool", "jitter": "bool",
+            "tile_dim": "int >= 1", "hidden": "int >= 1", "train_size": "int >= 1", "batch_size": "int >= 1",
+            "steps": "int >= 1", "lr": "float > 0", "seed": "seed"})
         if self.image_size % self.grid:
             raise ValueError(f"JigsawConfig.image_size={self.image_size} must be divisible by "
                              f"grid={self.grid} (e.g. {self.image_size // self.grid * self.grid})")

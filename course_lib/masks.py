@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from .inputs import check_float_images, check_mask
+from .inputs import check_float_images, check_mask, check_seed
 from .runtime import seeded_generator
 
 __all__ = ["MASK_KINDS", "SIDES", "make_masks", "apply_mask", "mask_coverage"]
@@ -33,6 +33,9 @@ SIDES = ("top", "bottom", "left", "right")
 
 def mask_coverage(mask: torch.Tensor) -> torch.Tensor:
     """Fraction of hole pixels per image: (B,) float."""
+    check_mask(mask)
+    if mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask must be (B, 1, H, W) with 1 = hole, got shape {tuple(mask.shape)}")
     return mask.flatten(1).mean(1)
 
 
@@ -125,10 +128,12 @@ def make_masks(kind: str, *, batch: int, image_size: int, coverage: float = 0.25
     """
     if kind not in MASK_KINDS:
         raise ValueError(f"unknown mask kind {kind!r}; expected one of {MASK_KINDS}")
-    if not isinstance(batch, int) or batch <= 0:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
         raise ValueError(f"batch must be a positive int, got {batch!r}")
-    if not isinstance(image_size, int) or image_size <= 0:
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
         raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if seed is not None:
+        check_seed(seed, "make_masks: seed")
     if not 0.0 < float(coverage) < 1.0:
         raise ValueError(f"coverage must be a fraction in (0, 1), got {coverage!r}")
     device = torch.device(device) if device is not None else torch.device("cpu")

@@ -37,6 +37,7 @@ from torchmetrics.image.kid import poly_mmd
 
 from course_lib.feature_net import feature_net_history, load_feature_net
 from course_lib.images import to_float
+from course_lib.inputs import check_value
 from course_lib.profiles import current_profile
 from course_lib.toyfaces import ToyFaces
 
@@ -145,6 +146,9 @@ def precision_recall(real_feats, fake_feats, *, k: int = 3) -> dict[str, float]:
     Returns ``{"precision": p, "recall": r}`` in [0, 1].
     """
     real, fake = _features(real_feats, "real_feats"), _features(fake_feats, "fake_feats")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature sizes differ: {real.shape[1]} vs {fake.shape[1]}")
+    check_value(k, "int >= 1", "k (nearest neighbours)")
     r_real, r_fake = _radii(real, k), _radii(fake, k)
     d = _pairwise(fake, real)  # (M fake, N real)
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean()
@@ -241,11 +245,26 @@ def sample_scores(real_images: torch.Tensor, fake_images: torch.Tensor, *, net,
                                                              net=net).items()}}
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None):
+def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float):
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"expected two torch.Tensor image batches, got {type(x).__name__} and {type(y).__name__}")
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"expected two (B, C, H, W) batches of the same shape, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if x.dtype != y.dtype:  # uint8 against float compares 0..255 with 0..1
+        raise TypeError(f"x_hat and x must have the same dtype, got {x.dtype} and {y.dtype}: convert "
+                        f"uint8 images with images.float() / 255")
+    if not (isinstance(data_range, (int, float)) and data_range > 0):
+        raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     x, y = x.detach().float(), y.detach().float()
+    for name, t in (("x_hat", x), ("x", y)):  # a metric reads its values anyway: no extra sync
+        lo, hi = torch.aminmax(t)
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or inf")
+        if lo < 0 or hi > data_range:
+            raise ValueError(f"{name} must lie in [0, data_range={data_range:g}], got values in "
+                             f"[{lo.item():.3g}, {hi.item():.3g}]: clamp it, or pass data_range=255 "
+                             f"for 0..255 images")
     if mask is not None:
         if mask.dim() != 4 or mask.shape[0] != x.shape[0] or mask.shape[1] != 1 or mask.shape[2:] != x.shape[2:]:
             raise ValueError(f"mask must be (B, 1, H, W) = ({x.shape[0]}, 1, {x.shape[2]}, {x.shape[3]}), "
@@ -263,7 +282,7 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
     ``x_hat``, ``x``: ``(B, C, H, W)`` in [0, data_range]. With ``mask`` (``(B, 1, H, W)``,
     1 = hole), the MSE is taken over the hole pixels only (all channels).
     """
-    x_hat, x, mask = _check_pair(x_hat, x, mask)
+    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
     if mask is None:
         return float(peak_signal_noise_ratio(x_hat, x, data_range=data_range, dim=(1, 2, 3),
                                              reduction="elementwise_mean"))
@@ -279,7 +298,10 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
     ``kernel_size`` 7 (Gaussian, sigma 1.5) suits the course's 32-64 px images (the usual
     11 is for photos of hundreds of pixels).
     """
-    x_hat, x, mask = _check_pair(x_hat, x, mask)
+    if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2):
+        raise ValueError(f"kernel_size must be an odd positive int (the window has a centre pixel), "
+                         f"got {kernel_size!r}")
+    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
     if min(x.shape[-2:]) < kernel_size:
         raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than kernel_size={kernel_size}")
     _, full = structural_similarity_index_measure(x_hat, x, data_range=data_range, kernel_size=kernel_size,
@@ -333,6 +355,8 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: S
         raise ValueError(f"labels {ytr.shape}/{yte.shape} do not match features {xtr.shape}/{xte.shape}")
     if not 0 < train_fraction <= 1:
         raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    if len(seeds) == 0:
+        raise ValueError("seeds is empty: pass at least one seed, e.g. seeds=(0, 1, 2)")
     names = list(names) if names is not None else [f"attr{i}" for i in range(ytr.shape[1])]
     if len(names) != ytr.shape[1]:
         raise ValueError(f"{len(names)} names for {ytr.shape[1]} label columns")
@@ -368,6 +392,7 @@ def corrupt_images(images: torch.Tensor, *, kind: str, strength: float, seed: in
     from torchvision.transforms.functional import gaussian_blur
 
     x = to_float(images).clone()  # (B, 3, H, W) in [0, 1], a copy: corrupted in place below
+    check_value(strength, "float", "strength")
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     g = torch.Generator().manual_seed(seed)

@@ -23,6 +23,7 @@ from torch import nn
 from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .images import to_float
+from .inputs import validate_fields
 from .jigsaw import (
     JigsawConfig,
     JigsawNet,
@@ -46,6 +47,10 @@ class RotationConfig:
     steps: int = 400
     lr: float = 2e-3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {"image_size": "int >= 8", "train_size": "int >= 1", "batch_size": "int >= 1",
+                               "steps": "int >= 1", "lr": "float > 0", "seed": "seed"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> RotationConfig:

@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib.inputs import SEED_MAX
+
 DEVICE_ENV = "COURSE_DEVICE"
 AMP_ENV = "COURSE_AMP"
 CHANNELS_LAST_ENV = "COURSE_CHANNELS_LAST"
@@ -357,8 +359,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     for deterministic kernels (slower; GPU runs are otherwise only approximately
     repeatable).
     """
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if seed > SEED_MAX:  # torch takes at most 64 bits, and trainers seed with seed + 1
+        raise ValueError(f"seed must be at most 2**32 - 1 = {SEED_MAX}, got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -393,6 +397,8 @@ class DeviceLoader:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
+        if images.is_floating_point() and images.numel() and images.isnan().any():
+            raise ValueError("float images contain NaN; a loader needs values in [0, 1]")
         if unit_range and images.is_floating_point() and images.numel() and (images.min() < 0 or images.max() > 1):
             raise ValueError(f"float images must lie in [0, 1], got values in [{images.min().item():.3g}, "
                              f"{images.max().item():.3g}]: pass the uint8 images, or divide by 255")

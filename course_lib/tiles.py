@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .inputs import check_seed
 from .runtime import seeded_generator
 
 __all__ = ["make_tiles", "hamming_permutations", "permutation_stats", "shuffle_tiles",
@@ -129,6 +130,7 @@ def hamming_permutations(n: int, *, grid: int = 3, seed: int = 0, method: str = 
         raise ValueError(f"method must be 'max', 'min' or 'random', got {method!r}")
     if not isinstance(grid, int) or grid < 2:
         raise ValueError(f"grid must be an int >= 2, got {grid!r}")
+    check_seed(seed, "hamming_permutations: seed")
     k = grid * grid
     rng = np.random.default_rng(seed)
     if k <= 9:

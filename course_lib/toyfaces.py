@@ -33,6 +33,7 @@ from .faceattributes import (
 )
 from .facedraw import BACKGROUND_STYLES, OOD_KINDS, RENDER_VERSION, ood_faces, ood_region, render
 from .images import to_float, to_uint8
+from .inputs import check_seed
 
 # Attribute, SPLITS, OOD_KINDS, ood_faces and ood_region are imported above only to be re-exported
 # here; they live in faceattributes and facedraw.
@@ -76,10 +77,13 @@ class ToyFaces(Dataset):
         _check_split(split)
         if background not in BACKGROUND_STYLES:
             raise ValueError(f"background must be one of {BACKGROUND_STYLES}, got {background!r}")
-        if not isinstance(size, int) or size <= 0:
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise ValueError(f"size must be a positive int, got {size!r}")
-        if not isinstance(image_size, int) or image_size < 8:
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
             raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+        check_seed(seed, "ToyFaces seed")
+        if overrides is not None and not isinstance(overrides, dict):
+            raise TypeError(f"overrides must be a dict {{attribute: value}}, got {type(overrides).__name__}")
         self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
         self.overrides, self.background = dict(overrides or {}), background
         # the cache key: everything the pixels depend on (load_or_build adds RENDER_VERSION)

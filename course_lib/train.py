@@ -11,11 +11,15 @@ override. The trainers are the notebooks' own (``train_vae``, ``train_gan``...),
 model trained here is the model a chapter trains, on more data for longer.
 
 ``--out DIR`` holds ``checkpoint.pt`` (rerunning the same command resumes from it, and
-with a larger ``--steps`` trains on; any other change of configuration is refused),
+with a larger ``--steps`` trains on; a smaller one, or any other change of configuration,
+is refused: a checkpoint cannot go back),
 ``config.json``, ``samples.png`` and
 ``metrics.json``: ``{"model", "config", "data", "runtime", "steps", "seconds",
-"history": [{"step": ..., "loss": ..., ...}, ...]}``. Under ``torchrun`` each process
-takes its share of every global batch (DistributedDataParallel); only rank 0 writes.
+"history": [{"step": ..., "loss": ..., ...}, ...]}``. Both record the configuration the run
+actually used: with fewer training images than ``--batch-size`` (a small ``--train-size``, a
+small image folder), the batch is the whole set, the run says so, and ``batch_size`` and
+``train_size`` hold the numbers used. Under ``torchrun`` each process takes its share of every
+global batch (DistributedDataParallel); only rank 0 writes.
 """
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ import torch
 from torchvision.utils import save_image
 
 from course_lib import diffusion, gan, inpainting, pretext, vae
-from course_lib.checkpoint import atomic_write
+from course_lib.checkpoint import atomic_write, read_checkpoint
 from course_lib.datasets import load_dataset
 from course_lib.images import to_float
+from course_lib.inputs import SEED_MAX
 from course_lib.masks import make_masks
 from course_lib.runtime import runtime, seed_everything
 
@@ -123,8 +128,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.seed > SEED_MAX:
+        parser.error(f"--seed must be at most 2**32 - 1 = {SEED_MAX}, got {args.seed}")
     if not (args.data in DATA[:3] or args.data.startswith("imagefolder:")):
         parser.error(f"--data must be one of {', '.join(DATA)}, got {args.data!r}")
+    if args.data == "imagefolder:":  # an empty path would mean the current directory
+        parser.error("--data imagefolder: needs a folder after the colon, e.g. imagefolder:~/photos")
+    for folder in (args.out, *args.out.parents):
+        if folder.exists() and not folder.is_dir():
+            parser.error(f"--out must be a folder (created if missing), but {folder} is a file"
+                         + ("" if folder == args.out else f" (in --out {args.out})"))
+        if folder.exists():
+            break
     return args
 
 
@@ -163,10 +178,37 @@ def save_grid(images: torch.Tensor, path: Path, *, nrow: int = 8) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+def fit_to_data(config, images: torch.Tensor, size_field: str):
+    """``config`` with ``batch_size`` and the training-set size the run will use: the whole set
+    as the batch when it holds fewer images than the batch (the trainers do that), said aloud."""
+    n = len(images)
+    if n >= config.batch_size:
+        return config
+    print(f"note: {n} training images, fewer than the batch size {config.batch_size}: training with "
+          f"batch size {n} (recorded in config.json and metrics.json)")
+    return dataclasses.replace(config, batch_size=n, **{size_field: n})
+
+
+def check_resume(out: Path, config) -> None:
+    """Refuse to "resume" a checkpoint that is already past ``config.steps``."""
+    path = out / "checkpoint.pt"
+    if path.is_dir():
+        raise SystemExit(f"{path} is a folder, but the run saves its checkpoint there: remove or "
+                         f"rename it, or use another --out folder")
+    if path.is_file():
+        done = read_checkpoint(path)["step"]
+        if done > config.steps:
+            raise SystemExit(f"{out} holds a checkpoint at step {done}, past --steps {config.steps}: "
+                             f"a checkpoint cannot go back. Use --steps {done} or more to continue "
+                             f"it, or a new --out folder")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     spec = MODELS[args.model]
     config = make_config(args)
+    images = load_images(args, config)
+    config = fit_to_data(config, images, spec.size_field)
     rt = runtime()
     if rt.distributed and rt.device.type == "cpu":  # gloo: share the cores instead of oversubscribing
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // rt.world_size))
@@ -181,11 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
         if previous.is_file() and (out / "checkpoint.pt").is_file() and previous.read_text() != config_text:
             raise SystemExit(f"{out} holds a run with another configuration ({previous}); "
                              f"use a new --out folder, or delete {out} to start again")
+        check_resume(out, config)
         atomic_write(previous, config_text)
     if rt.distributed:
         import torch.distributed as dist
         dist.barrier()  # rank 0 has checked the folder
-    images = load_images(args, config)
     seed_everything(config.seed)  # the same initial weights on every rank and in every rerun
     models = spec.build(config)
     start = time.perf_counter()

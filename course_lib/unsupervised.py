@@ -50,7 +50,7 @@ def pca_fit(x: torch.Tensor, k: int) -> PCA:
     """
     x = as_matrix(x) if x.dim() != 2 else x.double()
     n, d = x.shape
-    if not 1 <= k <= min(n, d):
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= min(n, d):
         raise ValueError(f"k must be between 1 and min(N, D) = {min(n, d)}, got {k}")
     mean = x.mean(0)
     _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
@@ -62,6 +62,9 @@ def pca_fit(x: torch.Tensor, k: int) -> PCA:
 def pca_project(x: torch.Tensor, pca: PCA) -> torch.Tensor:
     """Codes ``(N, k)``: coordinates of the centred data along the components."""
     x = as_matrix(x) if x.dim() != 2 else x.double()
+    if x.shape[1] != pca.mean.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} values per row but the PCA was fitted on {pca.mean.shape[0]}: "
+                         f"project images of the size (and channels) it was fitted on")
     return (x - pca.mean) @ pca.components.T
 
 
@@ -74,6 +77,13 @@ def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1
     """PSNR in dB of each row/image, ``(N,)``: 10 log10(max^2 / MSE). Inputs in [0, max_value]."""
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must match")
+    for name, t in (("x_hat", x_hat), ("x", x)):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        if t.numel() and (t.min() < 0 or t.max() > max_value):
+            raise ValueError(f"{name} must lie in [0, max_value={max_value:g}], got values in "
+                             f"[{t.min().item():.3g}, {t.max().item():.3g}]: pass max_value=255 for "
+                             f"0..255 images")
     mse = (x_hat.double() - x.double()).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     return 10 * torch.log10(max_value ** 2 / mse)
 
@@ -124,6 +134,8 @@ def cluster_purity(clusters: torch.Tensor, labels: torch.Tensor) -> float:
 def majority_baseline(labels: torch.Tensor) -> float:
     """Frequency of the most common label: the purity of putting everything in one cluster."""
     labels = torch.as_tensor(labels).long().flatten()
+    if labels.numel() == 0:
+        raise ValueError("majority_baseline needs at least one label, got none")
     return torch.bincount(labels - labels.min()).max().item() / labels.numel()
 
 

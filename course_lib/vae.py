@@ -30,7 +30,7 @@ from .backbone import ConvBackbone
 from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
 from .images import to_float
-from .inputs import check_float_images, check_unit_range, range_check_due
+from .inputs import check_float_images, check_unit_range, check_value, range_check_due, validate_fields
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
@@ -149,6 +149,7 @@ class Decoder(nn.Module):
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I) and sigma = exp(logvar / 2) (Kingma & Welling
     2014, section 2.4): the noise is an input, so gradients flow to mu and logvar."""
+    _check_posterior(mu, logvar)
     std = torch.exp(0.5 * logvar)
     return mu + std * randn_like_global(std)  # torch.randn_like(std); under torchrun the global batch's noise
 
@@ -192,6 +193,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images from the prior z ~ N(0, I), in (0, 1)."""
+        check_value(n, "int >= 1", "VAE.sample: n")
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
         return self.decode(z)
@@ -200,12 +202,19 @@ class VAE(nn.Module):
 # --------------------------------------------------------------------------------------
 # Losses: closed-form KL and the negative ELBO
 # --------------------------------------------------------------------------------------
+def _check_posterior(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+    if mu.shape != logvar.shape or mu.dim() != 2:  # metadata only: cheap in every step
+        raise ValueError(f"mu and logvar must both be (B, latent_dim), got {tuple(mu.shape)} and "
+                         f"{tuple(logvar.shape)}")
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) per sample, summed over latent dims: ``(B,)``.
 
     Closed form (Kingma & Welling 2014, Appendix B):
     -1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
     """
+    _check_posterior(mu, logvar)
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
 
 
@@ -246,6 +255,7 @@ def elbo_loss(x_logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar:
     """
     if x_logits.shape != x.shape:
         raise ValueError(f"x_logits {tuple(x_logits.shape)} and x {tuple(x.shape)} must match")
+    check_value(beta, "float >= 0", "beta (the KL weight; a negative one maximises the KL)")
     recon = reconstruction_loss(x_logits, x, likelihood=likelihood).mean()
     kl = kl_divergence(mu, logvar).mean()
     return ELBOTerms(recon + beta * kl, recon, kl)
@@ -272,6 +282,7 @@ def vae_step(model: VAE, optimizer: torch.optim.Optimizer, batch, *, beta: float
 @torch.no_grad()
 def encode(model: VAE, images: torch.Tensor, *, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``mu, logvar`` ``(N, D)`` on CPU for images (float in [0, 1] or uint8 in [0, 255])."""
+    check_value(batch_size, "int >= 1", "encode: batch_size")
     model.eval()
     device = next(model.parameters()).device
     mus, logvars = [], []
@@ -309,6 +320,12 @@ class VAEConfig:
     train_size: int = 6000                     # ToyFaces training images
     seed: int = 0                              # init, data order and data seed
     data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {
+            "image_size": "int >= 8", "latent_dim": "int >= 1", "widths": "int >= 1",
+            "likelihood": LIKELIHOODS, "beta": "float >= 0", "lr": "float > 0", "batch_size": "int >= 1",
+            "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed", "data_version": "int >= 0"})
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> VAEConfig:

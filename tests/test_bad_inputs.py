@@ -9,7 +9,11 @@ this case only. Every call must fail fast (no training, no network).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +22,15 @@ import torch
 from PIL import Image
 
 from course_lib import (
+    applications,
     checkpoint,
     contrastive,
     datasets,
+    diffusion,
+    flow,
     gan,
     gan_reference,
+    guidance,
     inpainting,
     inpainting_eval,
     jigsaw,
@@ -41,7 +49,7 @@ from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
 from course_lib.loop import Budget, History, train as loop_train
 from course_lib.plots import show_images
-from course_lib.toyfaces import ToyFaces
+from course_lib.toyfaces import ToyFaces, sample_attributes
 from course_lib.train import main as cli_main
 
 
@@ -111,6 +119,44 @@ CFG = Cfg()  # the one default config every call shares
 def _load_or_train(c: Ctx, name="tiny", config=CFG, **kw):
     return checkpoint.load_or_train(name, lambda m, cfg: [], config=config,
                                     build=lambda cfg: torch.nn.Linear(2, 2), device="cpu", **kw)
+
+
+def warned(call):
+    """``call()`` with UserWarnings raised as errors: a row can expect a skip's warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        return call()
+
+
+def huge_png(path: Path, side: int = 14000) -> Path:
+    """A valid PNG header for a side x side 1-bit image (PIL refuses it at open, unread)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def float_tiff(path: Path, low: float = -1.0, high: float = 1.0) -> Path:
+    Image.fromarray(np.linspace(low, high, 64, dtype=np.float32).reshape(8, 8), "F").save(path)
+    return path
+
+
+SMOKE_CLI = ["vae", "--profile", "smoke", "--train-size", "8", "--batch-size", "8"]
+
+
+def lfs_pointer(c: Ctx) -> Path:
+    """What a clone without Git LFS holds in place of a weights file."""
+    return c.file("ref.pt", b"version https://git-lfs.github.com/spec/v1\noid sha256:0123abcd\nsize 748714\n")
+
+
+def truncated(c: Ctx, source: Path) -> Path:
+    """The first 4 kB of a committed weights file: a download cut short."""
+    return c.file("ref.pt", source.read_bytes()[:4096])
+
+
+def vae_checkpoint(c: Ctx) -> Path:
+    return checkpoint.save_checkpoint(c.tmp / "vae.pt", models=vae.VAE(latent_dim=4, image_size=16))
 
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -230,9 +276,9 @@ CASES = [
         lambda c: gan.Discriminator(image_size=16, width=8, norm="group")),
     bad("gan-config-loss", ValueError, "loss must be one of",
         lambda c: gan.GANConfig(loss="lsgan")),
-    bad("gan-config-ema-decay", ValueError, r"ema_decay must be in \[0, 1\)",
+    bad("gan-config-ema-decay", ValueError, r"GANConfig.ema_decay must be a number in \[0, 1\), got 1.0",
         lambda c: gan.GANConfig(ema_decay=1.0)),
-    bad("gan-config-r1", ValueError, "r1_weight must be >= 0",
+    bad("gan-config-r1", ValueError, "GANConfig.r1_weight must be a number >= 0, got -0.5",
         lambda c: gan.GANConfig(r1_weight=-0.5)),
     bad("gan-make-step-ema-missing", ValueError, "pass ema= .* exactly when config.ema_decay > 0",
         lambda c: gan.make_step(*_gan_players(gan.GANConfig(image_size=16, width=8, ema_decay=0.9)))),
@@ -524,6 +570,202 @@ CASES = [
         lambda c: results.load_result("fusoin")),
     bad("result-path-like-name", ValueError, "a result name is a plain identifier like 'fusion'",
         lambda c: results.load_result("experiments/results/fusion.json")),
+    # ------------------------------------------------------------------ issue 30: config fields
+    bad("vae-config-latent-dim-str", TypeError, r"VAEConfig.latent_dim must be an int >= 1, got '8' \(str\)",
+        lambda c: vae.VAEConfig(latent_dim="8")),
+    bad("vae-config-lr-negative", ValueError, r"VAEConfig.lr must be a number > 0, got -0.001",
+        lambda c: vae.VAEConfig(lr=-1e-3)),
+    bad("vae-config-beta-negative", ValueError, r"VAEConfig.beta must be a number >= 0, got -1",
+        lambda c: vae.VAEConfig(beta=-1)),
+    bad("gan-config-lr-d-negative", ValueError, r"GANConfig.lr_d must be a number > 0, got -0.0002",
+        lambda c: gan.GANConfig(lr_d=-2e-4)),
+    bad("gan-config-beta1", ValueError, r"GANConfig.beta1 must be a number in \[0, 1\), got 1.5",
+        lambda c: gan.GANConfig(beta1=1.5)),
+    bad("gan-config-z-dim-zero", ValueError, r"GANConfig.z_dim must be an int >= 1, got 0",
+        lambda c: gan.GANConfig(z_dim=0)),
+    bad("gan-config-d-steps-zero", ValueError, r"GANConfig.d_steps must be an int >= 1, got 0",
+        lambda c: gan.GANConfig(d_steps=0)),
+    bad("gan-config-gp-weight-negative", ValueError, r"GANConfig.gp_weight must be a number >= 0, got -10",
+        lambda c: gan.GANConfig(gp_weight=-10)),
+    bad("gan-config-clip-negative", ValueError, r"GANConfig.clip must be a number > 0, got -0.01",
+        lambda c: gan.GANConfig(clip=-0.01)),
+    # ------------------------------------------------------------------ issue 30: seeds and ToyFaces
+    bad("toyfaces-seed-negative", ValueError, r"ToyFaces seed must be an int in \[0, 4294967295\], got -5",
+        lambda c: ToyFaces(size=2, image_size=8, seed=-5)),
+    bad("toyfaces-seed-fraction", TypeError, r"ToyFaces seed must be an int in \[0, 4294967295\], got 0.5",
+        lambda c: ToyFaces(size=2, image_size=8, seed=0.5)),
+    bad("toyfaces-size-bool", ValueError, "size must be a positive int, got True",
+        lambda c: ToyFaces(size=True, image_size=8)),
+    bad("toyfaces-override-smile-7", ValueError,
+        r"override smile=7.0 is outside what ToyFaces draws: expected a number in \[-3, 3\]",
+        lambda c: ToyFaces(size=2, image_size=8, overrides={"smile": 7.0})),
+    # ------------------------------------------------------------------ issue 30: metrics
+    bad("precision-recall-feature-sizes", ValueError, "feature sizes differ: 4 vs 5",
+        lambda c: metrics.precision_recall(torch.rand(10, 4), torch.rand(10, 5))),
+    bad("psnr-uint8-against-float", TypeError,
+        r"x_hat and x must have the same dtype, got torch.uint8 and torch.float32.*float\(\) / 255",
+        lambda c: metrics.psnr((img() * 255).to(torch.uint8), img())),
+    bad("psnr-nan", ValueError, "x_hat contains NaN or inf",
+        lambda c: metrics.psnr(torch.full((2, 3, 16, 16), math.nan), img())),
+    bad("ssim-nan", ValueError, "x contains NaN or inf",
+        lambda c: metrics.ssim(img(), torch.full((2, 3, 16, 16), math.nan))),
+    bad("psnr-per-image-0-255", ValueError,
+        r"x_hat must lie in \[0, max_value=1\], got values in \[0.0203, 255\]: pass max_value=255",
+        lambda c: unsupervised.psnr_per_image(img() * 255, img() * 255 + 1)),
+    # ------------------------------------------------------------------ issue 30: reference weights
+    bad("ddpm-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: diffusion.reference_ddpm(lfs_pointer(c))),
+    bad("ddpm-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*rebuild it: python experiments/ddpm_reference.py",
+        lambda c: diffusion.reference_ddpm(truncated(c, diffusion.REFERENCE_PATH))),
+    bad("ddpm-reference-given-a-vae-checkpoint", checkpoint.CheckpointError,
+        r"is a training checkpoint, not the DDPM reference export \(it lacks \['steps'",
+        lambda c: diffusion.reference_ddpm(vae_checkpoint(c))),
+    bad("inpainter-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: inpainting_eval.reference_inpainter(lfs_pointer(c))),
+    bad("inpainter-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*experiments/inpainting_reference.py",
+        lambda c: inpainting_eval.reference_inpainter(truncated(c, inpainting_eval.REFERENCE_PATH))),
+    bad("gan-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
+        lambda c: gan_reference.reference_generator("dcgan", lfs_pointer(c))),
+    bad("gan-reference-truncated", checkpoint.CheckpointError,
+        r"is truncated or corrupted.*experiments/gan_reference.py --model dcgan",
+        lambda c: gan_reference.reference_generator("dcgan", truncated(c, gan_reference.REFERENCE_PATHS["dcgan"]))),
+    # ------------------------------------------------------------------ issue 30: output paths
+    bad("checkpoint-path-is-a-folder", IsADirectoryError, r"ck is a folder, but a checkpoint is one file",
+        lambda c: ((c.tmp / "ck").mkdir(), checkpoint.Checkpoint(c.tmp / "ck", models=torch.nn.Linear(2, 2)))),
+    bad("load-or-train-cache-file-is-a-folder", IsADirectoryError, r"cache file path .*tiny-\w+\.pt is a folder",
+        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp)[0].mkdir(parents=True),
+                   _load_or_train(c, cache_dir=c.tmp))),
+    # ------------------------------------------------------------------ issue 30: the CLI trainer
+    bad("cli-out-is-a-file", SystemExit, r"--out must be a folder \(created if missing\), but .*a_file is a file",
+        lambda c: cli_main(["vae", "--out", str(c.file())])),
+    bad("cli-out-under-a-file", SystemExit, r"a_file is a file \(in --out .*a_file/sub\)",
+        lambda c: cli_main(["vae", "--out", str(c.file() / "sub")])),
+    bad("cli-seed-2-to-the-64", SystemExit, r"--seed must be at most 2\*\*32 - 1 = 4294967295, got 184467440737",
+        lambda c: cli_main(["vae", "--seed", "18446744073709551616", "--out", str(c.tmp / "run")])),
+    bad("cli-imagefolder-empty-path", SystemExit, "--data imagefolder: needs a folder after the colon",
+        lambda c: cli_main(["vae", "--data", "imagefolder:", "--out", str(c.tmp / "run")])),
+    bad("cli-checkpoint-is-a-folder", SystemExit, r"checkpoint.pt is a folder, but the run saves its checkpoint there",
+        lambda c: ((c.tmp / "run" / "checkpoint.pt").mkdir(parents=True),
+                   cli_main([*SMOKE_CLI, "--steps", "1", "--out", str(c.tmp / "run")]))),
+    bad("cli-steps-below-the-checkpoint", SystemExit,
+        r"holds a checkpoint at step 60, past --steps 30: a checkpoint cannot go back. Use --steps 60 or more",
+        lambda c: (checkpoint.save_checkpoint(c.tmp / "run" / "checkpoint.pt", models=torch.nn.Linear(2, 2), step=60),
+                   cli_main([*SMOKE_CLI, "--steps", "30", "--out", str(c.tmp / "run")]))),
+    # ------------------------------------------------------------------ issue 30: image files
+    bad("imagefolder-decompression-bomb", UserWarning,
+        r"skipped 1 .*files: huge.png. huge.png: Image size \(196000000 pixels\) exceeds limit",
+        lambda c: warned(lambda: datasets.load_dataset("imagefolder", split="all", image_size=8, root=huge_png(
+            folder(c, {"ok.png": 10}) / "huge.png").parent))),
+    bad("imagefolder-float-tiff-minus-one-to-one", UserWarning,
+        r"neg.tif: F pixel values in \[-1, 1\], expected \[0, 1\] or \[0, 255\]",
+        lambda c: warned(lambda: datasets.load_dataset("imagefolder", split="all", image_size=8, root=float_tiff(
+            folder(c, {"ok.png": 10}) / "neg.tif").parent))),
+    bad("imagefolder-image-size-1", ValueError, "image_size must be a positive int of at least 8.*got 1",
+        lambda c: datasets.load_dataset("imagefolder", root=folder(c, {"ok.png": 10}), image_size=1)),
+    # ------------------------------------------------------------------ issue 30: our own further cases
+    bad("sample-z-negative-n", ValueError, r"sample_z: n must be an int >= 1, got -1",
+        lambda c: gan.sample_z(-1, 8)),
+    bad("sample-z-zero-dim", ValueError, r"sample_z: z_dim must be an int >= 1, got 0",
+        lambda c: gan.sample_z(4, 0)),
+    bad("generate-zero-images", ValueError, r"generate: n must be an int >= 1, got 0",
+        lambda c: gan.generate(gan.Generator(z_dim=8, image_size=16, width=8), 0)),
+    bad("generate-fractional-n", TypeError, r"generate: n must be an int >= 1, got 2.5 \(float\)",
+        lambda c: gan.generate(gan.Generator(z_dim=8, image_size=16, width=8), 2.5)),
+    bad("update-ema-decay-above-one", ValueError, r"update_ema: decay must be a number in \[0, 1\], got 2.0",
+        lambda c: gan.update_ema(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2), 2.0)),
+    bad("gradient-penalty-uint8", TypeError, r"gradient_penalty: real must be float images in \[0, 1\], got dtype",
+        lambda c: gan.gradient_penalty(gan.Discriminator(image_size=16, width=8), (img() * 255).to(torch.uint8),
+                                       (img() * 255).to(torch.uint8))),
+    bad("gan-config-image-size-str", TypeError, r"GANConfig.image_size must be an int >= 8, got '32' \(str\)",
+        lambda c: gan.GANConfig(image_size="32")),
+    bad("vae-sample-negative", ValueError, r"VAE.sample: n must be an int >= 1, got -1",
+        lambda c: vae.VAE(latent_dim=4, image_size=16).sample(-1)),
+    bad("vae-sample-zero", ValueError, r"VAE.sample: n must be an int >= 1, got 0",
+        lambda c: vae.VAE(latent_dim=4, image_size=16).sample(0)),
+    bad("reparameterize-shapes", ValueError, r"mu and logvar must both be \(B, latent_dim\), got \(2, 4\) and \(2, 5\)",
+        lambda c: vae.reparameterize(torch.zeros(2, 4), torch.zeros(2, 5))),
+    bad("kl-divergence-shapes", ValueError, r"mu and logvar must both be \(B, latent_dim\), got \(2, 4\) and \(3, 4\)",
+        lambda c: vae.kl_divergence(torch.zeros(2, 4), torch.zeros(3, 4))),
+    bad("elbo-negative-beta", ValueError, r"beta \(the KL weight; a negative one maximises the KL\) must be",
+        lambda c: vae.elbo_loss(torch.zeros(2, 3, 8, 8), img(s=8), torch.zeros(2, 4), torch.zeros(2, 4), beta=-1.0)),
+    bad("vae-step-negative-beta", ValueError, r"beta .* must be a number >= 0, got -1.0",
+        lambda c: (lambda m: vae.vae_step(m, torch.optim.Adam(m.parameters()), img(), beta=-1.0))(
+            vae.VAE(latent_dim=4, image_size=16))),
+    bad("encode-batch-size-zero", ValueError, r"encode: batch_size must be an int >= 1, got 0",
+        lambda c: vae.encode(vae.VAE(latent_dim=4, image_size=16), img(), batch_size=0)),
+    bad("ddpm-config-schedule", ValueError, r"DDPMConfig.schedule must be one of \('linear', 'cosine'\), got 'quad",
+        lambda c: diffusion.DDPMConfig(schedule="quadratic")),
+    bad("sample-ddim-zero-images", ValueError, r"n \(images to sample\) must be an int >= 1, got 0",
+        lambda c: diffusion.sample_ddim(diffusion.DDPMConfig.for_profile("smoke").build(), 0, steps=2)),
+    bad("sample-ddpm-zero-steps", ValueError, r"sample_ddpm: steps must be an int >= 1, got 0",
+        lambda c: diffusion.sample_ddpm(diffusion.DDPMConfig.for_profile("smoke").build(), 1, steps=0)),
+    bad("flow-sample-times-zero", ValueError, r"sample_times: n must be an int >= 1, got 0",
+        lambda c: flow.sample_times(0)),
+    bad("flow-config-condition-string", TypeError, r"FlowConfig.condition must be a tuple.*write \('smile',\)",
+        lambda c: flow.FlowConfig(condition="smile")),
+    bad("guidance-scale-nan", ValueError, r"guidance scale must be a number \(finite\), got nan",
+        lambda c: guidance.guide(torch.zeros(2), torch.zeros(2), math.nan)),
+    bad("inpaint-config-coverage-reversed", ValueError, r"InpaintConfig.coverage must be \(low, high\) with low <=",
+        lambda c: inpainting.InpaintConfig(coverage=(0.5, 0.2))),
+    bad("mask-negative-seed", ValueError, r"make_masks: seed must be an int in \[0, 4294967295\], got -1",
+        lambda c: masks.make_masks("blocks", batch=2, image_size=16, seed=-1)),
+    bad("mask-batch-bool", ValueError, "batch must be a positive int, got True",
+        lambda c: masks.make_masks("center", batch=True, image_size=16)),
+    bad("mask-coverage-without-channel", ValueError, r"mask must be \(B, 1, H, W\) with 1 = hole, got shape \(1, 16",
+        lambda c: masks.mask_coverage(torch.zeros(1, 16, 16))),
+    bad("pca-k-float", ValueError, r"k must be between 1 and min\(N, D\) = 4, got 2.0",
+        lambda c: unsupervised.pca_fit(torch.rand(5, 4), 2.0)),
+    bad("pca-project-other-size", ValueError, "x has 3 values per row but the PCA was fitted on 4",
+        lambda c: unsupervised.pca_project(torch.rand(5, 3), unsupervised.pca_fit(torch.rand(5, 4), 2))),
+    bad("majority-baseline-empty", ValueError, "majority_baseline needs at least one label",
+        lambda c: unsupervised.majority_baseline(torch.zeros(0, dtype=torch.long))),
+    bad("auroc-nan-scores", ValueError, "auroc scores contain NaN or inf",
+        lambda c: applications.auroc(torch.tensor([math.nan, 1.0]), torch.zeros(3))),
+    bad("damage-masks-zero-batch", ValueError, r"damage_masks: batch must be an int >= 1, got 0",
+        lambda c: applications.damage_masks(0, 16)),
+    bad("localise-config-hole-zero", ValueError, r"LocaliseConfig.hole must be an int >= 1, got 0",
+        lambda c: applications.LocaliseConfig(hole=0)),
+    bad("augment-config-negative-steps", ValueError, r"AugmentConfig.steps must be an int >= 0, got -1",
+        lambda c: applications.AugmentConfig(steps=-1)),
+    bad("history-last-zero", ValueError, r"n must be a positive int \(how many of the last values\), got 0",
+        lambda c: History(records=[{"step": 1, "loss": 1.0}]).last("loss", 0)),
+    bad("loader-nan-images", ValueError, "float images contain NaN",
+        lambda c: runtime.DeviceLoader(torch.full((4, 3, 4, 4), math.nan), batch_size=2, device="cpu")),
+    bad("vae-nan-batch", ValueError, r"contains NaN",
+        lambda c: vae.VAE(latent_dim=4, image_size=16)(torch.full((2, 3, 16, 16), math.nan))),
+    bad("sample-attributes-negative-start", ValueError, r"start must be a non-negative int \(the first image index\)",
+        lambda c: sample_attributes(2, start=-1)),
+    bad("dataset-download-string", TypeError, "download must be True or False, got 'yes'",
+        lambda c: datasets.load_dataset("toyfaces", size=2, image_size=8, download="yes")),
+    bad("dataset-size-bool", ValueError, "size must be a positive int or None, got True",
+        lambda c: datasets.load_dataset("toyfaces", size=True, image_size=8)),
+    bad("corrupt-nan-strength", ValueError, r"strength must be a number \(finite\), got nan",
+        lambda c: metrics.corrupt_images(img(), kind="noise", strength=math.nan)),
+    bad("precision-recall-k-zero", ValueError, r"k \(nearest neighbours\) must be an int >= 1, got 0",
+        lambda c: metrics.precision_recall(torch.rand(10, 4), torch.rand(10, 4), k=0)),
+    bad("psnr-data-range-zero", ValueError, "data_range must be a positive number, got 0",
+        lambda c: metrics.psnr(img(), img(), data_range=0)),
+    bad("ssim-even-kernel", ValueError, "kernel_size must be an odd positive int .*got 4",
+        lambda c: metrics.ssim(img(), img(), kernel_size=4)),
+    bad("linear-probe-no-seeds", ValueError, r"seeds is empty: pass at least one seed",
+        lambda c: metrics.linear_probe(torch.rand(8, 3), torch.zeros(8, 1, dtype=torch.long), torch.rand(4, 3),
+                                       torch.zeros(4, 1, dtype=torch.long), seeds=())),
+    bad("nt-xent-zero-temperature", ValueError, r"temperature must be a number > 0, got 0.0",
+        lambda c: contrastive.nt_xent(torch.randn(4, 3), torch.randn(4, 3), temperature=0.0)),
+    bad("nt-xent-one-image", ValueError, r"NT-Xent needs N >= 2 images .*got N = 1",
+        lambda c: contrastive.nt_xent(torch.randn(1, 3), torch.randn(1, 3))),
+    bad("save-checkpoint-negative-step", ValueError, r"step must be a non-negative int .*got -1",
+        lambda c: checkpoint.save_checkpoint(c.tmp / "c.pt", models=torch.nn.Linear(2, 2), step=-1)),
+    bad("save-checkpoint-model-list", TypeError, r"models must be an nn.Module or a dict \{name: nn.Module\}, got list",
+        lambda c: checkpoint.save_checkpoint(c.tmp / "c.pt", models=[torch.nn.Linear(2, 2)])),
+    bad("checkpoint-every-zero", ValueError, r"Checkpoint.every must be a positive int \(steps\), got 0",
+        lambda c: checkpoint.Checkpoint(c.tmp / "c.pt", models=torch.nn.Linear(2, 2), every=0)),
+    bad("permutations-negative-seed", ValueError, r"hamming_permutations: seed must be an int in \[0, 4294967295\]",
+        lambda c: tiles.hamming_permutations(4, grid=2, seed=-1)),
+    bad("seed-everything-bool", ValueError, "seed must be a non-negative int, got True",
+        lambda c: runtime.seed_everything(True)),
 ]
 
 
@@ -541,3 +783,39 @@ def test_bad_input_gets_a_clear_error(call, exc, match, tmp_path, monkeypatch):
     with pytest.raises(exc, match=match) as err:
         call(ctx)
     assert type(err.value) is exc, f"raised {type(err.value).__name__}, expected exactly {exc.__name__}"
+
+
+# ---------------------------------------------------------------------- made explicit (issue 30)
+# Inputs that are legitimate but were silently reinterpreted: they keep working, and now say
+# what they did and record it.
+
+def test_transparent_png_is_composited_on_the_documented_background(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200          # red where opaque; the left half is fully transparent
+    rgba[:, 4:, 3] = 255
+    root = tmp_path / "pics"
+    root.mkdir()
+    Image.fromarray(rgba, "RGBA").save(root / "a.png")
+    ds = datasets.load_dataset("imagefolder", root=root, image_size=8, split="all")
+    assert ds.images[0, :, :, :4].eq(torch.tensor(datasets.BACKGROUND).view(3, 1, 1)).all()  # not black
+    assert ds.images[0, :, :, 6:].eq(torch.tensor([200, 0, 0]).view(3, 1, 1)).all()
+
+
+@pytest.mark.parametrize("data", ["toyfaces", "imagefolder"])
+def test_cli_records_the_batch_it_used_when_the_set_is_smaller(tmp_path, capsys, monkeypatch, data):
+    """--train-size 4 --batch-size 16, or a folder of 3 images: the batch is the whole set,
+    the run says so, and config.json and metrics.json hold what was used (a student reading
+    them later must see the run that happened)."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    if data == "imagefolder":
+        pics = folder(Ctx(tmp_path, monkeypatch), {f"{i}.png": 40 * i for i in range(3)})
+        args, n = ["--data", f"imagefolder:{pics}"], 3
+    else:
+        args, n = ["--train-size", "4"], 4
+    out = tmp_path / "run"
+    result = cli_main(["vae", "--profile", "smoke", "--batch-size", "16", "--steps", "1", *args, "--out", str(out)])
+    assert f"{n} training images, fewer than the batch size 16: training with batch size {n}" in capsys.readouterr().out
+    stored = json.loads((out / "config.json").read_text())["config"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert stored["batch_size"] == metrics["config"]["batch_size"] == result["config"]["batch_size"] == n
+    assert metrics["config"]["train_size"] == n and metrics["steps"] == metrics["config"]["steps"] == 1
