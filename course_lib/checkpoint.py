@@ -246,6 +246,45 @@ def read_export(path: str | os.PathLike, *, keys: tuple[str, ...], what: str, re
     return payload
 
 
+def config_diff(stored: Mapping, expected: Any, *, ignore: tuple[str, ...] = ("steps",)) -> dict:
+    """``{field: (in the file, now)}`` for every field of the config dataclass ``expected``
+    (but ``ignore``) whose value differs from ``stored`` (a file's ``asdict`` copy; tuples
+    compare equal to lists, as they come back from JSON). Empty when they match."""
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else (
+            {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
+
+    now = dataclasses.asdict(expected)
+    return {k: (stored.get(k), v) for k, v in now.items() if k not in ignore and plain(stored.get(k)) != plain(v)}
+
+
+def write_reference(path: str | os.PathLike, *, state: Mapping[str, torch.Tensor], config: Any, steps: int,
+                    command: str, key: str = "weights", **extra: Any) -> Path:
+    """Write a committed reference model atomically: the state dict ``state`` in float16
+    (half the bytes; :func:`read_reference` casts back to float32) under ``key``, the config (``asdict``), the ToyFaces
+    render version, the step count, the command that rebuilds it, and ``extra`` metadata."""
+    payload = {key: {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+               "config": dataclasses.asdict(config), "data_version": RENDER_VERSION, "steps": steps,
+               "command": command, **extra}
+    return atomic_save(payload, path)
+
+
+def read_reference(path: str | os.PathLike, *, config: Any, key: str = "weights", what: str,
+                   rebuild: str) -> dict:
+    """The payload :func:`write_reference` wrote, checked: read with :func:`read_export`
+    (a Git LFS pointer, a truncated or foreign file raise :class:`CheckpointError`), then its
+    config against ``config`` (all fields but ``steps``) and its render version against the
+    current drawing: a ValueError names what differs and the command that rebuilds the file.
+    The weights come back in float32."""
+    payload = read_export(path, keys=("steps", "config", "data_version", "command", key), what=what, rebuild=rebuild)
+    diff = config_diff(payload["config"], config)
+    if diff or payload["data_version"] != RENDER_VERSION:
+        raise ValueError(f"{path} does not match {type(config).__name__} / ToyFaces (file vs now: {diff}, render "
+                         f"version {payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")
+    payload[key] = {k: v.float() if v.is_floating_point() else v for k, v in payload[key].items()}
+    return payload
+
+
 def _check_optimizer(path: Path, name: str, opt: torch.optim.Optimizer, payload: dict) -> None:
     """The stored state must come from the same optimizer (or LR scheduler) class: torch
     would load any."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train, read_export
+from .checkpoint import Checkpoint, load_or_train, read_reference
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -219,20 +219,9 @@ def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     for another configuration or another ToyFaces drawing (retrain it with the script), and a
     :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
     a file that is not this export."""
-    payload = read_export(path, keys=("steps", "config", "data_version", "command", "ema"),
-                          what="DDPM reference", rebuild="python experiments/ddpm_reference.py --steps "
-                                                         "20000, then --export 20000")
-    config = dataclasses.replace(reference_config(), steps=payload["steps"])
-    stored = payload["config"]
-    expected = dataclasses.asdict(config)
-    def plain(value):  # JSON-like: tuples as lists
-        return list(value) if isinstance(value, tuple) else value
-
-    diff = {k: (stored.get(k), v) for k, v in expected.items() if plain(stored.get(k)) != plain(v)}
-    if diff or payload["data_version"] != RENDER_VERSION:
-        raise ValueError(f"{path} does not match DDPMConfig / ToyFaces (file vs now: {diff}, render version "
-                         f"{payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")
-    model = config.build()
-    model.ema.load_state_dict({k: v.float() for k, v in payload["ema"].items()})
+    payload = read_reference(path, config=reference_config(), key="ema", what="DDPM reference",
+                             rebuild="python experiments/ddpm_reference.py --steps 20000, then --export 20000")
+    model = dataclasses.replace(reference_config(), steps=payload["steps"]).build()
+    model.ema.load_state_dict(payload["ema"])
     model.net.load_state_dict(model.ema.state_dict())
     return model.eval()

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_or_train
+from .checkpoint import load_or_train, read_reference
 from .diffusion import DDPMConfig, fit_denoiser
 from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
@@ -43,6 +43,7 @@ from .faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
 from .facedraw import RENDER_VERSION
 from .inputs import check_value, validate_fields
 from .loop import Budget
+from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step, local_share, world_size
 from .toyfaces import ToyFaces
 
@@ -218,7 +219,8 @@ class FlowConfig:
             raise TypeError(f"FlowConfig.condition must be a tuple of attribute names, got {self.condition!r}"
                             + (f"; write ({self.condition!r},)" if isinstance(self.condition, str) else ""))
         validate_fields(self, {
-            "image_size": "int >= 8", "stem": "int >= 1", "widths": "int >= 1", "decoder_widths": "int >= 1",
+            "image_size": "int >= 8", "channels": "int >= 1", "stem": "int >= 1", "widths": "int >= 1",
+            "decoder_widths": "int >= 1",
             "time_dim": "int >= 2", "lr": "float > 0", "warmup": "int >= 0", "ema_decay": "float in [0, 1)",
             "batch_size": "int >= 1", "steps": "int >= 1", "train_size": "int >= 1", "seed": "seed",
             "data_version": "int >= 0", "flip": "bool"})
@@ -268,10 +270,26 @@ def train_flow(model: FlowModel, config: FlowConfig, *, images: torch.Tensor | N
                         budget=budget)
 
 
+REFERENCE_PATH = RESULTS_DIR / "flow_reference.pt"  # package data: pip install carries it (Colab)
+
+
 def reference_config() -> FlowConfig:
     """The reference model's configuration (``experiments/flow_reference.py``): the ``cpu``
     profile's, trained for longer (only ``steps`` differs, as chapter 08's DDPM reference)."""
     return FlowConfig.for_profile("cpu")
+
+
+def reference_flow(path: str | os.PathLike = REFERENCE_PATH) -> FlowModel:
+    """The committed reference flow model, EMA weights in eval mode on the CPU, ``.steps`` set.
+    Refuses (:func:`course_lib.checkpoint.read_reference`) a file written for another
+    configuration or ToyFaces drawing, a Git LFS pointer, a truncated or foreign file."""
+    payload = read_reference(path, config=reference_config(), key="ema", what="flow reference",
+                             rebuild="python experiments/flow_reference.py --steps 12000, then --export 12000")
+    model = reference_config().build()
+    model.ema.load_state_dict(payload["ema"])
+    model.net.load_state_dict(payload["ema"])
+    model.steps = payload["steps"]
+    return model.eval()
 
 
 def pretrained_flow(config: FlowConfig | None = None, *, progress: bool | str = "auto", retrain: bool = False):
@@ -288,5 +306,5 @@ __all__ = [
     "TIME_SCALE", "TIME_SAMPLING", "NULL_LABEL", "SAMPLERS", "interpolant", "velocity_target", "sample_times",
     "flow_loss",
     "FlowModel", "euler_step", "heun_step", "integrate", "sample_flow", "flow_step", "FlowConfig",
-    "train_flow", "reference_config", "pretrained_flow",
+    "train_flow", "REFERENCE_PATH", "reference_config", "reference_flow", "pretrained_flow",
 ]

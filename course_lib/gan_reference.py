@@ -9,18 +9,17 @@ loads one and refuses a file written for another configuration or another drawin
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from torch import nn
 
 from . import gan
-from .checkpoint import read_export
-from .facedraw import RENDER_VERSION
+from .checkpoint import config_diff, read_export, read_reference
 from .results import RESULTS_DIR
 
 REFERENCE_NAMES = ("dcgan", "wgan_gp")
 REFERENCE_PATHS = {name: RESULTS_DIR / f"{name}_reference.pt" for name in REFERENCE_NAMES}
+REBUILD = "train and export it with python experiments/gan_reference.py --model {name}"
 
 
 def reference_config(name: str) -> gan.GANConfig:
@@ -35,15 +34,13 @@ def reference_config(name: str) -> gan.GANConfig:
 def config_mismatch(name: str, payload: dict) -> dict:
     """``{field: (in the file, now)}`` for every field but ``steps`` that differs between a
     reference file's config and :func:`reference_config` (empty when they match)."""
-    stored = payload["config"]
-    expected = dataclasses.asdict(reference_config(name))
-    return {k: (stored.get(k), v) for k, v in expected.items() if k != "steps" and stored.get(k) != v}
+    return config_diff(payload["config"], reference_config(name))
 
 
 def _read(name: str, path) -> dict:
     return read_export(path, keys=("config", "data_version", "steps", "command", "generator"),
                        what=f"{name} reference generator",
-                       rebuild=f"train and export it with python experiments/gan_reference.py --model {name}")
+                       rebuild=REBUILD.format(name=name))
 
 
 def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.Module:
@@ -57,14 +54,10 @@ def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.
     if name not in REFERENCE_NAMES:
         raise ValueError(f"reference must be one of {REFERENCE_NAMES}, got {name!r}")
     path = REFERENCE_PATHS[name] if path is None else path
-    payload = _read(name, path)
-    diff = config_mismatch(name, payload)
-    if diff or payload["data_version"] != RENDER_VERSION:
-        raise ValueError(f"{path} does not match chapter 03's {name} config / ToyFaces (file vs now: {diff}, "
-                         f"render version {payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")
-    config = dataclasses.replace(reference_config(name), steps=payload["steps"])
-    generator, _ = gan.build(config)
-    generator.load_state_dict({k: v.float() for k, v in payload["generator"].items()})
+    payload = read_reference(path, config=reference_config(name), key="generator", what=f"{name} reference generator",
+                             rebuild=REBUILD.format(name=name))
+    generator, _ = gan.build(reference_config(name))
+    generator.load_state_dict(payload["generator"])
     return generator.eval()
 
 

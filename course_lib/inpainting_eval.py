@@ -14,7 +14,6 @@ float16 with their config and the ToyFaces render version, checked on loading.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 
@@ -22,8 +21,7 @@ import numpy as np
 import torch
 
 from . import metrics
-from .checkpoint import read_export
-from .facedraw import RENDER_VERSION
+from .checkpoint import read_reference
 from .inpainting import InpaintConfig, InpaintingNet, complete, mean_fill, opencv_inpaint
 from .masks import make_masks
 from .results import RESULTS_DIR
@@ -131,26 +129,15 @@ def reference_config() -> InpaintConfig:
     return InpaintConfig.for_profile("cpu")
 
 
-def _diff(stored: dict, expected: dict) -> dict:
-    norm = lambda v: list(v) if isinstance(v, (tuple, list)) else v  # noqa: E731 (JSON-like tuples)
-    return {k: (stored.get(k), v) for k, v in expected.items() if norm(stored.get(k)) != norm(v)}
-
-
 def reference_inpainter(path: str | os.PathLike = REFERENCE_PATH) -> InpaintingNet:
     """The committed reference network (``experiments/inpainting_reference.py``) in eval mode
     on the CPU, with ``.steps`` set. Raises a ValueError naming the mismatch if the file was
     written for another configuration or ToyFaces drawing (rerun the script's command), and a
     :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
     a file that is not this export."""
-    payload = read_export(path, keys=("steps", "config", "data_version", "command", "weights"),
-                          what="inpainting reference", rebuild="python experiments/inpainting_reference.py "
-                                                               "--steps 20000, then --export 20000")
-    config = dataclasses.replace(reference_config(), steps=payload["steps"])
-    diff = _diff(payload["config"], dataclasses.asdict(config))
-    if diff or payload["data_version"] != RENDER_VERSION:
-        raise ValueError(f"{path} does not match InpaintConfig / ToyFaces (file vs now: {diff}, render version "
-                         f"{payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")
-    model = config.build()
-    model.load_state_dict({k: v.float() for k, v in payload["weights"].items()})
+    payload = read_reference(path, config=reference_config(), what="inpainting reference",
+                             rebuild="python experiments/inpainting_reference.py --steps 20000, then --export 20000")
+    model = reference_config().build()
+    model.load_state_dict(payload["weights"])
     model.steps = payload["steps"]
     return model.eval()

@@ -30,6 +30,7 @@ from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
 from .flow import FlowConfig, FlowModel, flow_step, sample_flow
 from .images import to_float
+from .inputs import validate_fields
 from .loop import Budget, train
 from .profiles import choose
 from .runtime import Runtime, backward_step, runtime, seed_everything
@@ -122,6 +123,15 @@ class AutoencoderConfig:
     train_size: int = 6000                     # ToyFaces training images
     seed: int = 0                              # init, data order and posterior noise
     data_version: int = RENDER_VERSION         # ToyFaces drawing version: a new one retrains cached models
+
+    def __post_init__(self):
+        validate_fields(self, {
+            "image_size": "int >= 4", "latent_channels": "int >= 1", "width": "int >= 8", "beta": "float >= 0",
+            "edge_weight": "float >= 0", "lr": "float > 0", "batch_size": "int >= 1", "steps": "int >= 1",
+            "train_size": "int >= 1", "seed": "seed", "data_version": "int >= 0"})
+        if self.image_size % 4 or self.width % 8:
+            raise ValueError(f"AutoencoderConfig: image_size must be a multiple of 4 and width of 8 (GroupNorm's "
+                             f"8 groups), got image_size={self.image_size}, width={self.width}")
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> AutoencoderConfig:
@@ -220,6 +230,9 @@ class LatentFlowConfig:
                                   decoder_widths=(128, 64, 32))
 
     def __post_init__(self):
+        if not (isinstance(self.autoencoder, AutoencoderConfig) and isinstance(self.flow, FlowConfig)):
+            raise TypeError(f"LatentFlowConfig takes an AutoencoderConfig and a FlowConfig, got "
+                            f"{type(self.autoencoder).__name__} and {type(self.flow).__name__}")
         ae, fl = self.autoencoder, self.flow
         if fl.image_size != ae.image_size // 4 or fl.channels != ae.latent_channels:
             raise ValueError(f"the flow must model the autoencoder's latents ({ae.latent_channels}, "

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
+from course_lib.checkpoint import write_reference
 from course_lib.diffusion import PREDICTIONS, REFERENCE_PATH, reference_config, sample_ddim, train_ddpm
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
@@ -74,17 +75,10 @@ def train(args: argparse.Namespace) -> None:
 def export(args: argparse.Namespace) -> None:
     snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
     config = dataclasses.replace(reference_config(), steps=snap["step"])
-    payload = {
-        "ema": {k: v.half() for k, v in snap["ema"].items()},   # float16: half the bytes, same samples
-        "config": dataclasses.asdict(config),
-        "data_version": RENDER_VERSION,
-        "steps": snap["step"],
-        "loss_last_100": snap["loss"],
-        "command": f"python experiments/ddpm_reference.py --steps {snap['step']} && "
-                   f"python experiments/ddpm_reference.py --export {snap['step']}",
-    }
-    REFERENCE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, REFERENCE_PATH)
+    write_reference(REFERENCE_PATH, state=snap["ema"], key="ema", config=config, steps=snap["step"],
+                    loss_last_100=snap["loss"],
+                    command=f"python experiments/ddpm_reference.py --steps {snap['step']} && "
+                            f"python experiments/ddpm_reference.py --export {snap['step']}")
     print(f"wrote {REFERENCE_PATH} ({REFERENCE_PATH.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
 
 

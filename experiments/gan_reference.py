@@ -35,8 +35,7 @@ from pathlib import Path
 import torch
 
 from course_lib import gan
-from course_lib.checkpoint import atomic_save
-from course_lib.facedraw import RENDER_VERSION
+from course_lib.checkpoint import write_reference
 from course_lib.feature_net import load_feature_net
 from course_lib.gan_reference import REFERENCE_NAMES, REFERENCE_PATHS, reference_config
 from course_lib.metrics import frechet_distance
@@ -93,21 +92,14 @@ def export(args: argparse.Namespace, *, out: Path | None = None) -> Path:
         readouts[key].load_state_dict(snap[key])
     scores = validation_frechet(readouts, config.image_size, args.val_size)
     chosen = min(scores, key=scores.get)
-    payload = {
-        "generator": {k: v.half() if v.is_floating_point() else v for k, v in snap[chosen].items()},  # float16
-        "config": dataclasses.asdict(config),
-        "data_version": RENDER_VERSION,
-        "steps": snap["step"],
-        "weights": (f"exponential moving average of the generator's weights (decay {EMA_DECAY:g})"
-                    if chosen == "generator_ema" else "the trained generator"),
-        "validation_frechet": {**scores, "n": args.val_size},
-        "command": f"python experiments/gan_reference.py --model {args.model} --steps {snap['step']} && "
-                   f"python experiments/gan_reference.py --model {args.model} --export {snap['step']}",
-    }
+    weights = (f"exponential moving average of the generator's weights (decay {EMA_DECAY:g})"
+               if chosen == "generator_ema" else "the trained generator")
     out = out or REFERENCE_PATHS[args.model]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(payload, out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {snap['step']}, {payload['weights']}; "
+    write_reference(out, state=snap[chosen], key="generator", config=config, steps=snap["step"], weights=weights,
+                    validation_frechet={**scores, "n": args.val_size},
+                    command=f"python experiments/gan_reference.py --model {args.model} --steps {snap['step']} && "
+                            f"python experiments/gan_reference.py --model {args.model} --export {snap['step']}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, step {snap['step']}, {weights}; "
           f"validation Frechet {scores})")
     return out
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from course_lib.checkpoint import write_reference
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, pretrained_inpainter, train_inpainter
@@ -88,17 +89,9 @@ def train(args: argparse.Namespace, config: InpaintConfig) -> None:
 def export(args: argparse.Namespace, config: InpaintConfig, path: Path = REFERENCE_PATH) -> None:
     snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
     config = dataclasses.replace(config, steps=snap["step"])
-    payload = {
-        "weights": {k: v.half() for k, v in snap["weights"].items()},   # float16: half the bytes
-        "config": dataclasses.asdict(config),
-        "data_version": RENDER_VERSION,
-        "steps": snap["step"],
-        "loss_last_100": snap["loss"],
-        "command": f"python experiments/inpainting_reference.py --steps {snap['step']} && "
-                   f"python experiments/inpainting_reference.py --export {snap['step']}",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    write_reference(path, state=snap["weights"], config=config, steps=snap["step"], loss_last_100=snap["loss"],
+                    command=f"python experiments/inpainting_reference.py --steps {snap['step']} && "
+                            f"python experiments/inpainting_reference.py --export {snap['step']}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
 
 

@@ -349,3 +349,26 @@ def test_load_or_build_caches_data_and_rebuilds_a_corrupt_file(tmp_path):
     assert len(calls) == 6
     with pytest.raises(ValueError, match="simple identifier"):
         load_or_build("a/b", build, key={}, cache_dir=tmp_path)
+
+
+def test_reference_round_trip_refuses_another_config_and_drawing(tmp_path):
+    from course_lib.checkpoint import config_diff, read_reference, write_reference
+    from course_lib.facedraw import RENDER_VERSION
+    from course_lib.latent import AutoencoderConfig
+
+    config = AutoencoderConfig(width=16, steps=7)
+    model = config.build()
+    path = write_reference(tmp_path / "ae.pt", state=model.state_dict(), config=config, steps=7, command="make it",
+                           note="extra")
+    payload = read_reference(path, config=dataclasses.replace(config, steps=999), what="test AE", rebuild="make it")
+    assert payload["steps"] == 7 and payload["note"] == "extra" and payload["data_version"] == RENDER_VERSION
+    assert all(v.dtype == torch.float32 for v in payload["weights"].values())     # stored in float16, read back
+    assert config_diff(payload["config"], config) == {}
+    assert config_diff(payload["config"], dataclasses.replace(config, width=32)) == {"width": (16, 32)}
+    with pytest.raises(ValueError, match=r"does not match AutoencoderConfig.*'width': \(16, 32\).*rerun: make it"):
+        read_reference(path, config=dataclasses.replace(config, width=32), what="test AE", rebuild="make it")
+    stale = torch.load(path, weights_only=True)
+    stale["data_version"] = RENDER_VERSION - 1
+    torch.save(stale, path)
+    with pytest.raises(ValueError, match="render version"):
+        read_reference(path, config=config, what="test AE", rebuild="make it")

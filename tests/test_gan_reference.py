@@ -86,7 +86,7 @@ def test_loading_names_a_config_or_drawing_mismatch(script, tmp_path):
                         out=tmp_path / "ref.pt")
     payload = torch.load(out, weights_only=True)
     torch.save({**payload, "config": {**payload["config"], "width": 64}}, tmp_path / "wide.pt")
-    with pytest.raises(ValueError, match=r"does not match chapter 03's dcgan config.*'width': \(64, 8\)"):
+    with pytest.raises(ValueError, match=r"does not match GANConfig.*'width': \(64, 8\)"):
         gan_reference.reference_generator("dcgan", tmp_path / "wide.pt")
     torch.save({**payload, "data_version": RENDER_VERSION - 1}, tmp_path / "old.pt")
     with pytest.raises(ValueError, match="render version"):

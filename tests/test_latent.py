@@ -87,3 +87,20 @@ def test_flow_model_on_latent_channels():
     model = config.build()
     assert model(torch.randn(2, 5, 8, 8), torch.rand(2)).shape == (2, 5, 8, 8)
     assert flow.sample_flow(model, 3, steps=2, to_output=lambda x: x).shape == (3, 5, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"latent_channels": 0}, ValueError, "latent_channels"),
+    ({"beta": -1.0}, ValueError, "beta"),
+    ({"width": 12}, ValueError, "GroupNorm"),
+    ({"image_size": 30}, ValueError, "multiple of 4"),
+    ({"steps": "10"}, TypeError, "steps"),
+])
+def test_autoencoder_config_refuses_bad_values(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        latent.AutoencoderConfig(**kwargs)
+
+
+def test_latent_flow_config_refuses_other_types():
+    with pytest.raises(TypeError, match="AutoencoderConfig"):
+        latent.LatentFlowConfig(autoencoder={"latent_channels": 8})
