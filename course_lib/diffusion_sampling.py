@@ -51,9 +51,11 @@ def reverse_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedul
 
 @torch.no_grad()
 def p_sample(model: Callable, x_t: torch.Tensor, t: int, schedule: Schedule, *,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, reverse: Callable | None = None) -> torch.Tensor:
     """``x_{t-1} ~ p_theta(x_{t-1} | x_t)``: the model predicts the noise, :func:`reverse_step`
     does the rest. ``model(x, t)`` as :class:`TimeUNet`; noise drawn from ``generator``.
+    ``reverse``: a function with :func:`reverse_step`'s signature to use instead (chapter 08
+    passes the student's).
 
     As in Ho et al.'s and Nichol & Dhariwal's code (``clip_denoised``), the ``x_0`` the noise
     implies is clipped to [-1, 1] and the noise re-derived from it; while that ``x_0`` lies in
@@ -64,7 +66,7 @@ def p_sample(model: Callable, x_t: torch.Tensor, t: int, schedule: Schedule, *,
     x0 = ((x_t - math.sqrt(1 - a_bar) * eps) / math.sqrt(a_bar)).clamp(-1, 1)
     eps = (x_t - math.sqrt(a_bar) * x0) / math.sqrt(1 - a_bar)
     noise = torch.randn(x_t.shape, generator=generator).to(x_t) if t > 0 else torch.zeros_like(x_t)
-    return reverse_step(x_t, eps, t, schedule, noise)
+    return (reverse or reverse_step)(x_t, eps, t, schedule, noise)
 
 
 def start_for(model) -> int:
@@ -85,17 +87,18 @@ def _prepare(model: DDPM, n: int, seed: int):
 
 @torch.no_grad()
 def sample_ddpm(model: DDPM, n: int, *, steps: int | None = None, start: int | None = None,
-                seed: int = 0) -> torch.Tensor:
+                seed: int = 0, reverse: Callable | None = None) -> torch.Tensor:
     """``n`` images by ancestral sampling (Algorithm 2): ``x ~ N(0, I)`` at step ``start``
     (default :func:`start_for`), then :func:`p_sample` down to index 0, over every step
-    or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU."""
+    or over ``steps`` of them (:func:`respace`). Returns ``(n, 3, S, S)`` in [0, 1] on the CPU.
+    ``reverse``: passed to :func:`p_sample` (the student's :func:`reverse_step`)."""
     if steps is not None:  # 0 would silently mean "every step"
         check_value(steps, "int >= 1", "sample_ddpm: steps")
     start = start_for(model) if start is None else start
     schedule = respace(model.schedule, steps or start + 1, start=start)
     device, g, x = _prepare(model, n, seed)
     for t in reversed(range(schedule.T)):
-        x = p_sample(model, x, t, schedule, generator=g)
+        x = p_sample(model, x, t, schedule, generator=g, reverse=reverse)
     return to_image_range(x).cpu()
 
 

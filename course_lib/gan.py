@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -201,16 +202,19 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, config: GANC
 
 
 def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
-             real: torch.Tensor, z: torch.Tensor, config: GANConfig) -> dict[str, torch.Tensor]:
+             real: torch.Tensor, z: torch.Tensor, config: GANConfig,
+             d_loss_fn: Callable | None = None) -> dict[str, torch.Tensor]:
     """(1) Discriminator/critic step: push D(real) up and D(G(z)) down; G is frozen.
-    Returns detached 0-d tensors (``d_loss``; WGANs also ``w_distance``, ``gp``)."""
+    Returns detached 0-d tensors (``d_loss``; WGANs also ``w_distance``, ``gp``).
+    ``d_loss_fn(real_logits, fake_logits)``: the loss "ns" uses instead of
+    :func:`discriminator_loss` (chapter 03 passes the student's)."""
     with torch.no_grad():
         fake = generator(z)                                  # (B, 3, H, W), no G gradients
     real_out, fake_out = discriminator(real), discriminator(fake)  # (B,), (B,)
     real_out, fake_out = real_out.float(), fake_out.float()      # losses in fp32 under autocast
     logs: dict[str, torch.Tensor] = {}
     if config.loss == "ns":
-        loss = discriminator_loss(real_out, fake_out)
+        loss = (d_loss_fn or discriminator_loss)(real_out, fake_out)
     elif config.loss == "hinge":
         loss = hinge_discriminator_loss(real_out, fake_out)
     else:
@@ -234,17 +238,20 @@ def update_d(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch
 
 
 def update_g(*, generator: nn.Module, discriminator: nn.Module, optimizer: torch.optim.Optimizer,
-             z: torch.Tensor, config: GANConfig) -> dict[str, torch.Tensor]:
-    """(2) Generator step: make D call G(z) real. D's weights get gradients but are not stepped."""
+             z: torch.Tensor, config: GANConfig, g_loss_fn: Callable | None = None) -> dict[str, torch.Tensor]:
+    """(2) Generator step: make D call G(z) real. D's weights get gradients but are not stepped.
+    ``g_loss_fn(fake_logits)``: the loss "ns" uses instead of :func:`generator_loss`."""
     fake_out = discriminator(generator(z)).float()           # (B,)
-    loss = generator_loss(fake_out) if config.loss == "ns" else wgan_generator_loss(fake_out)  # hinge: -E D(G(z))
+    ns_loss = g_loss_fn or generator_loss
+    loss = ns_loss(fake_out) if config.loss == "ns" else wgan_generator_loss(fake_out)  # hinge: -E D(G(z))
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     return {"g_loss": loss.detach()}
 
 
 def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
-              opt_d: torch.optim.Optimizer, config: GANConfig, *, ema: nn.Module | None = None) -> Step:
+              opt_d: torch.optim.Optimizer, config: GANConfig, *, ema: nn.Module | None = None,
+              d_loss_fn: Callable | None = None, g_loss_fn: Callable | None = None) -> Step:
     """A ``step_fn(batch)``: one D step per call, one G step every ``config.d_steps`` calls.
 
     ``batch`` is a real image tensor ``(B, 3, H, W)`` in [0, 1] or a tuple whose first
@@ -253,6 +260,7 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
     a resumed run draws the same z and steps G at the same calls as an uninterrupted one.
     ``ema``: a copy of the generator (:func:`build_models`), averaged into after each G step
     with ``config.ema_decay``; required exactly when ``config.ema_decay > 0``.
+    ``d_loss_fn``, ``g_loss_fn``: passed to :func:`update_d` and :func:`update_g`.
     """
     if (ema is not None) != (config.ema_decay > 0):
         raise ValueError(f"pass ema= (a copy of the generator) exactly when config.ema_decay > 0; "
@@ -268,12 +276,12 @@ def make_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim
         n = real.shape[0] * world_size()  # the global batch: each rank keeps its share of z
         z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
         logs = update_d(generator=generator, discriminator=discriminator, optimizer=opt_d,
-                        real=real, z=z, config=config)
+                        real=real, z=z, config=config, d_loss_fn=d_loss_fn)
         calls["n"] += 1
         if calls["n"] % config.d_steps == 0:
             z = local_share(sample_z(n, config.z_dim, rng=noise)).to(device)
             logs.update(update_g(generator=generator, discriminator=discriminator, optimizer=opt_g,
-                                 z=z, config=config))
+                                 z=z, config=config, g_loss_fn=g_loss_fn))
             if ema is not None:
                 update_ema(ema, generator, config.ema_decay, updates=calls["n"] // config.d_steps)
         return logs
@@ -301,14 +309,17 @@ def generate(generator: nn.Module, n: int, *, z: torch.Tensor | None = None, see
 def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.Tensor | None = None,
               progress: bool | str = "auto", plan: Runtime | None = None,
               checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-              callbacks=(), desc: str | None = None):
+              callbacks=(), desc: str | None = None, d_loss_fn: Callable | None = None,
+              g_loss_fn: Callable | None = None):
     """Train ``{"generator", "discriminator"}`` (and ``"generator_ema"`` when
     ``config.ema_decay > 0``: see :func:`build_models`) in place for ``config.steps``
     discriminator steps with :func:`make_step`; returns the History. ``images``: uint8 (N, 3, S, S),
     default the first ``config.train_size`` ToyFaces training images. Under torchrun both
     players are replicated without DDP wrappers (the discriminator runs twice per backward
     and the gradient penalty differentiates twice); :func:`~course_lib.runtime.backward_step`
-    averages their gradients. Their BatchNorm layers normalise per rank's shard."""
+    averages their gradients. Their BatchNorm layers normalise per rank's shard.
+    ``d_loss_fn``, ``g_loss_fn``: the "ns" losses to use instead of the library's
+    (:func:`update_d`, :func:`update_g`); chapter 03 passes the student's."""
     seed_everything(config.seed)
     generator, discriminator = models["generator"], models["discriminator"]
     rt = plan or runtime()
@@ -323,7 +334,8 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
     ckpt = None if checkpoint is None else Checkpoint(
         checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d},
         every=checkpoint_every or max(config.steps // 10, 1))
-    return train(make_step(g_net, d_net, opt_g, opt_d, config, ema=ema), loader, budget=Budget(steps=config.steps),
+    step = make_step(g_net, d_net, opt_g, opt_d, config, ema=ema, d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn)
+    return train(step, loader, budget=Budget(steps=config.steps),
                  progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
                  every=max(config.steps // 10, 1), desc=desc or f"GAN {config.loss}")
 

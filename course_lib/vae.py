@@ -350,12 +350,15 @@ class VAEConfig:
 
 def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = None,
               progress: bool | str = "auto", plan: Runtime | None = None,
-              checkpoint: str | os.PathLike | None = None, callbacks=()):
+              checkpoint: str | os.PathLike | None = None, callbacks=(), step_fn=None):
     """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
     :class:`~course_lib.loop.History`. ``images``: uint8 ``(N, 3, S, S)``; default: the first
     ``config.train_size`` ToyFaces training images at ``config.image_size``. ``plan``: the
     runtime plan (default :func:`course_lib.runtime.runtime`); ``checkpoint``: a file to
-    save to and resume from (``python -m course_lib.train`` passes one)."""
+    save to and resume from (``python -m course_lib.train`` passes one). ``step_fn``: a
+    ``step_fn(model, optimizer, x)`` returning the loss (a float or :func:`vae_step`'s dict)
+    to train with instead of :func:`vae_step` (chapter 02 passes the student's step; it
+    ignores ``config.beta`` and ``config.likelihood``)."""
     if images is None:
         images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
     seed_everything(config.seed)
@@ -365,6 +368,9 @@ def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = No
     loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
 
     def step(x):
+        if step_fn is not None:
+            out = step_fn(net, optimizer, x[0] if isinstance(x, (tuple, list)) else x)
+            return out if isinstance(out, dict) else {"loss": out}
         return vae_step(net, optimizer, x, beta=config.beta, likelihood=config.likelihood)
 
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,

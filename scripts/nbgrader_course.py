@@ -115,8 +115,8 @@ c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = "{COURSE_ID}"
 # Every assignment starts with this read-only cell: it imports course_lib, whose checkers grade.
 c.IncludeHeaderFooter.header = "source/header.ipynb"
-# Students get the chapter's figures, as in chapters/; exercise and check cells carry no
-# outputs in source/, and autograding re-executes every code cell anyway.
+# Students get the outputs chapters/ keeps (set-up, data previews: tag keep-output), not the
+# results; autograding re-executes every code cell anyway.
 c.ClearOutput.enabled = False
 # Autograding runs the whole chapter; under the cpu profile one training cell takes minutes.
 c.Execute.timeout = {CELL_TIMEOUT_S}

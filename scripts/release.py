@@ -15,9 +15,14 @@ also be taken into an nbgrader course):
   (in markdown cells: ``YOUR ANSWER HERE``);
 - that cell and every cell tagged ``check`` get the ``raises-exception`` tag, so "Run all"
   and nbval go on past an unsolved exercise; their outputs are removed;
-- ``hide-input`` is dropped (it only collapses solutions in the book).
+- ``hide-input`` is dropped (it only collapses solutions in the book);
+- every other code cell loses its outputs too, unless it is tagged ``keep-output`` (set-up
+  and data previews: what a student needs to follow along) or compares its output under
+  nbval (``# NBVAL_CHECK_OUTPUT``: fixed facts such as parameter counts). Results (training
+  curves, sample grids, tables, verdicts) appear when the student runs the cell, after
+  predicting them; the book shows them from ``solutions/``.
 
-Everything else, outputs included, is copied, so students see the chapter's figures.
+Sources and markdown are copied unchanged.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ END = "### END SOLUTION"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = ["YOUR ANSWER HERE"]
 CHECK_TAG = "check"
+KEEP_TAG = "keep-output"  # a code cell whose outputs the student version keeps (set-up, data previews)
+NBVAL_CHECK = "# NBVAL_CHECK_OUTPUT"  # nbval compares these outputs, so they stay
 RAISES_TAG = "raises-exception"
 HIDE_TAGS = ("hide-input", "hide-cell", "remove-input")
 TEXT_FORMAT = "md:myst"
@@ -86,6 +93,11 @@ def strip_solution(source: str, *, markdown: bool, where: Location) -> tuple[str
     return "\n".join(out), found
 
 
+def keeps_output(cell: nbformat.NotebookNode) -> bool:
+    """Whether a (non-exercise) code cell keeps its stored outputs in the student version."""
+    return KEEP_TAG in cell.metadata.get("tags", []) or NBVAL_CHECK in cell.source
+
+
 def student_notebook(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
     """The student version of one solution notebook (a new object; ``nb`` is untouched)."""
     nb = copy.deepcopy(nb)
@@ -101,6 +113,9 @@ def student_notebook(nb: nbformat.NotebookNode, path: Path) -> nbformat.Notebook
             tags = [t for t in tags if t not in HIDE_TAGS]
             if RAISES_TAG not in tags:
                 tags.append(RAISES_TAG)
+            cell.outputs = []
+            cell.execution_count = None
+        elif not keeps_output(cell):
             cell.outputs = []
             cell.execution_count = None
         if tags:

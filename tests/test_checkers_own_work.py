@@ -185,3 +185,38 @@ def test_ipython_shows_the_short_rendering(capsys):
     assert 1 <= len(shown) <= 5, shown
     assert "your code raised RuntimeError" in shown[0]
     assert "line 2: return x.float().reshape(7, -1)" in shown[-1]     # where, in the student's cell
+
+
+# ------------------------------------------------------------------ use_yours: the student's code at work
+def test_use_yours_returns_the_students_function_once_its_check_passed(capsys):
+    from course_lib.checkers import use_yours
+    from course_lib.checkers.ch02 import check_kl_divergence
+    from course_lib.vae import kl_divergence as library_kl
+
+    def kl_divergence(mu, logvar):
+        return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
+
+    check_kl_divergence(kl_divergence)                      # the check cell: its verdict is kept
+    capsys.readouterr()
+    assert use_yours(kl_divergence, library_kl, check_kl_divergence) is kl_divergence
+    assert "using your kl_divergence" in capsys.readouterr().out
+
+
+def test_use_yours_falls_back_to_the_library_with_a_note(capsys):
+    from course_lib.checkers import use_yours
+    from course_lib.checkers.ch02 import check_kl_divergence
+    from course_lib.vae import kl_divergence as library_kl
+
+    def kl_divergence(mu, logvar):
+        raise NotImplementedError()
+
+    assert use_yours(kl_divergence, library_kl, check_kl_divergence) is library_kl   # never checked: checks now
+    out = capsys.readouterr().out
+    assert out.startswith("note: your kl_divergence has not passed check_kl_divergence") and out.count("\n") == 1
+
+    def wrong(mu, logvar):                                   # checked and failed in the check cell
+        return (mu ** 2).sum(dim=1)
+
+    with pytest.raises(ExerciseError):
+        check_kl_divergence(wrong)
+    assert use_yours(wrong, library_kl, check_kl_divergence) is library_kl

@@ -4,6 +4,6 @@ Every checker takes the student's function (or value), passes the reference answ
 fails the ``NotImplementedError`` stub, and fails plausible wrong answers with a
 message that says what is wrong. ``tests/test_checkers_*.py`` prove all three.
 """
-from .core import ExerciseError, check_close, passed, run_student
+from .core import ExerciseError, check_close, passed, run_student, use_yours
 
-__all__ = ["ExerciseError", "check_close", "passed", "run_student"]
+__all__ = ["ExerciseError", "check_close", "passed", "run_student", "use_yours"]

@@ -9,11 +9,16 @@ A checker decorated with :func:`own_work` names course_lib's own answers to its 
 while the student's code runs (in :func:`run_student`), a call into one of them fails the
 check, so ``return reference_kl(mu, logvar)`` cannot pass ``check_kl_divergence``. The
 checker itself calls the reference only outside the student's code.
+
+:func:`use_yours` puts the student's code to work: a later cell trains or samples with the
+student's function when its check passed, and with the library's (saying so) when not.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+import io
 import linecache
 import sys
 from collections.abc import Callable, Iterator
@@ -52,6 +57,9 @@ def passed(name: str, detail: str = "") -> None:
     print(f"\u2714 {name}: correct" + (f" ({detail})" if detail else ""))
 
 
+# the last verdict of each own_work checker: checker -> (the function it checked, passed?)
+_VERDICTS: dict[Callable[..., Any], tuple[Any, bool]] = {}
+
 # course_lib's own answers to the exercise being checked: id(code object) -> "module.name"
 _LIBRARY: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("_LIBRARY", default=None)
 
@@ -71,15 +79,46 @@ def own_work(*library: Callable[..., Any]) -> Callable[[F], F]:
         @functools.wraps(checker)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             token = _LIBRARY.set(codes)
+            checked = args[0] if args else None
             try:
-                return checker(*args, **kwargs)
+                result = checker(*args, **kwargs)
+            except Exception:
+                _VERDICTS[wrapper] = (checked, False)
+                raise
             finally:
                 _LIBRARY.reset(token)
+            _VERDICTS[wrapper] = (checked, True)
+            return result
 
         wrapper.library = library  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def use_yours(yours: F, library: F, check: Callable[..., Any]) -> F:
+    """``yours`` if it passes ``check`` (a checker from this package), else ``library``.
+
+    A chapter's later cells call this to train or sample with the student's own function:
+    when ``check`` already ran on this very function (the check cell), its verdict is
+    reused; otherwise the check runs now, quietly. Prints one line saying which one runs."""
+    name = getattr(yours, "__name__", "function")
+    verdict = _VERDICTS.get(check)
+    if verdict is not None and verdict[0] is yours:
+        ok = verdict[1]
+    else:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                check(yours)
+            ok = True
+        except Exception:  # a wrong, missing or crashing answer: the library's runs instead
+            ok = False
+    if ok:
+        print(f"\u2714 using your {name} here (it passed {check.__name__})")
+        return yours
+    print(f"note: your {name} has not passed {check.__name__} yet, so course_lib's "
+          f"{_label(library)} runs here instead; solve the exercise and rerun this cell to use yours")
+    return library
 
 
 @contextmanager
