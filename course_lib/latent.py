@@ -25,20 +25,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train
+from .checkpoint import Checkpoint, load_or_train, read_reference
 from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
-from .flow import FlowConfig, FlowModel, flow_step, sample_flow
+from .flow import FlowConfig, FlowModel, flow_step, integrate
 from .images import to_float
 from .inputs import validate_fields
 from .loop import Budget, train
 from .profiles import choose
+from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step, runtime, seed_everything
 from .toyfaces import ToyFaces
 
-__all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "autoencoder_loss", "train_autoencoder",
-           "pretrained_autoencoder", "encode_dataset", "LatentFlowModel", "LatentFlowConfig",
-           "train_latent_flow", "pretrained_latent_flow"]
+__all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "edge_l1", "generate", "autoencoder_loss",
+           "train_autoencoder", "pretrained_autoencoder", "REFERENCE_PATH", "reference_config",
+           "reference_autoencoder", "encode_dataset", "LatentFlowModel", "LatentFlowConfig", "train_latent_flow",
+           "pretrained_latent_flow"]
 
 
 class ConvBlock(nn.Module):
@@ -92,8 +94,22 @@ class Autoencoder(nn.Module):
 
 
 def edges(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Horizontal and vertical finite differences of ``(B, C, H, W)`` images."""
+    """Horizontal and vertical finite differences of ``(B, C, H, W)`` images:
+    ``(B, C, H, W-1)`` and ``(B, C, H-1, W)``."""
     return images[..., :, 1:] - images[..., :, :-1], images[..., 1:, :] - images[..., :-1, :]
+
+
+def edge_l1(recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """The L1 distance between two batches' edges: the mean absolute difference of their
+    horizontal finite differences plus that of their vertical ones (a scalar)."""
+    return sum((a - b).abs().mean() for a, b in zip(edges(recon), edges(images)))
+
+
+def generate(velocity, decode, scale: float | torch.Tensor, noise: torch.Tensor, *, steps: int,
+             method: str = "euler") -> torch.Tensor:
+    """Latent generation: integrate the flow from ``noise`` ``(B, C, h, w)`` (t = 0) to t = 1
+    in the scaled latent space, undo the scale, decode: ``decode(z_1 / scale)``."""
+    return decode(integrate(velocity, noise, steps=steps, method=method) / scale)
 
 
 def autoencoder_loss(model: Autoencoder, images: torch.Tensor, *, beta: float, edge_weight: float,
@@ -105,7 +121,7 @@ def autoencoder_loss(model: Autoencoder, images: torch.Tensor, *, beta: float, e
     eps = torch.randn(mean.shape, generator=generator).to(mean.device)
     recon = model.decode(mean + (0.5 * logvar).exp() * eps)
     l1 = (recon - x).abs().mean()
-    edge = sum((a - b).abs().mean() for a, b in zip(edges(recon), edges(x)))
+    edge = edge_l1(recon, x)
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
     return {"loss": l1 + edge_weight * edge + beta * kl, "l1": l1, "edge": edge, "kl": kl}
 
@@ -186,6 +202,26 @@ def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress:
     return trained
 
 
+REFERENCE_PATH = RESULTS_DIR / "autoencoder_reference.pt"  # package data: pip install carries it (Colab)
+
+
+def reference_config() -> AutoencoderConfig:
+    """The committed autoencoder's configuration (``experiments/latent_reference.py``): the
+    ``cpu`` profile's; ``steps`` is the file's."""
+    return AutoencoderConfig.for_profile("cpu")
+
+
+def reference_autoencoder(path: str | os.PathLike = REFERENCE_PATH) -> Autoencoder:
+    """The committed autoencoder in eval mode on the CPU, ``.steps`` set; refuses a file
+    written for another configuration or drawing, an LFS pointer, a truncated or foreign file."""
+    payload = read_reference(path, config=reference_config(), what="autoencoder reference",
+                             rebuild="python experiments/latent_reference.py --steps 6000, then --export 6000")
+    model = reference_config().build()
+    model.load_state_dict(payload["weights"])
+    model.steps = payload["steps"]
+    return model.eval()
+
+
 @torch.no_grad()
 def encode_dataset(model: Autoencoder, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
     """The posterior means of ``images`` ``(N, 3, S, S)``: ``(N, C, S/4, S/4)`` on the CPU."""
@@ -212,15 +248,16 @@ class LatentFlowModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, steps: int = 25, method: str = "euler", seed: int = 0,
                batch_size: int = 256) -> torch.Tensor:
-        """``n`` images ``(n, 3, S, S)`` in [0, 1] on the CPU: latents from
-        :func:`course_lib.flow.sample_flow` (same seeds and samplers), divided by ``scale``,
-        decoded."""
+        """``n`` images ``(n, 3, S, S)`` in [0, 1] on the CPU: :func:`generate` from the
+        noise :func:`course_lib.flow.sample_flow` would draw (same seeds, same samplers)."""
         self.eval()
-        z = sample_flow(self.flow, n, steps=steps, method=method, seed=seed, batch_size=batch_size,
-                        to_output=lambda x: x)                                      # (n, C, S/4, S/4)
-        device = self.scale.device
-        return torch.cat([self.autoencoder.decode(z[i:i + batch_size].to(device) / self.scale).cpu()
-                          for i in range(0, n, batch_size)])
+        device, size, out = self.scale.device, self.flow.image_size, []
+        for first in range(0, n, batch_size):                  # seeded as flow.sample_flow
+            g = torch.Generator().manual_seed(seed + first)
+            noise = torch.randn((min(batch_size, n - first), self.flow.channels, size, size), generator=g)
+            out.append(generate(self.flow, self.autoencoder.decode, self.scale, noise.to(device), steps=steps,
+                                method=method).cpu())
+        return torch.cat(out)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from course_lib import (
     guidance,
     images,
     inpainting,
+    latent,
     masks,
     pretext,
     shortcuts,
@@ -24,12 +25,12 @@ from course_lib import (
     unsupervised,
     vae,
 )
-from course_lib.checkers import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
+from course_lib.checkers import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11
 from course_lib.checkers.core import ExerciseError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKERS = {name: getattr(module, name) for module in (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09,
-                                                        ch10) for name in dir(module)
+                                                        ch10, ch11) for name in dir(module)
             if name.startswith("check_") and getattr(module, name).__module__ == module.__name__}
 
 
@@ -60,7 +61,7 @@ from course_lib.vae import elbo_loss as reference_elbo_loss, kl_divergence as re
 
 
 def test_every_exercise_is_found():
-    assert len(exercises()) == 32
+    assert len(exercises()) == 34
     assert {re.search(r"check_\w+", check).group() for _, _, check in exercises()} == set(CHECKERS)
 
 
@@ -117,6 +118,9 @@ SHORTCUTS = {
     "check_flow_loss": (flow.flow_loss,),
     "check_euler_step": (flow.euler_step,),
     "check_guide": (guidance.guide,),
+    "check_edge_l1": (latent.edge_l1,),
+    "check_generate": (lambda velocity, decode, scale, noise, steps: latent.generate(velocity, decode, scale, noise,
+                                                                                      steps=steps),),
 }
 # course_lib has no function for these exercises (flow_step drops labels inline)
 NO_LIBRARY_ANSWER = {"check_drop_labels"}
