@@ -322,11 +322,11 @@ def test_the_committed_reference_matches_the_config_and_the_toyfaces_drawing():
     assert all(p.dtype == torch.float32 for p in model.parameters()) and not model.training
 
 
-def test_committed_weight_files_stay_under_5_mb():
+def test_committed_weight_files_stay_under_10_mb():
     files = subprocess.run(["git", "ls-files", "*.pt", "*.pth", "*.safetensors"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     total = sum((ROOT / f).stat().st_size for f in files if (ROOT / f).is_file())
-    assert total <= 5_000_000, f"committed weights take {total / 1e6:.1f} MB: {files}"
+    assert total <= 10_000_000, f"committed weights take {total / 1e6:.1f} MB: {files}"
 
 
 def test_reference_loading_names_a_mismatch(tmp_path):

@@ -201,3 +201,26 @@ def test_an_unconditional_step_draws_only_times_and_noise():
     flow.sample_times(6, generator=expected)
     torch.randn((6, 3, 16, 16), generator=expected)
     assert torch.equal(g.get_state(), expected.get_state())
+
+
+def test_committed_flow_reference_matches_the_config_and_drawing():
+    """experiments/flow_reference.py --export wrote it for chapter 09's cpu config (read_reference
+    checks the config and the ToyFaces render version); retrain with its command if this fails."""
+    model = flow.reference_flow()
+    assert model.steps == 12000 and not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    x = flow.sample_flow(model, 2, steps=2, seed=0)
+    assert x.shape == (2, 3, 32, 32)
+
+
+def test_the_committed_flow_step_table_was_measured_for_this_config():
+    from course_lib.facedraw import RENDER_VERSION
+    from course_lib.results import load_result
+
+    table = load_result("flow_reference_steps")
+    assert table["data_version"] == RENDER_VERSION
+    expected = {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(flow.reference_config()).items() if k != "steps"}
+    assert table["config"] == expected
+    steps = {r["step"] for r in table["rows"] if r["step"] != ""}
+    assert max(steps) == 12000
