@@ -32,7 +32,7 @@ from .flow import FlowConfig, FlowModel, flow_step, integrate
 from .images import to_float
 from .inputs import validate_fields
 from .loop import Budget, train
-from .profiles import choose
+from .profiles import choose, current_profile, resolve_profile
 from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step, runtime, seed_everything
 from .toyfaces import ToyFaces
@@ -105,7 +105,7 @@ def edge_l1(recon: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return sum((a - b).abs().mean() for a, b in zip(edges(recon), edges(images)))
 
 
-def generate(velocity, decode, scale: float | torch.Tensor, noise: torch.Tensor, *, steps: int,
+def generate(velocity, decode, scale: float | torch.Tensor, noise: torch.Tensor, steps: int, *,
              method: str = "euler") -> torch.Tensor:
     """Latent generation: integrate the flow from ``noise`` ``(B, C, h, w)`` (t = 0) to t = 1
     in the scaled latent space, undo the scale, decode: ``decode(z_1 / scale)``."""
@@ -203,6 +203,7 @@ def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress:
 
 
 REFERENCE_PATH = RESULTS_DIR / "autoencoder_reference.pt"  # package data: pip install carries it (Colab)
+REFERENCE_STEPS = 3000                                        # the committed file's steps (a test checks)
 
 
 def reference_config() -> AutoencoderConfig:
@@ -215,7 +216,7 @@ def reference_autoencoder(path: str | os.PathLike = REFERENCE_PATH) -> Autoencod
     """The committed autoencoder in eval mode on the CPU, ``.steps`` set; refuses a file
     written for another configuration or drawing, an LFS pointer, a truncated or foreign file."""
     payload = read_reference(path, config=reference_config(), what="autoencoder reference",
-                             rebuild="python experiments/latent_reference.py --steps 6000, then --export 6000")
+                             rebuild="python experiments/latent_reference.py --steps 3000, then --export 3000")
     model = reference_config().build()
     model.load_state_dict(payload["weights"])
     model.steps = payload["steps"]
@@ -281,23 +282,36 @@ class LatentFlowConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> LatentFlowConfig:
-        ae = AutoencoderConfig.for_profile(name)
+        """smoke: a small autoencoder trained live; cpu: the committed reference autoencoder
+        (its config at ``REFERENCE_STEPS``); gpu: a 64 px one, trained once and cached."""
+        profile = current_profile() if name is None else resolve_profile(name)
+        ae = AutoencoderConfig.for_profile(profile)
+        if profile == "cpu":
+            ae = dataclasses.replace(ae, steps=REFERENCE_STEPS)
         small = dict(stem=16, widths=(16, 32, 32), decoder_widths=(32, 16, 16), steps=30, train_size=256)
         flow = choose(smoke=FlowConfig(image_size=ae.image_size // 4, channels=ae.latent_channels, **small),
                       cpu=cls.flow, gpu=dataclasses.replace(cls.flow, image_size=16, steps=20000, batch_size=128),
-                      profile=name)
+                      profile=profile)
         return cls(autoencoder=ae, flow=flow)
 
     def build(self) -> LatentFlowModel:
         return LatentFlowModel(autoencoder=self.autoencoder.build(), flow=self.flow.build())
 
 
+def load_autoencoder(config: AutoencoderConfig, *, progress: bool | str = "auto") -> Autoencoder:
+    """The trained autoencoder of ``config``: the committed reference when ``config`` is its
+    configuration (steps included), else trained once and cached (:func:`pretrained_autoencoder`)."""
+    if config == dataclasses.replace(reference_config(), steps=REFERENCE_STEPS) and REFERENCE_PATH.is_file():
+        return reference_autoencoder()
+    return pretrained_autoencoder(config, progress=progress).model
+
+
 def train_latent_flow(model: LatentFlowModel, config: LatentFlowConfig, *, progress: bool | str = "auto",
                       plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None, callbacks=()):
-    """Load the trained autoencoder of ``config.autoencoder`` into ``model``, encode the
+    """Load the trained autoencoder of ``config.autoencoder`` (:func:`load_autoencoder`) into ``model``, encode the
     training faces once, then train the flow on their scaled latents (flow matching steps of
     :func:`course_lib.flow.flow_step`, the set-up of :func:`course_lib.diffusion.fit_denoiser`)."""
-    model.autoencoder.load_state_dict(pretrained_autoencoder(config.autoencoder, progress=progress).model.state_dict())
+    model.autoencoder.load_state_dict(load_autoencoder(config.autoencoder, progress=progress).state_dict())
     images = ToyFaces(split="train", size=config.flow.train_size, image_size=config.autoencoder.image_size).images
     latents = encode_dataset(model.autoencoder, images)                              # (N, C, S/4, S/4)
     model.scale.fill_(1 / latents.std().item())

@@ -1,19 +1,20 @@
 """Chapter 11's reference autoencoder: the one its latent flow model generates through.
 
 A latent model can only be as good as its decoder, and the autoencoder needs more steps than
-a chapter's live budget (a measurement while building it, ``cpu`` config, 500 test faces:
-reconstructions' domain Frechet 196.8 at 500 steps, 98.6 at 1000, 55.5 at 1500; held-out real
-faces score about 41 at this n). This script trains :class:`course_lib.latent.AutoencoderConfig`
+a chapter's live budget (the step table this script writes shows how its reconstructions
+improve with steps). This script trains :class:`course_lib.latent.AutoencoderConfig`
 (``cpu`` profile; only ``steps`` differs) with snapshots, scores them, and exports one:
 
-    python experiments/latent_reference.py --steps 6000     # train (resumes from its checkpoint)
+    python experiments/latent_reference.py --steps 3000     # train (resumes from its checkpoint)
     python experiments/latent_reference.py --evaluate       # score the snapshots' reconstructions
-    python experiments/latent_reference.py --export 6000    # write the committed weights
+    python experiments/latent_reference.py --export 3000    # write the committed weights
 
 ``--evaluate`` writes ``course_lib/results_data/autoencoder_reference_steps.json``: for each
 snapshot, the PSNR of 500 test faces' reconstructions and their scores as samples
 (:func:`course_lib.metrics.sample_scores` against the same 500 faces: the floor of any latent
-model decoded through it), beside held-out real faces. ``--export STEP`` writes
+model decoded through it), beside held-out real faces. The committed file is the snapshot at
+``latent.REFERENCE_STEPS``; a run given more ``--steps`` resumes from its checkpoint (the
+learning rate is constant, so step k of a long run is the model a k-step run ends with). ``--export STEP`` writes
 ``course_lib/results_data/autoencoder_reference.pt`` (float16 weights, about 1.1 MB), which
 :func:`course_lib.latent.reference_autoencoder` loads and ``tests/test_latent.py`` checks.
 One thread by default (``--threads``).
@@ -97,7 +98,7 @@ def export(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=6000, help="train to this many steps in all")
+    parser.add_argument("--steps", type=int, default=latent.REFERENCE_STEPS, help="train to this many steps in all")
     parser.add_argument("--export", type=int, default=None, help="write the committed weights from this snapshot")
     parser.add_argument("--evaluate", action="store_true", help="score the snapshots (writes a JSON table)")
     parser.add_argument("--snapshot-every", type=int, default=1000, help="keep the weights every N steps")

@@ -104,3 +104,30 @@ def test_autoencoder_config_refuses_bad_values(kwargs, error, match):
 def test_latent_flow_config_refuses_other_types():
     with pytest.raises(TypeError, match="AutoencoderConfig"):
         latent.LatentFlowConfig(autoencoder={"latent_channels": 8})
+
+
+def test_committed_autoencoder_matches_the_config_and_the_chapter_uses_it(monkeypatch):
+    """experiments/latent_reference.py --export wrote it for the cpu AutoencoderConfig at
+    REFERENCE_STEPS (read_reference checks config and render version)."""
+    model = latent.reference_autoencoder()
+    assert model.steps == latent.REFERENCE_STEPS and not model.training
+    config = latent.LatentFlowConfig.for_profile("cpu").autoencoder
+    assert config == dataclasses.replace(latent.reference_config(), steps=latent.REFERENCE_STEPS)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("load_autoencoder trained instead of loading the committed reference")
+
+    monkeypatch.setattr(latent, "pretrained_autoencoder", no_training)
+    loaded = latent.load_autoencoder(config)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_the_committed_autoencoder_step_table_shows_the_exported_step():
+    from course_lib.results import load_result
+
+    table = load_result("autoencoder_reference_steps")
+    rows = {r["step"]: r for r in table["rows"] if r["step"] != ""}
+    assert latent.REFERENCE_STEPS in rows
+    assert {"psnr", "frechet", "kid", "fidelity", "diversity"} <= set(rows[latent.REFERENCE_STEPS])
+    expected = {k: v for k, v in dataclasses.asdict(latent.reference_config()).items() if k != "steps"}
+    assert table["config"] == expected
