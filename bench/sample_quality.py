@@ -5,7 +5,8 @@ package data: chapters 03, 07 and 08 and the book's Results page read it with
 ``course_lib.results.sample_quality``; ``--json OUT`` writes elsewhere)
 
 Each row holds the domain Frechet distance (:func:`course_lib.metrics.frechet_distance` on
-the attribute net's features), fidelity and diversity (density and coverage, Naeem et al.
+the attribute net's features), the kernel distance behind KID on the same features
+(:func:`course_lib.metrics.kernel_distance`, unbiased in n), fidelity and diversity (density and coverage, Naeem et al.
 2020: :func:`course_lib.metrics.fidelity_diversity`) and, for contrast, the k-NN
 precision and recall (Kynkaanniemi et al. 2019) that gray and blurred images fool. Every
 number is the mean over sample seeds with its standard deviation and the per-seed values,
@@ -21,14 +22,23 @@ trained once and cached), chapter 08's diffusion model at the profile's budget
 size is the reference's), each sampled with DDIM in 25 steps, and chapter 03's reference
 generators (``course_lib.gan_reference``: the chapter's DCGAN and WGAN-GP trained by
 ``experiments/gan_reference.py`` for >= 10x the chapter's steps) when those files exist (rows
-are left out, and listed under ``"missing"``, when they do not). A GAN whose config keeps an
+are left out, and listed under ``"missing"``, when they do not). Chapter 09's flow model
+(``flow_live``: Euler 25 steps; ``flow_live_heun6``: Heun 6 steps, 12 calls) and its committed
+reference (``flow_reference``, ``flow_reference_heun6``: ``experiments/flow_reference.py``),
+chapter 11's latent flow (``latent_flow_live``, ``latent_flow_live_heun6``) and, among the
+references, ``ae_recon``: chapter 11's autoencoder's reconstructions of the held-out faces (the
+floor of the latent models). ``--figure`` draws ``docs/figures/best_generators.png`` from the
+committed table: real faces, the best live row and the best reference row, the first 32 samples
+of seed 0 each (no selection). A GAN whose config keeps an
 EMA of its generator is sampled from the EMA copy (``gan.sampler_generator``). Sampling time is
 measured in chapter 08 (quality vs seconds).
 
 Cached models come from ``$COURSE_CACHE`` (what is missing is trained first: at ``cpu``
 the VAE, the DCGAN and the WGAN-GP, a few minutes on 2 idle cores). No timing is
 reported: training is deterministic on CPU, so a busy machine changes the wall time, not
-the numbers; the JSON still records the 1-minute load average at the start.
+the numbers; the JSON still records the 1-minute load average at the start. The feature net's
+last digits depend on the torch thread count (one thread by default, recorded as ``threads``;
+``--only`` merges only rows computed with the table's).
 """
 from __future__ import annotations
 
@@ -42,10 +52,18 @@ from pathlib import Path
 
 import torch
 
-from course_lib import diffusion, flow, gan, gan_reference
+from course_lib import diffusion, flow, gan, gan_reference, latent
 from course_lib.checkpoint import atomic_write
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
-from course_lib.metrics import corrupt_images, fidelity_diversity, frechet_distance, frechet_label, precision_recall
+from course_lib.metrics import (
+    corrupt_images,
+    fidelity_diversity,
+    frechet_distance,
+    frechet_label,
+    kernel_distance,
+    precision_recall,
+)
+from course_lib.plots import show_images
 from course_lib.results import result_path, sample_quality_markdown
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 from course_lib.vae import VAEConfig, pretrained_vae
@@ -54,7 +72,8 @@ REFERENCE_NAMES = ("real", "blur1", "blur2", "noise", "gray", "repeated")
 ROOT = Path(__file__).resolve().parents[1]
 DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seconds sweep shows why)
 FLOW_STEPS = 25  # chapter 09 samples with 25 Euler steps: the same number of network calls
-METRICS = ("frechet", "fidelity", "diversity", "precision", "recall")
+METRICS = ("frechet", "kid", "fidelity", "diversity", "precision", "recall")
+HEUN_STEPS = 6   # chapter 09's best sampler at 12 network calls
 # Reference generators (issue 14, item 4): written by experiments/gan_reference.py, loaded
 # (and checked against chapter 03's config and the ToyFaces drawing) by course_lib.gan_reference.
 REFERENCE_WEIGHTS = {f"{name}_reference": path for name, path in gan_reference.REFERENCE_PATHS.items()}
@@ -83,7 +102,9 @@ def wgan_gp_config(profile: str) -> gan.GANConfig:
 
 
 def reference_samplers(held_out: Callable[[int, int], torch.Tensor], image_size: int) -> dict[str, Sampler]:
-    """The six reference sets as samplers; ``held_out(n, seed)`` gives real uint8 faces."""
+    """The reference sets as samplers; ``held_out(n, seed)`` gives real uint8 faces. With
+    chapter 11's committed autoencoder (at its image size): ``ae_recon``, its reconstructions
+    of the held-out faces, the floor of the latent models decoded through it."""
     def noise(n, seed):
         return torch.rand(n, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
 
@@ -94,7 +115,14 @@ def reference_samplers(held_out: Callable[[int, int], torch.Tensor], image_size:
         "noise": noise,
         "gray": lambda n, s: torch.full((n, 3, image_size, image_size), 0.5),
         "repeated": lambda n, s: held_out(1, s).expand(n, -1, -1, -1).contiguous(),
+        **({"ae_recon": lambda n, s: _reconstruct(latent.reference_autoencoder(), held_out(n, s))}
+           if latent.REFERENCE_PATH.is_file() and latent.reference_config().image_size == image_size else {}),
     }
+
+
+@torch.no_grad()
+def _reconstruct(autoencoder, images: torch.Tensor) -> torch.Tensor:
+    return torch.cat([autoencoder(images[i:i + 250]) for i in range(0, len(images), 250)])
 
 
 def gan_sampler(generator: torch.nn.Module) -> Sampler:
@@ -126,14 +154,33 @@ def model_samplers(profile: str, *, progress: bool | str = False,
             diffusion.DDPMConfig.for_profile(profile), progress=progress).model.cpu()),
         "flow_live": lambda: flow_sampler(flow.pretrained_flow(
             flow.FlowConfig.for_profile(profile), progress=progress).model.cpu()),
+        "flow_live_heun6": lambda: flow_sampler(flow.pretrained_flow(
+            flow.FlowConfig.for_profile(profile), progress=progress).model.cpu(), method="heun"),
+        "latent_flow_live": lambda: latent_sampler(latent.pretrained_latent_flow(
+            latent.LatentFlowConfig.for_profile(profile), progress=progress).model.cpu()),
+        "latent_flow_live_heun6": lambda: latent_sampler(latent.pretrained_latent_flow(
+            latent.LatentFlowConfig.for_profile(profile), progress=progress).model.cpu(), method="heun"),
         "dcgan_live": lambda: gan_live(gan.GANConfig.for_profile(profile)),
         "wgan_gp_live": lambda: gan_live(wgan_gp_config(profile)),
     }
+    missing: dict[str, str] = {}
+    if profile == "cpu" and not latent.REFERENCE_PATH.is_file():   # chapter 11 needs its committed autoencoder
+        for name in ("latent_flow_live", "latent_flow_live_heun6"):
+            builders.pop(name)
+            missing[name] = "course_lib/results_data/autoencoder_reference.pt not found " \
+                            "(python experiments/latent_reference.py)"
     samplers = {name: build() for name, build in builders.items() if not only or name in only}
     image_size = gan.GANConfig.for_profile(profile).image_size
-    references, missing = reference_generator_samplers(image_size)
+    references, missing_references = reference_generator_samplers(image_size)
+    missing.update(missing_references)
     if diffusion.reference_config().image_size == image_size:  # chapter 08's committed model
         references["ddpm_reference"] = ddpm_sampler(diffusion.reference_ddpm())
+        if flow.REFERENCE_PATH.is_file():                          # chapter 09's committed model
+            references["flow_reference"] = flow_sampler(flow.reference_flow())
+            references["flow_reference_heun6"] = flow_sampler(flow.reference_flow(), method="heun")
+        else:
+            missing["flow_reference"] = "course_lib/results_data/flow_reference.pt not found " \
+                                        "(python experiments/flow_reference.py)"
     else:
         missing["ddpm_reference"] = (f"the committed DDPM generates {diffusion.reference_config().image_size}px "
                                      f"images, this table is {image_size}px")
@@ -141,9 +188,17 @@ def model_samplers(profile: str, *, progress: bool | str = False,
     return {**samplers, **references}, missing
 
 
-def flow_sampler(model) -> Sampler:
-    """Chapter 09's Euler sampler with 25 steps (as many network calls as DDIM's 25)."""
-    return lambda n, seed: flow.sample_flow(model, n, steps=FLOW_STEPS, seed=seed)
+def flow_sampler(model, method: str = "euler") -> Sampler:
+    """Chapter 09's Euler sampler with 25 steps (as many network calls as DDIM's 25), or
+    Heun with 6 (12 calls)."""
+    steps = FLOW_STEPS if method == "euler" else HEUN_STEPS
+    return lambda n, seed: flow.sample_flow(model, n, steps=steps, method=method, seed=seed)
+
+
+def latent_sampler(model, method: str = "euler") -> Sampler:
+    """Chapter 11's latent flow model, the samplers of :func:`flow_sampler`, decoded."""
+    steps = FLOW_STEPS if method == "euler" else HEUN_STEPS
+    return lambda n, seed: model.sample(n, steps=steps, method=method, seed=seed)
 
 
 def ddpm_sampler(model) -> Sampler:
@@ -186,6 +241,7 @@ def score_rows(samplers: dict[str, Sampler], real: torch.Tensor, net, config: Qu
                 raise ValueError(f"{name} gave {images.shape[0]} images for n={config.n}")
             feats = net.features(images)
             per_seed["frechet"].append(frechet_distance(real_feats, feats))
+            per_seed["kid"].append(kernel_distance(real_feats, feats))
             fd = fidelity_diversity(real, images, n=config.n, net=net, k=config.k)
             per_seed["fidelity"].append(fd["fidelity"])
             per_seed["diversity"].append(fd["diversity"])
@@ -224,16 +280,18 @@ def sample_quality(profile: str, *, config: QualityConfig | None = None,
         "load_average_start": load_average,
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        # with only: the held-out real row alone, which tells whether the feature net is the table's
+        "threads": torch.get_num_threads(),
+        # with only: the held-out real row (which tells whether the feature net is the table's)
+        # and the reference rows asked for
         "references": score_rows({k: v for k, v in reference_samplers(held_out, image_size).items()
-                                  if not only or k == "real"}, real, net, config),
+                                  if not only or k == "real" or k in only}, real, net, config),
         "models": score_rows(models, real, net, config),
         "missing": dict(missing or {}),
     }
     return result
 
 
-MATCH = ("profile", "image_size", "n", "seeds", "k", "k_precision", "real_set", "feature_net", "torch")
+MATCH = ("profile", "image_size", "n", "seeds", "k", "k_precision", "real_set", "feature_net", "torch", "threads")
 
 
 def merge_rows(table: dict, new: dict, *, command: str) -> dict:
@@ -248,10 +306,40 @@ def merge_rows(table: dict, new: dict, *, command: str) -> dict:
     if differ:
         raise SystemExit(f"--only: this run was not measured as the table was (table vs now: {differ}); "
                          "rerun the whole table without --only")
-    merged = {**table, "models": {**table["models"], **new["models"]}}
-    merged["missing"] = {k: v for k, v in table["missing"].items() if k not in new["models"]}
-    merged["row_commands"] = {**table.get("row_commands", {}), **{k: command for k in new["models"]}}
+    added = {k: v for k, v in new["references"].items() if k != "real"}   # e.g. ae_recon, when asked for
+    merged = {**table, "models": {**table["models"], **new["models"]}, "references": {**table["references"], **added}}
+    merged["missing"] = {k: v for k, v in table["missing"].items() if k not in new["models"] and k not in added}
+    merged["row_commands"] = {**table.get("row_commands", {}), **{k: command for k in [*new["models"], *added]}}
     return merged
+
+
+FIGURE = ROOT / "docs" / "figures" / "best_generators.png"
+
+
+def best_grids_figure(table: dict, out: Path = FIGURE, n: int = 32) -> Path:
+    """Real faces beside the best live generator and the best reference generator of ``table``
+    (lowest mean Frechet; live rows are the ones the chapters train, ``*_live*``), each the
+    first ``n`` samples of sample seed 0: no selection."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = table["models"]
+    live = min((k for k in models if "_live" in k), key=lambda k: models[k]["frechet"]["mean"])
+    ref = min((k for k in models if "_live" not in k and k != "vae"), key=lambda k: models[k]["frechet"]["mean"])
+    samplers, _ = model_samplers(table["profile"], only=(live, ref))
+    real = ToyFaces(split="val", size=n, image_size=table["image_size"], seed=0).images
+    rows = [("real ToyFaces (held out)", real)] + [
+        (f"{name}: Frechet {models[name]['frechet']['mean']:.1f} (table, n = {table['n']}), first {n} samples of "
+         f"seed 0", samplers[name](n, 0)) for name in (live, ref)]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(16, 2.4 * len(rows)))
+    for ax, (title, images) in zip(axes, rows):
+        show_images(images, nrow=16, ax=ax, title=title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return out
 
 
 def main(argv=None) -> None:
@@ -260,15 +348,24 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="where to write the table (default: "
                         "course_lib/results_data/sample_quality_<profile>.json)")
     parser.add_argument("--n", type=int, help="images per set (default: the profile's, 1000 at cpu)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1): the feature net's last digits depend on it, so a table "
+                             "and the rows merged into it must use the same")
     parser.add_argument("--only", nargs="+", default=(), metavar="ROW",
                         help="score only these model rows and merge them into the existing table "
                              "(its sizes, real set and feature net must be this run's; the other rows are kept)")
+    parser.add_argument("--figure", action="store_true",
+                        help=f"draw {FIGURE.relative_to(ROOT)} from the committed table (best live and reference rows)")
     args = parser.parse_args(argv)
+    if args.figure:
+        best_grids_figure(json.loads((args.json or result_path(f"sample_quality_{args.profile}")).read_text()))
+        return
     config = QualityConfig.for_profile(args.profile)
     if args.n is not None:
         if args.n <= config.k:
             raise SystemExit(f"--n must be larger than k={config.k}, got {args.n}")
         config = dataclasses.replace(config, n=args.n)
+    torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     print(f"load average (1 min) at the start: {load:.2f} on {os.cpu_count()} cores")
     result = sample_quality(args.profile, config=config, load_average=round(load, 2), only=tuple(args.only))

@@ -74,7 +74,7 @@ def sample_quality(profile: str = "cpu") -> dict:
     return load_result(name if result_path(name).is_file() else "sample_quality_cpu")
 
 
-QUALITY_METRICS = ("frechet", "fidelity", "diversity")
+QUALITY_METRICS = ("frechet", "kid", "fidelity", "diversity")
 
 
 def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
@@ -94,7 +94,7 @@ def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
                 f"{profile} models: `python bench/sample_quality.py --profile {profile}` writes theirs.", ""]
                if profile not in (None, table["profile"]) else []),
              "| | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    digits = [1 if m == "frechet" else 3 for m in metrics]  # Frechet in the hundreds, the rest in [0, 2]
+    digits = [1 if m in ("frechet", "kid") else 3 for m in metrics]  # distances in the hundreds, the rest in [0, 2]
     for name in (r for r in rows if r in groups):
         kind = "reference" if name in table["references"] else "model"
         cells = [f"{groups[name][m]['mean']:.{d}f} ± {groups[name][m]['std']:.{d}f}" for m, d in zip(metrics, digits)]
