@@ -117,8 +117,8 @@ def test_committed_cpu_table_holds_the_cases(sq):
     defaults = sq.QualityConfig.for_profile("cpu")
     assert (result["n"], tuple(result["seeds"]), result["k"]) == (defaults.n, defaults.seeds, defaults.k)
     assert result["load_average_start"] <= 2.5
-    assert set(result["references"]) == set(sq.REFERENCE_NAMES)
-    assert {"vae", "dcgan_live", "wgan_gp_live"} <= set(result["models"])
+    assert set(result["references"]) == set(sq.REFERENCE_NAMES) | {"ae_recon"}   # + chapter 11's autoencoder
+    assert {"vae", "dcgan_live", "wgan_gp_live", "flow_live", "latent_flow_live"} <= set(result["models"])
     assert set(result["models"]) | set(result["missing"]) >= set(sq.REFERENCE_WEIGHTS)
     refs = {name: {m: row[m]["mean"] for m in ("frechet", "fidelity", "diversity")}
             for name, row in result["references"].items()}
@@ -130,6 +130,9 @@ def test_committed_cpu_table_holds_the_cases(sq):
     models = {name: row["frechet"]["mean"] for name, row in result["models"].items()}
     assert models["dcgan_live"] < models["vae"]
     assert models["dcgan_reference"] < refs["blur1"]["frechet"]
+    # issue 28's live bar, and the autoencoder's reconstructions far nearer the real faces than blur
+    assert min(v for k, v in models.items() if "_live" in k) <= 100
+    assert refs["real"]["frechet"] < refs["ae_recon"]["frechet"] < refs["blur1"]["frechet"]
 
 
 def test_the_table_renders_the_rows_asked_for_and_says_what_it_lacks():
