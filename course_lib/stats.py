@@ -11,7 +11,11 @@ and nothing else:
 - :func:`holm`, :func:`holm_adjusted`: Holm's step-down correction (Holm 1979), when one
   question is answered by many comparisons at once;
 - :func:`compare` / :func:`compare_all`: all of the above for one pair or one family of
-  pairs, ending in a word: ``"better"``, ``"worse"`` or ``"no clear difference"``.
+  pairs, ending in a word: ``"better"``, ``"worse"`` or ``"no clear difference"``;
+  ``paired=True`` when both samples share their seeds (:func:`paired_t_test`);
+- :func:`power`, :func:`seeds_for_power`: before an experiment runs, the chance that it
+  detects an effect of a given size, and the seeds it needs for 80% (Cohen 1988): an
+  experiment that could not have detected an effect is no evidence that there is none.
 
 Conventions. A *sample* is a 1-D sequence of finite numbers (list, NumPy array, CPU
 tensor), one value per seed, at least 2 values. Variances are the unbiased sample
@@ -26,6 +30,7 @@ References:
     components. Biometrics Bulletin 2(6), 110-114.
     Holm, S. (1979). A simple sequentially rejective multiple test procedure.
     Scandinavian Journal of Statistics 6(2), 65-70.
+    Cohen, J. (1988). Statistical Power Analysis for the Behavioral Sciences, 2nd ed.
 """
 from __future__ import annotations
 
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from scipy.stats import t as student_t
+from scipy.stats import chi2, norm, t as student_t
 
 BETTER, WORSE, UNCLEAR = "better", "worse", "no clear difference"
 VERDICTS = (BETTER, UNCLEAR, WORSE)
@@ -99,6 +104,76 @@ def welch_t_test(a, b) -> tuple[float, float]:
     se, df = welch_se_df(a, b)
     t = (as_sample(a, "a").mean() - as_sample(b, "b").mean()) / se
     return float(t), float(2 * student_t.sf(abs(t), df))
+
+
+def paired_t_test(a, b) -> tuple[float, float]:
+    """Two-sided paired t-test of "mean(a - b) == 0": ``(t, p)``, with ``a[i]`` and ``b[i]``
+    measured on the same seed (same initialisation, data order and noise), so the seed's
+    share of the spread cancels in ``a - b``. The same numbers as ``scipy.stats.ttest_rel``."""
+    d = _differences(a, b)
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    if se == 0:
+        raise ValueError("the paired differences are constant (zero variance): the paired test has "
+                         "no spread to compare the difference with; compare the values directly")
+    t = d.mean() / se
+    return float(t), float(2 * student_t.sf(abs(t), len(d) - 1))
+
+
+def _differences(a, b) -> np.ndarray:
+    a, b = as_sample(a, "a"), as_sample(b, "b")
+    if len(a) != len(b):
+        raise ValueError(f"paired samples need one value per seed in each: got {len(a)} and {len(b)}")
+    return a - b
+
+
+def power(effect: float, n: int, *, alpha: float = 0.05, paired: bool = False) -> float:
+    """Probability that a two-sided t-test at level ``alpha`` finds a true difference of
+    ``effect`` standard deviations with ``n`` seeds per arm.
+
+    ``paired=False``: two independent samples of n with a common standard deviation sigma,
+    ``effect = delta / sigma``; t follows a noncentral t with 2n - 2 degrees of freedom and
+    noncentrality ``effect * sqrt(n / 2)`` (Welch's test has the same power here, to within
+    a few percent). ``paired=True``: ``effect`` is in standard deviations of the per-seed
+    *difference*, df = n - 1, noncentrality ``effect * sqrt(n)``. For a family of m planned
+    comparisons corrected by Holm, pass ``alpha / m`` (Holm's first step, the worst case)."""
+    _check_level(alpha, "alpha")
+    if not (isinstance(n, (int, np.integer)) and n >= 2):
+        raise ValueError(f"n must be an integer >= 2 seeds per arm, got {n!r}")
+    if not np.isfinite(effect):
+        raise ValueError(f"effect must be a finite number of standard deviations, got {effect!r}")
+    df, ncp = (n - 1, effect * np.sqrt(n)) if paired else (2 * n - 2, effect * np.sqrt(n / 2))
+    crit = student_t.ppf(1 - alpha / 2, df)
+    # P(|Z + ncp| > crit * S), S = sqrt(chi2_df / df): the noncentral t, averaged over 4000
+    # quantiles of S (scipy's nct returns NaN far in its tails, where power is near 1)
+    s = np.sqrt(chi2.ppf((np.arange(4000) + 0.5) / 4000, df) / df)
+    return float(np.mean(norm.sf(crit * s - ncp) + norm.cdf(-crit * s - ncp)))
+
+
+def seeds_for_power(effect: float, *, alpha: float = 0.05, target: float = 0.8, paired: bool = False,
+                    at_least: int = 5, at_most: int = 1000) -> int:
+    """The fewest seeds per arm (>= ``at_least``) whose :func:`power` to detect ``effect``
+    standard deviations reaches ``target``; ValueError when even ``at_most`` seeds do not."""
+    _check_level(target, "target")
+    if not effect > 0:
+        raise ValueError(f"effect must be > 0 standard deviations, got {effect!r}")
+    for n in range(max(at_least, 2), at_most + 1):
+        if power(effect, n, alpha=alpha, paired=paired) >= target:
+            return n
+    raise ValueError(f"{at_most} seeds per arm do not reach power {target} for an effect of {effect} sd "
+                     f"at alpha {alpha}: ask a bigger question or measure with less noise")
+
+
+def detectable_effect(n: int, *, alpha: float = 0.05, target: float = 0.8, paired: bool = False) -> float:
+    """The smallest effect, in standard deviations, that ``n`` seeds per arm detect with
+    probability ``target`` (the inverse of :func:`power` in ``effect``, by bisection)."""
+    _check_level(target, "target")
+    low, high = 0.0, 1.0
+    while power(high, n, alpha=alpha, paired=paired) < target:
+        low, high = high, high * 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if power(mid, n, alpha=alpha, paired=paired) < target else (low, mid)
+    return float(high)
 
 
 def mean_ci(a, *, level: float = 0.95) -> tuple[float, float]:
@@ -178,7 +253,7 @@ class Comparison:
 
 def compare_all(pairs: Mapping[K, tuple[Sequence[float], Sequence[float]]], *,
                 higher_is_better: bool | Mapping[K, bool] = True, alpha: float = 0.05,
-                level: float = 0.95) -> dict[K, Comparison]:
+                level: float = 0.95, paired: bool = False) -> dict[K, Comparison]:
     """Compare every pair ``key -> (a, b)`` of one family, Holm-correcting across the family.
 
     Each pair gets a Welch test; the verdict is ``"better"`` when the Holm-adjusted p is
@@ -186,25 +261,33 @@ def compare_all(pairs: Mapping[K, tuple[Sequence[float], Sequence[float]]], *,
     bool for all, or one per key), ``"worse"`` when it is behind, else
     ``"no clear difference"``. The confidence interval is per comparison, so within a large
     family a 95% interval can exclude 0 while the verdict stays "no clear difference".
+    ``paired=True``: ``a[i]`` and ``b[i]`` share seed i; the paired t-test, its n - 1 degrees
+    of freedom and its interval replace Welch's.
     """
     alpha, level = _check_level(alpha, "alpha"), _check_level(level)
     rows = {}
     for key, (a, b) in pairs.items():
         a, b = as_sample(a, f"{key!r}: a"), as_sample(b, f"{key!r}: b")
-        rows[key] = (a, b, *welch_t_test(a, b), welch_se_df(a, b)[1], diff_ci(a, b, level=level))
+        if paired:
+            d = _differences(a, b)
+            half = student_t.ppf((1 + level) / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            rows[key] = (a, b, *paired_t_test(a, b), float(len(d) - 1), (d.mean() - half, d.mean() + half))
+        else:
+            rows[key] = (a, b, *welch_t_test(a, b), welch_se_df(a, b)[1], diff_ci(a, b, level=level))
     adjusted = holm_adjusted([p for _, _, _, p, _, _ in rows.values()])
     result = {}
     for (key, (a, b, t, p, df, (low, high))), q in zip(rows.items(), adjusted):
         up = higher_is_better[key] if isinstance(higher_is_better, Mapping) else higher_is_better
         ahead = (a.mean() > b.mean()) == bool(up)
         verdict = UNCLEAR if q > alpha else BETTER if ahead else WORSE
-        result[key] = Comparison(diff=float(a.mean() - b.mean()), low=low, high=high, level=level,
+        result[key] = Comparison(diff=float(a.mean() - b.mean()), low=float(low), high=float(high), level=level,
                                  t=t, df=df, p=p, p_adjusted=float(q), n_a=len(a), n_b=len(b),
                                  verdict=verdict)
     return result
 
 
 def compare(a, b, *, higher_is_better: bool = True, alpha: float = 0.05,
-            level: float = 0.95) -> Comparison:
+            level: float = 0.95, paired: bool = False) -> Comparison:
     """:func:`compare_all` for a family of one: a single planned comparison of ``a`` with ``b``."""
-    return compare_all({0: (a, b)}, higher_is_better=higher_is_better, alpha=alpha, level=level)[0]
+    return compare_all({0: (a, b)}, higher_is_better=higher_is_better, alpha=alpha, level=level,
+                       paired=paired)[0]

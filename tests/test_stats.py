@@ -193,3 +193,71 @@ def test_compare_all_adjusts_across_the_family():
 def test_compare_all_names_the_bad_pair():
     with pytest.raises(ValueError, match=r"'second': a: needs at least 2 values"):
         stats.compare_all({"first": ([1, 2], [3, 4]), "second": ([1], [2, 3])})
+
+
+# --- power, before an experiment runs ------------------------------------------------------
+
+@pytest.mark.parametrize("effect, n, alpha, paired", [
+    (1.0, 5, 0.05, False), (2.0, 5, 0.05 / 3, True), (0.5, 20, 0.01, False), (3.0, 3, 0.05, True)])
+def test_power_equals_scipys_noncentral_t(effect, n, alpha, paired):
+    df, ncp = (n - 1, effect * np.sqrt(n)) if paired else (2 * n - 2, effect * np.sqrt(n / 2))
+    crit = scipy_stats.t.ppf(1 - alpha / 2, df)
+    ref = scipy_stats.nct.sf(crit, df, ncp) + scipy_stats.nct.cdf(-crit, df, ncp)
+    assert stats.power(effect, n, alpha=alpha, paired=paired) == pytest.approx(ref, abs=2e-4)
+
+
+def test_power_is_what_a_simulated_t_test_finds():
+    # 4000 simulated experiments of 5 seeds per arm, a true difference of 2 sd: the share the
+    # pooled t-test calls at alpha = 0.05 is the computed power, within the simulation's error
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(2.0, 1.0, (4000, 5)), rng.normal(0.0, 1.0, (4000, 5))
+    share = np.mean(scipy_stats.ttest_ind(a, b, axis=1).pvalue < 0.05)
+    assert share == pytest.approx(stats.power(2.0, 5), abs=3 * np.sqrt(0.25 / 4000))
+    d = rng.normal(1.5, 1.0, (4000, 6))                       # paired: differences of 1.5 sd
+    share = np.mean(scipy_stats.ttest_1samp(d, 0, axis=1).pvalue < 0.01)
+    assert share == pytest.approx(stats.power(1.5, 6, alpha=0.01, paired=True), abs=3 * np.sqrt(0.25 / 4000))
+
+
+def test_power_grows_with_effect_and_seeds_and_is_alpha_at_zero():
+    assert stats.power(0.0, 7, alpha=0.05) == pytest.approx(0.05, abs=1e-3)
+    assert stats.power(1.0, 5) < stats.power(2.0, 5) < stats.power(2.0, 10)
+    assert stats.power(2.0, 5, alpha=0.05 / 72) < stats.power(2.0, 5, alpha=0.05)
+
+
+def test_seeds_for_power_and_detectable_effect_invert_power():
+    n = stats.seeds_for_power(1.0, at_least=2)
+    assert stats.power(1.0, n) >= 0.8 > stats.power(1.0, n - 1)
+    assert stats.seeds_for_power(5.0) == 5                       # never fewer than at_least
+    d = stats.detectable_effect(5, alpha=0.05 / 3, paired=True)
+    assert stats.power(d, 5, alpha=0.05 / 3, paired=True) == pytest.approx(0.8, abs=1e-6)
+    # the warning, reproduced: 3 seeds against 72 comparisons detect only enormous effects
+    assert stats.detectable_effect(3, alpha=0.05 / 72) > 9
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: stats.power(1.0, 1), "n must be an integer >= 2"),
+    (lambda: stats.power(1.0, 2.5), "n must be an integer"),
+    (lambda: stats.power(float("nan"), 5), "effect must be a finite"),
+    (lambda: stats.power(1.0, 5, alpha=1.5), "alpha"),
+    (lambda: stats.seeds_for_power(0.0), "effect must be > 0"),
+    (lambda: stats.seeds_for_power(0.01, at_most=10), "do not reach power"),
+])
+def test_power_bad_input(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_paired_test_equals_scipy_and_pairing_removes_the_seed_spread():
+    rng = np.random.default_rng(1)
+    seed_effect = rng.normal(0, 10, 6)                        # most of the spread is the seed's
+    a, b = seed_effect + 1.0 + rng.normal(0, 0.3, 6), seed_effect + rng.normal(0, 0.3, 6)
+    t, p = stats.paired_t_test(a, b)
+    ref = scipy_stats.ttest_rel(a, b)
+    assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    paired, unpaired = stats.compare(a, b, higher_is_better=True, paired=True), stats.compare(a, b)
+    assert paired.verdict == stats.BETTER and unpaired.verdict == stats.UNCLEAR
+    assert paired.df == 5 and paired.low > 0 and unpaired.low < 0
+    with pytest.raises(ValueError, match="one value per seed"):
+        stats.paired_t_test([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="paired differences are constant"):
+        stats.paired_t_test([1, 2, 3], [0, 1, 2])
