@@ -22,7 +22,8 @@ Models, one family per module (chapter in brackets)
   and ``diffusion_sampling`` (DDPM, DDIM, RePaint)
 - ``flow`` (09) flow matching on the same U-Net, ``flow_toy`` its 2-D version and reflow;
   ``guidance`` (10) classifier-free guidance on ToyFaces' attributes; ``latent`` (11) an
-  autoencoder and a flow model in its latent space
+  autoencoder and a flow model in its latent space; ``ssl_flow`` (12) the flow model helped
+  by self-supervision (representation alignment, the dispersive loss, clusters as labels)
 
 Training and evaluation
 - ``profiles``   COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
@@ -31,7 +32,8 @@ Training and evaluation
   ``checkpoint`` atomic files, checkpoints and the model cache; ``train`` the command-line trainer
 - ``metrics``, ``feature_net``  sample quality and probes in the ToyFaces attribute network's
   feature space; ``probe`` the one linear-probe protocol
-- ``stats``      Welch's t-test, confidence intervals, Holm's correction; ``verdicts`` the
+- ``stats``      Welch's and paired t-tests, confidence intervals, Holm's correction, power and
+  seeds needed; ``verdicts`` the
   experiments' verdicts built on it (chapters 06 and 07)
 - ``results``    the committed experiment results (package data), ``load_result(name)``
 - ``plots``      a batch of images as one grid

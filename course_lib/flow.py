@@ -158,7 +158,7 @@ def sample_flow(model: FlowModel, n: int, *, steps: int = 25, method: str = "eul
 # --------------------------------------------------------------------------------------
 def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generator: torch.Generator, *,
               net: nn.Module | None = None, time_sampling: str = "uniform", flip: bool = False,
-              p_uncond: float = 0.0, to_model=to_model_range) -> dict[str, torch.Tensor]:
+              p_uncond: float = 0.0, to_model=to_model_range, aux=None) -> dict[str, torch.Tensor]:
     """One flow matching step: draw ``t`` and ``x0 ~ N(0, I)`` (and, with ``flip``, which
     images to mirror: ToyFaces are left-right symmetric, so a mirrored face is another
     face), take a gradient step on :func:`flow_loss`, update the EMA. ``batch``: uint8 or
@@ -168,7 +168,9 @@ def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generat
     unconditional velocity (Ho & Salimans 2022). Randomness is drawn from ``generator`` for
     the global batch, this rank's share kept (as :func:`course_lib.diffusion.ddpm_step`).
     ``to_model``: batch -> model range (a latent model's batches are latents already).
-    Returns ``{"loss"}``, detached."""
+    ``aux(x1) -> scalar``: an extra loss, called after the forward pass with the (mirrored)
+    clean batch (chapter 12's representation alignment: :func:`course_lib.ssl_flow.help_term`).
+    Returns ``{"loss"}`` (the flow matching loss; ``"aux"`` too with ``aux``), detached."""
     if isinstance(batch, (tuple, list)):
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
     else:
@@ -187,10 +189,15 @@ def flow_step(model: FlowModel, optimizer: torch.optim.Optimizer, batch, generat
         conditional, call = call, lambda x_t, s: conditional(x_t, s, labels)
     model.train()
     loss = flow_loss(call, x1, t, x0)
+    out = {"loss": loss.detach()}
+    if aux is not None:
+        extra = aux(x1)
+        out["aux"] = extra.detach()
+        loss = loss + extra
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     model.update_ema()
-    return {"loss": loss.detach()}
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,411 @@
+"""Does a label-free representation help chapter 09's flow model? A registered, powered study.
+
+Arms, all chapter 09's flow model (``FlowConfig.for_profile("cpu")``: 32 px U-Net, N = 6000
+ToyFaces, logit-normal times), trained at equal CPU time per seed (the arm's steps set from
+its measured cost per step, the encoder's forward pass counted; the encoders' own
+pretraining, once per study, is recorded beside):
+
+- ``none``: the plain flow model (``STEPS`` steps);
+- ``repa_simclr``: representation alignment (REPA) of the U-Net's 8x8 map with chapter 05's
+  SimCLR encoder (frozen, its last map);
+- ``repa_random``: the same loss towards a frozen random encoder (negative control);
+- ``dispersive``: the dispersive loss on the same map (no encoder);
+- ``clusters``: conditioned on k-means clusters of the SimCLR features (self-guidance);
+- ``attributes``: conditioned on ToyFaces' true attributes (chapter 10's seven), the labelled
+  reference for ``clusters``;
+- ``none_2x``: the plain model with twice the steps (positive control: more training is
+  known to help; an experiment that cannot see it cannot see anything smaller).
+
+Every model is scored the same way: ``N_EVAL`` samples (Heun 6 steps, 12 network calls,
+sample seed 1; the conditional arms at guidance scales 0, 1 and 2, their conditions drawn
+from the training set's label frequencies) against as many test faces: the domain Frechet
+distance in the evaluator's attribute features (primary), KID, fidelity and diversity, and a
+second Frechet distance in a separately trained network's features (chapter 05's rotation
+encoder: neither an alignment target nor a condition), so a result is not the metric's.
+
+The registration (primary metric, contrasts, controls, alpha, the power computation and the
+seed count) is written into the results file before the first model trains, and a run that
+finds a different registration there refuses to mix with it.
+
+    python experiments/ssl_generation.py                       # all arms, all seeds (resumable)
+    python experiments/ssl_generation.py --seeds 3 4 --arms none repa_simclr   # a share, in parallel
+    python experiments/ssl_generation.py --analyse             # verdicts into the file
+    python experiments/ssl_generation.py --figure              # docs/figures/ssl_generation_grid.png
+
+Resumable: every finished (arm, seed) row is kept in
+``course_lib/results_data/ssl_generation.json``; a run in progress resumes from its
+checkpoint in ``--run-dir``. One thread per process by default (``--threads``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from course_lib import flow, guidance, metrics, pretext, ssl_flow, stats  # noqa: E402
+from course_lib.backbone import ConvBackbone  # noqa: E402
+from course_lib.contrastive import SimCLRConfig, pretrained_simclr  # noqa: E402
+from course_lib.diffusion import fit_denoiser  # noqa: E402
+from course_lib.faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES  # noqa: E402
+from course_lib.facedraw import RENDER_VERSION  # noqa: E402
+from course_lib.feature_net import load_feature_net  # noqa: E402
+from course_lib.results import result_path, write_run  # noqa: E402
+from course_lib.toyfaces import ToyFaces  # noqa: E402
+
+OUT = result_path("ssl_generation")
+STEPS = 800                 # the plain arm's steps; the others get the same CPU time
+N_EVAL = 500                # samples scored per model, against as many test faces
+SAMPLE_SEED = 1
+SAMPLER = ("heun", 6)       # 12 network calls (chapter 09's best sampler per call)
+SCALES = (0.0, 1.0, 2.0)    # guidance scales of the conditional arms
+PRIMARY_SCALE = 1.0         # chapter 10: the Frechet distance is best at w = 1 of {0, 1, 2, 4}
+K_CLUSTERS = 32             # k-means clusters of the SimCLR features (self-guidance's labels)
+RANDOM_ENCODER_SEED = 12345
+ARMS = ("none", "repa_simclr", "repa_random", "dispersive", "clusters", "attributes", "none_2x")
+HELP = {"repa_simclr": ssl_flow.HelpConfig(method="repa"), "repa_random": ssl_flow.HelpConfig(method="repa"),
+        "dispersive": ssl_flow.HelpConfig(method="dispersive")}
+
+# What the study asks, fixed before it runs (stored in the file as "registration").
+ALPHA = 0.05
+# The smallest effect worth detecting, in standard deviations of the per-seed difference: 2.5 sd
+# is about 10 Frechet points at the seed spread of earlier flow runs (about 4), half of what
+# doubling a run of this length bought chapter 09's model (flow_reference_steps.json); REPA
+# reports far more than a doubling of training speed.
+EFFECT_SD = 2.5
+PRIMARY_FAMILY = {          # contrast -> (arm a, arm b): "is a better than b?" (lower Frechet), Holm together
+    "REPA (SimCLR) vs none": ("repa_simclr", "none"),
+    "dispersive vs none": ("dispersive", "none"),
+    "self-guidance (clusters, w=1) vs none": ("clusters", "none"),
+}
+CONTROLS = {                # outside the family, each at alpha: the study can only answer when the positive passes
+    "positive: twice the steps vs none": ("none_2x", "none"),
+    "positive: true attributes (w=1) vs none": ("attributes", "none"),
+    "negative: REPA (random encoder) vs none": ("repa_random", "none"),
+}
+SECONDARY = {               # reported with intervals, no verdict of their own
+    "REPA (SimCLR) vs REPA (random)": ("repa_simclr", "repa_random"),
+    "clusters vs true attributes (w=1)": ("clusters", "attributes"),
+}
+
+
+def registration(seeds: list[int]) -> dict:
+    m = len(PRIMARY_FAMILY)
+    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
+    return {
+        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
+                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; conditional "
+                          f"arms at guidance scale {PRIMARY_SCALE:g}; lower is better",
+        "test": "paired t-test over training seeds (every arm of seed s shares its initialisation, data order "
+                "and noise), Holm over the primary family",
+        "alpha": ALPHA, "primary_family": PRIMARY_FAMILY, "controls": CONTROLS, "secondary": SECONDARY,
+        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
+        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
+                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
+                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
+                                                                              paired=True), 3)},
+        "seeds": seeds, "steps_plain": STEPS, "n_eval": N_EVAL, "sampler": list(SAMPLER), "scales": list(SCALES),
+        "k_clusters": K_CLUSTERS, "help": {k: dataclasses.asdict(v) for k, v in HELP.items()},
+        "data_version": RENDER_VERSION,
+    }
+
+
+def base_config(seed: int, steps: int) -> flow.FlowConfig:
+    return dataclasses.replace(flow.FlowConfig.for_profile("cpu"), seed=seed, steps=steps)
+
+
+@functools.cache
+def encoders() -> dict:
+    """The frozen encoders (SimCLR: chapter 05's, cached; random: a fixed seed) and the rotation
+    encoder of the second feature space, with the SimCLR training seconds."""
+    trained = pretrained_simclr(SimCLRConfig.for_profile("cpu"), progress=False)
+    torch.manual_seed(RANDOM_ENCODER_SEED)
+    random = ConvBackbone()
+    rotation = pretext.pretrained_rotation(pretext.RotationConfig.for_profile("cpu"), progress=False).model.backbone
+    return {"simclr": trained.model.backbone.eval().requires_grad_(False), "simclr_seconds": trained.seconds,
+            "random": random.eval().requires_grad_(False), "rotation": rotation.eval().requires_grad_(False)}
+
+
+@functools.cache
+def training_data(n: int):
+    data = ToyFaces(split="train", size=n, image_size=32)
+    return data.images, data.labels
+
+
+@functools.cache
+def labels_for(arm: str, n: int) -> tuple[torch.Tensor | None, tuple[int, ...]]:
+    images, labels = training_data(n)
+    if arm == "clusters":
+        feats = ssl_flow.global_features(encoders()["simclr"], images)
+        ids, _ = ssl_flow.cluster_labels(feats, K_CLUSTERS, seed=0)
+        return ids, (K_CLUSTERS,)
+    if arm == "attributes":
+        idx = [ATTRIBUTE_NAMES.index(a) for a in guidance.GUIDE_ATTRIBUTES]
+        return labels[:, idx], tuple(ATTRIBUTES[i].num_classes for i in idx)
+    return None, ()
+
+
+def build(arm: str, config: flow.FlowConfig):
+    help = HELP.get(arm, ssl_flow.HelpConfig())
+    labels, classes = labels_for(arm, config.train_size)
+    model = ssl_flow.build_model(config, help, num_classes=classes)
+    encoder = {"repa_simclr": "simclr", "repa_random": "random"}.get(arm)
+    aux = ssl_flow.help_term(model, help, encoders()[encoder] if encoder else None)
+    return model, labels, aux
+
+
+def calibrate() -> dict:
+    """Each arm's cost per step, counted in floating-point operations (torch's FlopCounterMode
+    over one training step: forward, backward, the encoder's forward for REPA), and the steps
+    that give every arm the plain arm's compute. Counted, not timed: on a shared 2-core
+    machine a timing varies by 15% from one minute to the next, more than the differences
+    between arms."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, _ = training_data(6000)
+    flops = {}
+    for arm in ARMS:
+        if arm == "none_2x":
+            continue
+        model, labels, aux = build(arm, base_config(0, 1))
+        opt = torch.optim.Adam(model.net.parameters(), lr=1e-3)
+        batch = (images[:32], labels[:32]) if labels is not None else images[:32]
+        with FlopCounterMode(display=False) as counter:
+            flow.flow_step(model, opt, batch, torch.Generator().manual_seed(0), time_sampling="logit_normal",
+                           p_uncond=0.2, aux=aux)
+        flops[arm] = counter.get_total_flops()
+    return {"flops_per_step": flops,
+            "steps": {**{arm: int(round(STEPS * flops["none"] / f)) for arm, f in flops.items()},
+                      "none_2x": 2 * STEPS}}
+
+
+def train_arm(arm: str, seed: int, steps: int, run_dir: Path):
+    config = base_config(seed, steps)
+    model, labels, aux = build(arm, config)
+    images, _ = training_data(config.train_size)
+    step_fn = functools.partial(flow.flow_step, time_sampling=config.time_sampling, flip=config.flip,
+                                p_uncond=config.p_uncond, aux=aux)
+    start = time.perf_counter()
+    history = fit_denoiser(model, config, step_fn, desc=f"{arm} seed {seed}", images=images, labels=labels,
+                           progress="line", checkpoint=run_dir / f"{arm}_seed{seed}.pt")
+    aux_tail = [float(r["aux"]) for r in history.records[-50:] if "aux" in r]
+    return model.eval(), config, time.perf_counter() - start, (float(np.mean(aux_tail)) if aux_tail else None)
+
+
+def rotation_frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
+    enc = encoders()["rotation"]
+    with torch.no_grad():
+        a, b = (torch.nn.functional.adaptive_avg_pool2d(enc.features(x.float() / 255 if x.dtype == torch.uint8
+                                                                      else x)[2], 1).flatten(1) for x in (real, fake))
+    return round(metrics.frechet_distance(a, b), 3)
+
+
+def evaluate(arm: str, model, labels, net, real_images, real_feats) -> list[dict]:
+    method, steps = SAMPLER
+    if labels is None:
+        fakes = [(None, flow.sample_flow(model, N_EVAL, steps=steps, method=method, seed=SAMPLE_SEED))]
+    else:
+        cond = ssl_flow.draw_conditions(labels, N_EVAL, seed=SAMPLE_SEED)
+        fakes = [(w, guidance.sample_guided(model, cond, scale=w, steps=steps, method=method, seed=SAMPLE_SEED))
+                 for w in SCALES]
+    return [{"scale": w, **metrics.sample_scores(real_images, x, net=net, real_feats=real_feats),
+             "frechet_rotation": rotation_frechet(real_images, x)} for w, x in fakes]
+
+
+def load(out: Path) -> dict:
+    if out.is_file():
+        return json.loads(out.read_text())
+    return {"rows": []}
+
+
+def update(out: Path, run_dir: Path, change, *, start: float, load_at_start: float) -> dict:
+    with open(run_dir / "results.lock", "w") as lock:       # processes may share the file
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = load(out)
+        change(result)
+        write_run(out, result, script="experiments/ssl_generation.py", argv=sys.argv, start=start,
+                  load_at_start=load_at_start)
+        return result
+
+
+def keep_row(result: dict, *, row: dict) -> None:
+    """Put ``row`` into ``result``, replacing an earlier row of its arm and seed."""
+    result["rows"] = [x for x in result["rows"] if (x["arm"], x["seed"]) != (row["arm"], row["seed"])] + [row]
+
+
+def claim(path: Path) -> bool:
+    """Take (arm, seed) for this process, so that workers started alike share the queue: False
+    when a live process holds it (a claim of a process that has ended is taken over)."""
+    with open(path.parent / "claims.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            pid = int(path.read_text() or 0)
+            try:
+                os.kill(pid, 0)
+                if pid != os.getpid():
+                    return False
+            except (ProcessLookupError, ValueError):
+                pass                                     # its process is gone: take it over
+        path.write_text(str(os.getpid()))
+        return True
+
+
+def run(args) -> None:
+    start, load_at_start = time.perf_counter(), os.getloadavg()[0]
+    reg = registration(args.all_seeds)
+
+    def register(result):
+        if "registration" in result and result["registration"] != json.loads(json.dumps(reg)):
+            raise SystemExit(f"{args.out} holds another registration; move it away to start a new study")
+        result["registration"] = reg
+
+    result = update(args.out, args.run_dir, register, start=start, load_at_start=load_at_start)
+    if "calibration" not in result:
+        calibration = calibrate()
+        calibration["simclr_training_seconds"] = round(encoders()["simclr_seconds"], 1)
+        print("calibration", calibration, flush=True)
+        result = update(args.out, args.run_dir, lambda r: r.setdefault("calibration", calibration),
+                        start=start, load_at_start=load_at_start)
+    steps = result["calibration"]["steps"]
+    net = load_feature_net(32)
+    real_images = ToyFaces(split="test", size=N_EVAL, image_size=32).images
+    real_feats = net.features(real_images)
+    for seed in args.seeds:
+        for arm in args.arms:
+            if any(r["arm"] == arm and r["seed"] == seed for r in load(args.out)["rows"]):
+                print(f"{arm} seed {seed}: kept", flush=True)
+                continue
+            if not claim(args.run_dir / f"{arm}_seed{seed}.claim"):
+                print(f"{arm} seed {seed}: another process has it", flush=True)
+                continue
+            model, config, seconds, aux = train_arm(arm, seed, steps[arm], args.run_dir)
+            labels, _ = labels_for(arm, config.train_size)
+            scores = evaluate(arm, model, labels, net, real_images, real_feats)
+            primary = next(s for s in scores if s["scale"] in (None, PRIMARY_SCALE))
+            row = {"arm": arm, "seed": seed, "steps": config.steps, "train_seconds": round(seconds, 1),
+                   "aux_last50": aux, "frechet": primary["frechet"], "scores": scores}
+            print(row, flush=True)
+            torch.save({"ema": model.ema.state_dict()}, args.run_dir / f"{arm}_seed{seed}_ema.pt")
+            update(args.out, args.run_dir, functools.partial(keep_row, row=row), start=start,
+                   load_at_start=load_at_start)
+
+
+def analyse(result: dict) -> dict:
+    """Verdicts from the rows: controls at alpha each, the family with Holm (or 'cannot answer')."""
+    reg = result["registration"]
+    seeds = reg["seeds"]
+    by = {(r["arm"], r["seed"]): r for r in result["rows"]}
+
+    def sample(arm, key="frechet", scale=PRIMARY_SCALE):
+        out = []
+        for s in seeds:
+            r = by.get((arm, s))
+            if r is None:
+                return None
+            row = next(x for x in r["scores"] if x["scale"] in (None, scale))
+            out.append(row[key])
+        return out
+
+    def table(contrasts, family: bool):
+        pairs = {name: (sample(a), sample(b)) for name, (a, b) in contrasts.items()}
+        if any(a is None or b is None for a, b in pairs.values()):
+            return None
+        comps = (stats.compare_all(pairs, higher_is_better=False, alpha=reg["alpha"], paired=True) if family
+                 else {k: stats.compare(a, b, higher_is_better=False, alpha=reg["alpha"], paired=True)
+                       for k, (a, b) in pairs.items()})
+        return {k: {**dataclasses.asdict(c), "a": pairs[k][0], "b": pairs[k][1]} for k, c in comps.items()}
+
+    controls, family, secondary = table(reg["controls"], False), table(reg["primary_family"], True), \
+        table(reg["secondary"], False)
+    answered = controls is not None and all(v["verdict"] == stats.BETTER for k, v in controls.items()
+                                            if k.startswith("positive"))
+    if family is not None and not answered:
+        for v in family.values():
+            v["verdict"] = "cannot answer"
+    summary = {}
+    for arm in ARMS:
+        for scale in (SCALES if arm in ("clusters", "attributes") else (None,)):
+            for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"):
+                values = sample(arm, key, scale if scale is not None else PRIMARY_SCALE)
+                if values is not None:
+                    label = arm if scale is None else f"{arm} w={scale:g}"
+                    summary.setdefault(label, {})[key] = {"mean": float(np.mean(values)),
+                                                          "sd": float(np.std(values, ddof=1)),
+                                                          "ci": list(stats.mean_ci(values))}
+    return {"controls": controls, "family": family, "secondary": secondary, "answered": answered,
+            "summary": summary}
+
+
+def figure(args) -> None:
+    """The first 16 samples (sample seed 0) of each arm's seed-0 model beside 16 test faces."""
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    result = load(args.out)
+    steps = result["calibration"]["steps"]
+    rows = [("real ToyFaces (test)", ToyFaces(split="test", size=16, image_size=32).images.float() / 255)]
+    for arm in ARMS:
+        path = args.run_dir / f"{arm}_seed0_ema.pt"
+        if not path.is_file():
+            continue
+        model, labels, _ = build(arm, base_config(0, steps[arm]))
+        model.ema.load_state_dict(torch.load(path, weights_only=True)["ema"])
+        model.eval()
+        method, n = SAMPLER
+        if labels is None:
+            x = flow.sample_flow(model, 16, steps=n, method=method, seed=0)
+        else:
+            x = guidance.sample_guided(model, ssl_flow.draw_conditions(labels, 16, seed=0), scale=PRIMARY_SCALE,
+                                       steps=n, method=method, seed=0)
+        rows.append((f"{arm} ({steps[arm]} steps)", x))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 0.95 * len(rows) + 0.3))
+    for ax, (title, x) in zip(axes, rows):
+        ax.imshow(make_grid(x, nrow=16, padding=1).permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=8, loc="left")
+        ax.axis("off")
+    fig.tight_layout()
+    out = ROOT / "docs" / "figures" / "ssl_generation_grid.png"
+    fig.savefig(out, dpi=80)
+    print(f"wrote {out}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="a share of the registered seeds")
+    parser.add_argument("--all-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
+                        help="the study's seeds (registered)")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ssl_generation")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--analyse", action="store_true", help="write the verdicts from the finished rows")
+    parser.add_argument("--figure", action="store_true", help="draw the seed-0 grids of every trained arm")
+    args = parser.parse_args(argv)
+    args.seeds = args.seeds if args.seeds is not None else args.all_seeds
+    if not set(args.seeds) <= set(args.all_seeds):
+        raise SystemExit(f"--seeds {args.seeds} must be among the registered --all-seeds {args.all_seeds}")
+    torch.set_num_threads(args.threads)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    if args.figure:
+        figure(args)
+    elif args.analyse:
+        start, load_at_start = time.perf_counter(), os.getloadavg()[0]
+        update(args.out, args.run_dir, lambda r: r.__setitem__("analysis", analyse(r)), start=start,
+               load_at_start=load_at_start)
+        print(json.dumps(load(args.out)["analysis"]["controls"], indent=1)[:3000])
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
