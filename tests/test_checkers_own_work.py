@@ -20,17 +20,18 @@ from course_lib import (
     masks,
     pretext,
     shortcuts,
+    ssl_flow,
     stats,
     tiles,
     unsupervised,
     vae,
 )
-from course_lib.checkers import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11
+from course_lib.checkers import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12
 from course_lib.checkers.core import ExerciseError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKERS = {name: getattr(module, name) for module in (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09,
-                                                        ch10, ch11) for name in dir(module)
+                                                        ch10, ch11, ch12) for name in dir(module)
             if name.startswith("check_") and getattr(module, name).__module__ == module.__name__}
 
 
@@ -121,6 +122,8 @@ SHORTCUTS = {
     "check_edge_l1": (latent.edge_l1,),
     "check_generate": (lambda velocity, decode, scale, noise, steps: latent.generate(velocity, decode, scale, noise,
                                                                                       steps=steps),),
+    "check_dispersive_loss": (ssl_flow.dispersive_loss,),
+    "check_repa_loss": (ssl_flow.repa_loss,),
 }
 # course_lib has no function for these exercises (flow_step drops labels inline)
 NO_LIBRARY_ANSWER = {"check_drop_labels"}
