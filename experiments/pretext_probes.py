@@ -72,11 +72,14 @@ NEGATIVE, POSITIVE = "random init", "supervised"        # the controls
 FAMILY = ("jigsaw", "rotation", "simclr")                # the primary contrasts: each vs NEGATIVE
 BACKBONES = (NEGATIVE, POSITIVE, *FAMILY)
 CANNOT_ANSWER = "cannot answer"
-# what the previous run had and this one leaves out, to fit 55 minutes at one thread (the module docstring)
+# what the previous run had and this one leaves out, to fit 55 minutes at one thread (the module docstring;
+# estimated from the previous run's times, measured under heavier load: this run took 34 minutes)
 LEFT_OUT = {
     "flip": "its pretext accuracy stayed at chance in the previous run (0.50-0.54): nothing to ask of it",
     "inpainting encoder, VAE encoder": "chapters 04 and 02's encoders, not this chapter's pretext tasks",
-    "budget of all 2000 labels": "its probe costs 20-130 s per backbone and seed; the three small budgets ~5 s",
+    "budget of all 2000 labels": "the previous run's probe at 2000 labels took 13-132 s per backbone and seed "
+                                 "(its probe_seconds), as long as training a pretext backbone; the small budgets "
+                                 "cost less (probe_seconds here)",
     "supervised steps 18000 -> 6000": "the previous run's validation curve reached 0.782-0.792 at 6000 steps "
                                       "in all three seeds, within 0.01 of its 18000-step value",
 }

@@ -151,7 +151,7 @@ def test_committed_probe_results_are_current(mod):
     assert result["status"] == "complete", "the committed run did not finish"
     for key, value in mod._header(exp).items():
         assert result[key] == value, f"rerun experiments/pretext_probes.py: {key} changed"
-    assert result["registered"]["git_commit"]
+    assert result["registered"]["git_commit"] and result["left_out"] == mod.LEFT_OUT
     pairs = sorted((r["backbone"], r["seed"]) for r in result["runs"])
     assert pairs == sorted((b, s) for b in mod.BACKBONES for s in exp.seeds)
     assert len(exp.seeds) >= 5
