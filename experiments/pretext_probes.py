@@ -28,10 +28,13 @@ file, before any training, and is kept unchanged when an interrupted run resumes
 Cut to fit 55 minutes at one thread (the previous run, 8 backbones x 3 seeds at 2000
 labels, took about 1000 s for 3 seeds): the flip backbone (its pretext accuracy stayed at
 chance, 0.50-0.54: nothing to ask of it), the inpainting and VAE encoders (chapters 04 and
-02's, not this chapter's pretext tasks), the all-2000-labels budget (its probe costs 20-130 s
-per backbone and seed, the three small budgets together about 5 s), and the supervised
+02's, not this chapter's pretext tasks), the all-2000-labels budget (its probe took 13-132 s per
+backbone and seed in the previous run, as long as training a pretext backbone), and the supervised
 network's steps, 18000 -> 6000 (the previous run's validation curve reached 0.782-0.792 at
-6000 steps in all three seeds, within 0.01 of its 18000-step value).
+6000 steps in all three seeds, within 0.01 of its 18000-step value). The cuts were estimated
+from the previous run's times, measured under heavier load; this run took 34 minutes, so a
+rerun registered for a 0.02 gain (10 seeds, ``power_plan(0.02)``) would take about 55
+minutes at this pace.
 
 Run (writes course_lib/results_data/pretext_probes.json, which chapter 05 loads):
 
