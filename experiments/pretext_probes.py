@@ -33,7 +33,7 @@ backbone and seed in the previous run, as long as training a pretext backbone), 
 network's steps, 18000 -> 6000 (the previous run's validation curve reached 0.782-0.792 at
 6000 steps in all three seeds, within 0.01 of its 18000-step value). The cuts were estimated
 from the previous run's times, measured under heavier load; this run took 34 minutes, so a
-rerun registered for a 0.02 gain (10 seeds, ``power_plan(0.02)``) would take about 55
+rerun registered for a 0.02 gain (``EFFECT = 0.02``: 10 seeds) would take about 55
 minutes at this pace.
 
 Run (writes course_lib/results_data/pretext_probes.json, which chapter 05 loads):
@@ -95,7 +95,10 @@ PILOT_SOURCE = ("course_lib/results_data/pretext_probes.json at commit 7fd7f92: 
                 "sd over seeds of (backbone - random init) per seed")
 
 
-def power_plan(effect: float = 0.03, alpha: float = 0.05, target: float = 0.8, at_least: int = 5) -> dict:
+EFFECT = 0.03   # the accuracy gain the family is powered to detect (0.02 would need power_plan(0.02)["seeds"])
+
+
+def power_plan(effect: float = EFFECT, alpha: float = 0.05, target: float = 0.8, at_least: int = 5) -> dict:
     """How many seeds the family needs: a paired t-test at Holm's first step (alpha / m)
     detecting ``effect`` accuracy with power ``target``, the sd of a paired difference taken
     as the root mean square of the pilot's (:data:`PILOT_SD`)."""
@@ -133,7 +136,7 @@ class ProbeExperiment:
                                           ("simclr", 1600))
     supervised_checks: int = 6        # the ceiling's validation accuracy is measured this often
     probe: ProbeConfig = ProbeConfig(Cs=(0.01, 0.03, 0.1, 0.3, 1.0))
-    effect: float = 0.03              # the accuracy gain the family is powered to detect
+    effect: float = EFFECT            # the accuracy gain the family is powered to detect (seeds above)
     alpha: float = 0.05
 
     @classmethod
