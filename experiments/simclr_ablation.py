@@ -82,7 +82,9 @@ def run(exp: AblationExperiment, out: Path, *, log=print) -> dict:
     if not exp.tiny and RESULTS.parent.joinpath("pretext_probes.json").is_file():
         probes = json.loads(RESULTS.parent.joinpath("pretext_probes.json").read_text())
         if probes["configs"].get("simclr") == header["configs"]["all"] and probes["render_version"] == RENDER_VERSION:
-            committed = {r["seed"]: r for r in probes["runs"] if r["backbone"] == "simclr"}
+            # only runs probed with all probe_train labels, as this ablation probes (the label-budget
+            # runs of pretext_probes.json hold per-budget scores instead: nothing to reuse then)
+            committed = {r["seed"]: r for r in probes["runs"] if r["backbone"] == "simclr" and "probe" in r}
     for variant in exp.variants:
         for seed in exp.seeds:
             if any(r["variant"] == variant and r["seed"] == seed for r in runs):

@@ -144,77 +144,7 @@ def test_flip_batch_and_step():
         flip_batch(torch.rand(3, 8, 8))
 
 
-def _experiment_module(monkeypatch):
-    import importlib.util
-    import pathlib
-    import sys
-
-    path = pathlib.Path(__file__).parents[1] / "experiments" / "pretext_probes.py"
-    spec = importlib.util.spec_from_file_location("pretext_probes", path)
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "pretext_probes", mod)  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.mark.slow
-def test_probe_experiment_tiny(tmp_path, monkeypatch):
-    """experiments/pretext_probes.py runs end to end on a tiny config and summarises every backbone."""
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    mod = _experiment_module(monkeypatch)
-    exp = mod.ProbeExperiment.tiny()
-    exp = dataclasses.replace(exp, seeds=(0,), probe=dataclasses.replace(exp.probe, layers=("h3",), max_iter=50))
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # 50 iterations on purpose: this test checks plumbing
-        result = mod.run(exp, log=lambda *a: None)
-    assert list(result["summary"]) == list(mod.BACKBONES)
-    for row in result["summary"].values():
-        assert 0.0 <= row["probe_mean"] <= 1.0 and len(row["seeds"]) == 1
-        assert set(row["per_attribute"]) == set(result["attributes"])
-    assert result["render_version"] and result["configs"]["jigsaw"]["steps"] == 3
-
-
-def test_committed_probe_results_are_current(monkeypatch):
-    """pretext_probes.json was produced by the script's current ProbeExperiment() on the current
-    ToyFaces drawing; change either and this fails until `python experiments/pretext_probes.py` reruns."""
-    from course_lib.results import load_result
-    from course_lib.toyfaces import RENDER_VERSION
-
-    mod = _experiment_module(monkeypatch)
-    result = load_result("pretext_probes")
-    exp = mod.ProbeExperiment()
-    assert result["render_version"] == RENDER_VERSION, "rerun experiments/pretext_probes.py: ToyFaces changed"
-    assert result["experiment"] == json.loads(json.dumps(dataclasses.asdict(exp))), \
-        "rerun experiments/pretext_probes.py: ProbeExperiment() changed"
-    expected = {k: json.loads(json.dumps(dataclasses.asdict(v))) for k, v in mod._configs(exp, exp.seeds[0]).items()}
-    assert result["configs"] == expected, "rerun experiments/pretext_probes.py: a backbone's config changed"
-    summary = result["summary"]
-    for word in ("supervised", "random", "jigsaw", "rotation", "simclr", "inpainting", "vae"):
-        rows = [v for k, v in summary.items() if word in k.lower()]
-        assert len(rows) == 1 and len(rows[0]["seeds"]) >= 3, word
-        assert {"probe_mean", "probe_std", "seeds", "normalised_mean"} <= set(rows[0])
-
-
-@pytest.mark.slow
-def test_probe_experiment_reuse_trains_only_what_changed(tmp_path, monkeypatch):
-    """`pretext_probes.py reuse` keeps a previous file's runs where the backbone's config is
-    unchanged and reruns a backbone whose config changed."""
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    mod = _experiment_module(monkeypatch)
-    exp = mod.ProbeExperiment.tiny()
-    exp = dataclasses.replace(exp, seeds=(0,), probe=dataclasses.replace(exp.probe, layers=("h3",), max_iter=50))
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        first = mod.run(exp, log=lambda *a: None)
-        again = mod.run(exp, log=lambda *a: None, previous=first)
-        assert again["reused"] == sorted(mod.BACKBONES) and again["runs"] == first["runs"]
-        steps = tuple((n, 4 if n == "simclr" else s) for n, s in exp.steps)
-        changed = mod.run(dataclasses.replace(exp, steps=steps), log=lambda *a: None, previous=first)
-    assert "simclr" not in changed["reused"] and len(changed["reused"]) == len(mod.BACKBONES) - 1
-    assert changed["configs"]["simclr"]["steps"] == 4
-    assert mod.reusable({**first, "render_version": -1}, exp) == {}
+# experiments/pretext_probes.py and its committed file: tests/test_pretext_probes.py
 
 
 @pytest.mark.slow

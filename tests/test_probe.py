@@ -7,7 +7,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from course_lib.backbone import ConvBackbone
-from course_lib.probe import ProbeConfig, best_layer, fit_probe, layer_features, normalised, pooled_grid, probe_backbone
+from course_lib.probe import (
+    ProbeConfig,
+    best_layer,
+    budget_subsets,
+    fit_probe,
+    layer_features,
+    normalised,
+    pooled_grid,
+    probe_backbone,
+    probe_budgets,
+)
 
 
 def _split(n, d, seed, signal=True):
@@ -99,6 +109,55 @@ def test_probe_backbone_every_layer_and_best_on_validation():
     assert best_layer(scores) == max(scores, key=lambda layer: scores[layer].val_mean)
 
 
+def test_budget_subsets_are_nested_seeded_and_backbone_free():
+    a, b = budget_subsets(100, (5, 20, 100), seed=3), budget_subsets(100, (5, 20, 100), seed=3)
+    assert all(np.array_equal(a[n], b[n]) for n in a)                # the seed alone decides
+    assert set(a[5]) <= set(a[20]) <= set(a[100]) and list(a[100]) == list(range(100))
+    assert all(len(np.unique(a[n])) == n for n in a)
+    assert not np.array_equal(budget_subsets(100, (20,), seed=4)[20], a[20])
+
+
+def _budget_splits(seed=0):
+    bb = ConvBackbone()
+    g = torch.Generator().manual_seed(seed)
+    imgs = torch.rand(140, 3, 16, 16, generator=g)
+    labels = torch.stack([(imgs[:, 0].mean((1, 2)) > imgs[:, 0].mean()).long(),
+                          (imgs[:, 2].mean((1, 2)) > imgs[:, 2].mean()).long()], 1)
+    return bb, {"train": (imgs[:80], labels[:80]), "val": (imgs[80:110], labels[80:110]),
+                "test": (imgs[110:], labels[110:])}
+
+
+def test_probe_budgets_fit_on_the_subset_and_reuse_features():
+    """A budget of n faces is fit_probe on exactly those n rows, for every layer; features
+    given once give the same scores as features computed inside."""
+    bb, splits = _budget_splits()
+    cfg = ProbeConfig(Cs=(0.1, 1.0), max_iter=3000, layers=("h2", "h3"))
+    out = probe_budgets(bb, splits, (10, 80), seed=1, names=["red", "blue"], config=cfg)
+    assert set(out) == {10, 80} and all(set(v) == {"h2", "h3"} for v in out.values())
+    feats = {s: layer_features(bb, splits[s][0], layers=cfg.layers) for s in splits}
+    rows = torch.from_numpy(budget_subsets(80, (10,), seed=1)[10])
+    direct = fit_probe((feats["train"]["h3"][rows], splits["train"][1][rows]),
+                       (feats["val"]["h3"], splits["val"][1]), (feats["test"]["h3"], splits["test"][1]),
+                       names=["red", "blue"], config=cfg)
+    assert out[10]["h3"].per_attribute == direct.per_attribute
+    again = probe_budgets(None, splits, (10,), seed=1, names=["red", "blue"], config=cfg, features=feats)
+    assert again[10]["h3"].per_attribute == out[10]["h3"].per_attribute
+    # the full budget is probe_backbone's probe
+    full = probe_backbone(bb, splits, names=["red", "blue"], config=cfg)
+    assert out[80]["h2"].per_attribute == full["h2"].per_attribute
+
+
+def test_a_budget_with_one_class_predicts_that_class():
+    """Two faces can hold one class of an attribute: the probe predicts it everywhere."""
+    bb, splits = _budget_splits()
+    x, y = splits["train"]
+    y = y.clone()
+    y[:, 1] = 1                                      # one class in every training face
+    splits = {**splits, "train": (x, y)}
+    out = probe_budgets(bb, splits, (2,), seed=0, names=["red", "blue"], config=ProbeConfig(Cs=(0.1,), layers=("h3",)))
+    assert out[2]["h3"].per_attribute["blue"] == pytest.approx(float((splits["test"][1][:, 1] == 1).float().mean()))
+
+
 def test_normalised_scale():
     assert normalised(0.7, 0.6, 0.8) == pytest.approx(0.5)
     np.testing.assert_allclose(normalised([0.6, 0.8], 0.6, 0.8), [0.0, 1.0])
@@ -118,6 +177,9 @@ def test_normalised_scale():
     (lambda: layer_features(ConvBackbone(), torch.rand(2, 16, 16)), r"\(N, 3, H, W\)"),
     (lambda: probe_backbone(ConvBackbone(), {"train": None}), "missing"),
     (lambda: normalised(0.7, 0.8, 0.8), "must be above"),
+    (lambda: budget_subsets(100, (1, 50), seed=0), "label budgets"),
+    (lambda: budget_subsets(100, (200,), seed=0), r"\[2, 100\]"),
+    (lambda: probe_budgets(ConvBackbone(), {"train": None}, (10,), seed=0), "missing"),
 ])
 def test_bad_inputs_are_named(call, match):
     with pytest.raises(ValueError, match=match):
