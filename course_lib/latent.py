@@ -25,17 +25,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train, read_reference
+from .checkpoint import load_or_train, read_reference
 from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
 from .flow import FlowConfig, FlowModel, flow_step, integrate
 from .images import to_float
 from .inputs import validate_fields
-from .loop import Budget, train
 from .profiles import choose, current_profile, resolve_profile
 from .results import RESULTS_DIR
-from .runtime import Runtime, backward_step, runtime, seed_everything
+from .runtime import Runtime, backward_step
 from .toyfaces import ToyFaces
+from .trainer import fit
 
 __all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "edge_l1", "generate", "autoencoder_loss",
            "train_autoencoder", "pretrained_autoencoder", "REFERENCE_PATH", "reference_config",
@@ -168,27 +168,22 @@ def train_autoencoder(model: Autoencoder, config: AutoencoderConfig, *, images: 
                       checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
     :class:`~course_lib.loop.History`. Arguments as :func:`course_lib.vae.train_vae`."""
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    seed_everything(config.seed)
-    rt = plan or runtime()
-    model.to(rt.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
-    g = torch.Generator().manual_seed(config.seed)
+    def setup(plan):
+        model.to(plan.device)       # moved, not prepared: the loss calls .encode/.decode, which no wrapper wraps
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        g = torch.Generator().manual_seed(config.seed)
 
-    def step(x):
-        model.train()
-        out = autoencoder_loss(model, x, beta=config.beta, edge_weight=config.edge_weight, generator=g)
-        optimizer.zero_grad(set_to_none=True)
-        backward_step(out["loss"], optimizer)
-        return {k: v.detach() for k, v in out.items()}
+        def step(x):
+            model.train()
+            out = autoencoder_loss(model, x, beta=config.beta, edge_weight=config.edge_weight, generator=g)
+            optimizer.zero_grad(set_to_none=True)
+            backward_step(out["loss"], optimizer)
+            return {k: v.detach() for k, v in out.items()}
+        return step, model, optimizer
 
-    every = max(config.steps // 10, 1)
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer, every=every)
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt, checkpoint=ckpt,
-                 callbacks=callbacks, every=every, desc=f"autoencoder {config.latent_channels}x{config.image_size // 4}"
-                                                        f"x{config.image_size // 4}")
+    desc = f"autoencoder {config.latent_channels}x{config.image_size // 4}x{config.image_size // 4}"
+    return fit(config, setup, desc=desc, images=images, plan=plan, progress=progress, checkpoint=checkpoint,
+               callbacks=callbacks)
 
 
 def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress: bool | str = "auto",
