@@ -30,13 +30,12 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from .backbone import ConvBackbone
-from .checkpoint import load_or_train
 from .images import to_float
 from .inputs import check_value, validate_fields
 from .loop import Step
 from .profiles import choose
 from .runtime import Runtime, backward_step
-from .trainer import fit
+from .trainer import Recipe, fit
 
 AUGMENTATIONS = ("crop", "flip", "colour")
 
@@ -232,12 +231,12 @@ def train_simclr(model: SimCLRNet, config: SimCLRConfig, *, images: torch.Tensor
                progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
+RECIPES = {"simclr": Recipe(cache_name="simclr_ch05", config=SimCLRConfig.for_profile, build=SimCLRConfig.build,
+                            train=train_simclr)}
+
+
 def pretrained_simclr(config: SimCLRConfig | None = None, *, progress: bool | str = "auto",
                       retrain: bool = False):
     """Chapter 05's SimCLR network (default ``SimCLRConfig.for_profile()``), trained once and
     cached as ``simclr_ch05``; ``.model.backbone`` is the shared backbone."""
-    config = config or SimCLRConfig.for_profile()
-    trained = load_or_train("simclr_ch05", lambda m, c: train_simclr(m, c, progress=progress),
-                            config=config, build=SimCLRConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["simclr"].pretrained(config, progress=progress, retrain=retrain)

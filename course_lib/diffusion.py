@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import load_or_train, read_reference
+from .checkpoint import read_reference
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -51,7 +51,7 @@ from .loop import Budget, Step
 from .profiles import choose
 from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step, local_share, world_size
-from .trainer import fit
+from .trainer import Recipe, fit
 
 __all__ = [
     # diffusion_process
@@ -63,8 +63,8 @@ __all__ = [
     # diffusion_sampling
     "reverse_step", "p_sample", "sample_ddpm", "sample_ddim", "repaint", "start_for",
     # this module
-    "ddpm_step", "DDPMConfig", "train_ddpm", "fit_denoiser", "pretrained_ddpm", "REFERENCE_PATH", "reference_config",
-    "reference_ddpm",
+    "ddpm_step", "DDPMConfig", "train_ddpm", "fit_denoiser", "RECIPES", "pretrained_ddpm", "REFERENCE_PATH",
+    "reference_config", "reference_ddpm",
 ]
 
 
@@ -160,7 +160,8 @@ def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | No
                  unit_range: bool = True):
     """The set-up chapter 08's DDPM and the flow models share: Adam with a linear warm-up and
     a seeded generator for the step's randomness, trained by :func:`course_lib.trainer.fit`
-    (the ToyFaces loader, checkpoints ten times a run). ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
+    (the ToyFaces loader, checkpoints ten times a run).
+    ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
     (:func:`ddpm_step`, :func:`course_lib.flow.flow_step`); ``config`` needs ``lr``,
     ``warmup``, ``batch_size``, ``steps``, ``train_size``, ``image_size`` and ``seed``.
     ``labels`` ``(N, K)``: the batches become ``(images, labels)`` (a conditional model).
@@ -183,16 +184,16 @@ def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | No
                checkpoint=checkpoint, callbacks=callbacks, budget=budget, unit_range=unit_range)
 
 
+RECIPES = {"ddpm": Recipe(cache_name="ddpm_ch08", config=DDPMConfig.for_profile, build=DDPMConfig.build,
+                          train=train_ddpm)}
+
+
 def pretrained_ddpm(config: DDPMConfig | None = None, *, progress: bool | str = "auto",
                     retrain: bool = False):
     """The chapter-08 model for ``config`` (default ``DDPMConfig.for_profile()``), trained once
     and cached by :func:`course_lib.checkpoint.load_or_train` as ``ddpm_ch08``. Returns a
     :class:`~course_lib.checkpoint.Trained` (``.model`` a :class:`DDPM` in eval mode)."""
-    config = config or DDPMConfig.for_profile()
-    trained = load_or_train("ddpm_ch08", lambda m, c: train_ddpm(m, c, progress=progress),
-                            config=config, build=DDPMConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["ddpm"].pretrained(config, progress=progress, retrain=retrain)
 
 
 REFERENCE_PATH = RESULTS_DIR / "ddpm_reference.pt"  # package data: pip install carries it (Colab)

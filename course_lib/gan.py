@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_or_train, store_trained
+from .checkpoint import store_trained
 from .gan_losses import (  # noqa: F401 (re-exported)
     clip_weights,
     critic_loss,
@@ -55,7 +55,7 @@ from .inputs import check_value, validate_fields
 from .loop import Step
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, world_size
-from .trainer import fit
+from .trainer import Recipe, fit
 
 LOSSES = ("ns", "wgan-clip", "wgan-gp", "hinge")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -334,6 +334,10 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
                checkpoint=checkpoint, checkpoint_every=checkpoint_every, callbacks=callbacks)
 
 
+RECIPES = {"gan": Recipe(cache_name="gan_ch03", config=GANConfig.for_profile, build=build_models,
+                         train=train_gan)}
+
+
 def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
                    retrain: bool = False):
     """Chapter 03's GAN for ``config`` (default: ``GANConfig.for_profile()``), trained once on
@@ -342,13 +346,7 @@ def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "a
     Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
     ``{"generator": ..., "discriminator": ...}`` (and ``"generator_ema"`` with
     ``config.ema_decay > 0``), all in eval mode. :func:`sampler_generator` picks the one to sample."""
-    config = config or GANConfig.for_profile()
-    trained = load_or_train("gan_ch03", lambda models, cfg: train_gan(models, cfg, progress=progress),
-                            config=config, retrain=retrain,
-                            build=build_models)
-    for module in trained.model.values():
-        module.eval()
-    return trained
+    return RECIPES["gan"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def store_pretrained_gan(models: dict[str, nn.Module], config: GANConfig, history=None) -> Path:

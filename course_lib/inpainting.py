@@ -24,14 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import load_or_train
 from .images import to_float, to_uint8
 from .inputs import check_float_images, check_mask, validate_fields
 from .loop import Step
 from .masks import apply_mask, make_masks
 from .profiles import choose
 from .runtime import Runtime, backward_step, local_share, world_size
-from .trainer import fit
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -326,16 +325,16 @@ def train_inpainter(model: InpaintingNet, config: InpaintConfig, *,
                checkpoint=checkpoint, callbacks=callbacks)
 
 
+RECIPES = {"inpainter": Recipe(cache_name="inpainter_ch04", config=InpaintConfig.for_profile,
+                               build=InpaintConfig.build, train=train_inpainter)}
+
+
 def pretrained_inpainter(config: InpaintConfig | None = None, *, progress: bool | str = "auto",
                          retrain: bool = False):
     """The chapter-04 inpainting network (default ``InpaintConfig.for_profile()``), trained
     once and cached by :func:`course_lib.checkpoint.load_or_train` as ``inpainter_ch04``.
     Chapter 06 takes ``.model.backbone`` from it. Returns a ``Trained`` (model in eval mode)."""
-    config = config or InpaintConfig.for_profile()
-    trained = load_or_train("inpainter_ch04", lambda m, c: train_inpainter(m, c, progress=progress),
-                            config=config, build=InpaintConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["inpainter"].pretrained(config, progress=progress, retrain=retrain)
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import load_or_train, read_reference
+from .checkpoint import read_reference
 from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
 from .flow import FlowConfig, FlowModel, flow_step, integrate
@@ -35,12 +35,12 @@ from .profiles import choose, current_profile, resolve_profile
 from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step
 from .toyfaces import ToyFaces
-from .trainer import fit
+from .trainer import Recipe, fit
 
 __all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "edge_l1", "generate", "autoencoder_loss",
            "train_autoencoder", "pretrained_autoencoder", "REFERENCE_PATH", "reference_config",
            "reference_autoencoder", "encode_dataset", "LatentFlowModel", "LatentFlowConfig", "train_latent_flow",
-           "pretrained_latent_flow"]
+           "pretrained_latent_flow", "RECIPES"]
 
 
 class ConvBlock(nn.Module):
@@ -186,15 +186,15 @@ def train_autoencoder(model: Autoencoder, config: AutoencoderConfig, *, images: 
                callbacks=callbacks)
 
 
+RECIPES = {"autoencoder": Recipe(cache_name="autoencoder", config=AutoencoderConfig.for_profile,
+                                 build=AutoencoderConfig.build, train=train_autoencoder)}
+
+
 def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress: bool | str = "auto",
                            retrain: bool = False):
     """The autoencoder for ``config`` (default ``AutoencoderConfig.for_profile()``), trained
     once and cached as ``autoencoder``. Returns a :class:`~course_lib.checkpoint.Trained`."""
-    config = config or AutoencoderConfig.for_profile()
-    trained = load_or_train("autoencoder", lambda m, c: train_autoencoder(m, c, progress=progress),
-                            config=config, build=AutoencoderConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["autoencoder"].pretrained(config, progress=progress, retrain=retrain)
 
 
 REFERENCE_PATH = RESULTS_DIR / "autoencoder_reference.pt"  # package data: pip install carries it (Colab)
@@ -315,12 +315,12 @@ def train_latent_flow(model: LatentFlowModel, config: LatentFlowConfig, *, progr
                         progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, unit_range=False)
 
 
+RECIPES["latent_flow"] = Recipe(cache_name="latent_flow", config=LatentFlowConfig.for_profile,
+                                build=LatentFlowConfig.build, train=train_latent_flow)
+
+
 def pretrained_latent_flow(config: LatentFlowConfig | None = None, *, progress: bool | str = "auto",
                            retrain: bool = False):
     """The latent flow model for ``config`` (default ``LatentFlowConfig.for_profile()``),
     trained once and cached as ``latent_flow``. Returns a :class:`~course_lib.checkpoint.Trained`."""
-    config = config or LatentFlowConfig.for_profile()
-    trained = load_or_train("latent_flow", lambda m, c: train_latent_flow(m, c, progress=progress),
-                            config=config, build=LatentFlowConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["latent_flow"].pretrained(config, progress=progress, retrain=retrain)

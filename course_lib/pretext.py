@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import load_or_train
 from .images import to_float
 from .inputs import validate_fields
 from .jigsaw import (
@@ -35,7 +34,7 @@ from .loop import Step
 from .profiles import choose
 from .runtime import Runtime, backward_step
 from .toyfaces import ATTRIBUTES, ToyFaces
-from .trainer import fit
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -318,39 +317,39 @@ def train_supervised(model: BackboneClassifier, config: RotationConfig, *,
                progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
-def _cached(name: str, train_fn, config, build, progress, retrain):
-    trained = load_or_train(name, lambda m, c: train_fn(m, c, progress=progress), config=config,
-                            build=build, retrain=retrain)
-    trained.model.eval()
-    return trained
+RECIPES = {
+    "jigsaw": Recipe(cache_name="jigsaw_ch05", config=JigsawConfig.for_profile, build=JigsawConfig.build,
+                     train=train_jigsaw),
+    "rotation": Recipe(cache_name="rotation_ch05", config=RotationConfig.for_profile, build=RotationConfig.build,
+                       train=train_rotation),
+    "flip": Recipe(cache_name="flip_ch05", config=RotationConfig.for_profile,      # rotation's sizes
+                   build=lambda c: BackboneClassifier(num_classes=(2,)), train=train_flip),
+    "supervised": Recipe(cache_name="supervised_ch05", config=RotationConfig.for_profile,
+                         build=lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES)),
+                         train=train_supervised),
+}
 
 
 def pretrained_jigsaw(config: JigsawConfig | None = None, *, progress: bool | str = "auto",
                       retrain: bool = False):
     """Chapter 05's jigsaw network (default ``JigsawConfig.for_profile()``), trained once and
     cached as ``jigsaw_ch05``; ``.model.backbone`` is the shared backbone for chapter 06."""
-    config = config or JigsawConfig.for_profile()
-    return _cached("jigsaw_ch05", train_jigsaw, config, JigsawConfig.build, progress, retrain)
+    return RECIPES["jigsaw"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_rotation(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                         retrain: bool = False):
     """Chapter 05's rotation classifier, cached as ``rotation_ch05``."""
-    config = config or RotationConfig.for_profile()
-    return _cached("rotation_ch05", train_rotation, config, RotationConfig.build, progress, retrain)
+    return RECIPES["rotation"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_flip(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                     retrain: bool = False):
     """Chapter 05's flip classifier (rotation's sizes), cached as ``flip_ch05``."""
-    config = config or RotationConfig.for_profile()
-    return _cached("flip_ch05", train_flip, config, lambda c: BackboneClassifier(num_classes=(2,)),
-                   progress, retrain)
+    return RECIPES["flip"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_supervised(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                           retrain: bool = False):
     """The supervised attribute classifier (upper bound), cached as ``supervised_ch05``."""
-    config = config or RotationConfig.for_profile()
-    build = lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))  # noqa: E731
-    return _cached("supervised_ch05", train_supervised, config, build, progress, retrain)
+    return RECIPES["supervised"].pretrained(config, progress=progress, retrain=retrain)

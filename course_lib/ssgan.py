@@ -34,13 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import gan
-from .checkpoint import load_or_train
 from .images import to_float
 from .inputs import check_float_images
 from .loop import Step
 from .pretext import rotation_batch
 from .runtime import Runtime, backward_step
-from .trainer import fit
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -207,14 +206,12 @@ def train_ssgan(models: dict[str, nn.Module], config: SSGANConfig, *, images: to
                checkpoint=checkpoint, callbacks=callbacks)
 
 
+RECIPES = {"ssgan": Recipe(cache_name="ssgan", config=SSGANConfig.for_profile, build=build, train=train_ssgan)}
+
+
 def pretrained_ssgan(config: SSGANConfig | None = None, *, progress: bool | str = "auto", retrain: bool = False):
     """The SS-GAN for ``config`` (default the profile's), trained once and cached as ``ssgan``."""
-    config = config or SSGANConfig.for_profile()
-    trained = load_or_train("ssgan", lambda m, c: train_ssgan(m, c, progress=progress), config=config,
-                            build=build, retrain=retrain)
-    for module in trained.model.values():
-        module.eval()
-    return trained
+    return RECIPES["ssgan"].pretrained(config, progress=progress, retrain=retrain)
 
 
 @torch.no_grad()

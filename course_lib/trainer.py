@@ -1,4 +1,4 @@
-"""The trainers' shared set-up, written once.
+"""The trainers' shared set-up, written once, and how a trained model is kept.
 
 Every ``train_*`` in the library is a step function plus one call of :func:`fit`. What
 differs between model families is the step and the networks it updates; what does not is
@@ -16,16 +16,23 @@ Three ``train_*`` do without it: ``fusion.train_variant`` builds its model after
 and stops early on it (it calls :func:`~course_lib.loop.train` itself),
 ``unsupervised.train_linear_autoencoder`` fits a data matrix in full batches, and
 ``flow_toy.train_velocity_2d`` is chapter 09's 2-D loop, shown to the reader in full.
+
+A :class:`Recipe` says how one model family is configured, built, trained and cached;
+``recipe.pretrained(config)`` loads the trained model if it is cached, else trains and
+caches it (:func:`course_lib.checkpoint.load_or_train`). Each model module declares its
+recipes beside its trainer (``RECIPES``); :mod:`course_lib.registry` joins them into the
+one table behind ``pretrained(name)`` and the command-line trainer.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from course_lib.checkpoint import Checkpoint
+from course_lib.checkpoint import Checkpoint, Trained, load_or_train
 from course_lib.history import History
 from course_lib.loop import Budget, Callback, StepFn, train
 from course_lib.runtime import Runtime, runtime, seed_everything
@@ -76,3 +83,23 @@ def fit(config, setup: Setup, *, desc: str, images: torch.Tensor | None = None,
     return train(step, loader, budget=budget or Budget(steps=steps), progress=progress, plan=plan,
                  checkpoint=ckpt, callbacks=callbacks, every=every, desc=desc)
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model family is configured, built, trained and cached."""
+
+    cache_name: str                          # load_or_train's name: part of the cache file's name
+    config: Callable[[str | None], Any]      # profile (None: the current one) -> config dataclass
+    build: Callable[[Any], Any]              # config -> untrained module (or {name: module})
+    train: Callable[..., Any]                # train(model, config, *, progress=...) in place
+
+    def pretrained(self, config=None, *, progress: bool | str = "auto", retrain: bool = False) -> Trained:
+        """The model for ``config`` (default ``self.config(None)``, the current profile's),
+        trained once and then loaded from the cache; ``retrain=True`` trains it again.
+        Returns a :class:`~course_lib.checkpoint.Trained` whose model is in eval mode."""
+        config = self.config(None) if config is None else config
+        trained = load_or_train(self.cache_name, lambda model, cfg: self.train(model, cfg, progress=progress),
+                                config=config, build=self.build, retrain=retrain)
+        for module in trained.model.values() if isinstance(trained.model, dict) else [trained.model]:
+            module.eval()
+        return trained

@@ -27,13 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import load_or_train
 from .facedraw import RENDER_VERSION
 from .images import to_float
 from .inputs import check_float_images, check_unit_range, check_value, range_check_due, validate_fields
 from .profiles import choose
 from .runtime import Runtime, backward_step, randn_like_global
-from .trainer import fit
+from .trainer import Recipe, fit
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -373,14 +372,14 @@ def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = No
                progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
+RECIPES = {"vae": Recipe(cache_name="vae_ch02", config=VAEConfig.for_profile, build=VAEConfig.build,
+                         train=train_vae)}
+
+
 def pretrained_vae(config: VAEConfig | None = None, *, progress: bool | str = "auto",
                    retrain: bool = False):
     """The chapter-02 VAE for ``config`` (default: ``VAEConfig.for_profile()``), trained once
     and cached by :func:`course_lib.checkpoint.load_or_train` under the name ``vae_ch02``.
     Chapters 03, 06 and 07 call this to get the same model. Returns a
     :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode, ``.history``, ``.seconds``)."""
-    config = config or VAEConfig.for_profile()
-    trained = load_or_train("vae_ch02", lambda m, c: train_vae(m, c, progress=progress),
-                            config=config, build=VAEConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["vae"].pretrained(config, progress=progress, retrain=retrain)
