@@ -28,7 +28,9 @@ Models, one family per module (chapter in brackets)
 Training and evaluation
 - ``profiles``   COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
 - ``runtime``    device, precision, seeding, distributed runs, the on-device batch loader
-- ``loop``       the one training loop; ``history`` the one training-history format;
+- ``loop``       the one training loop; ``trainer`` the trainers' shared set-up (``fit``) and
+  model recipes; ``registry`` the trained models by name (``pretrained(name)``);
+  ``history`` the one training-history format;
   ``checkpoint`` atomic files, checkpoints and the model cache; ``train`` the command-line trainer
 - ``metrics``, ``feature_net``  sample quality and probes in the ToyFaces attribute network's
   feature space; ``probe`` the one linear-probe protocol

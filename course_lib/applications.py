@@ -22,8 +22,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score, roc_curve as sklearn_roc_curve
 from torch import nn
 
 from course_lib.images import to_float, to_uint8
@@ -69,34 +71,32 @@ def edit_faces(vae: VAE, images: torch.Tensor, direction: torch.Tensor,
 
 
 # ------------------------------------------------------------------ anomaly detection
+def _labelled(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(truth, scores)`` for scikit-learn: 0 for a normal image, 1 for an anomaly, float64."""
+    a, b = normal_scores.detach().double().flatten().cpu(), anomaly_scores.detach().double().flatten().cpu()
+    if a.numel() == 0 or b.numel() == 0:
+        raise ValueError(f"{what} needs at least one normal and one anomalous score")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):  # NaN would rank as the highest score
+        raise ValueError(f"{what} scores contain NaN or inf (a diverged model?); score finite values")
+    return np.r_[np.zeros(a.numel()), np.ones(b.numel())], torch.cat([a, b]).numpy()
+
+
 def auroc(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> float:
     """Area under the ROC curve: the probability that a random anomaly scores higher than a
     random normal image (ties count one half; Mann-Whitney U / (n0 * n1)). 1 = perfect,
-    0.5 = chance. Both inputs are 1-D score tensors, higher = more anomalous."""
-    a, b = normal_scores.double().flatten(), anomaly_scores.double().flatten()
-    if a.numel() == 0 or b.numel() == 0:
-        raise ValueError("auroc needs at least one normal and one anomalous score")
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):  # NaN would rank as the highest score
-        raise ValueError("auroc scores contain NaN or inf (a diverged model?); score finite values")
-    # Computed from ranks (memory O(n), so it also takes the ~10^5 pixels of a heatmap):
-    # the anomalies' rank sum minus its minimum is the number of (anomaly > normal) pairs,
-    # ties counting one half when tied values share their average rank.
-    values, inverse, counts = torch.unique(torch.cat([a, b]), return_inverse=True, return_counts=True)
-    average_rank = torch.cumsum(counts, 0).double() - (counts.double() - 1) / 2   # (U,) 1-based
-    rank_sum = average_rank[inverse[a.numel():]].sum()
-    pairs = rank_sum - b.numel() * (b.numel() + 1) / 2
-    return float(pairs / (a.numel() * b.numel()))
+    0.5 = chance (also when every score is tied). Both inputs are score tensors, flattened,
+    higher = more anomalous; an empty one, NaN or inf raise a ValueError. Computed by
+    scikit-learn's ``roc_auc_score`` (chapter 07's exercise counts the pairs itself)."""
+    return float(roc_auc_score(*_labelled(normal_scores, anomaly_scores, "auroc")))
 
 
 def roc_curve(normal_scores: torch.Tensor, anomaly_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(false positive rate, true positive rate) over all thresholds, for plotting."""
-    scores = torch.cat([normal_scores, anomaly_scores]).double()
-    truth = torch.cat([torch.zeros(len(normal_scores)), torch.ones(len(anomaly_scores))]).double()
-    order = torch.argsort(scores, descending=True)
-    tp = torch.cumsum(truth[order], 0)
-    fp = torch.cumsum(1 - truth[order], 0)
-    zero = torch.zeros(1, dtype=torch.double)
-    return torch.cat([zero, fp / len(normal_scores)]), torch.cat([zero, tp / len(anomaly_scores)])
+    """(false positive rate, true positive rate) for plotting: float64 tensors from (0, 0) to
+    (1, 1), one point per distinct score as the threshold falls (tied scores move both rates
+    at once, so the area under the curve is :func:`auroc`). scikit-learn's ``roc_curve``
+    with every threshold kept; inputs as for :func:`auroc`."""
+    fpr, tpr, _ = sklearn_roc_curve(*_labelled(normal_scores, anomaly_scores, "roc_curve"), drop_intermediate=False)
+    return torch.from_numpy(fpr), torch.from_numpy(tpr)
 
 
 @torch.no_grad()

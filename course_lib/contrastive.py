@@ -30,12 +30,12 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from .backbone import ConvBackbone
-from .checkpoint import load_or_train
 from .images import to_float
 from .inputs import check_value, validate_fields
-from .pretext import _fit, _images
+from .loop import Step
 from .profiles import choose
-from .runtime import Runtime, backward_step, runtime, seed_everything
+from .runtime import Runtime, backward_step
+from .trainer import Recipe, fit
 
 AUGMENTATIONS = ("crop", "flip", "colour")
 
@@ -221,25 +221,22 @@ def train_simclr(model: SimCLRNet, config: SimCLRConfig, *, images: torch.Tensor
                  checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place on ToyFaces (uint8 ``images`` at ``config.image_size``;
     default the first ``config.train_size`` training faces) through ``course_lib.loop.train``."""
-    seed_everything(config.seed)
-    images = _images(config.train_size, config.image_size) if images is None else images
-    plan = plan or runtime()
-    g = torch.Generator().manual_seed(config.seed + 1_000_003 * plan.rank)   # this rank's views
+    def setup(plan):
+        net = plan.prepare(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        g = torch.Generator().manual_seed(config.seed + 1_000_003 * plan.rank)   # this rank's views
+        return Step(lambda x: simclr_step(net, optimizer, x, config, g), generators=[g]), model, optimizer
 
-    def make_step(net, optimizer):
-        return lambda x: simclr_step(net, optimizer, x, config, g)
+    return fit(config, setup, desc="SimCLR " + "+".join(config.augmentations), images=images, plan=plan,
+               progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
-    return _fit(model, make_step, images, None, config, progress=progress, plan=plan,
-                checkpoint=checkpoint, callbacks=callbacks, generators=[g],
-                desc="SimCLR " + "+".join(config.augmentations))
+
+RECIPES = {"simclr": Recipe(cache_name="simclr_ch05", config=SimCLRConfig.for_profile, build=SimCLRConfig.build,
+                            train=train_simclr)}
 
 
 def pretrained_simclr(config: SimCLRConfig | None = None, *, progress: bool | str = "auto",
                       retrain: bool = False):
     """Chapter 05's SimCLR network (default ``SimCLRConfig.for_profile()``), trained once and
     cached as ``simclr_ch05``; ``.model.backbone`` is the shared backbone."""
-    config = config or SimCLRConfig.for_profile()
-    trained = load_or_train("simclr_ch05", lambda m, c: train_simclr(m, c, progress=progress),
-                            config=config, build=SimCLRConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["simclr"].pretrained(config, progress=progress, retrain=retrain)

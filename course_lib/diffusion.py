@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train, read_reference
+from .checkpoint import read_reference
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -47,11 +47,11 @@ from .diffusion_sampling import p_sample, repaint, reverse_step, sample_ddim, sa
 from .diffusion_unet import DDPM, ResBlock, TimeUNet, timestep_embedding
 from .facedraw import RENDER_VERSION
 from .inputs import validate_fields
-from .loop import Budget, Step, train
+from .loop import Budget, Step
 from .profiles import choose
 from .results import RESULTS_DIR
-from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
-from .toyfaces import ToyFaces
+from .runtime import Runtime, backward_step, local_share, world_size
+from .trainer import Recipe, fit
 
 __all__ = [
     # diffusion_process
@@ -63,8 +63,8 @@ __all__ = [
     # diffusion_sampling
     "reverse_step", "p_sample", "sample_ddpm", "sample_ddim", "repaint", "start_for",
     # this module
-    "ddpm_step", "DDPMConfig", "train_ddpm", "fit_denoiser", "pretrained_ddpm", "REFERENCE_PATH", "reference_config",
-    "reference_ddpm",
+    "ddpm_step", "DDPMConfig", "train_ddpm", "fit_denoiser", "RECIPES", "pretrained_ddpm", "REFERENCE_PATH",
+    "reference_config", "reference_ddpm",
 ]
 
 
@@ -158,36 +158,34 @@ def fit_denoiser(model, config, step_fn, *, desc: str, images: torch.Tensor | No
                  labels: torch.Tensor | None = None, progress: bool | str = "auto", plan: Runtime | None = None,
                  checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None,
                  unit_range: bool = True):
-    """The set-up chapter 08's DDPM and the flow model share: Adam with a linear warm-up,
-    the ToyFaces loader, a seeded generator for the step's randomness, checkpoints ten times
-    a run. ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
+    """The set-up chapter 08's DDPM and the flow models share: Adam with a linear warm-up and
+    a seeded generator for the step's randomness, trained by :func:`course_lib.trainer.fit`
+    (the ToyFaces loader, checkpoints ten times a run).
+    ``step_fn(model, optimizer, batch, generator, *, net)`` is one update
     (:func:`ddpm_step`, :func:`course_lib.flow.flow_step`); ``config`` needs ``lr``,
     ``warmup``, ``batch_size``, ``steps``, ``train_size``, ``image_size`` and ``seed``.
     ``labels`` ``(N, K)``: the batches become ``(images, labels)`` (a conditional model).
     ``unit_range=False``: ``images`` are any float data (a latent model's latents)."""
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    seed_everything(config.seed)
-    rt = plan or runtime()
-    model.to(rt.device)
-    net = rt.prepare(model.net)
-    optimizer = torch.optim.Adam(model.net.parameters(), lr=config.lr)
-    warm = max(config.warmup, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
-    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed,
-                       unit_range=unit_range)
-    g = torch.Generator().manual_seed(config.seed)
+    def setup(plan):
+        model.to(plan.device)
+        net = plan.prepare(model.net)
+        optimizer = torch.optim.Adam(model.net.parameters(), lr=config.lr)
+        warm = max(config.warmup, 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+        g = torch.Generator().manual_seed(config.seed)
 
-    def step(x):
-        out = step_fn(model, optimizer, x, g, net=net)
-        scheduler.step()
-        return out
+        def step(x):
+            out = step_fn(model, optimizer, x, g, net=net)
+            scheduler.step()
+            return out
+        return Step(step, generators=[g]), model, {"adam": optimizer, "warmup": scheduler}
 
-    every = max(config.steps // 10, 1)
-    ckpt = None if checkpoint is None else Checkpoint(
-        checkpoint, models=model, optimizers={"adam": optimizer, "warmup": scheduler}, every=every)
-    return train(Step(step, generators=[g]), loader, budget=budget or Budget(steps=config.steps),
-                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks, every=every, desc=desc)
+    return fit(config, setup, desc=desc, images=images, labels=labels, plan=plan, progress=progress,
+               checkpoint=checkpoint, callbacks=callbacks, budget=budget, unit_range=unit_range)
+
+
+RECIPES = {"ddpm": Recipe(cache_name="ddpm_ch08", config=DDPMConfig.for_profile, build=DDPMConfig.build,
+                          train=train_ddpm)}
 
 
 def pretrained_ddpm(config: DDPMConfig | None = None, *, progress: bool | str = "auto",
@@ -195,11 +193,7 @@ def pretrained_ddpm(config: DDPMConfig | None = None, *, progress: bool | str = 
     """The chapter-08 model for ``config`` (default ``DDPMConfig.for_profile()``), trained once
     and cached by :func:`course_lib.checkpoint.load_or_train` as ``ddpm_ch08``. Returns a
     :class:`~course_lib.checkpoint.Trained` (``.model`` a :class:`DDPM` in eval mode)."""
-    config = config or DDPMConfig.for_profile()
-    trained = load_or_train("ddpm_ch08", lambda m, c: train_ddpm(m, c, progress=progress),
-                            config=config, build=DDPMConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["ddpm"].pretrained(config, progress=progress, retrain=retrain)
 
 
 REFERENCE_PATH = RESULTS_DIR / "ddpm_reference.pt"  # package data: pip install carries it (Colab)

@@ -28,10 +28,11 @@ from torch import nn
 
 from course_lib.checkpoint import load_or_train
 from course_lib.images import to_float
-from course_lib.loop import Budget, History, train
+from course_lib.loop import History
 from course_lib.profiles import choose, current_profile
-from course_lib.runtime import backward_step, get_device, runtime, seed_everything
+from course_lib.runtime import backward_step, get_device
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
+from course_lib.trainer import fit
 
 
 @dataclass(frozen=True)
@@ -186,30 +187,29 @@ def train_feature_net(net: AttributeNet, config: FeatureNetConfig, *, progress: 
 
     The last history record also holds ``val_acc/<attribute>`` and ``val_acc_mean``.
     """
-    seed_everything(config.seed)
-    rt = runtime()
-    device = rt.device
-    rt.prepare(net)
     data = ToyFaces(split="train", size=config.train_size, image_size=config.image_size, seed=config.seed)
-    loader = rt.loader(data.images, data.labels, batch_size=config.batch_size, seed=config.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
-    net.train()
 
-    def step(batch):
-        images, labels = batch
-        parts = net.split_logits(net.logits(images).float())
-        loss = sum(F.cross_entropy(p, labels[:, a]) for a, p in enumerate(parts)) / len(parts)
-        optimizer.zero_grad(set_to_none=True)
-        backward_step(loss, optimizer)
-        schedule.step()
-        return {"loss": loss.detach()}
+    def setup(plan):
+        plan.prepare(net)
+        optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
+        net.train()
 
-    history = train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt,
-                    desc=f"feature net {config.image_size}px")
+        def step(batch):
+            images, labels = batch
+            parts = net.split_logits(net.logits(images).float())
+            loss = sum(F.cross_entropy(p, labels[:, a]) for a, p in enumerate(parts)) / len(parts)
+            optimizer.zero_grad(set_to_none=True)
+            backward_step(loss, optimizer)
+            schedule.step()
+            return {"loss": loss.detach()}
+        return step, net, {"adam": optimizer, "one_cycle": schedule}
+
+    history = fit(config, setup, desc=f"feature net {config.image_size}px", images=data.images, labels=data.labels,
+                  progress=progress)
     net.eval()
     val = ToyFaces(split="val", size=config.val_size, image_size=config.image_size, seed=config.seed)
-    acc = attribute_accuracy(net, val.images.to(device), val.labels)
+    acc = attribute_accuracy(net, val.images.to(next(net.parameters()).device), val.labels)
     history.records.append({"step": config.steps, **{f"val_acc/{k}": v for k, v in acc.items()},
                             "val_acc_mean": sum(acc.values()) / len(acc)})
     return history

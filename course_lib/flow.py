@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import load_or_train, read_reference
+from .checkpoint import read_reference
 from .diffusion import DDPMConfig, fit_denoiser
 from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
@@ -46,6 +46,7 @@ from .loop import Budget
 from .results import RESULTS_DIR
 from .runtime import Runtime, backward_step, local_share, world_size
 from .toyfaces import ToyFaces
+from .trainer import Recipe
 
 TIME_SCALE = 1000.0                         # the U-Net sees 1000 t (chapter 08's step scale)
 TIME_SAMPLING = ("uniform", "logit_normal")
@@ -299,19 +300,18 @@ def reference_flow(path: str | os.PathLike = REFERENCE_PATH) -> FlowModel:
     return model.eval()
 
 
+RECIPES = {"flow": Recipe(cache_name="flow", config=FlowConfig.for_profile, build=FlowConfig.build, train=train_flow)}
+
+
 def pretrained_flow(config: FlowConfig | None = None, *, progress: bool | str = "auto", retrain: bool = False):
     """The flow model for ``config`` (default ``FlowConfig.for_profile()``), trained once and
     cached as ``flow``. Returns a :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode)."""
-    config = config or FlowConfig.for_profile()
-    trained = load_or_train("flow", lambda m, c: train_flow(m, c, progress=progress),
-                            config=config, build=FlowConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["flow"].pretrained(config, progress=progress, retrain=retrain)
 
 
 __all__ = [
     "TIME_SCALE", "TIME_SAMPLING", "NULL_LABEL", "SAMPLERS", "interpolant", "velocity_target", "sample_times",
     "flow_loss",
     "FlowModel", "euler_step", "heun_step", "integrate", "sample_flow", "flow_step", "FlowConfig",
-    "train_flow", "REFERENCE_PATH", "reference_config", "reference_flow", "pretrained_flow",
+    "train_flow", "REFERENCE_PATH", "reference_config", "reference_flow", "RECIPES", "pretrained_flow",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train, store_trained
+from .checkpoint import store_trained
 from .gan_losses import (  # noqa: F401 (re-exported)
     clip_weights,
     critic_loss,
@@ -52,10 +52,10 @@ from .gan_losses import (  # noqa: F401 (re-exported)
 )
 from .gan_models import Discriminator, Generator, check_image_size, dcgan_init  # noqa: F401 (re-exported)
 from .inputs import check_value, validate_fields
-from .loop import Budget, Step, train
+from .loop import Step
 from .profiles import choose
-from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
-from .toyfaces import ToyFaces
+from .runtime import Runtime, backward_step, local_share, world_size
+from .trainer import Recipe, fit
 
 LOSSES = ("ns", "wgan-clip", "wgan-gp", "hinge")
 OPTIMIZERS = ("adam", "rmsprop")
@@ -320,24 +320,22 @@ def train_gan(models: dict[str, nn.Module], config: GANConfig, *, images: torch.
     averages their gradients. Their BatchNorm layers normalise per rank's shard.
     ``d_loss_fn``, ``g_loss_fn``: the "ns" losses to use instead of the library's
     (:func:`update_d`, :func:`update_g`); chapter 03 passes the student's."""
-    seed_everything(config.seed)
-    generator, discriminator = models["generator"], models["discriminator"]
-    rt = plan or runtime()
-    g_net, d_net = rt.prepare(generator, ddp=False), rt.prepare(discriminator, ddp=False)
-    ema = models.get("generator_ema")
-    if ema is not None:
-        rt.prepare(ema, ddp=False)                # on the device; averaged in place, never called here
-    opt_g, opt_d = make_optimizers(generator, discriminator, config)
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    loader = rt.loader(images, batch_size=config.batch_size, seed=config.seed)
-    ckpt = None if checkpoint is None else Checkpoint(
-        checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d},
-        every=checkpoint_every or max(config.steps // 10, 1))
-    step = make_step(g_net, d_net, opt_g, opt_d, config, ema=ema, d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn)
-    return train(step, loader, budget=Budget(steps=config.steps),
-                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
-                 every=max(config.steps // 10, 1), desc=desc or f"GAN {config.loss}")
+    def setup(plan):
+        g_net = plan.prepare(models["generator"], ddp=False)
+        d_net = plan.prepare(models["discriminator"], ddp=False)
+        ema = models.get("generator_ema")
+        if ema is not None:
+            plan.prepare(ema, ddp=False)            # on the device; averaged in place, never called here
+        opt_g, opt_d = make_optimizers(models["generator"], models["discriminator"], config)
+        step = make_step(g_net, d_net, opt_g, opt_d, config, ema=ema, d_loss_fn=d_loss_fn, g_loss_fn=g_loss_fn)
+        return step, models, {"generator": opt_g, "discriminator": opt_d}
+
+    return fit(config, setup, desc=desc or f"GAN {config.loss}", images=images, plan=plan, progress=progress,
+               checkpoint=checkpoint, checkpoint_every=checkpoint_every, callbacks=callbacks)
+
+
+RECIPES = {"gan": Recipe(cache_name="gan_ch03", config=GANConfig.for_profile, build=build_models,
+                         train=train_gan)}
 
 
 def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "auto",
@@ -348,13 +346,7 @@ def pretrained_gan(config: GANConfig | None = None, *, progress: bool | str = "a
     Returns a :class:`~course_lib.checkpoint.Trained` whose ``model`` is
     ``{"generator": ..., "discriminator": ...}`` (and ``"generator_ema"`` with
     ``config.ema_decay > 0``), all in eval mode. :func:`sampler_generator` picks the one to sample."""
-    config = config or GANConfig.for_profile()
-    trained = load_or_train("gan_ch03", lambda models, cfg: train_gan(models, cfg, progress=progress),
-                            config=config, retrain=retrain,
-                            build=build_models)
-    for module in trained.model.values():
-        module.eval()
-    return trained
+    return RECIPES["gan"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def store_pretrained_gan(models: dict[str, nn.Module], config: GANConfig, history=None) -> Path:

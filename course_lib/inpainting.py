@@ -24,14 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import Checkpoint, load_or_train
 from .images import to_float, to_uint8
 from .inputs import check_float_images, check_mask, validate_fields
-from .loop import Budget, Step, train
+from .loop import Step
 from .masks import apply_mask, make_masks
 from .profiles import choose
-from .runtime import Runtime, backward_step, local_share, runtime, seed_everything, world_size
-from .toyfaces import ToyFaces
+from .runtime import Runtime, backward_step, local_share, world_size
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -304,32 +303,30 @@ def train_inpainter(model: InpaintingNet, config: InpaintConfig, *,
     ``plan``/``checkpoint`` as in :func:`course_lib.vae.train_vae`. Chapter 06's
     pretraining calls this too, with its own images and a single mask kind.
     """
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    seed_everything(config.seed)
-    rt = plan or runtime()
-    net = rt.prepare(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    disc = d_opt = None
-    if config.adv_weight > 0:
-        disc = rt.prepare(ContextDiscriminator(), ddp=False)
-        # Pathak et al.: the discriminator learns 10x slower than the completion network
-        d_opt = torch.optim.Adam(disc.parameters(), lr=config.lr / 10, betas=(0.5, 0.999))
-    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
-    g = torch.Generator().manual_seed(config.seed)
+    def setup(plan):
+        net = plan.prepare(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        disc = d_opt = None
+        if config.adv_weight > 0:
+            disc = plan.prepare(ContextDiscriminator(), ddp=False)
+            # Pathak et al.: the discriminator learns 10x slower than the completion network
+            d_opt = torch.optim.Adam(disc.parameters(), lr=config.lr / 10, betas=(0.5, 0.999))
+        g = torch.Generator().manual_seed(config.seed)
 
-    def step(x):  # masks drawn for the global batch, this rank's share kept
-        mask = local_share(sample_masks(config, x.shape[0] * world_size(), g, x.device))
-        return inpainting_step(net, optimizer, x, mask, fill=config.fill, discriminator=disc,
-                               d_optimizer=d_opt, adv_weight=config.adv_weight)
+        def step(x):  # masks drawn for the global batch, this rank's share kept
+            mask = local_share(sample_masks(config, x.shape[0] * world_size(), g, x.device))
+            return inpainting_step(net, optimizer, x, mask, fill=config.fill, discriminator=disc,
+                                   d_optimizer=d_opt, adv_weight=config.adv_weight)
+        models = model if disc is None else {"model": model, "discriminator": disc}
+        optimizers = optimizer if d_opt is None else {"optimizer": optimizer, "discriminator": d_opt}
+        return Step(step, generators=[g]), models, optimizers
 
-    ckpt = None if checkpoint is None else Checkpoint(
-        checkpoint, models=model if disc is None else {"model": model, "discriminator": disc},
-        optimizers=optimizer if d_opt is None else {"optimizer": optimizer, "discriminator": d_opt},
-        every=max(config.steps // 10, 1))
-    return train(Step(step, generators=[g]), loader, budget=Budget(steps=config.steps),
-                 progress=progress, plan=rt, checkpoint=ckpt, callbacks=callbacks,
-                 every=max(config.steps // 10, 1), desc="inpainting")
+    return fit(config, setup, desc="inpainting", images=images, plan=plan, progress=progress,
+               checkpoint=checkpoint, callbacks=callbacks)
+
+
+RECIPES = {"inpainter": Recipe(cache_name="inpainter_ch04", config=InpaintConfig.for_profile,
+                               build=InpaintConfig.build, train=train_inpainter)}
 
 
 def pretrained_inpainter(config: InpaintConfig | None = None, *, progress: bool | str = "auto",
@@ -337,11 +334,7 @@ def pretrained_inpainter(config: InpaintConfig | None = None, *, progress: bool 
     """The chapter-04 inpainting network (default ``InpaintConfig.for_profile()``), trained
     once and cached by :func:`course_lib.checkpoint.load_or_train` as ``inpainter_ch04``.
     Chapter 06 takes ``.model.backbone`` from it. Returns a ``Trained`` (model in eval mode)."""
-    config = config or InpaintConfig.for_profile()
-    trained = load_or_train("inpainter_ch04", lambda m, c: train_inpainter(m, c, progress=progress),
-                            config=config, build=InpaintConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["inpainter"].pretrained(config, progress=progress, retrain=retrain)
 
 
 @torch.no_grad()

@@ -25,22 +25,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_or_train, read_reference
+from .checkpoint import read_reference
 from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
 from .flow import FlowConfig, FlowModel, flow_step, integrate
 from .images import to_float
 from .inputs import validate_fields
-from .loop import Budget, train
 from .profiles import choose, current_profile, resolve_profile
 from .results import RESULTS_DIR
-from .runtime import Runtime, backward_step, runtime, seed_everything
+from .runtime import Runtime, backward_step
 from .toyfaces import ToyFaces
+from .trainer import Recipe, fit
 
 __all__ = ["ConvBlock", "Autoencoder", "AutoencoderConfig", "edges", "edge_l1", "generate", "autoencoder_loss",
            "train_autoencoder", "pretrained_autoencoder", "REFERENCE_PATH", "reference_config",
            "reference_autoencoder", "encode_dataset", "LatentFlowModel", "LatentFlowConfig", "train_latent_flow",
-           "pretrained_latent_flow"]
+           "pretrained_latent_flow", "RECIPES"]
 
 
 class ConvBlock(nn.Module):
@@ -168,38 +168,33 @@ def train_autoencoder(model: Autoencoder, config: AutoencoderConfig, *, images: 
                       checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place with Adam for ``config.steps`` steps; returns the
     :class:`~course_lib.loop.History`. Arguments as :func:`course_lib.vae.train_vae`."""
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    seed_everything(config.seed)
-    rt = plan or runtime()
-    model.to(rt.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
-    g = torch.Generator().manual_seed(config.seed)
+    def setup(plan):
+        model.to(plan.device)       # moved, not prepared: the loss calls .encode/.decode, which no wrapper wraps
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        g = torch.Generator().manual_seed(config.seed)
 
-    def step(x):
-        model.train()
-        out = autoencoder_loss(model, x, beta=config.beta, edge_weight=config.edge_weight, generator=g)
-        optimizer.zero_grad(set_to_none=True)
-        backward_step(out["loss"], optimizer)
-        return {k: v.detach() for k, v in out.items()}
+        def step(x):
+            model.train()
+            out = autoencoder_loss(model, x, beta=config.beta, edge_weight=config.edge_weight, generator=g)
+            optimizer.zero_grad(set_to_none=True)
+            backward_step(out["loss"], optimizer)
+            return {k: v.detach() for k, v in out.items()}
+        return step, model, optimizer
 
-    every = max(config.steps // 10, 1)
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer, every=every)
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt, checkpoint=ckpt,
-                 callbacks=callbacks, every=every, desc=f"autoencoder {config.latent_channels}x{config.image_size // 4}"
-                                                        f"x{config.image_size // 4}")
+    desc = f"autoencoder {config.latent_channels}x{config.image_size // 4}x{config.image_size // 4}"
+    return fit(config, setup, desc=desc, images=images, plan=plan, progress=progress, checkpoint=checkpoint,
+               callbacks=callbacks)
+
+
+RECIPES = {"autoencoder": Recipe(cache_name="autoencoder", config=AutoencoderConfig.for_profile,
+                                 build=AutoencoderConfig.build, train=train_autoencoder)}
 
 
 def pretrained_autoencoder(config: AutoencoderConfig | None = None, *, progress: bool | str = "auto",
                            retrain: bool = False):
     """The autoencoder for ``config`` (default ``AutoencoderConfig.for_profile()``), trained
     once and cached as ``autoencoder``. Returns a :class:`~course_lib.checkpoint.Trained`."""
-    config = config or AutoencoderConfig.for_profile()
-    trained = load_or_train("autoencoder", lambda m, c: train_autoencoder(m, c, progress=progress),
-                            config=config, build=AutoencoderConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["autoencoder"].pretrained(config, progress=progress, retrain=retrain)
 
 
 REFERENCE_PATH = RESULTS_DIR / "autoencoder_reference.pt"  # package data: pip install carries it (Colab)
@@ -320,12 +315,12 @@ def train_latent_flow(model: LatentFlowModel, config: LatentFlowConfig, *, progr
                         progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, unit_range=False)
 
 
+RECIPES["latent_flow"] = Recipe(cache_name="latent_flow", config=LatentFlowConfig.for_profile,
+                                build=LatentFlowConfig.build, train=train_latent_flow)
+
+
 def pretrained_latent_flow(config: LatentFlowConfig | None = None, *, progress: bool | str = "auto",
                            retrain: bool = False):
     """The latent flow model for ``config`` (default ``LatentFlowConfig.for_profile()``),
     trained once and cached as ``latent_flow``. Returns a :class:`~course_lib.checkpoint.Trained`."""
-    config = config or LatentFlowConfig.for_profile()
-    trained = load_or_train("latent_flow", lambda m, c: train_latent_flow(m, c, progress=progress),
-                            config=config, build=LatentFlowConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["latent_flow"].pretrained(config, progress=progress, retrain=retrain)

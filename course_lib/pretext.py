@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import Checkpoint, load_or_train
 from .images import to_float
 from .inputs import validate_fields
 from .jigsaw import (
@@ -31,10 +30,11 @@ from .jigsaw import (
     TilePositionNet,
     jigsaw_batch,
 )
-from .loop import Budget, Step, train
+from .loop import Step
 from .profiles import choose
-from .runtime import Runtime, backward_step, runtime, seed_everything
+from .runtime import Runtime, backward_step
 from .toyfaces import ATTRIBUTES, ToyFaces
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -214,46 +214,25 @@ def standardise(images: torch.Tensor) -> torch.Tensor:
 
 # --- training and cached pretrained models ------------------------------------------------------
 
-def _images(size: int, image_size: int) -> torch.Tensor:
-    return ToyFaces(split="train", size=size, image_size=image_size).images
-
-
-def _fit(model, make_step, images, labels, config, *, progress, desc, plan, checkpoint, callbacks,
-         generators=()):
-    """The pretext trainers' shared tail: plan, Adam, on-device loader, checkpoint, loop.
-    ``make_step(net, optimizer)`` returns the step function on the prepared network."""
-    rt = plan or runtime()
-    net = rt.prepare(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = rt.loader(images, labels, batch_size=min(config.batch_size, len(images)), seed=config.seed)
-    every = max(config.steps // 10, 1)
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
-                                                      every=every)
-    return train(Step(make_step(net, optimizer), generators=generators), loader,
-                 budget=Budget(steps=config.steps), progress=progress, plan=rt, checkpoint=ckpt,
-                 callbacks=callbacks, every=every, desc=desc)
-
-
 def train_jigsaw(model: JigsawNet, config: JigsawConfig, *, images: torch.Tensor | None = None,
                  progress: bool | str = "auto", plan: Runtime | None = None,
                  checkpoint: str | os.PathLike | None = None, callbacks=()):
     """Train ``model`` in place on ToyFaces puzzles (uint8 ``images`` at ``config.image_size``)."""
-    seed_everything(config.seed)
-    images = _images(config.train_size, config.image_size) if images is None else images
     perms = config.permutations()
-    plan = plan or runtime()
-    # tiles are cut and shuffled per image of this rank's share: a stream of its own per rank
-    g = torch.Generator().manual_seed(config.seed + 1_000_003 * plan.rank)
 
-    def make_step(net, optimizer):
+    def setup(plan):
+        net = plan.prepare(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        # tiles are cut and shuffled per image of this rank's share: a stream of its own per rank
+        g = torch.Generator().manual_seed(config.seed + 1_000_003 * plan.rank)
+
         def step(x):
             tiles, index = jigsaw_batch(x, perms, config, g)
             return jigsaw_step(net, optimizer, tiles, index)
-        return step
+        return Step(step, generators=[g]), model, optimizer
 
-    return _fit(model, make_step, images, None, config, progress=progress, plan=plan,
-                checkpoint=checkpoint, callbacks=callbacks, generators=[g],
-                desc=f"jigsaw {config.n_permutations} perms")
+    return fit(config, setup, desc=f"jigsaw {config.n_permutations} perms", images=images, plan=plan,
+               progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
 @torch.no_grad()
@@ -278,11 +257,12 @@ def train_rotation(model: BackboneClassifier, config: RotationConfig, *,
                    plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
                    callbacks=()):
     """Train the rotation classifier in place (Gidaris et al. 2018)."""
-    seed_everything(config.seed)
-    images = _images(config.train_size, config.image_size) if images is None else images
-    return _fit(model, lambda net, opt: (lambda x: rotation_step(net, opt, x)), images, None, config,
-                progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks,
-                desc="rotation")
+    def setup(plan):
+        net, optimizer = plan.prepare(model), torch.optim.Adam(model.parameters(), lr=config.lr)
+        return (lambda x: rotation_step(net, optimizer, x)), model, optimizer
+
+    return fit(config, setup, desc="rotation", images=images, plan=plan, progress=progress,
+               checkpoint=checkpoint, callbacks=callbacks)
 
 
 @torch.no_grad()
@@ -299,10 +279,12 @@ def train_flip(model: BackboneClassifier, config: RotationConfig, *,
                plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
                callbacks=()):
     """Train a 2-way flip classifier (``BackboneClassifier(num_classes=(2,))``) in place."""
-    seed_everything(config.seed)
-    images = _images(config.train_size, config.image_size) if images is None else images
-    return _fit(model, lambda net, opt: (lambda x: flip_step(net, opt, x)), images, None, config,
-                progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, desc="flip")
+    def setup(plan):
+        net, optimizer = plan.prepare(model), torch.optim.Adam(model.parameters(), lr=config.lr)
+        return (lambda x: flip_step(net, optimizer, x)), model, optimizer
+
+    return fit(config, setup, desc="flip", images=images, plan=plan, progress=progress,
+               checkpoint=checkpoint, callbacks=callbacks)
 
 
 @torch.no_grad()
@@ -321,50 +303,53 @@ def train_supervised(model: BackboneClassifier, config: RotationConfig, *,
     """The same backbone trained on attribute labels: the probe table's upper bound, and
     chapter 07's attribute classifier. ``images`` uint8 (N, 3, S, S) with ``labels`` int64
     (N, A); default the first ``config.train_size`` ToyFaces training images."""
-    seed_everything(config.seed)
     if images is None:
         ds = ToyFaces(split="train", size=config.train_size, image_size=config.image_size)
         images, labels = ds.images, ds.labels
     elif labels is None:
         raise ValueError("train_supervised(images=...) needs labels= (int64, one row per image)")
-    return _fit(model, lambda net, opt: (lambda b: supervised_step(net, opt, *b)), images, labels,
-                config, progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks,
-                desc="supervised")
+
+    def setup(plan):
+        net, optimizer = plan.prepare(model), torch.optim.Adam(model.parameters(), lr=config.lr)
+        return (lambda b: supervised_step(net, optimizer, *b)), model, optimizer
+
+    return fit(config, setup, desc="supervised", images=images, labels=labels, plan=plan,
+               progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
-def _cached(name: str, train_fn, config, build, progress, retrain):
-    trained = load_or_train(name, lambda m, c: train_fn(m, c, progress=progress), config=config,
-                            build=build, retrain=retrain)
-    trained.model.eval()
-    return trained
+RECIPES = {
+    "jigsaw": Recipe(cache_name="jigsaw_ch05", config=JigsawConfig.for_profile, build=JigsawConfig.build,
+                     train=train_jigsaw),
+    "rotation": Recipe(cache_name="rotation_ch05", config=RotationConfig.for_profile, build=RotationConfig.build,
+                       train=train_rotation),
+    "flip": Recipe(cache_name="flip_ch05", config=RotationConfig.for_profile,      # rotation's sizes
+                   build=lambda c: BackboneClassifier(num_classes=(2,)), train=train_flip),
+    "supervised": Recipe(cache_name="supervised_ch05", config=RotationConfig.for_profile,
+                         build=lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES)),
+                         train=train_supervised),
+}
 
 
 def pretrained_jigsaw(config: JigsawConfig | None = None, *, progress: bool | str = "auto",
                       retrain: bool = False):
     """Chapter 05's jigsaw network (default ``JigsawConfig.for_profile()``), trained once and
     cached as ``jigsaw_ch05``; ``.model.backbone`` is the shared backbone for chapter 06."""
-    config = config or JigsawConfig.for_profile()
-    return _cached("jigsaw_ch05", train_jigsaw, config, JigsawConfig.build, progress, retrain)
+    return RECIPES["jigsaw"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_rotation(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                         retrain: bool = False):
     """Chapter 05's rotation classifier, cached as ``rotation_ch05``."""
-    config = config or RotationConfig.for_profile()
-    return _cached("rotation_ch05", train_rotation, config, RotationConfig.build, progress, retrain)
+    return RECIPES["rotation"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_flip(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                     retrain: bool = False):
     """Chapter 05's flip classifier (rotation's sizes), cached as ``flip_ch05``."""
-    config = config or RotationConfig.for_profile()
-    return _cached("flip_ch05", train_flip, config, lambda c: BackboneClassifier(num_classes=(2,)),
-                   progress, retrain)
+    return RECIPES["flip"].pretrained(config, progress=progress, retrain=retrain)
 
 
 def pretrained_supervised(config: RotationConfig | None = None, *, progress: bool | str = "auto",
                           retrain: bool = False):
     """The supervised attribute classifier (upper bound), cached as ``supervised_ch05``."""
-    config = config or RotationConfig.for_profile()
-    build = lambda c: BackboneClassifier(num_classes=tuple(a.num_classes for a in ATTRIBUTES))  # noqa: E731
-    return _cached("supervised_ch05", train_supervised, config, build, progress, retrain)
+    return RECIPES["supervised"].pretrained(config, progress=progress, retrain=retrain)

@@ -34,13 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import gan
-from .checkpoint import Checkpoint, load_or_train
 from .images import to_float
 from .inputs import check_float_images
-from .loop import Budget, Step, train
+from .loop import Step
 from .pretext import rotation_batch
-from .runtime import Runtime, backward_step, runtime, seed_everything
-from .toyfaces import ToyFaces
+from .runtime import Runtime, backward_step
+from .trainer import Recipe, fit
 
 
 @dataclass(frozen=True)
@@ -196,31 +195,23 @@ def train_ssgan(models: dict[str, nn.Module], config: SSGANConfig, *, images: to
     """Train ``{"generator", "discriminator"}`` (from :func:`build`) in place through
     ``course_lib.loop.train``, as :func:`course_lib.gan.train_gan` trains the DCGAN (one process;
     ``images`` uint8 (N, 3, S, S), default the config's ToyFaces training images)."""
-    cfg = config.gan
-    seed_everything(cfg.seed)
-    rt = plan or runtime()
-    generator = rt.prepare(models["generator"], ddp=False)
-    discriminator = rt.prepare(models["discriminator"], ddp=False)
-    opt_g, opt_d = gan.make_optimizers(models["generator"], models["discriminator"], cfg)
-    if images is None:
-        images = ToyFaces(split="train", size=cfg.train_size, image_size=cfg.image_size).images
-    loader = rt.loader(images, batch_size=cfg.batch_size, seed=cfg.seed)
-    every = max(cfg.steps // 10, 1)
-    ckpt = None if checkpoint is None else Checkpoint(
-        checkpoint, models=models, optimizers={"generator": opt_g, "discriminator": opt_d}, every=every)
-    return train(make_step(generator, discriminator, opt_g, opt_d, config), loader,
-                 budget=Budget(steps=cfg.steps), progress=progress, plan=rt, checkpoint=ckpt,
-                 callbacks=callbacks, every=every, desc="SS-GAN")
+    def setup(plan):
+        generator = plan.prepare(models["generator"], ddp=False)
+        discriminator = plan.prepare(models["discriminator"], ddp=False)
+        opt_g, opt_d = gan.make_optimizers(models["generator"], models["discriminator"], config.gan)
+        step = make_step(generator, discriminator, opt_g, opt_d, config)
+        return step, models, {"generator": opt_g, "discriminator": opt_d}
+
+    return fit(config.gan, setup, desc="SS-GAN", images=images, plan=plan, progress=progress,
+               checkpoint=checkpoint, callbacks=callbacks)
+
+
+RECIPES = {"ssgan": Recipe(cache_name="ssgan", config=SSGANConfig.for_profile, build=build, train=train_ssgan)}
 
 
 def pretrained_ssgan(config: SSGANConfig | None = None, *, progress: bool | str = "auto", retrain: bool = False):
     """The SS-GAN for ``config`` (default the profile's), trained once and cached as ``ssgan``."""
-    config = config or SSGANConfig.for_profile()
-    trained = load_or_train("ssgan", lambda m, c: train_ssgan(m, c, progress=progress), config=config,
-                            build=build, retrain=retrain)
-    for module in trained.model.values():
-        module.eval()
-    return trained
+    return RECIPES["ssgan"].pretrained(config, progress=progress, retrain=retrain)
 
 
 @torch.no_grad()

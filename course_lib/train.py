@@ -37,23 +37,31 @@ from typing import NamedTuple
 import torch
 from torchvision.utils import save_image
 
-from course_lib import diffusion, gan, inpainting, pretext, vae
+from course_lib import diffusion, gan, inpainting
 from course_lib.checkpoint import atomic_write, read_checkpoint
 from course_lib.datasets import load_dataset
 from course_lib.images import to_float
 from course_lib.inputs import SEED_MAX
 from course_lib.masks import make_masks
+from course_lib.registry import RECIPES
 from course_lib.runtime import runtime, seed_everything
 
 
 class Model(NamedTuple):
-    """How the CLI builds, trains and shows one model family."""
+    """How the CLI builds, trains and shows one model family: a :mod:`course_lib.registry`
+    recipe (the ``pretrained_*`` functions' own), plus the CLI's sample grid."""
 
     config: Callable[[str | None], object]          # profile -> config dataclass
     build: Callable[[object], object]               # config -> module (or {name: module})
     train: Callable[..., object]                    # the chapter's trainer
     size_field: str                                 # the config field holding the training-set size
     samples: Callable[[object, object, torch.Tensor], torch.Tensor] | None  # -> (n, 3, S, S) in [0, 1]
+
+
+def _from_registry(name: str, samples, *, config=None) -> Model:
+    """The CLI's entry for registry model ``name``; ``config`` replaces its profile configs."""
+    recipe = RECIPES[name]
+    return Model(config or recipe.config, recipe.build, recipe.train, "train_size", samples)
 
 
 def _vae_samples(model, config, images):
@@ -80,23 +88,14 @@ def _wgan_gp_config(profile):
                                      beta1=0.0, beta2=0.9)
 
 
-def _gan_models(config):
-    return dict(zip(("generator", "discriminator"), gan.build(config)))
-
-
-MODELS: dict[str, Model] = {
-    "vae": Model(vae.VAEConfig.for_profile, vae.VAEConfig.build, vae.train_vae, "train_size", _vae_samples),
-    "dcgan": Model(lambda p: gan.GANConfig.for_profile(p, loss="ns"), _gan_models, gan.train_gan,
-                   "train_size", _gan_samples),
-    "wgan-gp": Model(_wgan_gp_config, _gan_models, gan.train_gan, "train_size", _gan_samples),
-    "inpainting": Model(inpainting.InpaintConfig.for_profile, inpainting.InpaintConfig.build,
-                        inpainting.train_inpainter, "train_size", _inpainting_samples),
-    "jigsaw": Model(pretext.JigsawConfig.for_profile, pretext.JigsawConfig.build, pretext.train_jigsaw,
-                    "train_size", None),
-    "rotation": Model(pretext.RotationConfig.for_profile, pretext.RotationConfig.build,
-                      pretext.train_rotation, "train_size", None),
-    "ddpm": Model(diffusion.DDPMConfig.for_profile, diffusion.DDPMConfig.build, diffusion.train_ddpm,
-                  "train_size", _ddpm_samples),
+MODELS: dict[str, Model] = {           # CLI name -> entry; the names of course_lib.registry differ
+    "vae": _from_registry("vae", _vae_samples),
+    "dcgan": _from_registry("gan", _gan_samples, config=lambda p: gan.GANConfig.for_profile(p, loss="ns")),
+    "wgan-gp": _from_registry("gan", _gan_samples, config=_wgan_gp_config),
+    "inpainting": _from_registry("inpainter", _inpainting_samples),
+    "jigsaw": _from_registry("jigsaw", None),
+    "rotation": _from_registry("rotation", None),
+    "ddpm": _from_registry("ddpm", _ddpm_samples),
 }
 DATA = ("toyfaces", "celeba", "cifar10", "imagefolder:PATH")
 

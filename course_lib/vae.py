@@ -27,14 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
-from .checkpoint import Checkpoint, load_or_train
 from .facedraw import RENDER_VERSION
 from .images import to_float
 from .inputs import check_float_images, check_unit_range, check_value, range_check_due, validate_fields
-from .loop import Budget, train
 from .profiles import choose
-from .runtime import Runtime, backward_step, randn_like_global, runtime, seed_everything
-from .toyfaces import ToyFaces
+from .runtime import Runtime, backward_step, randn_like_global
+from .trainer import Recipe, fit
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -359,25 +357,23 @@ def train_vae(model: VAE, config: VAEConfig, *, images: torch.Tensor | None = No
     ``step_fn(model, optimizer, x)`` returning the loss (a float or :func:`vae_step`'s dict)
     to train with instead of :func:`vae_step` (chapter 02 passes the student's step; it
     ignores ``config.beta`` and ``config.likelihood``)."""
-    if images is None:
-        images = ToyFaces(split="train", size=config.train_size, image_size=config.image_size).images
-    seed_everything(config.seed)
-    rt = plan or runtime()
-    net = rt.prepare(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loader = rt.loader(images, batch_size=min(config.batch_size, len(images)), seed=config.seed)
+    def setup(plan):
+        net = plan.prepare(model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    def step(x):
-        if step_fn is not None:
-            out = step_fn(net, optimizer, x[0] if isinstance(x, (tuple, list)) else x)
-            return out if isinstance(out, dict) else {"loss": out}
-        return vae_step(net, optimizer, x, beta=config.beta, likelihood=config.likelihood)
+        def step(x):
+            if step_fn is not None:
+                out = step_fn(net, optimizer, x[0] if isinstance(x, (tuple, list)) else x)
+                return out if isinstance(out, dict) else {"loss": out}
+            return vae_step(net, optimizer, x, beta=config.beta, likelihood=config.likelihood)
+        return step, model, optimizer
 
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, models=model, optimizers=optimizer,
-                                                      every=max(config.steps // 10, 1))
-    return train(step, loader, budget=Budget(steps=config.steps), progress=progress, plan=rt,
-                 checkpoint=ckpt, callbacks=callbacks,
-                 every=max(config.steps // 10, 1), desc=f"VAE z={config.latent_dim} beta={config.beta}")
+    return fit(config, setup, desc=f"VAE z={config.latent_dim} beta={config.beta}", images=images, plan=plan,
+               progress=progress, checkpoint=checkpoint, callbacks=callbacks)
+
+
+RECIPES = {"vae": Recipe(cache_name="vae_ch02", config=VAEConfig.for_profile, build=VAEConfig.build,
+                         train=train_vae)}
 
 
 def pretrained_vae(config: VAEConfig | None = None, *, progress: bool | str = "auto",
@@ -386,8 +382,4 @@ def pretrained_vae(config: VAEConfig | None = None, *, progress: bool | str = "a
     and cached by :func:`course_lib.checkpoint.load_or_train` under the name ``vae_ch02``.
     Chapters 03, 06 and 07 call this to get the same model. Returns a
     :class:`~course_lib.checkpoint.Trained` (``.model`` in eval mode, ``.history``, ``.seconds``)."""
-    config = config or VAEConfig.for_profile()
-    trained = load_or_train("vae_ch02", lambda m, c: train_vae(m, c, progress=progress),
-                            config=config, build=VAEConfig.build, retrain=retrain)
-    trained.model.eval()
-    return trained
+    return RECIPES["vae"].pretrained(config, progress=progress, retrain=retrain)

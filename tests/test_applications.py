@@ -1,6 +1,8 @@
 """Applications: latent edits, AUROC/ROC, anomaly scores, the augmentation classifier."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -93,6 +95,23 @@ def test_auroc_by_ranks_equals_the_pairwise_definition_on_many_ties():
     pairwise = float(((b[:, None] > a[None, :]).double() + 0.5 * (b[:, None] == a[None, :]).double()).mean())
     assert app.auroc(a, b) == pytest.approx(pairwise, abs=1e-12)
     assert 0.5 < app.auroc(a, b) < 1.0
+
+
+def test_roc_curve_has_one_point_per_score_and_its_area_is_the_auroc():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randint(0, 6, (80,), generator=g).float()             # many ties, within and across
+    b = torch.randint(2, 8, (50,), generator=g).float()
+    fpr, tpr = app.roc_curve(a, b)
+    assert fpr.dtype == tpr.dtype == torch.float64 and len(fpr) == len(torch.cat([a, b]).unique()) + 1
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    area = float(((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2).sum())  # trapezoids: ties are diagonals
+    assert area == pytest.approx(app.auroc(a, b), abs=1e-12)
+    fpr, tpr = app.roc_curve(torch.tensor([0.2, 0.1]), torch.tensor([0.9, 0.3, 0.5]))  # no ties: every step
+    assert fpr.tolist() == [0, 0, 0, 0, 0.5, 1] and tpr.tolist() == [0, 1 / 3, 2 / 3, 1, 1, 1]
+    for bad in (torch.tensor([]), torch.tensor([1.0, math.inf])):
+        with pytest.raises(ValueError, match="roc_curve"):
+            app.roc_curve(bad, b)
+    assert app.auroc(torch.ones(3, 2), torch.ones(4)) == 0.5    # all tied, any shape: chance
 
 
 def test_ood_region_marks_the_anomalous_part_and_is_deterministic():

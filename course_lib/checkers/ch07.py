@@ -24,17 +24,18 @@ def check_auroc(auroc_fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None
             value = float(got)
         except (TypeError, ValueError):
             raise ExerciseError(f"auroc: expected a number, got {type(got).__name__}.") from None
-        expected = auroc(normal, anomalous)
+        # the definition, pair by pair (independent of applications.auroc, which is scikit-learn's)
+        strict = float((anomalous[:, None] > normal[None, :]).double().mean())
+        loose = float((anomalous[:, None] >= normal[None, :]).double().mean())
+        expected = (strict + loose) / 2                           # ties count one half
         if abs(value - expected) < 1e-6:
             continue
         if abs(value - (1 - expected)) < 1e-6:
             raise ExerciseError("auroc: the roles are swapped: count how often an *anomaly* scores "
                                 "higher than a normal image (higher score = more anomalous).")
-        strict = float((anomalous[:, None] > normal[None, :]).double().mean())
         if abs(value - strict) < 1e-6:
             raise ExerciseError("auroc: ties are not counted; a tie between an anomaly and a "
                                 "normal image counts one half.")
-        loose = float((anomalous[:, None] >= normal[None, :]).double().mean())
         if abs(value - loose) < 1e-6:
             raise ExerciseError("auroc: ties count one half, not one (use > plus 0.5 * ==).")
         if value > 1 or value < 0:
