@@ -329,6 +329,9 @@ def analyse(result: dict) -> dict:
         table(reg["secondary"], False)
     answered = controls is not None and all(v["verdict"] == stats.BETTER for k, v in controls.items()
                                             if k.startswith("positive"))
+    # what the family's tests say without the registered rule: shown beside it, labelled as not
+    # the registered verdict, so a reader sees the intervals behind a "cannot answer"
+    unruled = None if family is None else {k: v["verdict"] for k, v in family.items()}
     if family is not None and not answered:
         for v in family.values():
             v["verdict"] = "cannot answer"
@@ -343,7 +346,7 @@ def analyse(result: dict) -> dict:
                                                           "sd": float(np.std(values, ddof=1)),
                                                           "ci": list(stats.mean_ci(values))}
     return {"controls": controls, "family": family, "secondary": secondary, "answered": answered,
-            "summary": summary}
+            "family_without_the_rule": unruled, "summary": summary}
 
 
 def figure(args) -> None:
