@@ -1,4 +1,4 @@
-"""Which GAN recipe draws the best faces for the same wall time? (issue 14, item 3)
+"""Which GAN recipe draws the best faces for the same wall time?
 
 Run: ``python bench/gan_recipes.py --base-steps 500`` (writes ``course_lib/results_data/gan_recipes.json``,
 which chapter 03 reads with ``load_result("gan_recipes")``, and the table ``bench/results/gan_recipes.txt``;

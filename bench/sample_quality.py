@@ -74,7 +74,7 @@ DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seco
 FLOW_STEPS = 25  # chapter 09 samples with 25 Euler steps: the same number of network calls
 METRICS = ("frechet", "kid", "fidelity", "diversity", "precision", "recall")
 HEUN_STEPS = 6   # chapter 09's best sampler at 12 network calls
-# Reference generators (issue 14, item 4): written by experiments/gan_reference.py, loaded
+# Reference generators: written by experiments/gan_reference.py, loaded
 # (and checked against chapter 03's config and the ToyFaces drawing) by course_lib.gan_reference.
 REFERENCE_WEIGHTS = {f"{name}_reference": path for name, path in gan_reference.REFERENCE_PATHS.items()}
 

@@ -1,7 +1,7 @@
 """Fingerprints of every trainer's result (weights + loss history) at smoke sizes.
 
-A refactor of the training code that must not change results (the engine rewrite of
-issue 13) is checked by running this before and after and comparing:
+A refactor of the training code that must not change results (the one training loop, the
+trainer scaffold) is checked by running this before and after and comparing:
 
     COURSE_PROFILE=smoke python bench/trainer_fingerprints.py > before.json
     ... change the code ...

@@ -11,8 +11,8 @@ what the features know, the lesson of the paper's Figure 5 and of chapter 05's a
 - :func:`augment`: per-image random views, on the device, from a seeded ``torch.Generator``
   (exact resume). ``torchvision.transforms.v2`` draws *one* set of parameters per call, so on
   a (B, C, H, W) tensor every image gets the same crop and colour; a Python loop over images
-  gives per-image randomness at about 7x the cost of one batched call (measured in chapter
-  05). Here each operation is written batched with per-image parameters: the crop as an
+  gives per-image randomness at several times the cost of one batched call (chapter 05
+  measures the ratio). Here each operation is written batched with per-image parameters: the crop as an
   affine ``grid_sample``, the colour operations as the blends ``v2.functional`` computes
   (tests check each against it image by image), grayscale with ``v2.functional`` itself.
 - :class:`SimCLRNet`: backbone + the paper's projection head (a 2-layer MLP).

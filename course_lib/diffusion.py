@@ -122,10 +122,9 @@ class DDPMConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> DDPMConfig:
-        """smoke: 16x16, seconds; cpu: 32x32, 2000 steps (about 80 ms each on one idle thread),
-        so that the chapter fits in 6 minutes (bench/chapter_times.py measures it): the
-        reference run scores domain Frechet 227 there and 179 at step 4000, the VAE 317
-        (course_lib/results_data/ddpm_reference_steps.json; experiments/ddpm_reference.py
+        """smoke: 16x16, seconds; cpu: 32x32, 2000 steps, so that the chapter fits in 6
+        minutes (``bench/chapter_times.py`` measures it); what more steps buy is in
+        ``course_lib/results_data/ddpm_reference_steps.json`` (``experiments/ddpm_reference.py``
         trains on); gpu: 64x64, wider, longer."""
         return choose(
             smoke=cls(image_size=16, T=100, stem=8, widths=(16, 16, 16), decoder_widths=(16, 16, 16),

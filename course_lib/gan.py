@@ -126,9 +126,9 @@ class GANConfig:
     def for_profile(cls, name: str | None = None, **overrides) -> GANConfig:
         """Sizes per profile (image sizes and data match the chapter-02 VAE's, so they compare):
         smoke = seconds at 16x16, cpu = slim DCGAN at 32x32, gpu = the standard DCGAN-64.
-        cpu: 3000 steps (issue 14: at 500 the samples were blobs; on an idle 2-core machine 2000 /
-        4000 steps gave Frechet 264 / 231, render version 4); batch 64 and no EMA, which
-        bench/gan_recipes.py did not beat clearly at 3 seeds."""
+        cpu: 3000 steps, batch 64, no EMA: at 500 steps the samples were blobs, and
+        ``bench/gan_recipes.py`` (its results in ``course_lib/results_data/gan_recipes.json``)
+        found no recipe clearly better at this budget."""
         return replace(choose(
             smoke=cls(image_size=16, width=8, batch_size=16, steps=6, train_size=256),
             cpu=cls(image_size=32, width=32, batch_size=64, steps=3000, train_size=6000),

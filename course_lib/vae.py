@@ -330,11 +330,8 @@ class VAEConfig:
         """smoke: 16x16, seconds; cpu: 32x32, under a minute on 2 idle cores; gpu: 64x64.
 
         cpu's 2400 steps: the budget at which the VAE's test PSNR passes PCA's with the same
-        code size (ToyFaces render version 5, seed 0, test PSNR vs PCA k=32's 25.71 dB: 25.12
-        at 1200 steps, 25.81 at 2000, 25.94 at 2400, 26.10 at 2800, measured on 1000 test
-        faces by a train_vae callback every 400 steps; the same networks with beta = 0, 2400
-        steps: 27.71 dB, so the KL costs about 1.8 dB); chapter 02's "VAE against PCA" cell
-        re-measures it, with an interval, at whatever budget this says."""
+        code size, measured on 1000 test faces by a ``train_vae`` callback; chapter 02's "VAE
+        against PCA" cell re-measures it, with an interval, at whatever budget this says."""
         return choose(
             smoke=cls(image_size=16, latent_dim=8, steps=30, train_size=256, batch_size=32),
             cpu=cls(image_size=32, latent_dim=32, steps=2400, train_size=6000),
