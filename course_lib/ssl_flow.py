@@ -151,13 +151,14 @@ def help_term(model: FlowModel, help: HelpConfig, encoder: ConvBackbone | None =
 # Self-guidance: clusters as labels
 # --------------------------------------------------------------------------------------
 @torch.no_grad()
-def global_features(encoder: ConvBackbone, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
-    """One vector per image: the encoder's last map, average-pooled and L2-normalised,
-    ``(N, 128)``, from uint8 or [0, 1] ``images`` ``(N, 3, H, W)``."""
+def global_features(encoder: ConvBackbone, images: torch.Tensor, *, normalise: bool = True,
+                    batch_size: int = 500) -> torch.Tensor:
+    """One vector per image: the encoder's last map, average-pooled (and L2-normalised unless
+    ``normalise=False``), ``(N, 128)``, from uint8 or [0, 1] ``images`` ``(N, 3, H, W)``."""
     encoder.eval()
-    out = [F.adaptive_avg_pool2d(encoder.features(to_float(images[i:i + batch_size]))[2], 1).flatten(1)
-           for i in range(0, len(images), batch_size)]
-    return F.normalize(torch.cat(out), dim=1)
+    out = torch.cat([F.adaptive_avg_pool2d(encoder.features(to_float(images[i:i + batch_size]))[2], 1).flatten(1)
+                     for i in range(0, len(images), batch_size)])
+    return F.normalize(out, dim=1) if normalise else out
 
 
 def cluster_labels(features: torch.Tensor, k: int, *, seed: int = 0):

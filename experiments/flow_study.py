@@ -131,7 +131,8 @@ def run(args) -> None:
 def figure(args) -> None:
     """The first 32 samples (sample seed 0) of each arm's seed-0 model beside 32 test faces."""
     import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid
+
+    from course_lib.plots import show_images
 
     rows = [("real ToyFaces (test)", ToyFaces(split="test", size=32, image_size=32).images.float() / 255)]
     for arm in ARMS:
@@ -148,9 +149,7 @@ def figure(args) -> None:
         rows.append((arm + (", DDIM 25" if arm == "ddpm_v" else ", Euler 25"), x))
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.8 * len(rows)))
     for ax, (title, x) in zip(axes, rows):
-        ax.imshow(make_grid(x, nrow=16, padding=1).permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        show_images(x, nrow=16, ax=ax, title=title, fontsize=9)
     fig.tight_layout()
     out = ROOT / "docs" / "figures" / "flow_study_grid.png"
     fig.savefig(out, dpi=80)

@@ -202,15 +202,12 @@ def train_arm(arm: str, seed: int, steps: int, run_dir: Path):
     return model.eval(), config, time.perf_counter() - start, (float(np.mean(aux_tail)) if aux_tail else None)
 
 
-def rotation_frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
-    enc = encoders()["rotation"]
-    with torch.no_grad():
-        a, b = (torch.nn.functional.adaptive_avg_pool2d(enc.features(x.float() / 255 if x.dtype == torch.uint8
-                                                                      else x)[2], 1).flatten(1) for x in (real, fake))
-    return round(metrics.frechet_distance(a, b), 3)
+def rotation_features(images: torch.Tensor) -> torch.Tensor:
+    """The second feature space: chapter 05's rotation encoder's pooled last map, ``(N, 128)``."""
+    return ssl_flow.global_features(encoders()["rotation"], images, normalise=False)
 
 
-def evaluate(arm: str, model, labels, net, real_images, real_feats) -> list[dict]:
+def evaluate(arm: str, model, labels, net, real_images, real_feats, real_rotation) -> list[dict]:
     method, steps = SAMPLER
     if labels is None:
         fakes = [(None, flow.sample_flow(model, N_EVAL, steps=steps, method=method, seed=SAMPLE_SEED))]
@@ -219,7 +216,8 @@ def evaluate(arm: str, model, labels, net, real_images, real_feats) -> list[dict
         fakes = [(w, guidance.sample_guided(model, cond, scale=w, steps=steps, method=method, seed=SAMPLE_SEED))
                  for w in SCALES]
     return [{"scale": w, **metrics.sample_scores(real_images, x, net=net, real_feats=real_feats),
-             "frechet_rotation": rotation_frechet(real_images, x)} for w, x in fakes]
+             "frechet_rotation": round(metrics.frechet_distance(real_rotation, rotation_features(x)), 3)}
+            for w, x in fakes]
 
 
 def load(out: Path) -> dict:
@@ -279,7 +277,7 @@ def run(args) -> None:
     steps = result["calibration"]["steps"]
     net = load_feature_net(32)
     real_images = ToyFaces(split="test", size=N_EVAL, image_size=32).images
-    real_feats = net.features(real_images)
+    real_feats, real_rotation = net.features(real_images), rotation_features(real_images)
     for seed in args.seeds:
         for arm in args.arms:
             if any(r["arm"] == arm and r["seed"] == seed for r in load(args.out)["rows"]):
@@ -290,7 +288,7 @@ def run(args) -> None:
                 continue
             model, config, seconds, aux = train_arm(arm, seed, steps[arm], args.run_dir)
             labels, _ = labels_for(arm, config.train_size)
-            scores = evaluate(arm, model, labels, net, real_images, real_feats)
+            scores = evaluate(arm, model, labels, net, real_images, real_feats, real_rotation)
             primary = next(s for s in scores if s["scale"] in (None, PRIMARY_SCALE))
             row = {"arm": arm, "seed": seed, "steps": config.steps, "train_seconds": round(seconds, 1),
                    "aux_last50": aux, "frechet": primary["frechet"], "scores": scores}
@@ -352,7 +350,8 @@ def analyse(result: dict) -> dict:
 def figure(args) -> None:
     """The first 16 samples (sample seed 0) of each arm's seed-0 model beside 16 test faces."""
     import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid
+
+    from course_lib.plots import show_images
 
     result = load(args.out)
     steps = result["calibration"]["steps"]
@@ -373,9 +372,7 @@ def figure(args) -> None:
         rows.append((f"{arm} ({steps[arm]} steps)", x))
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 0.95 * len(rows) + 0.3))
     for ax, (title, x) in zip(axes, rows):
-        ax.imshow(make_grid(x, nrow=16, padding=1).permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=8, loc="left")
-        ax.axis("off")
+        show_images(x, nrow=16, ax=ax, title=title, fontsize=8)
     fig.tight_layout()
     out = ROOT / "docs" / "figures" / "ssl_generation_grid.png"
     fig.savefig(out, dpi=80)
