@@ -43,6 +43,7 @@ from course_lib import flow, metrics  # noqa: E402
 from course_lib.diffusion import DDPMConfig, sample_ddim, train_ddpm  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import load_feature_net  # noqa: E402
+from course_lib.plots import show_images  # noqa: E402
 from course_lib.results import result_path, write_run  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
@@ -131,8 +132,6 @@ def run(args) -> None:
 def figure(args) -> None:
     """The first 32 samples (sample seed 0) of each arm's seed-0 model beside 32 test faces."""
     import matplotlib.pyplot as plt
-
-    from course_lib.plots import show_images
 
     rows = [("real ToyFaces (test)", ToyFaces(split="test", size=32, image_size=32).images.float() / 255)]
     for arm in ARMS:

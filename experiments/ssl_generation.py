@@ -60,6 +60,7 @@ from course_lib.diffusion import fit_denoiser  # noqa: E402
 from course_lib.faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import load_feature_net  # noqa: E402
+from course_lib.plots import show_images  # noqa: E402
 from course_lib.results import result_path, write_run  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
@@ -350,8 +351,6 @@ def analyse(result: dict) -> dict:
 def figure(args) -> None:
     """The first 16 samples (sample seed 0) of each arm's seed-0 model beside 16 test faces."""
     import matplotlib.pyplot as plt
-
-    from course_lib.plots import show_images
 
     result = load(args.out)
     steps = result["calibration"]["steps"]
