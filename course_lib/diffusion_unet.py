@@ -182,12 +182,16 @@ class AttributeEmbedding(nn.Module):
 
 class ConditionalUNet(nn.Module):
     """A :class:`TimeUNet` told the attributes too: ``(x (B, 3, H, W), t (B,), labels (B, K))``
-    -> ``(B, 3, H, W)``; the attributes' embedding is added to the time embedding."""
+    -> ``(B, 3, H, W)``; the attributes' embedding is added to the time embedding.
+    ``embed``: another condition's embedding instead, any module mapping the condition to
+    ``(B, time_dim)`` (chapter 12's representations: :class:`course_lib.rcg.RepresentationEmbedding`)."""
 
-    def __init__(self, *, unet: TimeUNet, num_classes: tuple[int, ...]):
+    def __init__(self, *, unet: TimeUNet, num_classes: tuple[int, ...] = (), embed: nn.Module | None = None):
         super().__init__()
+        if (embed is None) == (not num_classes):
+            raise ValueError("ConditionalUNet takes either num_classes (attributes) or embed (another condition)")
         self.unet = unet
-        self.embed = AttributeEmbedding(num_classes=num_classes, dim=unet.time_dim)
+        self.embed = embed if embed is not None else AttributeEmbedding(num_classes=num_classes, dim=unet.time_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.unet(x, t, cond=self.embed(labels))

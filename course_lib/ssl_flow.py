@@ -41,6 +41,7 @@ from .diffusion_unet import ConditionalUNet
 from .flow import FlowConfig, FlowModel
 from .images import to_float
 from .inputs import validate_fields
+from .rcg import RepresentationEmbedding
 
 METHODS = ("none", "repa", "dispersive")
 
@@ -87,14 +88,19 @@ def projector(*, in_channels: int, hidden: int, out_channels: int) -> nn.Sequent
 
 
 def build_model(config: FlowConfig, help: HelpConfig, *, num_classes: tuple[int, ...] = (),
-                target_channels: int = 128) -> FlowModel:
+                rep_dim: int = 0, target_channels: int = 128) -> FlowModel:
     """Chapter 09's flow model for ``config``, its U-Net wrapped in a :class:`HiddenUNet`
     (with a projector onto ``target_channels`` for REPA), conditioned on labels with
     ``num_classes`` values per column when given: ``(k,)`` for one cluster id of k
-    (self-guidance), the attributes' class counts for guidance by true labels."""
+    (self-guidance), the attributes' class counts for guidance by true labels; or, with
+    ``rep_dim``, on representation vectors ``(B, rep_dim)`` (RCG: :mod:`course_lib.rcg`)."""
+    if num_classes and rep_dim:
+        raise ValueError("build_model: condition on labels (num_classes) or on representations (rep_dim), not both")
     net = dataclasses.replace(config, condition=()).build().net             # a plain TimeUNet
     if num_classes:
         net = ConditionalUNet(unet=net, num_classes=tuple(num_classes))
+    elif rep_dim:
+        net = ConditionalUNet(unet=net, embed=RepresentationEmbedding(rep_dim=rep_dim, dim=net.time_dim))
     proj = (projector(in_channels=config.widths[1], hidden=help.projector_hidden, out_channels=target_channels)
             if help.method == "repa" else None)
     return FlowModel(net=HiddenUNet(unet=net, projector=proj), image_size=config.image_size,

@@ -14,7 +14,11 @@ pretraining, once per study, is recorded beside):
 - ``attributes``: conditioned on ToyFaces' true attributes (chapter 10's seven), the labelled
   reference for ``clusters``;
 - ``none_2x``: the plain model with twice the steps (positive control: more training is
-  known to help; an experiment that cannot see it cannot see anything smaller).
+  known to help; an experiment that cannot see it cannot see anything smaller);
+- ``rcg`` (registered later, in the file's ``addendum``, before any of its runs):
+  representation-conditioned generation (:mod:`course_lib.rcg`): a flow over the SimCLR
+  representations, and the U-Net conditioned on them; its budget pays for encoding the
+  training set and for the representation generator's training.
 
 Every model is scored the same way: ``N_EVAL`` samples (Heun 6 steps, 12 network calls,
 sample seed 1; the conditional arms at guidance scales 0, 1 and 2, their conditions drawn
@@ -53,7 +57,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from course_lib import flow, guidance, metrics, pretext, ssl_flow, stats  # noqa: E402
+from course_lib import flow, guidance, metrics, pretext, rcg, ssl_flow, stats  # noqa: E402
 from course_lib.backbone import ConvBackbone  # noqa: E402
 from course_lib.contrastive import SimCLRConfig, pretrained_simclr  # noqa: E402
 from course_lib.diffusion import fit_denoiser  # noqa: E402
@@ -74,6 +78,8 @@ PRIMARY_SCALE = 1.0         # chapter 10: the Frechet distance is best at w = 1 
 K_CLUSTERS = 32             # k-means clusters of the SimCLR features (self-guidance's labels)
 RANDOM_ENCODER_SEED = 12345
 ARMS = ("none", "repa_simclr", "repa_random", "dispersive", "clusters", "attributes", "none_2x")
+LATER_ARMS = ("rcg",)       # registered in the addendum
+REP_FLOW = rcg.RepFlowConfig()  # the representation generator (seeded per training seed)
 HELP = {"repa_simclr": ssl_flow.HelpConfig(method="repa"), "repa_random": ssl_flow.HelpConfig(method="repa"),
         "dispersive": ssl_flow.HelpConfig(method="dispersive")}
 
@@ -121,6 +127,29 @@ def registration(seeds: list[int]) -> dict:
     }
 
 
+# The addendum: a question registered after the first seven arms had run and been analysed
+# (so it is kept out of their family), and before any RCG model trained. One question, its own
+# alpha; the positive control is the study's own (twice the steps), whose result was known.
+ADDENDUM_QUESTION = {"RCG (SimCLR representations, generated) vs none": ("rcg", "none")}
+ADDENDUM_SECONDARY = {"RCG with real representations vs none": ("rcg:real", "none")}
+
+
+def addendum(seeds: list[int]) -> dict:
+    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA, paired=True, at_least=5)
+    return {
+        "registered": "2026-12-06, after the seven-arm analysis, before any RCG run",
+        "primary_metric": "as the study's (domain Frechet distance at w = 1: the image model conditioned on "
+                          "representations drawn from the representation generator, no guidance)",
+        "question": ADDENDUM_QUESTION, "secondary": ADDENDUM_SECONDARY, "alpha": ALPHA,
+        "test": "paired t-test over training seeds, one question (its own family)",
+        "control": "positive: twice the steps vs none (the study's)",
+        "rule": "answered only if the positive control is 'better'; else 'cannot answer'",
+        "power": {"effect_sd": EFFECT_SD, "alpha": ALPHA, "seeds_needed": n,
+                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA, paired=True), 3)},
+        "rep_generator": dataclasses.asdict(REP_FLOW), "seeds": seeds,
+    }
+
+
 def base_config(seed: int, steps: int) -> flow.FlowConfig:
     return dataclasses.replace(flow.FlowConfig.for_profile("cpu"), seed=seed, steps=steps)
 
@@ -153,13 +182,16 @@ def labels_for(arm: str, n: int) -> tuple[torch.Tensor | None, tuple[int, ...]]:
     if arm == "attributes":
         idx = [ATTRIBUTE_NAMES.index(a) for a in guidance.GUIDE_ATTRIBUTES]
         return labels[:, idx], tuple(ATTRIBUTES[i].num_classes for i in idx)
+    if arm == "rcg":
+        return ssl_flow.global_features(encoders()["simclr"], images), ()     # (N, 128) representations
     return None, ()
 
 
 def build(arm: str, config: flow.FlowConfig):
     help = HELP.get(arm, ssl_flow.HelpConfig())
     labels, classes = labels_for(arm, config.train_size)
-    model = ssl_flow.build_model(config, help, num_classes=classes)
+    model = ssl_flow.build_model(config, help, num_classes=classes,
+                                 rep_dim=labels.shape[1] if arm == "rcg" else 0)
     encoder = {"repa_simclr": "simclr", "repa_random": "random"}.get(arm)
     aux = ssl_flow.help_term(model, help, encoders()[encoder] if encoder else None)
     return model, labels, aux
@@ -190,6 +222,30 @@ def calibrate() -> dict:
                       "none_2x": 2 * STEPS}}
 
 
+def calibrate_rcg(flops_plain_step: int) -> dict:
+    """RCG's steps at the plain arm's compute, counted as :func:`calibrate` counts: the image
+    model's step, minus what RCG spends before it: the SimCLR encoder over the training set
+    once, and the representation generator's training."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, _ = training_data(6000)
+    model, labels, aux = build("rcg", base_config(0, 1))
+    opt = torch.optim.Adam(model.net.parameters(), lr=1e-3)
+    with FlopCounterMode(display=False) as counter:
+        flow.flow_step(model, opt, (images[:32], labels[:32]), torch.Generator().manual_seed(0),
+                       time_sampling="logit_normal", p_uncond=0.2)
+    step = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        ssl_flow.global_features(encoders()["simclr"], images[:500])
+    encode = counter.get_total_flops() * len(images) // 500
+    with FlopCounterMode(display=False) as counter:
+        rcg.train_rep_generator(labels[:REP_FLOW.batch_size * 2], dataclasses.replace(REP_FLOW, steps=1))
+    rep_gen = counter.get_total_flops() * REP_FLOW.steps
+    budget = STEPS * flops_plain_step
+    return {"flops_per_step": step, "encode_flops": encode, "rep_generator_flops": rep_gen,
+            "steps": int(round((budget - encode - rep_gen) / step))}
+
+
 def train_arm(arm: str, seed: int, steps: int, run_dir: Path):
     config = base_config(seed, steps)
     model, labels, aux = build(arm, config)
@@ -208,17 +264,30 @@ def rotation_features(images: torch.Tensor) -> torch.Tensor:
     return ssl_flow.global_features(encoders()["rotation"], images, normalise=False)
 
 
-def evaluate(arm: str, model, labels, net, real_images, real_feats, real_rotation) -> list[dict]:
+def evaluate(arm: str, model, labels, net, real_images, real_feats, real_rotation, rep_generator=None) -> list[dict]:
+    """Scores per guidance scale. RCG's conditions come from its representation generator (the
+    rows with ``"reps": "generated"``, primary), and once, at w = 1, from real training
+    representations (``"reps": "real"``: what a perfect representation generator would give)."""
     method, steps = SAMPLER
+    extra = {}
     if labels is None:
         fakes = [(None, flow.sample_flow(model, N_EVAL, steps=steps, method=method, seed=SAMPLE_SEED))]
     else:
-        cond = ssl_flow.draw_conditions(labels, N_EVAL, seed=SAMPLE_SEED)
+        cond = (rep_generator.sample(N_EVAL, seed=SAMPLE_SEED, steps=REP_FLOW.sample_steps) if arm == "rcg"
+                else ssl_flow.draw_conditions(labels, N_EVAL, seed=SAMPLE_SEED))
         fakes = [(w, guidance.sample_guided(model, cond, scale=w, steps=steps, method=method, seed=SAMPLE_SEED))
                  for w in SCALES]
-    return [{"scale": w, **metrics.sample_scores(real_images, x, net=net, real_feats=real_feats),
-             "frechet_rotation": round(metrics.frechet_distance(real_rotation, rotation_features(x)), 3)}
-            for w, x in fakes]
+        if arm == "rcg":
+            extra = {len(fakes): {"reps": "real"}}
+            fakes.append((PRIMARY_SCALE, guidance.sample_guided(
+                model, ssl_flow.draw_conditions(labels, N_EVAL, seed=SAMPLE_SEED), scale=PRIMARY_SCALE, steps=steps,
+                method=method, seed=SAMPLE_SEED)))
+    rows = []
+    for i, (w, x) in enumerate(fakes):
+        reps = extra.get(i, {"reps": "generated"} if arm == "rcg" else {})
+        rows.append({"scale": w, **reps, **metrics.sample_scores(real_images, x, net=net, real_feats=real_feats),
+                     "frechet_rotation": round(metrics.frechet_distance(real_rotation, rotation_features(x)), 3)})
+    return rows
 
 
 def load(out: Path) -> dict:
@@ -259,6 +328,18 @@ def claim(path: Path) -> bool:
         return True
 
 
+def register_addendum(result: dict, *, seeds: list[int]) -> None:
+    """Write the addendum (and RCG's calibration) before RCG's first run; refuse a different one."""
+    reg = json.loads(json.dumps(addendum(seeds)))
+    old = result.get("addendum")
+    if old is not None and {k: v for k, v in old.items() if k != "calibration"} != reg:
+        raise SystemExit("the results file holds another addendum; move it away to start a new study")
+    if old is None:
+        reg["calibration"] = calibrate_rcg(result["calibration"]["flops_per_step"]["none"])
+        print("addendum calibration", reg["calibration"], flush=True)
+        result["addendum"] = reg
+
+
 def run(args) -> None:
     start, load_at_start = time.perf_counter(), os.getloadavg()[0]
     reg = registration(args.all_seeds)
@@ -275,7 +356,11 @@ def run(args) -> None:
         print("calibration", calibration, flush=True)
         result = update(args.out, args.run_dir, lambda r: r.setdefault("calibration", calibration),
                         start=start, load_at_start=load_at_start)
-    steps = result["calibration"]["steps"]
+    steps = dict(result["calibration"]["steps"])
+    if set(args.arms) & set(LATER_ARMS):
+        result = update(args.out, args.run_dir, functools.partial(register_addendum, seeds=args.all_seeds),
+                        start=start, load_at_start=load_at_start)
+        steps["rcg"] = result["addendum"]["calibration"]["steps"]
     net = load_feature_net(32)
     real_images = ToyFaces(split="test", size=N_EVAL, image_size=32).images
     real_feats, real_rotation = net.features(real_images), rotation_features(real_images)
@@ -287,14 +372,23 @@ def run(args) -> None:
             if not claim(args.run_dir / f"{arm}_seed{seed}.claim"):
                 print(f"{arm} seed {seed}: another process has it", flush=True)
                 continue
+            rep_generator, extra = None, {}
+            if arm == "rcg":                      # the representation generator first (its time counted)
+                begin = time.perf_counter()
+                rep_generator, losses = rcg.train_rep_generator(labels_for(arm, 6000)[0],
+                                                                dataclasses.replace(REP_FLOW, seed=seed))
+                extra = {"rep_generator_seconds": round(time.perf_counter() - begin, 1),
+                         "rep_generator_loss_last100": round(float(np.mean(losses[-100:])), 4)}
             model, config, seconds, aux = train_arm(arm, seed, steps[arm], args.run_dir)
             labels, _ = labels_for(arm, config.train_size)
-            scores = evaluate(arm, model, labels, net, real_images, real_feats, real_rotation)
+            scores = evaluate(arm, model, labels, net, real_images, real_feats, real_rotation, rep_generator)
             primary = next(s for s in scores if s["scale"] in (None, PRIMARY_SCALE))
             row = {"arm": arm, "seed": seed, "steps": config.steps, "train_seconds": round(seconds, 1),
-                   "aux_last50": aux, "frechet": primary["frechet"], "scores": scores}
+                   "aux_last50": aux, **extra, "frechet": primary["frechet"], "scores": scores}
             print(row, flush=True)
-            torch.save({"ema": model.ema.state_dict()}, args.run_dir / f"{arm}_seed{seed}_ema.pt")
+            torch.save({"ema": model.ema.state_dict(),
+                        **({"rep_generator": rep_generator.state_dict()} if rep_generator is not None else {})},
+                       args.run_dir / f"{arm}_seed{seed}_ema.pt")
             update(args.out, args.run_dir, functools.partial(keep_row, row=row), start=start,
                    load_at_start=load_at_start)
 
@@ -306,12 +400,14 @@ def analyse(result: dict) -> dict:
     by = {(r["arm"], r["seed"]): r for r in result["rows"]}
 
     def sample(arm, key="frechet", scale=PRIMARY_SCALE):
+        arm, _, reps = arm.partition(":")                 # "rcg:real": RCG given real representations
         out = []
         for s in seeds:
             r = by.get((arm, s))
             if r is None:
                 return None
-            row = next(x for x in r["scores"] if x["scale"] in (None, scale))
+            row = next(x for x in r["scores"] if x["scale"] in (None, scale)
+                       and x.get("reps", "generated") == (reps or "generated"))
             out.append(row[key])
         return out
 
@@ -334,9 +430,21 @@ def analyse(result: dict) -> dict:
     if family is not None and not answered:
         for v in family.values():
             v["verdict"] = "cannot answer"
+    later = None
+    if "addendum" in result:
+        add = result["addendum"]
+        question = table(add["question"], False)
+        if question is not None:
+            positive = controls is not None and controls["positive: twice the steps vs none"]["verdict"] == stats.BETTER
+            unruled_q = {k: v["verdict"] for k, v in question.items()}
+            if not positive:
+                for v in question.values():
+                    v["verdict"] = "cannot answer"
+            later = {"question": question, "answered": positive, "question_without_the_rule": unruled_q,
+                     "secondary": table(add["secondary"], False)}
     summary = {}
-    for arm in ARMS:
-        for scale in (SCALES if arm in ("clusters", "attributes") else (None,)):
+    for arm in ARMS + LATER_ARMS:
+        for scale in (SCALES if arm in ("clusters", "attributes", "rcg") else (None,)):
             for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"):
                 values = sample(arm, key, scale if scale is not None else PRIMARY_SCALE)
                 if values is not None:
@@ -344,8 +452,13 @@ def analyse(result: dict) -> dict:
                     summary.setdefault(label, {})[key] = {"mean": float(np.mean(values)),
                                                           "sd": float(np.std(values, ddof=1)),
                                                           "ci": list(stats.mean_ci(values))}
+    for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"):
+        values = sample("rcg:real", key)
+        if values is not None:
+            summary.setdefault("rcg (real representations) w=1", {})[key] = {
+                "mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "ci": list(stats.mean_ci(values))}
     return {"controls": controls, "family": family, "secondary": secondary, "answered": answered,
-            "family_without_the_rule": unruled, "summary": summary}
+            "family_without_the_rule": unruled, "addendum": later, "summary": summary}
 
 
 def figure(args) -> None:
@@ -355,19 +468,29 @@ def figure(args) -> None:
     result = load(args.out)
     steps = result["calibration"]["steps"]
     rows = [("real ToyFaces (test)", ToyFaces(split="test", size=16, image_size=32).images.float() / 255)]
-    for arm in ARMS:
+    if "addendum" in result:
+        steps = {**steps, "rcg": result["addendum"]["calibration"]["steps"]}
+    for arm in ARMS + LATER_ARMS:
         path = args.run_dir / f"{arm}_seed0_ema.pt"
         if not path.is_file():
             continue
         model, labels, _ = build(arm, base_config(0, steps[arm]))
-        model.ema.load_state_dict(torch.load(path, weights_only=True)["ema"])
+        state = torch.load(path, weights_only=True)
+        model.ema.load_state_dict(state["ema"])
         model.eval()
         method, n = SAMPLER
         if labels is None:
             x = flow.sample_flow(model, 16, steps=n, method=method, seed=0)
         else:
-            x = guidance.sample_guided(model, ssl_flow.draw_conditions(labels, 16, seed=0), scale=PRIMARY_SCALE,
-                                       steps=n, method=method, seed=0)
+            if arm == "rcg":
+                gen = rcg.RepGenerator(velocity=rcg.RepVelocity(rep_dim=labels.shape[1], width=REP_FLOW.width,
+                                                                depth=REP_FLOW.depth),
+                                       mean=torch.zeros(labels.shape[1]), std=torch.ones(labels.shape[1]))
+                gen.load_state_dict(state["rep_generator"])
+                cond = gen.sample(16, seed=0, steps=REP_FLOW.sample_steps)
+            else:
+                cond = ssl_flow.draw_conditions(labels, 16, seed=0)
+            x = guidance.sample_guided(model, cond, scale=PRIMARY_SCALE, steps=n, method=method, seed=0)
         rows.append((f"{arm} ({steps[arm]} steps)", x))
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 0.95 * len(rows) + 0.3))
     for ax, (title, x) in zip(axes, rows):
@@ -380,7 +503,7 @@ def figure(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + LATER_ARMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="a share of the registered seeds")
     parser.add_argument("--all-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
                         help="the study's seeds (registered)")
