@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -163,6 +164,13 @@ def model_samplers(profile: str, *, progress: bool | str = False,
         "dcgan_live": lambda: gan_live(gan.GANConfig.for_profile(profile)),
         "wgan_gp_live": lambda: gan_live(wgan_gp_config(profile)),
     }
+    for seed in TRAINING_SEEDS:        # the same live models retrained with another seed: the training spread
+        builders[training_seed_row("flow_live_heun6", seed)] = functools.partial(lambda s: flow_sampler(
+            flow.pretrained_flow(dataclasses.replace(flow.FlowConfig.for_profile(profile), seed=s),
+                                 progress=progress).model.cpu(), method="heun"), seed)
+        builders[training_seed_row("ddpm_live", seed)] = functools.partial(lambda s: ddpm_sampler(
+            diffusion.pretrained_ddpm(dataclasses.replace(diffusion.DDPMConfig.for_profile(profile), seed=s),
+                                      progress=progress).model.cpu()), seed)
     missing: dict[str, str] = {}
     if profile == "cpu" and not latent.REFERENCE_PATH.is_file():   # chapter 11 needs its committed autoencoder
         for name in ("latent_flow_live", "latent_flow_live_heun6"):
@@ -186,6 +194,28 @@ def model_samplers(profile: str, *, progress: bool | str = False,
                                      f"images, this table is {image_size}px")
     references = {k: v for k, v in references.items() if not only or k in only}
     return {**samplers, **references}, missing
+
+
+TRAINING_SEEDS = (1, 2)   # the live flow and DDPM rows retrained with these seeds (the table's own rows are seed 0)
+
+
+def training_seed_row(name: str, seed: int) -> str:
+    return f"{name}_trainseed{seed}"
+
+
+def training_spread(models: dict) -> dict:
+    """For each live row retrained with :data:`TRAINING_SEEDS`: its Frechet distance per
+    training seed (each the mean over the sample seeds) and their mean and standard deviation,
+    the noise floor a claim about a live model must beat (the table's own spreads are over
+    sample seeds of one trained model)."""
+    out = {}
+    for name in ("flow_live_heun6", "ddpm_live"):
+        rows = [models.get(name)] + [models.get(training_seed_row(name, s)) for s in TRAINING_SEEDS]
+        if any(r is None for r in rows):
+            continue
+        values = [r["frechet"]["mean"] for r in rows]
+        out[name] = {"training_seeds": [0, *TRAINING_SEEDS], "frechet": values, **_summary(values)}
+    return out
 
 
 def flow_sampler(model, method: str = "euler") -> Sampler:
@@ -325,7 +355,8 @@ def best_grids_figure(table: dict, out: Path = FIGURE, n: int = 32) -> Path:
     import matplotlib.pyplot as plt
 
     models = table["models"]
-    live = min((k for k in models if "_live" in k), key=lambda k: models[k]["frechet"]["mean"])
+    live = min((k for k in models if "_live" in k and "_trainseed" not in k),   # seed 0: no selection
+               key=lambda k: models[k]["frechet"]["mean"])
     ref = min((k for k in models if "_live" not in k and k != "vae"), key=lambda k: models[k]["frechet"]["mean"])
     samplers, _ = model_samplers(table["profile"], only=(live, ref))
     real = ToyFaces(split="val", size=n, image_size=table["image_size"], seed=0).images
@@ -375,6 +406,7 @@ def main(argv=None) -> None:
         result = merge_rows(json.loads(out.read_text()), result, command=command)
     else:
         result["command"] = command
+    result["training_spread"] = training_spread(result["models"])
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(result, indent=1) + "\n")
     print(sample_quality_markdown(result, metrics=METRICS))

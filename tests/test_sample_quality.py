@@ -151,3 +151,17 @@ def test_the_table_renders_the_rows_asked_for_and_says_what_it_lacks():
     note = "`python bench/sample_quality.py --profile gpu` writes theirs"
     assert note in results.sample_quality_markdown(table, ["real"], profile="gpu")
     assert "writes theirs" not in results.sample_quality_markdown(table, ["real"], profile="cpu")
+
+
+def test_training_spread_needs_every_training_seed(sq):
+    def row(f):
+        return {"frechet": {"mean": f, "std": 0.0, "values": [f]}}
+
+    models = {"flow_live_heun6": row(80.0), sq.training_seed_row("flow_live_heun6", 1): row(90.0),
+              sq.training_seed_row("flow_live_heun6", 2): row(85.0), "ddpm_live": row(170.0),
+              sq.training_seed_row("ddpm_live", 1): row(180.0)}          # ddpm's seed 2 is missing
+    spread = sq.training_spread(models)
+    assert set(spread) == {"flow_live_heun6"}
+    assert spread["flow_live_heun6"]["frechet"] == [80.0, 90.0, 85.0]
+    assert spread["flow_live_heun6"]["mean"] == pytest.approx(85.0)
+    assert spread["flow_live_heun6"]["std"] == pytest.approx(5.0)
