@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import read_reference
+from .artifacts import read_reference
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -212,7 +212,8 @@ def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     for another configuration or another ToyFaces drawing (retrain it with the script), and a
     :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
     a file that is not this export."""
-    payload = read_reference(path, config=reference_config(), key="ema", what="DDPM reference",
+    payload = read_reference(path, config=reference_config(), data_version=RENDER_VERSION,
+                             key="ema", what="DDPM reference",
                              rebuild="python experiments/ddpm_reference.py --steps 20000, then --export 20000")
     model = dataclasses.replace(reference_config(), steps=payload["steps"]).build()
     model.ema.load_state_dict(payload["ema"])

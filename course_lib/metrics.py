@@ -114,15 +114,15 @@ def _pick(images_a: torch.Tensor, images_b: torch.Tensor, n: int, net, seed: int
 
 def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, net=None,
                    seed: int = 0) -> float:
-    """Frechet distance of two image sets in the ToyFaces attribute-net feature space.
+    """Frechet distance of two image sets in the ToyFaces attribute-net feature space:
+    :func:`sample_quality`'s ``"frechet"`` alone.
 
     ``images_*``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; exactly ``n`` images of each
     are used (a seeded random subset when there are more), because the estimate depends
     on ``n``. ``net`` defaults to :func:`course_lib.feature_net.load_feature_net` at the
     images' size.
     """
-    a, b, net = _pick(images_a, images_b, n, net, seed)
-    return frechet_distance(net.features(a), net.features(b))
+    return sample_quality(images_a, images_b, n=n, net=net, seed=seed, scores=("frechet",))["frechet"]
 
 
 def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -228,21 +228,66 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     return {"fidelity": result["density"], "diversity": result["coverage"]}
 
 
+QUALITY = ("frechet", "kid", "fidelity", "diversity")   # what the course reports for generated images
+SCORES = (*QUALITY, "precision", "recall")              # and, for contrast, what flat images fool
+
+
+def sample_quality(real_images: torch.Tensor, fake_images: torch.Tensor, *, n: int, net=None,
+                   real_feats: torch.Tensor | None = None, scores: Sequence[str] = QUALITY, k: int = 5,
+                   k_precision: int = 3, seed: int = 0) -> dict[str, float]:
+    """The course's one sample scorer: ``n`` generated images against ``n`` real ones.
+
+    ``real_images``, ``fake_images``: ``(N, 3, S, S)`` uint8 or float in [0, 1]; exactly ``n``
+    of each are scored (a seeded random subset, ``seed``, when a set has more), because every
+    score depends on ``n``. ``net``: the attribute net of that size (default
+    :func:`course_lib.feature_net.load_feature_net`); ``real_feats``: ``net.features`` of the
+    ``n`` real images when already computed (the caller scores many sets against one real set).
+    ``scores``, any of :data:`SCORES`:
+
+    - ``"frechet"``: :func:`frechet_distance` of the attribute features (label it with
+      :func:`frechet_label`),
+    - ``"kid"``: :func:`kernel_distance` of the same features,
+    - ``"fidelity"``, ``"diversity"``: :func:`fidelity_diversity` (``k`` neighbours),
+    - ``"precision"``, ``"recall"``: :func:`precision_recall` of the attribute features
+      (``k_precision`` neighbours): for contrast only, flat and blurred images fool them.
+
+    Returns ``{score: value}`` in the order of ``scores``, unrounded (:func:`sample_scores`
+    rounds them as the results files store them).
+    """
+    unknown = [name for name in scores if name not in SCORES]
+    if unknown or not scores:
+        raise ValueError(f"scores must be a non-empty selection of {SCORES}, got {tuple(scores)!r}")
+    real, fake, net = _pick(real_images, fake_images, n, net, seed)
+    if real_feats is not None and (real is not real_images or len(real_feats) != n):
+        raise ValueError(f"real_feats must be the features of the {n} real images scored, got "
+                         f"{len(real_feats)} rows for {len(real_images)} real images")
+    out = {}
+    if any(name in scores for name in ("frechet", "kid", "precision", "recall")):
+        real_feats = net.features(real) if real_feats is None else real_feats
+        feats = net.features(fake)
+        if "frechet" in scores:
+            out["frechet"] = frechet_distance(real_feats, feats)
+        if "kid" in scores:
+            out["kid"] = kernel_distance(real_feats, feats)
+        if "precision" in scores or "recall" in scores:
+            out.update(precision_recall(real_feats, feats, k=k_precision))
+    if "fidelity" in scores or "diversity" in scores:
+        out.update(fidelity_diversity(real, fake, n=n, net=net, k=k))
+    return {name: out[name] for name in scores}
+
+
 def sample_scores(real_images: torch.Tensor, fake_images: torch.Tensor, *, net,
-                  real_feats: torch.Tensor | None = None) -> dict[str, float]:
-    """The sample-quality scores the course reports for generated images, against as many
-    real images (``(N, 3, S, S)`` each, ``net`` the attribute net of that size): the domain
-    Frechet distance and the kernel distance (:func:`kernel_distance`) of the attribute
-    features, fidelity and diversity (:func:`fidelity_diversity`, all ``N``).
-    ``real_feats``: ``net.features(real_images)`` when already computed. Rounded as stored."""
+                  real_feats: torch.Tensor | None = None, scores: Sequence[str] = QUALITY,
+                  k_precision: int = 3) -> dict[str, float]:
+    """:func:`sample_quality` of as many generated images as real ones (all of them), rounded
+    as the results files store them: Frechet distance to 2 decimals, the kernel distance to 4
+    significant digits, the others to 3 decimals."""
     if len(real_images) != len(fake_images):
         raise ValueError(f"score as many samples as real images: {len(fake_images)} vs {len(real_images)}")
-    real_feats = net.features(real_images) if real_feats is None else real_feats
-    feats = net.features(fake_images)
-    return {"frechet": round(frechet_distance(real_feats, feats), 2),
-            "kid": float(f"{kernel_distance(real_feats, feats):.4g}"),
-            **{k: round(v, 3) for k, v in fidelity_diversity(real_images, fake_images, n=len(real_images),
-                                                             net=net).items()}}
+    values = sample_quality(real_images, fake_images, n=len(real_images), net=net, real_feats=real_feats,
+                            scores=scores, k_precision=k_precision)
+    return {name: (round(v, 2) if name == "frechet" else float(f"{v:.4g}") if name == "kid" else round(v, 3))
+            for name, v in values.items()}
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float):

@@ -46,6 +46,7 @@ from course_lib import (
     vae,
 )
 from course_lib.backbone import ConvBackbone
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.images import to_float
 from course_lib.loop import Budget, History, train as loop_train
 from course_lib.plots import show_images
@@ -635,7 +636,8 @@ CASES = [
     bad("checkpoint-path-is-a-folder", IsADirectoryError, r"ck is a folder, but a checkpoint is one file",
         lambda c: ((c.tmp / "ck").mkdir(), checkpoint.Checkpoint(c.tmp / "ck", models=torch.nn.Linear(2, 2)))),
     bad("load-or-train-cache-file-is-a-folder", IsADirectoryError, r"cache file path .*tiny-\w+\.pt is a folder",
-        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp)[0].mkdir(parents=True),
+        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp,
+                                         data_version=RENDER_VERSION)[0].mkdir(parents=True),
                    _load_or_train(c, cache_dir=c.tmp))),
     # ------------------------------------------------------------------ issue 30: the CLI trainer
     bad("cli-out-is-a-file", SystemExit, r"--out must be a folder \(created if missing\), but .*a_file is a file",
