@@ -16,8 +16,9 @@
 - :func:`density_coverage` (Naeem et al. 2020), the published answer to that, and
   :func:`fidelity_diversity`, which computes it from images in a feature space that also
   sees texture: the course's fidelity and diversity numbers.
-- :func:`psnr` / :func:`ssim` via torchmetrics, per image then averaged, optionally
-  restricted to a mask (1 = hole), which is what matters for inpainting.
+- :func:`psnr_per_image` (the course's one PSNR, in float64) and its mean :func:`psnr`;
+  :func:`ssim` via torchmetrics; per image then averaged, optionally restricted to a mask
+  (1 = hole), which is what matters for inpainting.
 - :func:`linear_probe`: frozen features -> logistic regression (scikit-learn) per
   attribute; mean accuracy with a spread over seeds, and the chance level beside it.
 - :func:`corrupt_images` damages images on purpose and :func:`sanity_report` shows how the
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image.kid import poly_mmd
 
 from course_lib.feature_net import feature_net_history, load_feature_net
@@ -290,19 +291,25 @@ def sample_scores(real_images: torch.Tensor, fake_images: torch.Tensor, *, net,
             for name, v in values.items()}
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float):
+def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float, *,
+                images: bool = True):
+    """``(x, y, mask)`` checked (``images``: ``(B, C, H, W)`` batches; else also ``(N, D)`` rows),
+    detached, ``mask`` as float on ``x``'s device."""
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"expected two torch.Tensor image batches, got {type(x).__name__} and {type(y).__name__}")
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"expected two (B, C, H, W) batches of the same shape, got "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dtype != y.dtype:  # uint8 against float compares 0..255 with 0..1
+    if x.shape != y.shape or (x.dim() != 4 if images or mask is not None else x.dim() < 2):
+        shapes = "(B, C, H, W) batches" if images or mask is not None else "(B, C, H, W) batches or (N, D) rows"
+        raise ValueError(f"expected two {shapes} of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}: "
+                         f"x_hat and x must match")
+    if x.dtype != y.dtype and not (x.is_floating_point() and y.is_floating_point()):
         raise TypeError(f"x_hat and x must have the same dtype, got {x.dtype} and {y.dtype}: convert "
-                        f"uint8 images with images.float() / 255")
+                        f"uint8 images with images.float() / 255")  # uint8 against float: 0..255 with 0..1
     if not (isinstance(data_range, (int, float)) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    x, y = x.detach().float(), y.detach().float()
+    x, y = x.detach(), y.detach()
     for name, t in (("x_hat", x), ("x", y)):  # a metric reads its values anyway: no extra sync
+        if not t.numel():
+            continue
         lo, hi = torch.aminmax(t)
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or inf")
@@ -320,20 +327,29 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, dat
     return x, y, mask
 
 
+def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+                   data_range: float = 1.0) -> torch.Tensor:
+    """The course's one PSNR: 10 log10(data_range^2 / MSE) of each image, in dB, ``(N,)`` float64.
+
+    ``x_hat``, ``x``: ``(B, C, H, W)`` images (or ``(N, D)`` rows of a data matrix) in
+    [0, data_range], of the same shape (float dtypes may differ; uint8 against float is refused).
+    With ``mask`` (``(B, 1, H, W)``, 1 = hole), the MSE is taken over the hole pixels only (all
+    channels). Computed in float64; the MSE is floored at 1e-12, so identical images score
+    10 log10(data_range^2 / 1e-12) (120 dB at data_range 1) instead of infinity.
+    """
+    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range, images=False)
+    se = (x_hat.double() - x.double()).pow(2)                          # (N, ...) squared errors
+    if mask is None:
+        mse = se.flatten(1).mean(1)                                    # (N,)
+    else:
+        mse = (se * mask.double()).flatten(1).sum(1) / (mask.double().flatten(1).sum(1) * x.shape[1])
+    return 10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-12))
+
+
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
          data_range: float = 1.0) -> float:
-    """Mean over images of PSNR = 10 log10(data_range^2 / MSE), in dB.
-
-    ``x_hat``, ``x``: ``(B, C, H, W)`` in [0, data_range]. With ``mask`` (``(B, 1, H, W)``,
-    1 = hole), the MSE is taken over the hole pixels only (all channels).
-    """
-    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
-    if mask is None:
-        return float(peak_signal_noise_ratio(x_hat, x, data_range=data_range, dim=(1, 2, 3),
-                                             reduction="elementwise_mean"))
-    se = ((x_hat - x) ** 2 * mask).flatten(1).sum(1)          # (B,)
-    mse = se / (mask.flatten(1).sum(1) * x.shape[1])           # (B,) mean over hole pixels
-    return float((10 * torch.log10(data_range ** 2 / mse.double())).mean())
+    """Mean over images of :func:`psnr_per_image`, in dB (one number for a batch)."""
+    return float(psnr_per_image(x_hat, x, mask=mask, data_range=data_range).mean())
 
 
 def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
@@ -347,6 +363,7 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
         raise ValueError(f"kernel_size must be an odd positive int (the window has a centre pixel), "
                          f"got {kernel_size!r}")
     x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
+    x_hat, x = x_hat.float(), x.float()
     if min(x.shape[-2:]) < kernel_size:
         raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than kernel_size={kernel_size}")
     _, full = structural_similarity_index_measure(x_hat, x, data_range=data_range, kernel_size=kernel_size,
