@@ -107,7 +107,7 @@ class DDPMConfig:
     warmup: int = 100                             # linear learning-rate warm-up steps
     ema_decay: float = 0.9995                     # the EMA's longest horizon (warmed up: DDPM.update_ema)
     batch_size: int = 32                          # images per step (small: more updates per CPU second)
-    steps: int = 2000                             # optimisation steps (cpu: about 2 minutes on 2 idle cores)
+    steps: int = 2000                             # optimisation steps
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models

@@ -11,16 +11,17 @@
 - :func:`precision_recall`: the k-NN manifold estimate of Kynkaanniemi et al. (2019):
   precision = share of generated samples inside the real manifold (fidelity), recall =
   share of real samples inside the generated manifold (coverage). One real ball is enough
-  to let a sample in, so flat and blurred images pass (``cpu`` net, n=1000: precision 1.0
-  for a constant 0.7 gray and for the mean face, 0.95 for blur sigma 2 vs 0.91 for real).
+  to let a sample in, so flat and blurred images pass (the gray and blurred rows of
+  ``bench/sample_quality.py``'s table show it).
 - :func:`density_coverage` (Naeem et al. 2020), the published answer to that, and
   :func:`fidelity_diversity`, which computes it from images in a feature space that also
   sees texture: the course's fidelity and diversity numbers.
 - :func:`psnr_per_image` (the course's one PSNR, in float64) and its mean :func:`psnr`;
   :func:`ssim` via torchmetrics; per image then averaged, optionally restricted to a mask
   (1 = hole), which is what matters for inpainting.
-- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn) per
-  attribute; mean accuracy with a spread over seeds, and the chance level beside it.
+- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn, fixed C) per
+  attribute; mean accuracy with a spread over seeds, and the chance level beside it: the
+  quick probe of a VAE's codes (the pretext backbones get :mod:`course_lib.probe`'s protocol).
 - :func:`corrupt_images` damages images on purpose and :func:`sanity_report` shows how the
   feature net's Frechet distance responds (``python -m course_lib.metrics [image_size]``).
 """
@@ -216,12 +217,12 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     :func:`density_coverage` on :func:`joint_features` of the attribute net's
     :meth:`~course_lib.feature_net.AttributeNet.layer_features`: the attribute features
     plus the texture statistics of its first two conv stages, each block weighing the
-    same. In the attribute features alone, flat images of the right colours (a face's
-    mean colour: density 1.03) and blurred faces (sigma 2: density 1.24 > real 1.06)
-    pass as faces; the texture blocks reject them (``cpu`` profile net, n=1000: the table in
-    ``tests/test_fidelity_diversity.py``'s docstring). Held-out real faces score about 1
-    on both. ``n`` images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et
-    al. (2020). Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
+    same. In the attribute features alone, flat images of the right colours (each face's
+    mean colour) and blurred faces pass as faces; the texture blocks reject them (the
+    comparison is in ``tests/test_fidelity_diversity.py``'s docstring, the cases are rows of
+    ``bench/sample_quality.py``'s table). Held-out real faces score about 1 on both. ``n``
+    images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et al. (2020).
+    Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
     """
     real, fake, net = _pick(real_images, fake_images, n, net, seed)
     joint_real, joint_fake = joint_features(net.layer_features(real), net.layer_features(fake))
@@ -396,10 +397,14 @@ class ProbeResult:
 def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: Sequence[int] = (0, 1, 2),
                  names: Sequence[str] | None = None, train_fraction: float = 0.8,
                  C: float = 1.0, max_iter: int = 300) -> ProbeResult:
-    """Logistic regression per attribute on frozen features (standardised).
+    """Logistic regression per attribute on frozen features (standardised), with a fixed ``C``.
 
-    ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)`` (e.g. ToyFaces
-    ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
+    The quick probe of a VAE's codes (chapter 02, the fusion experiment), not
+    :mod:`course_lib.probe`'s protocol for the pretext backbones (C chosen on a validation
+    split, every layer, label budgets). Its fits are scikit-learn's: the committed fusion
+    results and chapter 02's numbers depend on where that solver stops, so it does not share
+    the protocol's solver. ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)``
+    (e.g. ToyFaces ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
     set, so the spread says how much the number moves with the data. Attributes that have
     a single class in the training subset are predicted as that class.
     """
