@@ -80,7 +80,7 @@ sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing th
 
 execute: $(STAMP) ## re-execute solutions/*.ipynb in place under the cpu profile (refuses load > 1/core unless FORCE=1), then make chapters
 	@for md in $${NB:-solutions/[0-9][0-9]_*.md}; do \
-	  $(BIN)/python -c "import os; from course_lib.runtime import require_idle; print(f'load average {require_idle(force=bool(os.environ.get(\"FORCE\"))):.2f} on {os.cpu_count()} cores')" || exit 1; \
+	  $(BIN)/python bench/idle.py || exit 1; \
 	  echo "== executing $$md (COURSE_PROFILE=$${EXEC_PROFILE:-cpu})"; start=$$(date +%s); \
 	  (cd solutions && COURSE_PROFILE=$${EXEC_PROFILE:-cpu} ../$(BIN)/jupytext --sync --execute $$(basename $$md)) || exit 1; \
 	  echo "== $$md took $$(( $$(date +%s) - start )) s"; \

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from course_lib.artifacts import write_result
 from course_lib.backbone import ConvBackbone
 from course_lib.images import to_float
 from course_lib.toyfaces import ATTRIBUTES, ToyFaces
@@ -81,7 +82,7 @@ def main(image_size: int = 32, steps: int = 1500, batch: int = 64) -> str:
     lines.append(f"{'mean':<12} {'':<12} {'':>7} {sum(accs) / len(accs):>9.3f}")
     text = "\n".join(lines)
     out = Path(__file__).parent / "results" / f"attribute_classifier_{image_size}.txt"
-    out.write_text(text + "\n")
+    write_result(out, text)
     return text
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from course_lib.artifacts import write_result
 from course_lib.images import to_float
 from course_lib.loop import Budget, train
 from course_lib.runtime import DeviceLoader, seed_everything
@@ -123,8 +124,7 @@ def main() -> None:
         f"fixed helper cost with an empty step (2000 steps, no model): {fixed_us:.1f} us/step "
         f"(= {fixed_us / 1e3 / model_ms * 100:.2f}% of this model's step)",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write_result(args.out, "\n".join(lines))
     print("\n".join(lines))
 
 

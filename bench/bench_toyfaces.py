@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from course_lib import facedraw, toyfaces
+from course_lib.artifacts import write_result
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 N = int(os.environ.get("BENCH_N", "4000"))
@@ -72,8 +73,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     out = Path(__file__).parent / "results" / "toyfaces.txt"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(text + "\n")
+    write_result(out, text)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,12 @@ from pathlib import Path
 
 import torch
 
+from course_lib.artifacts import write_result
 from course_lib.images import to_float
 from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAE, vae_step
+
+from idle import require_idle  # bench/idle.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,10 +94,7 @@ def main(argv=None) -> None:
                         help="an EMPTY model cache to use (default: a fresh temporary folder); "
                              "keep it to reuse the models")
     args = parser.parse_args(argv)
-    load_start = os.getloadavg()[0]
-    if load_start > (os.cpu_count() or 1) and not args.force:
-        raise SystemExit(f"load average {load_start:.2f} is above 1 per core ({os.cpu_count()} cores): "
-                         f"other work would slow every chapter; wait for an idle machine or pass --force")
+    load_start = require_idle(force=args.force)
 
     import torch
     notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -135,7 +135,7 @@ def main(argv=None) -> None:
     lines.append(f"{'total':20s} {total:8.1f} {total / ref:12.1f}")
     name = "gpu_chapter_times.txt" if args.profile == "gpu" else f"chapter_times_{args.profile}.txt"
     out = ROOT / "bench" / "results" / name
-    out.write_text("\n".join(lines) + "\n")
+    write_result(out, "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {out}")
 

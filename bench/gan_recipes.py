@@ -45,8 +45,9 @@ from pathlib import Path
 import torch
 
 from course_lib import gan
+from course_lib.artifacts import write_result
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
-from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
+from course_lib.metrics import frechet_label, sample_quality
 from course_lib.results import result_path
 from course_lib.stats import compare_all
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
@@ -147,8 +148,8 @@ class Scorer:
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
         images = gan.generate(generator, self.n, seed=0)
-        fd = fidelity_diversity(self.real, images, n=self.n, net=self.net, k=5)
-        return {"frechet": frechet_distance(self.real_feats, self.net.features(images)), **fd}
+        return sample_quality(self.real, images, n=self.n, net=self.net, real_feats=self.real_feats,
+                              scores=("frechet", "fidelity", "diversity"))
 
 
 def run_key(recipe: str, seed: int) -> str:
@@ -290,10 +291,9 @@ def main(argv=None) -> None:
                   "cost_ratios": {k: round(t / seconds["baseline"], 3) for k, t in seconds.items()},
                   "budgets": budgets(seconds, configs, args.base_steps), "runs": {}}
     result["command"] = "python bench/gan_recipes.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     def save():
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        write_result(path, result)
 
     save()
     print("cost ratios:", result["cost_ratios"], "\nbudgets:", result["budgets"], flush=True)
@@ -321,9 +321,8 @@ def report(result: dict, json_path: Path, txt_path: Path) -> None:
     result["verdicts"] = verdicts(result)
     result["winner"] = winner(result)
     result["complete"] = all(len(row_values(result, row, "frechet")) >= 3 for row in ["baseline", *result["leaders"]])
-    json_path.write_text(json.dumps(result, indent=1) + "\n")
-    txt_path.parent.mkdir(parents=True, exist_ok=True)
-    txt_path.write_text(format_table(result) + "\n")
+    write_result(json_path, result)
+    write_result(txt_path, format_table(result))
     print(format_table(result))
 
 

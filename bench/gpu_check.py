@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from course_lib import gan, inpainting, pretext
+from course_lib.artifacts import write_result
 from course_lib.runtime import runtime, seed_everything
 from course_lib.toyfaces import ToyFaces
 from course_lib.train import MODELS
@@ -142,8 +143,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.cpu_dry_run:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        write_result(args.out, text)
     return 0
 
 

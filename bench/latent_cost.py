@@ -27,9 +27,10 @@ import time
 import torch
 
 from course_lib import flow, latent
+from course_lib.artifacts import write_result
 from course_lib.flow import FlowConfig
 from course_lib.latent import LatentFlowConfig
-from course_lib.results import result_path, write_run
+from course_lib.results import result_path
 
 OUT = result_path("latent_cost")
 BLOCK = 10                  # training steps per timed block
@@ -102,8 +103,8 @@ def main(argv=None) -> None:
         "flow_parameters": params,
         "repeats": args.repeats,
     }
-    write_run(OUT, result, script="bench/latent_cost.py", argv=sys.argv if argv is None else ["", *argv],
-              start=start, load_at_start=load)
+    write_result(OUT, result, script="bench/latent_cost.py", argv=sys.argv if argv is None else ["", *argv],
+                 start=start, load_at_start=load)
     print(result)
 
 

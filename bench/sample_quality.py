@@ -4,11 +4,12 @@ Run: ``python bench/sample_quality.py --profile cpu`` (writes ``course_lib/resul
 package data: chapters 03, 07 and 08 and the book's Results page read it with
 ``course_lib.results.sample_quality``; ``--json OUT`` writes elsewhere)
 
-Each row holds the domain Frechet distance (:func:`course_lib.metrics.frechet_distance` on
-the attribute net's features), the kernel distance behind KID on the same features
-(:func:`course_lib.metrics.kernel_distance`, unbiased in n), fidelity and diversity (density and coverage, Naeem et al.
-2020: :func:`course_lib.metrics.fidelity_diversity`) and, for contrast, the k-NN
-precision and recall (Kynkaanniemi et al. 2019) that gray and blurred images fool. Every
+Each row holds, as :func:`course_lib.metrics.sample_quality` scores them, the domain Frechet
+distance (:func:`course_lib.metrics.frechet_distance` on the attribute net's features), the
+kernel distance behind KID on the same features (:func:`course_lib.metrics.kernel_distance`,
+unbiased in n), fidelity and diversity (density and coverage, Naeem et al. 2020:
+:func:`course_lib.metrics.fidelity_diversity`) and, for contrast, the k-NN precision and
+recall (Kynkaanniemi et al. 2019) that gray and blurred images fool. Every
 number is the mean over sample seeds with its standard deviation and the per-seed values,
 against one fixed real set: ``n`` ToyFaces test images (split ``"test"``, data seed 0).
 
@@ -54,16 +55,9 @@ from pathlib import Path
 import torch
 
 from course_lib import diffusion, flow, gan, gan_reference, latent
-from course_lib.checkpoint import atomic_write
+from course_lib.artifacts import write_result
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
-from course_lib.metrics import (
-    corrupt_images,
-    fidelity_diversity,
-    frechet_distance,
-    frechet_label,
-    kernel_distance,
-    precision_recall,
-)
+from course_lib.metrics import SCORES, corrupt_images, frechet_label, sample_quality as score_samples
 from course_lib.plots import show_images
 from course_lib.results import result_path, sample_quality_markdown
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
@@ -73,7 +67,7 @@ REFERENCE_NAMES = ("real", "blur1", "blur2", "noise", "gray", "repeated")
 ROOT = Path(__file__).resolve().parents[1]
 DDIM_STEPS = 25  # chapter 08 samples with DDIM in 25 steps (its quality-vs-seconds sweep shows why)
 FLOW_STEPS = 25  # chapter 09 samples with 25 Euler steps: the same number of network calls
-METRICS = ("frechet", "kid", "fidelity", "diversity", "precision", "recall")
+METRICS = SCORES  # frechet, kid, fidelity, diversity, precision, recall
 HEUN_STEPS = 6   # chapter 09's best sampler at 12 network calls
 # Reference generators: written by experiments/gan_reference.py, loaded
 # (and checked against chapter 03's config and the ToyFaces drawing) by course_lib.gan_reference.
@@ -269,15 +263,10 @@ def score_rows(samplers: dict[str, Sampler], real: torch.Tensor, net, config: Qu
             images = sample(config.n, seed)
             if images.shape[0] != config.n:
                 raise ValueError(f"{name} gave {images.shape[0]} images for n={config.n}")
-            feats = net.features(images)
-            per_seed["frechet"].append(frechet_distance(real_feats, feats))
-            per_seed["kid"].append(kernel_distance(real_feats, feats))
-            fd = fidelity_diversity(real, images, n=config.n, net=net, k=config.k)
-            per_seed["fidelity"].append(fd["fidelity"])
-            per_seed["diversity"].append(fd["diversity"])
-            pr = precision_recall(real_feats, feats, k=config.k_precision)
-            per_seed["precision"].append(pr["precision"])
-            per_seed["recall"].append(pr["recall"])
+            scores = score_samples(real, images, n=config.n, net=net, real_feats=real_feats, scores=METRICS,
+                                   k=config.k, k_precision=config.k_precision)
+            for m, v in scores.items():
+                per_seed[m].append(v)
         rows[name] = {m: _summary(v) for m, v in per_seed.items()}
     return rows
 
@@ -407,8 +396,7 @@ def main(argv=None) -> None:
     else:
         result["command"] = command
     result["training_spread"] = training_spread(result["models"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    write_result(out, result)
     print(sample_quality_markdown(result, metrics=METRICS))
     print(f"written to {out}")
 

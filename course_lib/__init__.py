@@ -1,45 +1,73 @@
 """course_lib: the tested library behind "Generating Images Without Labels".
 
-Modules, one concept each (import them directly, e.g. ``from course_lib import vae``);
-``tests/test_imports.py`` checks that this map names every module.
+Modules, one concept each, one line each (import them directly, e.g. ``from course_lib import
+vae``); ``tests/test_imports.py`` checks that this map names every module.
 
 Data
-- ``toyfaces``   the built-in procedural face data set (``faceattributes``: its attribute table
-  and sampling, ``facedraw``: the drawing); ``datasets``: real data behind the same interface
-- ``images``     ``to_float``: uint8 images to float in [0, 1]; ``inputs``: checks on what users pass in
-- ``masks``, ``tiles``  inpainting masks, jigsaw tiles and permutations
+- ``toyfaces``          the built-in procedural face data set (attributes, splits, caching)
+- ``faceattributes``    ToyFaces' attribute table and its deterministic sampling
+- ``facedraw``          ToyFaces' drawing: attributes to images, and its render version
+- ``datasets``          real data (CelebA, an image folder) behind the same interface
+- ``images``            ``to_float``: uint8 images to float in [0, 1], and back
+- ``inputs``            checks on what users pass in (images, masks, config fields)
+- ``masks``             inpainting masks: which pixels the model must fill in
+- ``tiles``             jigsaw tiles and permutation sets
 
 Models, one family per module (chapter in brackets)
-- ``backbone``   the shared conv backbone (the article's encoder convs)
-- ``unsupervised`` PCA, K-Means, t-SNE (01); ``vae`` (02)
-- ``gan`` (03), with ``gan_models`` (the networks), ``gan_losses`` and ``gan_reference`` (the
-  committed reference generators); ``playground`` the 2-D GAN playground
-- ``inpainting`` (04), with ``inpainting_eval`` (its scoring and reference network)
-- ``jigsaw``, ``pretext``, ``contrastive`` (05); ``shortcuts`` pretext tasks solved without the object
-- ``fusion``, ``ssgan`` (06); ``applications`` (07)
-- ``diffusion`` (08), with ``diffusion_process`` (schedules, forward process, loss),
-  ``diffusion_unet`` (the time-conditioned U-Net, its moving average, attribute conditioning)
-  and ``diffusion_sampling`` (DDPM, DDIM, RePaint)
-- ``flow`` (09) flow matching on the same U-Net, ``flow_toy`` its 2-D version and reflow;
-  ``guidance`` (10) classifier-free guidance on ToyFaces' attributes; ``latent`` (11) an
-  autoencoder and a flow model in its latent space; ``ssl_flow`` (12) the flow model helped
-  by self-supervision (representation alignment, the dispersive loss, clusters as labels)
+- ``backbone``          the shared conv backbone (the article's encoder convs)
+- ``unsupervised``      PCA, a linear autoencoder, cluster purity (01)
+- ``vae``               the variational autoencoder (02)
+- ``gan``               GANs: DCGAN, WGAN, WGAN-GP, their training and sampling (03)
+- ``gan_models``        the GAN's generator and discriminator networks (03)
+- ``gan_losses``        the GAN variants' losses and penalties (03)
+- ``gan_reference``     chapter 03's committed reference generators
+- ``playground``        the 2-D GAN playground (03)
+- ``inpainting``        inpainting as a pretext task (04)
+- ``inpainting_eval``   chapter 04's scoring and its committed reference network
+- ``jigsaw``            jigsaw puzzles on the shared backbone (05)
+- ``pretext``           rotation and the other pretext tasks, their training and probes (05)
+- ``contrastive``       SimCLR on the shared backbone (05)
+- ``shortcuts``         pretext tasks solved without looking at the object (05)
+- ``fusion``            a generative model fused with a self-supervised task (06)
+- ``ssgan``             a GAN whose discriminator also predicts rotations (06)
+- ``applications``      the course's models put to work: anomalies, editing, augmentation (07)
+- ``diffusion``         denoising diffusion: the model, its training and profiles (08)
+- ``diffusion_process`` noise schedules, the forward process and the loss (08)
+- ``diffusion_unet``    the time-conditioned U-Net, its moving average, attribute conditioning (08)
+- ``diffusion_sampling`` DDPM, DDIM and RePaint sampling (08)
+- ``flow``              flow matching on the same U-Net (09)
+- ``flow_toy``          flow matching in two dimensions, and reflow (09)
+- ``guidance``          classifier-free guidance on ToyFaces' attributes (10)
+- ``latent``            an autoencoder and a flow model in its latent space (11)
+- ``ssl_flow``          the flow model helped by self-supervision (12)
 
-Training and evaluation
-- ``profiles``   COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
-- ``runtime``    device, precision, seeding, distributed runs, the on-device batch loader
-- ``loop``       the one training loop; ``trainer`` the trainers' shared set-up (``fit``) and
-  model recipes; ``registry`` the trained models by name (``pretrained(name)``);
-  ``history`` the one training-history format;
-  ``checkpoint`` atomic files, checkpoints and the model cache; ``train`` the command-line trainer
-- ``metrics``, ``feature_net``  sample quality and probes in the ToyFaces attribute network's
-  feature space; ``probe`` the one linear-probe protocol
-- ``stats``      Welch's and paired t-tests, confidence intervals, Holm's correction, power and
-  seeds needed; ``verdicts`` the
-  experiments' verdicts built on it (chapters 06 and 07)
-- ``results``    the committed experiment results (package data), ``load_result(name)``
-- ``plots``      a batch of images as one grid
-- ``checkers``   exercise checkers, one module per chapter
+Training
+- ``profiles``          COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
+- ``device``            which device: CUDA, then MPS, then CPU
+- ``runtime``           the runtime plan (precision, memory layout), the optimizer step, seeding
+- ``distributed``       several processes under torchrun: ranks, global batches, gradients
+- ``loader``            ``DeviceLoader``: shuffled batches sliced on the device
+- ``loop``              the one training loop
+- ``trainer``           the trainers' shared set-up (``fit``) and model recipes
+- ``registry``          the trained models by name (``pretrained(name)``)
+- ``history``           the one training-history format
+- ``train``             the command-line trainer
+
+Files
+- ``atomic``            atomic writes, and the temporary files of killed ones
+- ``checkpoint``        checkpoints and the model cache (``load_or_train``)
+- ``cache``             the cache folder, its naming rule and the data cache
+- ``artifacts``         reference weights, snapshots and result files: one writer, one reader each
+- ``results``           the committed experiment results (package data), ``load_result(name)``
+
+Evaluation
+- ``feature_net``       the ToyFaces attribute network: the metrics' feature space
+- ``metrics``           sample quality, PSNR, SSIM in that feature space and on pixels
+- ``probe``             the one linear-probe protocol
+- ``stats``             Welch's and paired t-tests, intervals, Holm's correction, power
+- ``verdicts``          the experiments' verdicts built on ``stats`` (06, 07)
+- ``plots``             a batch of images as one grid
+- ``checkers``          exercise checkers, one module per chapter
 
 The authoring tools (``scripts.release``: chapters/ from solutions/; ``scripts.nbgrader_course``;
 ``scripts.lock``: constraints.txt) live outside the package, in ``scripts/``: a student's install

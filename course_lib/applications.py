@@ -342,8 +342,8 @@ def augmentation_sets(real: tuple[torch.Tensor, torch.Tensor], *, generated: tup
 class AugmentConfig:
     real_sizes: tuple[int, ...] = (100, 400)  # N real labelled images (small N: where augmentation could help)
     generated_per_real: int = 1   # generated images added per real one, labelled by the attribute network
-    steps: int = 200              # classifier steps, the same for every arm (250 before the controls:
-                                  # 21 classifiers x 200 steps fit the cpu budget, 12 x 250 did)
+    steps: int = 200              # classifier steps, the same for every arm (250 before the control
+                                  # arms: lowered so that every arm's classifiers fit the cpu budget)
     batch_size: int = 64          # images per step
     lr: float = 2e-3              # Adam
     seeds: tuple[int, ...] = (0, 1, 2)  # classifier seeds; mean and spread are reported

@@ -1,11 +1,10 @@
-"""Checkpoints that lose nothing, and a cache so no chapter trains the same model twice.
+"""Checkpoints that lose nothing, and the model cache built on them.
 
 - :func:`save_checkpoint` writes model(s), optimizer(s), the GradScaler, the step, the
-  random-number states and the training history in one file, atomically: it writes a
-  temporary file beside the target and renames it (``os.replace``), so a crash or a
-  Ctrl-C half-way through a write leaves the previous checkpoint intact. A write killed
-  outright (``kill -9``, a dead Colab runtime) leaves its temporary file behind; the next
-  save or load of that checkpoint deletes it (:func:`clean_orphans`).
+  random-number states and the training history in one file, atomically
+  (:func:`course_lib.atomic.atomic_write`: a crash or a Ctrl-C half-way through a write
+  leaves the previous checkpoint intact, and a killed write's temporary file is deleted by the
+  next save or load of that checkpoint).
 - :func:`load_checkpoint` reads with ``torch.load(weights_only=True)`` (no arbitrary
   code runs from a downloaded file) and names the file and the mismatch when something
   does not fit (missing model, wrong shapes, another optimizer class, corrupted bytes),
@@ -13,25 +12,20 @@
 - :class:`Checkpoint` bundles what to save and how often; :func:`course_lib.loop.train`
   takes one and resumes from it. On CPU a resumed run ends with exactly the weights of
   an uninterrupted one (``tests/test_checkpoint.py`` checks it).
-- :func:`load_or_train` caches trained models under ``$COURSE_CACHE`` (default
-  ``~/.cache/course_lib``, :func:`resolve_cache_dir`), keyed by a name and a hash of the
-  config dataclass and ToyFaces' render version, so a chapter re-run, or a later chapter
-  reusing a model (fusion), loads instead of training. :func:`load_or_build` is the same
-  cache for data (rendered ToyFaces, decoded CelebA): one naming rule (:func:`cache_path`),
-  one atomic write (:func:`atomic_write`), and a corrupt data file is rebuilt.
+- :func:`load_or_train` caches trained models in the course's cache
+  (:mod:`course_lib.cache`), keyed by a name and a hash of the config dataclass and the data
+  version, so a chapter re-run, or a later chapter reusing a model (fusion), loads instead of
+  training. The data version defaults to ToyFaces' render version: chapters call
+  ``load_or_train`` without one, and every cached model is trained on ToyFaces unless said.
+
+The atomic writes live in :mod:`course_lib.atomic`, the cache folder and the data cache in
+:mod:`course_lib.cache` (their names are importable from here too, as they were before they
+had modules); reference weights and result files in :mod:`course_lib.artifacts`.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
-import io
-import json
 import os
 import random
-import re
-import socket
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,12 +36,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib.facedraw import RENDER_VERSION
-from course_lib.history import History
-from course_lib.runtime import get_device
+from .atomic import atomic_save, atomic_write, check_writable_file, clean_orphans
+from .cache import CACHE_ENV, cache_path, config_key, load_or_build, resolve_cache_dir
+from .device import get_device
+from .facedraw import RENDER_VERSION
+from .history import History
+
+__all__ = [
+    "FORMAT_VERSION", "CheckpointError", "rng_state", "set_rng_state", "save_checkpoint", "read_checkpoint",
+    "load_checkpoint", "Checkpoint", "Trained", "load_or_train", "store_trained",
+    # re-exported: the atomic files and the cache, imported from here before they had modules
+    "atomic_write", "atomic_save", "clean_orphans", "CACHE_ENV", "resolve_cache_dir", "config_key",
+    "cache_path", "load_or_build",
+]
 
 FORMAT_VERSION = 1
-CACHE_ENV = "COURSE_CACHE"
 
 Models = nn.Module | Mapping[str, nn.Module]
 Optimizers = torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None
@@ -97,64 +100,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ------------------------------------------------------------------ temporary files
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-_STALE_SECONDS = 3600  # a temporary file of a writer we cannot ask about is orphaned after this
-
-
-def _tmp_prefix(path: Path) -> str:
-    # who writes it is in the name, so a later call can tell a killed write from a live one
-    return f".{path.name}.{os.getpid()}-{_HOST}."
-
-
-def _pid_alive(pid: int) -> bool | None:
-    """True/False on POSIX; None where a cheap check does not exist (Windows)."""
-    if os.name != "posix":
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def clean_orphans(path: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that killed writes of ``path`` left beside it.
-
-    A file is orphaned when its writer (pid and host are in its name) is no longer running
-    on this machine, or when it is more than an hour old (no write takes that long; this
-    also covers writers that cannot be asked: another host, Windows, a reused pid, a file
-    from an older version). Returns the deleted files.
-    """
-    path = Path(path)
-    head = f".{path.name}."
-    removed: list[Path] = []
-    if not path.parent.is_dir():
-        return removed
-    for tmp in path.parent.iterdir():
-        name = tmp.name
-        if not (name.startswith(head) and name.endswith(".tmp")):
-            continue
-        try:
-            age = time.time() - tmp.stat().st_mtime
-        except OSError:  # gone already (its writer renamed it)
-            continue
-        pid, _, host = name[len(head):].split(".", 1)[0].partition("-")   # "<pid>-<host>"
-        if age > _STALE_SECONDS:
-            orphan = True
-        elif pid.isdigit() and host == _HOST and int(pid) != os.getpid():
-            orphan = _pid_alive(int(pid)) is False
-        else:
-            orphan = False
-        if orphan:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed.append(tmp)
-    return removed
 
 
 def save_checkpoint(path: str | os.PathLike, *, models: Models, optimizers: Optimizers = None,
@@ -207,81 +152,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         found = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"checkpoint {path} has format {found!r}, expected "
                               f"{FORMAT_VERSION}. {_WHAT_TO_DO}")
-    return payload
-
-
-# ------------------------------------------------------------------ exported reference weights
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
-
-
-def read_export(path: str | os.PathLike, *, keys: tuple[str, ...], what: str, rebuild: str) -> dict:
-    """The payload of an exported weights file (``course_lib/results_data/*_reference.pt``),
-    read with ``weights_only=True``. ``keys``: what the payload must hold; ``what``: its name
-    in messages; ``rebuild``: the command that writes it again.
-
-    Raises ``FileNotFoundError`` when the file is missing, and :class:`CheckpointError` when
-    it is a Git LFS pointer, truncated or corrupted, or not such an export (a training
-    checkpoint, another model's file): each message says how to get the file back.
-    """
-    path = Path(path)
-    get_back = f"restore it (git checkout, or reinstall course_lib) or rebuild it: {rebuild}"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {rebuild}")
-    with open(path, "rb") as f:
-        head = f.read(len(_LFS_POINTER))
-    if head == _LFS_POINTER:
-        raise CheckpointError(f"{path} is a Git LFS pointer, not the {what} weights: run "
-                              f"`git lfs pull` in the repository, or {get_back}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch's message advises weights_only=False: never the fix here
-        raise CheckpointError(f"{path} is truncated or corrupted (torch.load raised "
-                              f"{type(exc).__name__}): {get_back}") from None
-    missing = [k for k in keys if not isinstance(payload, dict) or k not in payload]
-    if missing:
-        kind = ("a training checkpoint" if isinstance(payload, dict) and "format_version" in payload
-                else "another file")
-        raise CheckpointError(f"{path} is {kind}, not the {what} export (it lacks {missing}): "
-                              f"{get_back}")
-    return payload
-
-
-def config_diff(stored: Mapping, expected: Any, *, ignore: tuple[str, ...] = ("steps",)) -> dict:
-    """``{field: (in the file, now)}`` for every field of the config dataclass ``expected``
-    (but ``ignore``) whose value differs from ``stored`` (a file's ``asdict`` copy; tuples
-    compare equal to lists, as they come back from JSON). Empty when they match."""
-    def plain(value):
-        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else (
-            {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
-
-    now = dataclasses.asdict(expected)
-    return {k: (stored.get(k), v) for k, v in now.items() if k not in ignore and plain(stored.get(k)) != plain(v)}
-
-
-def write_reference(path: str | os.PathLike, *, state: Mapping[str, torch.Tensor], config: Any, steps: int,
-                    command: str, key: str = "weights", **extra: Any) -> Path:
-    """Write a committed reference model atomically: the state dict ``state`` in float16
-    (half the bytes; :func:`read_reference` casts back to float32) under ``key``, the config (``asdict``), the ToyFaces
-    render version, the step count, the command that rebuilds it, and ``extra`` metadata."""
-    payload = {key: {k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-               "config": dataclasses.asdict(config), "data_version": RENDER_VERSION, "steps": steps,
-               "command": command, **extra}
-    return atomic_save(payload, path)
-
-
-def read_reference(path: str | os.PathLike, *, config: Any, key: str = "weights", what: str,
-                   rebuild: str) -> dict:
-    """The payload :func:`write_reference` wrote, checked: read with :func:`read_export`
-    (a Git LFS pointer, a truncated or foreign file raise :class:`CheckpointError`), then its
-    config against ``config`` (all fields but ``steps``) and its render version against the
-    current drawing: a ValueError names what differs and the command that rebuilds the file.
-    The weights come back in float32."""
-    payload = read_export(path, keys=("steps", "config", "data_version", "command", key), what=what, rebuild=rebuild)
-    diff = config_diff(payload["config"], config)
-    if diff or payload["data_version"] != RENDER_VERSION:
-        raise ValueError(f"{path} does not match {type(config).__name__} / ToyFaces (file vs now: {diff}, render "
-                         f"version {payload['data_version']} vs {RENDER_VERSION}); rerun: {payload['command']}")
-    payload[key] = {k: v.float() if v.is_floating_point() else v for k, v in payload[key].items()}
     return payload
 
 
@@ -358,7 +228,7 @@ class Checkpoint:
     extra: dict = field(default_factory=dict)   # plain data stored alongside (e.g. config)
 
     def __post_init__(self) -> None:
-        _check_writable_file(self.path, "checkpoint")  # now, not after the first hour of training
+        check_writable_file(self.path, "checkpoint")  # now, not after the first hour of training
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise ValueError(f"Checkpoint.every must be a positive int (steps), got {self.every!r}")
 
@@ -372,92 +242,6 @@ class Checkpoint:
     def load(self) -> dict:
         return load_checkpoint(self.path, models=self.models, optimizers=self.optimizers,
                                scaler=self.scaler)
-
-
-def _check_writable_file(path: str | os.PathLike, what: str) -> None:
-    """Refuse a file path that is a folder, or under a file, before any work is done."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} path {path} is a folder, but a {what} is one file: "
-                                f"remove or rename that folder, or pass another path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(f"{what} path {path}: {parent} is a file, not a folder")
-            break
-
-
-# --------------------------------------------------------------------------- cache
-
-def resolve_cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """``override``, else ``$COURSE_CACHE``, else ``~/.cache/course_lib``.
-
-    Raises ``NotADirectoryError`` when that path, or a folder above it, is a file (the
-    cache could never be written there; say so now, not in a later ``mkdir``).
-    """
-    path = Path(override or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "course_lib")
-    path = path.expanduser()
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                source = "cache_dir" if override else (CACHE_ENV if os.environ.get(CACHE_ENV) else "the default cache")
-                raise NotADirectoryError(f"{source}={path}: {p} is a file, not a folder; point "
-                                         f"{CACHE_ENV} at a folder (it is created if missing) or unset it")
-            break
-    return path
-
-
-def config_key(config: Any) -> tuple[str, str]:
-    """``(canonical JSON, 12-hex hash)`` of a config dataclass (or plain dict)."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        data = {"__class__": type(config).__qualname__, **dataclasses.asdict(config)}
-    elif isinstance(config, Mapping):
-        data = dict(config)
-    else:
-        raise TypeError(f"config must be a dataclass instance or a dict, got {type(config).__name__}")
-    text = json.dumps(data, sort_keys=True, default=repr)
-    return text, hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def cache_path(name: str, config: Any, *, folder: str = "", cache_dir: str | os.PathLike | None = None,
-               data_version: int | None = RENDER_VERSION) -> tuple[Path, str]:
-    """The cache's one naming rule: ``(<cache_dir>/<folder>/<name>-<hash>.pt, key text)``.
-
-    The hash covers ``config`` (a dataclass or a dict, see :func:`config_key`) and
-    ``data_version`` (ToyFaces' render version by default; ``None`` for data ToyFaces does
-    not draw), so a new drawing invalidates everything drawn with the old one.
-    """
-    for what, value, required in (("name", name, True), ("folder", folder, False)):
-        if (required and not value) or any(c in value for c in "/\\ "):
-            raise ValueError(f"{what} must be a simple identifier like 'vae_ch02', got {value!r}")
-    config_text, _ = config_key(config)
-    text, digest = config_key({"config": json.loads(config_text), "data_version": data_version})
-    return resolve_cache_dir(cache_dir) / folder / f"{name}-{digest}.pt", text
-
-
-def load_or_build(name: str, build: Callable[[], Any], *, key: Any, folder: str = "data",
-                  cache_dir: str | os.PathLike | None = None,
-                  data_version: int | None = RENDER_VERSION) -> Any:
-    """What ``build()`` returns (tensors, or dicts/lists of them), cached on disk.
-
-    The data sets' cache (ToyFaces renders, decoded CelebA, a script's state dicts): the file
-    is :func:`cache_path` of ``(name, key, data_version)`` and is written with
-    :func:`atomic_save`. A file that does not load with ``weights_only=True``, or that was
-    written for another key, is rebuilt and overwritten, never trusted (unlike a model in
-    :func:`load_or_train`, rebuilding data takes seconds).
-    """
-    path, text = cache_path(name, key, folder=folder, cache_dir=cache_dir, data_version=data_version)
-    clean_orphans(path)
-    if path.is_file():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # torn write, a file from elsewhere: rebuild it below
-            payload = None
-        if isinstance(payload, dict) and payload.get("key") == text and "data" in payload:
-            return payload["data"]
-    data = build()
-    atomic_save({"format_version": FORMAT_VERSION, "key": text, "data": data}, path)
-    return data
 
 
 @dataclass
@@ -483,10 +267,10 @@ def load_or_train(name: str, train_fn: Callable[[Any, Any], Any], *, config: Any
     ``<cache_dir>/<name>-<hash of config and data version>.pt``: change any config field, or
     ToyFaces' drawing (``data_version``, default its render version), and the model is
     retrained. Returns a :class:`Trained` whose ``model`` is on ``device`` (default:
-    :func:`course_lib.runtime.get_device`).
+    :func:`course_lib.device.get_device`).
     """
     path, text = cache_path(name, config, cache_dir=cache_dir, data_version=data_version)
-    _check_writable_file(path, "cache file")
+    check_writable_file(path, "cache file")
     dev = get_device(device)
     model = build(config)
     models = _as_dict(model, "model")
@@ -527,33 +311,3 @@ def store_trained(name: str, model: Any, *, config: Any, history: History | list
     save_checkpoint(path, models=_as_dict(model, "model"), history=records, step=len(records),
                     extra={"config": text, "name": name, "seconds": seconds})
     return path
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """The course's one atomic write: ``data`` (text as UTF-8) goes to a temporary file beside
-    ``path`` (named after its writer, see :func:`clean_orphans`), is flushed to disk, then
-    renamed over ``path``: a reader, a crash or a Ctrl-C sees the old file or the new, never
-    half of one."""
-    path = Path(path)
-    _check_writable_file(path, "output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_orphans(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:  # includes KeyboardInterrupt: never leave the temp file behind
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj, path)`` through :func:`atomic_write`."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write(path, buffer.getvalue())

@@ -75,7 +75,7 @@ class SimCLRConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> SimCLRConfig:
-        """Chapter 05's sizes: smoke = seconds, cpu = about a minute on 2 cores, gpu = longer."""
+        """Chapter 05's sizes: smoke = seconds, cpu = the chapter's budget, gpu = longer."""
         return choose(smoke=cls(image_size=16, train_size=128, batch_size=16, steps=6),
                       cpu=cls(),
                       gpu=cls(image_size=64, train_size=20000, batch_size=256, steps=5000),

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from course_lib.checkpoint import load_or_build, resolve_cache_dir
+from course_lib.cache import load_or_build, resolve_cache_dir
 from course_lib.images import to_float
 from course_lib.toyfaces import ToyFaces
 

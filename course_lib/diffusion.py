@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import read_reference
+from .artifacts import read_reference
 from .diffusion_process import (
     PREDICTIONS,
     SCHEDULES,
@@ -107,7 +107,7 @@ class DDPMConfig:
     warmup: int = 100                             # linear learning-rate warm-up steps
     ema_decay: float = 0.9995                     # the EMA's longest horizon (warmed up: DDPM.update_ema)
     batch_size: int = 32                          # images per step (small: more updates per CPU second)
-    steps: int = 2000                             # optimisation steps (cpu: about 2 minutes on 2 idle cores)
+    steps: int = 2000                             # optimisation steps
     train_size: int = 6000                        # ToyFaces training images
     seed: int = 0                                 # init, data order, t and noise
     data_version: int = RENDER_VERSION            # ToyFaces drawing version: a new one retrains cached models
@@ -212,7 +212,8 @@ def reference_ddpm(path: str | os.PathLike = REFERENCE_PATH) -> DDPM:
     for another configuration or another ToyFaces drawing (retrain it with the script), and a
     :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
     a file that is not this export."""
-    payload = read_reference(path, config=reference_config(), key="ema", what="DDPM reference",
+    payload = read_reference(path, config=reference_config(), data_version=RENDER_VERSION,
+                             key="ema", what="DDPM reference",
                              rebuild="python experiments/ddpm_reference.py --steps 20000, then --export 20000")
     model = dataclasses.replace(reference_config(), steps=payload["steps"]).build()
     model.ema.load_state_dict(payload["ema"])

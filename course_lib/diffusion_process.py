@@ -112,11 +112,11 @@ def ddim_timesteps(start: int, steps: int) -> list[int]:
 
 # Where sampling starts. With an eps-predicting model, x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a)
 # multiplies the network's error by 1 / sqrt(alpha_bar_t): about 20000 at the cosine
-# schedule's last step, where alpha_bar is 2e-9 (its betas are clipped at 0.999). Measured on
-# the chapter's reference run: starting DDIM at t = T-1 gives saturated colours (domain
-# Frechet 2817 at n = 200 after 3000 steps), starting at t = 900 gives 354 (t = 850: 408,
-# t = 940: 460). START_SNR = 0.025 (the signal's std is 16% of the noise's) puts the start
-# at t = 898 of 1000 for the cosine schedule and states the rule for any schedule.
+# schedule's last step, where alpha_bar is 2e-9 (its betas are clipped at 0.999). On the
+# chapter's reference run, starting DDIM at t = T-1 gives saturated colours and starting near
+# t = 900 gives faces (experiments/ddpm_start_diagnosis.py compares starts). START_SNR = 0.025
+# (the signal's std is 16% of the noise's) puts the start at t = 898 of 1000 for the cosine
+# schedule and states the rule for any schedule.
 # Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed") discuss
 # this mismatch between the last training steps and the start of sampling.
 START_SNR = 0.025

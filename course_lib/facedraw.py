@@ -223,8 +223,7 @@ def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch
         if attributes.device.type != "cpu" or workers == 1:
             return torch.cat([draw(chunk) for chunk in chunks])
         # On CPU the drawing is many small memory-bound ops, where torch's intra-op threads
-        # mostly wait on each other (measured here: 7x less work per CPU-second with 2
-        # threads on a busy machine). One single-threaded chunk per core scales instead.
+        # mostly wait on each other. One single-threaded chunk per core scales instead.
         # Every image is computed independently, so the result does not depend on chunking.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

@@ -11,8 +11,8 @@ count and image size, never with published Inception FIDs.
 - :class:`AttributeNet`: the network; ``forward`` returns features, so it also plugs into
   ``torchmetrics``' ``FrechetInceptionDistance(feature=net)`` (uint8 input of any size).
 - :func:`train_feature_net`: its training code (multi-head cross-entropy, Adam).
-- :func:`load_feature_net`: trains once per image size and profile (about 30-60 s on a
-  2-core CPU under the ``cpu`` profile), then loads from the cache.
+- :func:`load_feature_net`: trains once per image size and profile, then loads from the
+  cache.
 
 The metrics computed in this feature space, and :func:`course_lib.metrics.sanity_report`
 (how the Frechet distance responds to damaged faces), live in :mod:`course_lib.metrics`,

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import read_reference
+from .artifacts import read_reference
 from .diffusion import DDPMConfig, fit_denoiser
 from .diffusion_process import to_image_range, to_model_range
 from .diffusion_unet import NULL_LABEL, AveragedNet, ConditionalUNet, TimeUNet
@@ -289,9 +289,10 @@ def reference_config() -> FlowConfig:
 
 def reference_flow(path: str | os.PathLike = REFERENCE_PATH) -> FlowModel:
     """The committed reference flow model, EMA weights in eval mode on the CPU, ``.steps`` set.
-    Refuses (:func:`course_lib.checkpoint.read_reference`) a file written for another
+    Refuses (:func:`course_lib.artifacts.read_reference`) a file written for another
     configuration or ToyFaces drawing, a Git LFS pointer, a truncated or foreign file."""
-    payload = read_reference(path, config=reference_config(), key="ema", what="flow reference",
+    payload = read_reference(path, config=reference_config(), data_version=RENDER_VERSION,
+                             key="ema", what="flow reference",
                              rebuild="python experiments/flow_reference.py --steps 12000, then --export 12000")
     model = reference_config().build()
     model.ema.load_state_dict(payload["ema"])

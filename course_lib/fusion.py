@@ -318,7 +318,7 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
     if variant.startswith("init") and pretrained is None:
         raise ValueError(f"variant {variant!r} needs pretrained=<InpaintingNet>")
     seed_everything(seed)
-    rt = plan or runtime(device)
+    plan = plan or runtime(device)
     vae = VAE(latent_dim=config.latent_dim, image_size=config.image_size)
     model = JointModel(vae=vae)
     if variant == "init":
@@ -329,12 +329,12 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
             match_feature_scale(vae, sample, rms=fresh_rms)
     elif variant == "init+joint":
         model.inpainter.load_state_dict(pretrained.state_dict())  # backbone shared with the VAE
-    net = rt.prepare(model)
+    net = plan.prepare(model)
     weight = 0.0 if variant in ("baseline", "init", "baseline+steps") else (config.lam if lam is None else lam)
     steps = config.steps + (config.pretrain_steps if variant == "baseline+steps" else 0)
     params = vae.parameters() if weight == 0 else model.parameters()
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    loader = rt.loader(images, batch_size=config.batch_size, seed=seed)
+    loader = plan.loader(images, batch_size=config.batch_size, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
 
     def step(x):
@@ -356,7 +356,7 @@ def train_variant(variant: str, images: torch.Tensor, config: FusionConfig, *, s
         stopper = EarlyStopping(vae, val_nelbo, patience=patience, name="val_nelbo")
         callbacks = [(eval_every, stopper)]
     history = train(Step(step, generators=[g]), loader, budget=Budget(steps=steps), progress=progress,
-                    plan=rt, checkpoint=ckpt, desc=f"fusion {variant}", callbacks=callbacks)
+                    plan=plan, checkpoint=ckpt, desc=f"fusion {variant}", callbacks=callbacks)
     records = [{k: v for k, v in r.items() if k != "time"} for r in history.records]
     if stopper is not None:
         stopper.restore()

@@ -14,7 +14,8 @@ import os
 from torch import nn
 
 from . import gan
-from .checkpoint import config_diff, read_export, read_reference
+from .artifacts import read_reference, reference_info as read_info
+from .facedraw import RENDER_VERSION
 from .results import RESULTS_DIR
 
 REFERENCE_NAMES = ("dcgan", "wgan_gp")
@@ -31,18 +32,6 @@ def reference_config(name: str) -> gan.GANConfig:
     return config if name == "dcgan" else gan.chapter_wgan_gp(config)
 
 
-def config_mismatch(name: str, payload: dict) -> dict:
-    """``{field: (in the file, now)}`` for every field but ``steps`` that differs between a
-    reference file's config and :func:`reference_config` (empty when they match)."""
-    return config_diff(payload["config"], reference_config(name))
-
-
-def _read(name: str, path) -> dict:
-    return read_export(path, keys=("config", "data_version", "steps", "command", "generator"),
-                       what=f"{name} reference generator",
-                       rebuild=REBUILD.format(name=name))
-
-
 def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.Module:
     """The committed reference generator ``name`` ("dcgan" or "wgan_gp"), float32, eval mode,
     on the CPU: the trained generator or the moving average of its weights, whichever the
@@ -54,16 +43,17 @@ def reference_generator(name: str, path: str | os.PathLike | None = None) -> nn.
     if name not in REFERENCE_NAMES:
         raise ValueError(f"reference must be one of {REFERENCE_NAMES}, got {name!r}")
     path = REFERENCE_PATHS[name] if path is None else path
-    payload = read_reference(path, config=reference_config(name), key="generator", what=f"{name} reference generator",
-                             rebuild=REBUILD.format(name=name))
+    payload = read_reference(path, config=reference_config(name), data_version=RENDER_VERSION, key="generator",
+                             what=f"{name} reference generator", rebuild=REBUILD.format(name=name))
     generator, _ = gan.build(reference_config(name))
     generator.load_state_dict(payload["generator"])
     return generator.eval()
 
 
 def reference_info(name: str, path: str | os.PathLike | None = None) -> dict:
-    """The file's metadata (config, data_version, steps, command, ...) without the weights."""
+    """The file's metadata (config, data_version, steps, command, ...) without the weights, unchecked
+    (:func:`course_lib.artifacts.reference_mismatch` says whether it is current)."""
     if name not in REFERENCE_NAMES:
         raise ValueError(f"reference must be one of {REFERENCE_NAMES}, got {name!r}")
-    payload = _read(name, REFERENCE_PATHS[name] if path is None else path)
-    return {k: v for k, v in payload.items() if k != "generator"}
+    return read_info(REFERENCE_PATHS[name] if path is None else path, key="generator",
+                     what=f"{name} reference generator", rebuild=REBUILD.format(name=name))

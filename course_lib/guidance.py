@@ -21,7 +21,7 @@ from .diffusion_unet import NULL_LABEL
 from .feature_net import AttributeNet, attribute_accuracy
 from .flow import FlowModel, sample_flow
 from .inputs import check_value
-from .metrics import fidelity_diversity, frechet_distance
+from .metrics import sample_quality
 
 # The attributes chapter 10's model is told: the discrete ones a person sees at 32 px.
 GUIDE_ATTRIBUTES = ("skin", "hair_color", "hair_style", "glasses", "beard", "hat", "background")
@@ -83,6 +83,6 @@ def guidance_sweep(model: FlowModel, net: AttributeNet, real_images: torch.Tenso
         names = [list(accuracy)[i] for i in condition_index]
         rows.append({"scale": scale, "agreement": sum(accuracy[k] for k in names) / len(names),
                      "per_attribute": {k: accuracy[k] for k in names},
-                     "frechet": frechet_distance(real_feats, net.features(images)),
-                     **fidelity_diversity(real_images, images, n=len(images), net=net)})
+                     **sample_quality(real_images, images, n=len(images), net=net, real_feats=real_feats,
+                                      scores=("frechet", "fidelity", "diversity"))})
     return rows

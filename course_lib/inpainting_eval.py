@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import metrics
-from .checkpoint import read_reference
+from .artifacts import reference_model
+from .facedraw import RENDER_VERSION
 from .inpainting import InpaintConfig, InpaintingNet, complete, mean_fill, opencv_inpaint
 from .masks import make_masks
 from .results import RESULTS_DIR
@@ -135,9 +136,5 @@ def reference_inpainter(path: str | os.PathLike = REFERENCE_PATH) -> InpaintingN
     written for another configuration or ToyFaces drawing (rerun the script's command), and a
     :class:`~course_lib.checkpoint.CheckpointError` for a Git LFS pointer, a truncated file or
     a file that is not this export."""
-    payload = read_reference(path, config=reference_config(), what="inpainting reference",
-                             rebuild="python experiments/inpainting_reference.py --steps 20000, then --export 20000")
-    model = reference_config().build()
-    model.load_state_dict(payload["weights"])
-    model.steps = payload["steps"]
-    return model.eval()
+    return reference_model(path, config=reference_config(), data_version=RENDER_VERSION, what="inpainting reference",
+                           rebuild="python experiments/inpainting_reference.py --steps 20000, then --export 20000")

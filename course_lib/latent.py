@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checkpoint import read_reference
+from .artifacts import reference_model
 from .diffusion import fit_denoiser
 from .facedraw import RENDER_VERSION
 from .flow import FlowConfig, FlowModel, flow_step, integrate
@@ -210,12 +210,8 @@ def reference_config() -> AutoencoderConfig:
 def reference_autoencoder(path: str | os.PathLike = REFERENCE_PATH) -> Autoencoder:
     """The committed autoencoder in eval mode on the CPU, ``.steps`` set; refuses a file
     written for another configuration or drawing, an LFS pointer, a truncated or foreign file."""
-    payload = read_reference(path, config=reference_config(), what="autoencoder reference",
-                             rebuild="python experiments/latent_reference.py --steps 3000, then --export 3000")
-    model = reference_config().build()
-    model.load_state_dict(payload["weights"])
-    model.steps = payload["steps"]
-    return model.eval()
+    return reference_model(path, config=reference_config(), data_version=RENDER_VERSION, what="autoencoder reference",
+                           rebuild="python experiments/latent_reference.py --steps 3000, then --export 3000")
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ A chapter writes the step that it teaches (a VAE step, a GAN's ``update_d`` then
   host sync, not one per metric per step) and, under ``torchrun``, averages them over
   the ranks; only rank 0 shows progress, runs callbacks and writes checkpoints. Every rank
   keeps the same random state: noise is drawn for the global batch and each rank keeps its
-  share (``runtime.local_share``), so N processes draw what one process would.
+  share (``distributed.local_share``), so N processes draw what one process would.
 
 Every trainer in ``course_lib`` (and ``python -m course_lib.train``) runs through
 :func:`train`; it is the only step loop in the library.
@@ -46,6 +46,7 @@ import torch
 
 from course_lib import runtime as runtime_mod
 from course_lib.checkpoint import Checkpoint
+from course_lib.distributed import active
 from course_lib.history import History  # noqa: F401  re-exported: trainers return it
 from course_lib.runtime import Runtime, autocast
 
@@ -282,16 +283,16 @@ def _check_metrics(step: int, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
     return metrics
 
 
-def _to_floats(pending: list[tuple[int, float, Mapping[str, Any]]], rt: Runtime) -> list[dict]:
+def _to_floats(pending: list[tuple[int, float, Mapping[str, Any]]], plan: Runtime) -> list[dict]:
     """The pending metrics as floats: one host sync for all of them (averaged over ranks)."""
-    flat = [v.detach().reshape(()).to(rt.device, torch.float64) if isinstance(v, torch.Tensor)
-            else torch.tensor(float(v), dtype=torch.float64, device=rt.device)
+    flat = [v.detach().reshape(()).to(plan.device, torch.float64) if isinstance(v, torch.Tensor)
+            else torch.tensor(float(v), dtype=torch.float64, device=plan.device)
             for _, _, metrics in pending for v in metrics.values()]
     values = torch.stack(flat) if flat else torch.zeros(0, dtype=torch.float64)
-    if rt.distributed and flat:
+    if plan.distributed and flat:
         import torch.distributed as dist
         dist.all_reduce(values)
-        values /= rt.world_size
+        values /= plan.world_size
     numbers = iter(values.cpu().tolist())
     out = []
     for step, _, metrics in pending:
@@ -310,14 +311,14 @@ def _to_floats(pending: list[tuple[int, float, Mapping[str, Any]]], rt: Runtime)
     return out
 
 
-def _elapsed(t0: float, rt: Runtime, budget: Budget) -> float:
+def _elapsed(t0: float, plan: Runtime, budget: Budget) -> float:
     """Seconds since ``t0``. Under torchrun with a seconds budget, rank 0's clock, so every
     rank stops at the same step (one small collective per step)."""
     elapsed = time.perf_counter() - t0
-    if rt.distributed and budget.seconds is not None:
+    if plan.distributed and budget.seconds is not None:
         import torch.distributed as dist
         t = torch.tensor([elapsed], dtype=torch.float64,
-                         device=rt.device if rt.device.type == "cuda" else "cpu")  # NCCL needs CUDA
+                         device=plan.device if plan.device.type == "cuda" else "cpu")  # NCCL needs CUDA
         dist.broadcast(t, src=0)
         elapsed = float(t)
     return elapsed
@@ -343,7 +344,8 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     """
     if every <= 0 or sync_every <= 0:
         raise ValueError("every and sync_every must be positive")
-    rt = plan if plan is not None else runtime_mod.runtime()
+    if plan is None:
+        plan = runtime_mod.runtime()
     history = history if history is not None else History()  # a History to continue (in a notebook)
     start_step = history.records[-1]["step"] if history.records else 0
     if checkpoint is not None and checkpoint.exists():
@@ -351,7 +353,7 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
         start_step, history = state["step"], History(records=list(state["history"]))
         if hasattr(step_fn, "load_state_dict") and "step_state" in state["extra"]:
             step_fn.load_state_dict(state["extra"]["step_state"])
-    if not rt.is_main:  # one voice and one writer: rank 0
+    if not plan.is_main:  # one voice and one writer: rank 0
         progress, callbacks, live_plot = False, (), False
     try:
         per_epoch = len(loader)  # type: ignore[arg-type]
@@ -366,27 +368,27 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
     pending: list[tuple[int, float, Mapping[str, Any]]] = []
 
     def flush() -> None:
-        for (s, t, _), values in zip(pending, _to_floats(pending, rt)):
+        for (s, t, _), values in zip(pending, _to_floats(pending, plan)):
             history.records.append({"step": s, **values, "time": t})
         pending.clear()
 
     def save(step: int) -> None:
         if hasattr(step_fn, "state_dict"):
             checkpoint.extra["step_state"] = step_fn.state_dict()
-        if rt.is_main:
+        if plan.is_main:
             checkpoint.save(step, history.records)
 
     step, t0 = start_step, time.perf_counter()
     elapsed = 0.0
     stream = _batches(loader, start_step)
     try:
-        with runtime_mod.active(rt):
+        with active(plan):
             while (max_steps is None or step < max_steps) and (budget.seconds is None or elapsed < budget.seconds):
                 batch = next(stream)
-                with autocast(rt):
+                with autocast(plan):
                     metrics = _check_metrics(step + 1, step_fn(batch))
                 step += 1
-                elapsed = _elapsed(t0, rt, budget)
+                elapsed = _elapsed(t0, plan, budget)
                 pending.append((step, elapsed, metrics))
                 final = (max_steps is not None and step >= max_steps) or (
                     budget.seconds is not None and elapsed >= budget.seconds)
@@ -401,7 +403,7 @@ def train(step_fn: StepFn, loader: Iterable, *, budget: Budget,
                         cb(step, history)
                     except StopTraining:
                         stop = True
-                if stop and rt.world_size > 1:
+                if stop and plan.world_size > 1:
                     raise RuntimeError("StopTraining under torchrun is not supported: callbacks run on "
                                        "rank 0 only, so the other ranks would not stop; use a step budget")
                 if due_ckpt or (stop and checkpoint is not None):

@@ -11,15 +11,17 @@
 - :func:`precision_recall`: the k-NN manifold estimate of Kynkaanniemi et al. (2019):
   precision = share of generated samples inside the real manifold (fidelity), recall =
   share of real samples inside the generated manifold (coverage). One real ball is enough
-  to let a sample in, so flat and blurred images pass (``cpu`` net, n=1000: precision 1.0
-  for a constant 0.7 gray and for the mean face, 0.95 for blur sigma 2 vs 0.91 for real).
+  to let a sample in, so flat and blurred images pass (the gray and blurred rows of
+  ``bench/sample_quality.py``'s table show it).
 - :func:`density_coverage` (Naeem et al. 2020), the published answer to that, and
   :func:`fidelity_diversity`, which computes it from images in a feature space that also
   sees texture: the course's fidelity and diversity numbers.
-- :func:`psnr` / :func:`ssim` via torchmetrics, per image then averaged, optionally
-  restricted to a mask (1 = hole), which is what matters for inpainting.
-- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn) per
-  attribute; mean accuracy with a spread over seeds, and the chance level beside it.
+- :func:`psnr_per_image` (the course's one PSNR, in float64) and its mean :func:`psnr`;
+  :func:`ssim` via torchmetrics; per image then averaged, optionally restricted to a mask
+  (1 = hole), which is what matters for inpainting.
+- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn, fixed C) per
+  attribute; mean accuracy with a spread over seeds, and the chance level beside it: the
+  quick probe of a VAE's codes (the pretext backbones get :mod:`course_lib.probe`'s protocol).
 - :func:`corrupt_images` damages images on purpose and :func:`sanity_report` shows how the
   feature net's Frechet distance responds (``python -m course_lib.metrics [image_size]``).
 """
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image.kid import poly_mmd
 
 from course_lib.feature_net import feature_net_history, load_feature_net
@@ -114,15 +116,15 @@ def _pick(images_a: torch.Tensor, images_b: torch.Tensor, n: int, net, seed: int
 
 def domain_frechet(images_a: torch.Tensor, images_b: torch.Tensor, *, n: int, net=None,
                    seed: int = 0) -> float:
-    """Frechet distance of two image sets in the ToyFaces attribute-net feature space.
+    """Frechet distance of two image sets in the ToyFaces attribute-net feature space:
+    :func:`sample_quality`'s ``"frechet"`` alone.
 
     ``images_*``: ``(N, 3, H, W)`` uint8 or float in [0, 1]; exactly ``n`` images of each
     are used (a seeded random subset when there are more), because the estimate depends
     on ``n``. ``net`` defaults to :func:`course_lib.feature_net.load_feature_net` at the
     images' size.
     """
-    a, b, net = _pick(images_a, images_b, n, net, seed)
-    return frechet_distance(net.features(a), net.features(b))
+    return sample_quality(images_a, images_b, n=n, net=net, seed=seed, scores=("frechet",))["frechet"]
 
 
 def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -215,12 +217,12 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     :func:`density_coverage` on :func:`joint_features` of the attribute net's
     :meth:`~course_lib.feature_net.AttributeNet.layer_features`: the attribute features
     plus the texture statistics of its first two conv stages, each block weighing the
-    same. In the attribute features alone, flat images of the right colours (a face's
-    mean colour: density 1.03) and blurred faces (sigma 2: density 1.24 > real 1.06)
-    pass as faces; the texture blocks reject them (``cpu`` profile net, n=1000: the table in
-    ``tests/test_fidelity_diversity.py``'s docstring). Held-out real faces score about 1
-    on both. ``n`` images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et
-    al. (2020). Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
+    same. In the attribute features alone, flat images of the right colours (each face's
+    mean colour) and blurred faces pass as faces; the texture blocks reject them (the
+    comparison is in ``tests/test_fidelity_diversity.py``'s docstring, the cases are rows of
+    ``bench/sample_quality.py``'s table). Held-out real faces score about 1 on both. ``n``
+    images of each set are used (a seeded subset), ``k`` = 5 as in Naeem et al. (2020).
+    Returns ``{"fidelity": density >= 0, "diversity": coverage in [0, 1]}``.
     """
     real, fake, net = _pick(real_images, fake_images, n, net, seed)
     joint_real, joint_fake = joint_features(net.layer_features(real), net.layer_features(fake))
@@ -228,36 +230,87 @@ def fidelity_diversity(real_images: torch.Tensor, fake_images: torch.Tensor, *, 
     return {"fidelity": result["density"], "diversity": result["coverage"]}
 
 
+QUALITY = ("frechet", "kid", "fidelity", "diversity")   # what the course reports for generated images
+SCORES = (*QUALITY, "precision", "recall")              # and, for contrast, what flat images fool
+
+
+def sample_quality(real_images: torch.Tensor, fake_images: torch.Tensor, *, n: int, net=None,
+                   real_feats: torch.Tensor | None = None, scores: Sequence[str] = QUALITY, k: int = 5,
+                   k_precision: int = 3, seed: int = 0) -> dict[str, float]:
+    """The course's one sample scorer: ``n`` generated images against ``n`` real ones.
+
+    ``real_images``, ``fake_images``: ``(N, 3, S, S)`` uint8 or float in [0, 1]; exactly ``n``
+    of each are scored (a seeded random subset, ``seed``, when a set has more), because every
+    score depends on ``n``. ``net``: the attribute net of that size (default
+    :func:`course_lib.feature_net.load_feature_net`); ``real_feats``: ``net.features`` of the
+    ``n`` real images when already computed (the caller scores many sets against one real set).
+    ``scores``, any of :data:`SCORES`:
+
+    - ``"frechet"``: :func:`frechet_distance` of the attribute features (label it with
+      :func:`frechet_label`),
+    - ``"kid"``: :func:`kernel_distance` of the same features,
+    - ``"fidelity"``, ``"diversity"``: :func:`fidelity_diversity` (``k`` neighbours),
+    - ``"precision"``, ``"recall"``: :func:`precision_recall` of the attribute features
+      (``k_precision`` neighbours): for contrast only, flat and blurred images fool them.
+
+    Returns ``{score: value}`` in the order of ``scores``, unrounded (:func:`sample_scores`
+    rounds them as the results files store them).
+    """
+    unknown = [name for name in scores if name not in SCORES]
+    if unknown or not scores:
+        raise ValueError(f"scores must be a non-empty selection of {SCORES}, got {tuple(scores)!r}")
+    real, fake, net = _pick(real_images, fake_images, n, net, seed)
+    if real_feats is not None and (real is not real_images or len(real_feats) != n):
+        raise ValueError(f"real_feats must be the features of the {n} real images scored, got "
+                         f"{len(real_feats)} rows for {len(real_images)} real images")
+    out = {}
+    if any(name in scores for name in ("frechet", "kid", "precision", "recall")):
+        real_feats = net.features(real) if real_feats is None else real_feats
+        feats = net.features(fake)
+        if "frechet" in scores:
+            out["frechet"] = frechet_distance(real_feats, feats)
+        if "kid" in scores:
+            out["kid"] = kernel_distance(real_feats, feats)
+        if "precision" in scores or "recall" in scores:
+            out.update(precision_recall(real_feats, feats, k=k_precision))
+    if "fidelity" in scores or "diversity" in scores:
+        out.update(fidelity_diversity(real, fake, n=n, net=net, k=k))
+    return {name: out[name] for name in scores}
+
+
 def sample_scores(real_images: torch.Tensor, fake_images: torch.Tensor, *, net,
-                  real_feats: torch.Tensor | None = None) -> dict[str, float]:
-    """The sample-quality scores the course reports for generated images, against as many
-    real images (``(N, 3, S, S)`` each, ``net`` the attribute net of that size): the domain
-    Frechet distance and the kernel distance (:func:`kernel_distance`) of the attribute
-    features, fidelity and diversity (:func:`fidelity_diversity`, all ``N``).
-    ``real_feats``: ``net.features(real_images)`` when already computed. Rounded as stored."""
+                  real_feats: torch.Tensor | None = None, scores: Sequence[str] = QUALITY,
+                  k_precision: int = 3) -> dict[str, float]:
+    """:func:`sample_quality` of as many generated images as real ones (all of them), rounded
+    as the results files store them: Frechet distance to 2 decimals, the kernel distance to 4
+    significant digits, the others to 3 decimals."""
     if len(real_images) != len(fake_images):
         raise ValueError(f"score as many samples as real images: {len(fake_images)} vs {len(real_images)}")
-    real_feats = net.features(real_images) if real_feats is None else real_feats
-    feats = net.features(fake_images)
-    return {"frechet": round(frechet_distance(real_feats, feats), 2),
-            "kid": float(f"{kernel_distance(real_feats, feats):.4g}"),
-            **{k: round(v, 3) for k, v in fidelity_diversity(real_images, fake_images, n=len(real_images),
-                                                             net=net).items()}}
+    values = sample_quality(real_images, fake_images, n=len(real_images), net=net, real_feats=real_feats,
+                            scores=scores, k_precision=k_precision)
+    return {name: (round(v, 2) if name == "frechet" else float(f"{v:.4g}") if name == "kid" else round(v, 3))
+            for name, v in values.items()}
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float):
+def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, data_range: float, *,
+                images: bool = True):
+    """``(x, y, mask)`` checked (``images``: ``(B, C, H, W)`` batches; else also ``(N, D)`` rows),
+    detached, ``mask`` as float on ``x``'s device."""
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"expected two torch.Tensor image batches, got {type(x).__name__} and {type(y).__name__}")
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"expected two (B, C, H, W) batches of the same shape, got "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
-    if x.dtype != y.dtype:  # uint8 against float compares 0..255 with 0..1
+    if x.shape != y.shape or (x.dim() != 4 if images or mask is not None else x.dim() < 2):
+        shapes = "(B, C, H, W) batches" if images or mask is not None else "(B, C, H, W) batches or (N, D) rows"
+        raise ValueError(f"expected two {shapes} of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}: "
+                         f"x_hat and x must match")
+    if x.dtype != y.dtype and not (x.is_floating_point() and y.is_floating_point()):
         raise TypeError(f"x_hat and x must have the same dtype, got {x.dtype} and {y.dtype}: convert "
-                        f"uint8 images with images.float() / 255")
+                        f"uint8 images with images.float() / 255")  # uint8 against float: 0..255 with 0..1
     if not (isinstance(data_range, (int, float)) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
-    x, y = x.detach().float(), y.detach().float()
+    x, y = x.detach(), y.detach()
     for name, t in (("x_hat", x), ("x", y)):  # a metric reads its values anyway: no extra sync
+        if not t.numel():
+            continue
         lo, hi = torch.aminmax(t)
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or inf")
@@ -275,20 +328,29 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, dat
     return x, y, mask
 
 
+def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+                   data_range: float = 1.0) -> torch.Tensor:
+    """The course's one PSNR: 10 log10(data_range^2 / MSE) of each image, in dB, ``(N,)`` float64.
+
+    ``x_hat``, ``x``: ``(B, C, H, W)`` images (or ``(N, D)`` rows of a data matrix) in
+    [0, data_range], of the same shape (float dtypes may differ; uint8 against float is refused).
+    With ``mask`` (``(B, 1, H, W)``, 1 = hole), the MSE is taken over the hole pixels only (all
+    channels). Computed in float64; the MSE is floored at 1e-12, so identical images score
+    10 log10(data_range^2 / 1e-12) (120 dB at data_range 1) instead of infinity.
+    """
+    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range, images=False)
+    se = (x_hat.double() - x.double()).pow(2)                          # (N, ...) squared errors
+    if mask is None:
+        mse = se.flatten(1).mean(1)                                    # (N,)
+    else:
+        mse = (se * mask.double()).flatten(1).sum(1) / (mask.double().flatten(1).sum(1) * x.shape[1])
+    return 10 * torch.log10(data_range ** 2 / mse.clamp_min(1e-12))
+
+
 def psnr(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
          data_range: float = 1.0) -> float:
-    """Mean over images of PSNR = 10 log10(data_range^2 / MSE), in dB.
-
-    ``x_hat``, ``x``: ``(B, C, H, W)`` in [0, data_range]. With ``mask`` (``(B, 1, H, W)``,
-    1 = hole), the MSE is taken over the hole pixels only (all channels).
-    """
-    x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
-    if mask is None:
-        return float(peak_signal_noise_ratio(x_hat, x, data_range=data_range, dim=(1, 2, 3),
-                                             reduction="elementwise_mean"))
-    se = ((x_hat - x) ** 2 * mask).flatten(1).sum(1)          # (B,)
-    mse = se / (mask.flatten(1).sum(1) * x.shape[1])           # (B,) mean over hole pixels
-    return float((10 * torch.log10(data_range ** 2 / mse.double())).mean())
+    """Mean over images of :func:`psnr_per_image`, in dB (one number for a batch)."""
+    return float(psnr_per_image(x_hat, x, mask=mask, data_range=data_range).mean())
 
 
 def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = None,
@@ -302,6 +364,7 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
         raise ValueError(f"kernel_size must be an odd positive int (the window has a centre pixel), "
                          f"got {kernel_size!r}")
     x_hat, x, mask = _check_pair(x_hat, x, mask, data_range)
+    x_hat, x = x_hat.float(), x.float()
     if min(x.shape[-2:]) < kernel_size:
         raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than kernel_size={kernel_size}")
     _, full = structural_similarity_index_measure(x_hat, x, data_range=data_range, kernel_size=kernel_size,
@@ -334,10 +397,14 @@ class ProbeResult:
 def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: Sequence[int] = (0, 1, 2),
                  names: Sequence[str] | None = None, train_fraction: float = 0.8,
                  C: float = 1.0, max_iter: int = 300) -> ProbeResult:
-    """Logistic regression per attribute on frozen features (standardised).
+    """Logistic regression per attribute on frozen features (standardised), with a fixed ``C``.
 
-    ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)`` (e.g. ToyFaces
-    ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
+    The quick probe of a VAE's codes (chapter 02, the fusion experiment), not
+    :mod:`course_lib.probe`'s protocol for the pretext backbones (C chosen on a validation
+    split, every layer, label budgets). Its fits are scikit-learn's: the committed fusion
+    results and chapter 02's numbers depend on where that solver stops, so it does not share
+    the protocol's solver. ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)``
+    (e.g. ToyFaces ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
     set, so the spread says how much the number moves with the data. Attributes that have
     a single class in the training subset are predicted as that class.
     """

@@ -157,23 +157,21 @@ class PlaygroundConfig:
                               cpu=cls(), gpu=cls(), profile=name), **overrides)
 
 
-# Documented settings, each measured in tests/test_playground.py (seeds 0-2, 600 steps).
-# "collapse": a discriminator learning 50x faster than the generator; every generator step
-# follows the gradient towards the one region D rates best right now, all z go there, and
-# the run ends on 1-2 modes with >= 80% of the points sharp (a search over lr_g in
-# {2e-4, 1e-3, 3e-3} x lr_d in {2e-4, 1e-3, 3e-3, 1e-2}; seeds 3-7 agree: 1-2 modes). The
-# opposite (G 10x faster than D: lr_g 1e-3, lr_d 1e-4) diverges instead: 0 modes, ~0%
-# of the points on the ring.
+# Documented settings, each checked in tests/test_playground.py.
+# "collapse": a discriminator learning 50 times faster than the generator (the two learning
+# rates below); every generator step follows the gradient towards the one region D rates best
+# right now, all z go there, and the run ends on one or two modes with most points sharp (the
+# pair chosen by a search over both learning rates). The opposite (G 10 times faster than D)
+# diverges instead: no mode, hardly a point on the ring.
 PRESETS: dict[str, dict] = {
     "collapse": dict(loss="ns", lr_g=2e-4, lr_d=1e-2, d_steps=1),
     "ns": dict(loss="ns", lr_g=2e-3, lr_d=2e-3, d_steps=1),
     "wgan-gp": dict(loss="wgan-gp", lr_g=2e-3, lr_d=2e-3, d_steps=2),
     # WGAN as Arjovsky et al. 2017 (Algorithm 1) run it: RMSProp, lr 5e-5, 5 critic steps
     # per generator step, weights clipped to [-0.01, 0.01]. On the ring it does not get far
-    # (measured, seeds 0-2, 600 steps: 0-1 modes, 2-3% of the points on a mode; 3000 steps,
-    # seed 0: 1 mode, 10%; RMSProp lr 2e-4..5e-3, or c = 0.1, at most 6 modes with <= 19% on
-    # a mode; Adam 2e-3: 0 modes): clipping confines the critic to overly simple functions,
-    # the failure that motivated the gradient penalty (Gulrajani et al. 2017, section 3).
+    # (nor with larger RMSProp learning rates, a looser clip or Adam): clipping confines the
+    # critic to overly simple functions, the failure that motivated the gradient penalty
+    # (Gulrajani et al. 2017, section 3).
     "wgan-clip": dict(loss="wgan-clip", optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, d_steps=5, clip=0.01),
 }
 
@@ -214,8 +212,7 @@ def _surface(discriminator: nn.Module, config: PlaygroundConfig) -> np.ndarray:
 def run_playground(config: PlaygroundConfig) -> PlaygroundRun:
     """Train a 2-D GAN; return snapshots of points and critic surface over training.
 
-    Runs on one CPU thread: for MLPs this small, a second thread costs more than it saves
-    (on a busy 2-core machine we measured 10x the CPU time with two threads).
+    Runs on one CPU thread: for MLPs this small, a second thread costs more than it saves.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

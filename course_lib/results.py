@@ -4,7 +4,8 @@ The scripts in ``experiments/`` train for minutes to hours; chapters 05 and 06 l
 they wrote instead of re-running them. The JSON files live in ``course_lib/results_data/``
 (package data, see pyproject.toml), so ``pip install`` carries them wherever
 ``course_lib`` goes: a Colab runtime, a wheel, a non-editable install. Read them only
-through :func:`load_result`; the scripts write through :func:`result_path`.
+through :func:`load_result`; the scripts write to :func:`result_path` with
+:func:`course_lib.artifacts.write_result`.
 
 =====================  =================================  =========
 name                   written by                         read by
@@ -28,17 +29,16 @@ float16, written by ``experiments/gan_reference.py --export``; loaded by
 from __future__ import annotations
 
 import json
-import os
-import platform
-import time
 from pathlib import Path
 
-import torch
-
-from .checkpoint import atomic_write
+from .artifacts import machine, write_result
 
 __all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result", "sample_quality",
-           "sample_quality_markdown"]
+           "sample_quality_markdown", "machine", "write_run"]
+
+# The scripts write these files with course_lib.artifacts.write_result; ``write_run`` is the name
+# it had here (experiments/ssl_generation.py still uses it).
+write_run = write_result
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results_data"
 
@@ -101,24 +101,3 @@ def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
         lines.append(f"| {name} ({kind}) | " + " | ".join(cells) + " |")
     lines += [f"\n{name}: no row ({why})" for name, why in table.get("missing", {}).items() if name in rows]
     return "\n".join(lines)
-
-
-def machine(load_at_start: float | None = None) -> dict:
-    """What an experiment's results file records about the machine that produced it:
-    platform, Python, torch, CPU count, torch threads, the 1-minute load average when the
-    run started (timings taken under load are not idle timings) and the CUDA card, if any."""
-    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "load_at_start": load_at_start,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def write_run(out: Path, result: dict, *, script: str, argv: list[str], start: float,
-              load_at_start: float | None) -> None:
-    """Finish an experiment's results file: the command that made it (``script`` and its
-    arguments ``argv[1:]``), :func:`machine`, the wall time since ``start``
-    (``time.perf_counter()``), then write it atomically."""
-    result["command"] = "python " + " ".join([script, *argv[1:]])
-    result["machine"] = machine(load_at_start)
-    result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
-

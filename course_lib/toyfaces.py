@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from .checkpoint import cache_path, load_or_build
+from .cache import cache_path, load_or_build
 from .faceattributes import (
     _INDEX,
     ATTRIBUTE_NAMES,
@@ -62,7 +62,7 @@ class ToyFaces(Dataset):
         background: ``"radial"`` (default) or ``"gradient"``, the vertical ramp of render
             version 4 that lets a border-colour classifier tell a rotation (chapter 05).
         cache: keep a copy on disk (``$COURSE_CACHE/toyfaces/``, through
-            :func:`course_lib.checkpoint.load_or_build`) so the next load takes milliseconds.
+            :func:`course_lib.cache.load_or_build`) so the next load takes milliseconds.
         device: where to render (default: CUDA when available, else CPU); the stored
             tensors always live on the CPU. GPU float rounding can move a few pixels by
             1/255 relative to the CPU; the exact-determinism guarantee is for the CPU.
@@ -86,11 +86,11 @@ class ToyFaces(Dataset):
             raise TypeError(f"overrides must be a dict {{attribute: value}}, got {type(overrides).__name__}")
         self.split, self.size, self.image_size, self.seed = split, size, image_size, seed
         self.overrides, self.background = dict(overrides or {}), background
-        # the cache key: everything the pixels depend on (load_or_build adds RENDER_VERSION)
+        # the cache key: everything the pixels depend on, and the drawing's version
         key = {"split": split, "size": size, "image_size": image_size, "seed": seed,
                "overrides": sorted(self.overrides.items()), "background": background}
         name = f"{split}_{size}_{image_size}px"
-        self.cache_path = cache_path(name, key, folder="toyfaces")[0]
+        self.cache_path = cache_path(name, key, folder="toyfaces", data_version=RENDER_VERSION)[0]
 
         def build() -> dict:
             attrs = sample_attributes(size, seed, self.overrides, split=split)
@@ -98,7 +98,7 @@ class ToyFaces(Dataset):
             images = render(attrs, image_size, device=where, background=background)
             return {"images": to_uint8(images).cpu(), "attributes": attrs}
 
-        data = load_or_build(name, build, key=key, folder="toyfaces") if cache else build()
+        data = load_or_build(name, build, key=key, folder="toyfaces", data_version=RENDER_VERSION) if cache else build()
         self.images: torch.Tensor = data["images"]          # uint8 (N, 3, S, S)
         self.attributes: torch.Tensor = data["attributes"]  # float (N, A)
         self.labels: torch.Tensor = attributes_to_labels(self.attributes)  # int64 (N, A)

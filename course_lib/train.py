@@ -38,7 +38,9 @@ import torch
 from torchvision.utils import save_image
 
 from course_lib import diffusion, gan, inpainting
-from course_lib.checkpoint import atomic_write, read_checkpoint
+from course_lib.artifacts import write_result
+from course_lib.atomic import atomic_write
+from course_lib.checkpoint import read_checkpoint
 from course_lib.datasets import load_dataset
 from course_lib.images import to_float
 from course_lib.inputs import SEED_MAX
@@ -208,15 +210,15 @@ def main(argv: list[str] | None = None) -> dict:
     config = make_config(args)
     images = load_images(args, config)
     config = fit_to_data(config, images, spec.size_field)
-    rt = runtime()
-    if rt.distributed and rt.device.type == "cpu":  # gloo: share the cores instead of oversubscribing
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rt.world_size))
+    plan = runtime()
+    if plan.distributed and plan.device.type == "cpu":  # gloo: share the cores instead of oversubscribing
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // plan.world_size))
     out = args.out
     # what makes a run the same run: everything but the step budget (more steps = train on)
     identity = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
     config_text = json.dumps({"model": args.model, "data": args.data, "config": identity},
                              sort_keys=True, default=repr)
-    if rt.is_main:
+    if plan.is_main:
         out.mkdir(parents=True, exist_ok=True)
         previous = out / "config.json"
         if previous.is_file() and (out / "checkpoint.pt").is_file() and previous.read_text() != config_text:
@@ -224,27 +226,27 @@ def main(argv: list[str] | None = None) -> dict:
                              f"use a new --out folder, or delete {out} to start again")
         check_resume(out, config)
         atomic_write(previous, config_text)
-    if rt.distributed:
+    if plan.distributed:
         import torch.distributed as dist
         dist.barrier()  # rank 0 has checked the folder
     seed_everything(config.seed)  # the same initial weights on every rank and in every rerun
     models = spec.build(config)
     start = time.perf_counter()
-    history = spec.train(models, config, images=images, plan=rt, checkpoint=out / "checkpoint.pt",
-                         progress="auto" if rt.is_main else False)
+    history = spec.train(models, config, images=images, plan=plan, checkpoint=out / "checkpoint.pt",
+                         progress="auto" if plan.is_main else False)
     seconds = time.perf_counter() - start
     result = {"model": args.model, "data": args.data, "config": dataclasses.asdict(config),
-              "runtime": rt.describe(), "processes": rt.world_size,
+              "runtime": plan.describe(), "processes": plan.world_size,
               "steps": history.records[-1]["step"] if history.records else 0,
               "seconds": seconds, "history": history.records}
-    if rt.is_main:
+    if plan.is_main:
         if spec.samples is not None:
             for module in (models.values() if isinstance(models, dict) else [models]):
                 module.eval()
             save_grid(spec.samples(models, config, images), out / "samples.png")
-        atomic_write(out / "metrics.json", json.dumps(result, indent=1, default=repr))
-        print(f"wrote {out / 'metrics.json'} ({result['steps']} steps, {seconds:.1f} s, {rt.describe()})")
-    if rt.distributed:
+        write_result(out / "metrics.json", result, default=repr)
+        print(f"wrote {out / 'metrics.json'} ({result['steps']} steps, {seconds:.1f} s, {plan.describe()})")
+    if plan.distributed:
         import torch.distributed as dist
         dist.barrier()
         dist.destroy_process_group()

@@ -8,7 +8,8 @@
   error reaches PCA's and its decoder spans PCA's subspace (Baldi & Hornik 1989), which
   :func:`subspace_overlap` measures, so chapter 01 shows the optimality instead of asserting it.
 - Cluster purity: how well clusters (K-Means, Lloyd 1982) agree with a known attribute.
-- PSNR tables: reconstruction quality in decibels, the number compared across chapters.
+- PSNR tables: reconstruction quality in decibels, the number compared across chapters
+  (:func:`course_lib.metrics.psnr_per_image`, importable from here too).
 
 Images enter as ``(N, C, H, W)`` (uint8 in [0, 255] or float in [0, 1]) and are flattened to
 rows of a data matrix ``X`` ``(N, C*H*W)`` with values in [0, 1].
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from .loop import Budget, train
+from .metrics import psnr_per_image  # the course's one PSNR (chapters 01 and 02 import it from here)
 from .runtime import backward_step, runtime
 
 
@@ -71,21 +73,6 @@ def pca_project(x: torch.Tensor, pca: PCA) -> torch.Tensor:
 def pca_reconstruct(codes: torch.Tensor, pca: PCA) -> torch.Tensor:
     """Back to data space: ``(N, k)`` codes -> ``(N, D)`` rows (not clipped)."""
     return codes.double() @ pca.components + pca.mean
-
-
-def psnr_per_image(x_hat: torch.Tensor, x: torch.Tensor, *, max_value: float = 1.0) -> torch.Tensor:
-    """PSNR in dB of each row/image, ``(N,)``: 10 log10(max^2 / MSE). Inputs in [0, max_value]."""
-    if x_hat.shape != x.shape:
-        raise ValueError(f"x_hat {tuple(x_hat.shape)} and x {tuple(x.shape)} must match")
-    for name, t in (("x_hat", x_hat), ("x", x)):
-        if t.numel() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-        if t.numel() and (t.min() < 0 or t.max() > max_value):
-            raise ValueError(f"{name} must lie in [0, max_value={max_value:g}], got values in "
-                             f"[{t.min().item():.3g}, {t.max().item():.3g}]: pass max_value=255 for "
-                             f"0..255 images")
-    mse = (x_hat.double() - x.double()).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return 10 * torch.log10(max_value ** 2 / mse)
 
 
 def pca_psnr_per_image(train: torch.Tensor, test: torch.Tensor, k: int) -> torch.Tensor:

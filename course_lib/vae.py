@@ -8,8 +8,8 @@ Variational Bayes"), in two versions:
   transfer inpainting weights into it), the flattened size is computed from
   ``image_size`` (32x32 on CPU, 64x64 on GPU) and the decoder returns *logits*: the
   sigmoid is applied in :meth:`VAE.decode` / :meth:`VAE.reconstruct` and inside
-  ``binary_cross_entropy_with_logits``, which is numerically stable and was measured 5x
-  cheaper on this CPU than BCE on sigmoid outputs. At 64x64 with widths (32, 64, 128) the
+  ``binary_cross_entropy_with_logits``, which is numerically stable and cheaper than BCE on
+  sigmoid outputs. At 64x64 with widths (32, 64, 128) the
   library model has exactly the article's layers and parameter count.
 
 Losses follow the paper: the negative ELBO (eq. 3) is a reconstruction term
@@ -327,7 +327,7 @@ class VAEConfig:
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> VAEConfig:
-        """smoke: 16x16, seconds; cpu: 32x32, under a minute on 2 idle cores; gpu: 64x64.
+        """smoke: 16x16, seconds; cpu: 32x32; gpu: 64x64.
 
         cpu's 2400 steps: the budget at which the VAE's test PSNR passes PCA's with the same
         code size, measured on 1000 test faces by a ``train_vae`` callback; chapter 02's "VAE

@@ -41,7 +41,14 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
-from course_lib.checkpoint import write_reference
+from course_lib.artifacts import (
+    read_snapshot,
+    reference_mismatch,
+    snapshot_callback,
+    snapshot_path,
+    write_reference,
+    write_result,
+)
 from course_lib.diffusion import PREDICTIONS, REFERENCE_PATH, reference_config, sample_ddim, train_ddpm
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
@@ -52,31 +59,26 @@ from course_lib.vae import VAEConfig, pretrained_vae
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / f"ema_step{step:06d}.pt"
+SNAPSHOT = "ema_step"  # the run folder's snapshots: ema_step001000.pt, ...
 
 
 def train(args: argparse.Namespace) -> None:
     config = dataclasses.replace(reference_config(args.prediction), steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
-
-    def snapshot(step, history):
-        if step % args.snapshot_every == 0:
-            torch.save({"step": step, "ema": model.ema.state_dict(),
-                        "loss": history.last("loss", 100)}, snapshot_path(args.run_dir, step))
-
+    snapshots = snapshot_callback(args.run_dir, every=args.snapshot_every, prefix=SNAPSHOT,
+                                  state=lambda: {"ema": model.ema.state_dict()})
     start = time.perf_counter()
     history = train_ddpm(model, config, checkpoint=args.run_dir / "checkpoint.pt", progress="line",
-                         callbacks=[(args.snapshot_every, snapshot)])
+                         callbacks=[snapshots])
     print(f"trained to step {history.records[-1]['step']} ({time.perf_counter() - start:.0f} s this call)")
 
 
 def export(args: argparse.Namespace) -> None:
-    snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(args.run_dir, args.export, prefix=SNAPSHOT))
     config = dataclasses.replace(reference_config(), steps=snap["step"])
     write_reference(REFERENCE_PATH, state=snap["ema"], key="ema", config=config, steps=snap["step"],
-                    loss_last_100=snap["loss"],
+                    data_version=RENDER_VERSION, loss_last_100=snap["loss"],
                     command=f"python experiments/ddpm_reference.py --steps {snap['step']} && "
                             f"python experiments/ddpm_reference.py --export {snap['step']}")
     print(f"wrote {REFERENCE_PATH} ({REFERENCE_PATH.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
@@ -90,12 +92,12 @@ def evaluate(args: argparse.Namespace) -> None:
 
     config = reference_config(args.prediction)
     net = load_feature_net(config.image_size)
-    real = net.features(ToyFaces(split="test", size=N_EVAL, image_size=config.image_size).images)
+    real = ToyFaces(split="test", size=N_EVAL, image_size=config.image_size).images
+    real_feats = net.features(real)
 
     def score(images) -> dict:
-        feats = net.features(images[:N_EVAL])
-        return {"frechet": round(metrics.frechet_distance(real, feats), 2),
-                **{k: round(v, 3) for k, v in metrics.precision_recall(real, feats, k=3).items()}}
+        return metrics.sample_scores(real, images[:N_EVAL], net=net, real_feats=real_feats,
+                                     scores=("frechet", "precision", "recall"), k_precision=3)
 
     # the config without the step budget (a snapshot's step is in its row); rows of an earlier
     # --evaluate for the same config and drawing are kept, not recomputed
@@ -104,7 +106,7 @@ def evaluate(args: argparse.Namespace) -> None:
     done, others = {}, []
     if STEPS_PATH.is_file():
         old = json.loads(STEPS_PATH.read_text())
-        if old["config"] == json.loads(json.dumps(identity)) and old["data_version"] == RENDER_VERSION:
+        if not reference_mismatch(old, config=config, data_version=RENDER_VERSION, ignore=("steps", "prediction")):
             done = {r["step"]: r for r in old["rows"] if r["step"] != "" and r.get("prediction") == config.prediction}
             others = [r for r in old["rows"] if r["step"] != "" and r.get("prediction") in PREDICTIONS
                       and r["prediction"] != config.prediction]
@@ -113,14 +115,14 @@ def evaluate(args: argparse.Namespace) -> None:
              **score(ToyFaces(split="val", size=N_EVAL, image_size=config.image_size).images)},
             {"samples": "chapter-02 VAE (cpu profile)", "step": "",
              **score(vae.sample(N_EVAL, generator=torch.Generator().manual_seed(1)).cpu())}]
-    for path in sorted(args.run_dir.glob("ema_step*.pt")):
-        step = int(path.stem.removeprefix("ema_step"))
+    for path in sorted(args.run_dir.glob(f"{SNAPSHOT}*.pt")):
+        step = int(path.stem.removeprefix(SNAPSHOT))
         if step % args.evaluate_every:
             continue
         if step in done:
             rows.append(done[step])
             continue
-        snap = torch.load(path, map_location="cpu", weights_only=True)
+        snap = read_snapshot(path)
         model = config.build()
         model.ema.load_state_dict(snap["ema"])
         rows.append({"samples": f"DDPM ({config.prediction}), DDIM {DDIM_STEPS} steps", "step": snap["step"],
@@ -130,7 +132,7 @@ def evaluate(args: argparse.Namespace) -> None:
               "metric": metrics.frechet_label(N_EVAL, config.image_size),
               "config": identity, "data_version": RENDER_VERSION,
               "load_average": round(os.getloadavg()[0], 2), "rows": rows + others}
-    STEPS_PATH.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(STEPS_PATH, result)
     print(f"wrote {STEPS_PATH}")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from course_lib import metrics
+from course_lib.artifacts import read_snapshot, snapshot_path
 from course_lib.diffusion import PREDICTIONS, reference_config, sample_ddim, sampling_start, start_for, to_model_range
 from course_lib.feature_net import load_feature_net
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
@@ -42,7 +43,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     config = reference_config(args.prediction)
     model = config.build()
-    snap = torch.load(args.run_dir / f"ema_step{args.step:06d}.pt", map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(args.run_dir, args.step, prefix="ema_step"))
     model.ema.load_state_dict(snap["ema"])
     model.eval()
     net = load_feature_net(config.image_size)
@@ -57,7 +58,8 @@ def main(argv=None) -> None:
                 diff = (torch.bincount(attrs[:, j], minlength=a.num_classes)
                         - torch.bincount(real_attrs[:, j], minlength=a.num_classes))
                 tv[ATTRIBUTE_NAMES[j]] = round(0.5 * diff.abs().sum().item() / N, 2)
-        print(f"{name:<52} Frechet {metrics.frechet_distance(real_feats, net.features(images)):8.1f}  "
+        frechet = metrics.sample_quality(real, images, n=N, net=net, real_feats=real_feats, scores=("frechet",))
+        print(f"{name:<52} Frechet {frechet['frechet']:8.1f}  "
               f"total variation of {tv}", flush=True)
 
     start = sampling_start(model.schedule)

@@ -30,43 +30,36 @@ from pathlib import Path
 import torch
 
 from course_lib import flow, metrics
-from course_lib.checkpoint import atomic_save, write_reference
+from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_reference, write_result
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
-from course_lib.results import result_path, write_run
+from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PATH = result_path("flow_reference_steps")
 N_EVAL, SAMPLE_SEED = 500, 1                      # ddpm_reference.py's n and sample seed
 SAMPLERS = [("euler", 25), ("heun", 6)]           # chapter 09's primary sampler, and its best at 12 calls
-
-
-def snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / f"ema_step{step:06d}.pt"
+SNAPSHOT = "ema_step"  # the run folder's snapshots: ema_step001000.pt, ...
 
 
 def train(args: argparse.Namespace) -> None:
     config = dataclasses.replace(flow.reference_config(), steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
-
-    def snapshot(step, history):
-        if step % args.snapshot_every == 0:
-            atomic_save({"step": step, "ema": model.ema.state_dict(), "loss": history.last("loss", 100)},
-                        snapshot_path(args.run_dir, step))
-
+    snapshots = snapshot_callback(args.run_dir, every=args.snapshot_every, prefix=SNAPSHOT,
+                                  state=lambda: {"ema": model.ema.state_dict()})
     start = time.perf_counter()
     history = flow.train_flow(model, config, checkpoint=args.run_dir / "checkpoint.pt", progress="line",
-                              callbacks=[(args.snapshot_every, snapshot)])
+                              callbacks=[snapshots])
     print(f"trained to step {history.records[-1]['step']} ({time.perf_counter() - start:.0f} s this call)")
 
 
 def export(args: argparse.Namespace) -> None:
-    snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(args.run_dir, args.export, prefix=SNAPSHOT))
     config = dataclasses.replace(flow.reference_config(), steps=snap["step"])
     write_reference(flow.REFERENCE_PATH, state=snap["ema"], key="ema", config=config, steps=snap["step"],
-                    loss_last_100=snap["loss"],
+                    data_version=RENDER_VERSION, loss_last_100=snap["loss"],
                     command=f"python experiments/flow_reference.py --steps {snap['step']} && "
                             f"python experiments/flow_reference.py --export {snap['step']}")
     print(f"wrote {flow.REFERENCE_PATH} ({flow.REFERENCE_PATH.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
@@ -85,20 +78,20 @@ def evaluate(args: argparse.Namespace) -> None:
     identity = {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}
     rows = [{"samples": "real faces (val split)", "step": "",
              **score(ToyFaces(split="val", size=N_EVAL, image_size=config.image_size).images)}]
-    for path in sorted(args.run_dir.glob("ema_step*.pt")):
-        step = int(path.stem.removeprefix("ema_step"))
+    for path in sorted(args.run_dir.glob(f"{SNAPSHOT}*.pt")):
+        step = int(path.stem.removeprefix(SNAPSHOT))
         if step % args.evaluate_every:
             continue
         model = config.build()
-        model.ema.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["ema"])
+        model.ema.load_state_dict(read_snapshot(path)["ema"])
         for method, steps in SAMPLERS:
             images = flow.sample_flow(model, N_EVAL, steps=steps, method=method, seed=SAMPLE_SEED)
             rows.append({"samples": f"flow, {method} {steps}", "step": step, **score(images)})
             print(rows[-1], flush=True)
     result = {"metric": metrics.frechet_label(N_EVAL, config.image_size), "config": identity,
               "data_version": RENDER_VERSION, "rows": rows}
-    write_run(STEPS_PATH, result, script="experiments/flow_reference.py", argv=["", "--evaluate"], start=start,
-              load_at_start=load)
+    write_result(STEPS_PATH, result, script="experiments/flow_reference.py", argv=["", "--evaluate"], start=start,
+                 load_at_start=load)
     print(f"wrote {STEPS_PATH}")
 
 

@@ -40,11 +40,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import flow, metrics  # noqa: E402
+from course_lib.artifacts import read_snapshot, write_result, write_snapshot  # noqa: E402
 from course_lib.diffusion import DDPMConfig, sample_ddim, train_ddpm  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import load_feature_net  # noqa: E402
 from course_lib.plots import show_images  # noqa: E402
-from course_lib.results import result_path, write_run  # noqa: E402
+from course_lib.results import result_path  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
 OUT = result_path("flow_study")
@@ -120,13 +121,13 @@ def run(args) -> None:
                 print(arm, seed, row["samplers"][-1], flush=True)
             primary = next(s for s in row["samplers"] if s["steps"] == 25 and s["method"] in ("ddim", "euler"))
             row.update({k: primary[k] for k in ("frechet", "kid", "fidelity", "diversity")})
-            torch.save({"ema": model.ema.state_dict()}, args.run_dir / f"{arm}_seed{seed}_ema.pt")
+            write_snapshot(args.run_dir / f"{arm}_seed{seed}_ema.pt", ema=model.ema.state_dict())
             with open(args.run_dir / "results.lock", "w") as lock:  # two processes may share the file
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 result = load(args.out)
                 result["rows"] = [r for r in result["rows"] if (r["arm"], r["seed"]) != (arm, seed)] + [row]
-                write_run(args.out, result, script="experiments/flow_study.py", argv=sys.argv,
-                          start=start, load_at_start=load_at_start)
+                write_result(args.out, result, script="experiments/flow_study.py", argv=sys.argv,
+                             start=start, load_at_start=load_at_start)
 
 
 def figure(args) -> None:
@@ -139,7 +140,7 @@ def figure(args) -> None:
         if not path.is_file():
             continue
         model = arm_config(arm, 0).build()
-        model.ema.load_state_dict(torch.load(path, weights_only=True)["ema"])
+        model.ema.load_state_dict(read_snapshot(path)["ema"])
         model.eval()
         if arm == "ddpm_v":
             x = sample_ddim(model, 32, steps=25, seed=0)

@@ -43,7 +43,8 @@ from pathlib import Path
 import torch
 
 from course_lib import fusion
-from course_lib.checkpoint import atomic_write, config_key, load_or_build
+from course_lib.artifacts import write_result
+from course_lib.cache import config_key, load_or_build
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.images import to_uint8
@@ -80,7 +81,7 @@ MODELS = {"trained": 0, "loaded_from_cache": 0}  # what this process did, for th
 
 def cached(name: str, build, make, *, key: dict):
     """A module built by ``build()`` with the weights ``make()`` trains, cached by
-    :func:`course_lib.checkpoint.load_or_build` under ``fusion_grid/<name>-<hash of key and
+    :func:`course_lib.cache.load_or_build` under ``fusion_grid/<name>-<hash of key and
     ToyFaces' render version>.pt``. ``make=None``: the weights must be cached already (an
     earlier part of the grid trained them). Returns ``(module, loaded_from_cache)``."""
     trained = []
@@ -91,7 +92,7 @@ def cached(name: str, build, make, *, key: dict):
         trained.append(make())
         return trained[0].state_dict()
 
-    state = load_or_build(name, train, key=key, folder="fusion_grid")
+    state = load_or_build(name, train, key=key, folder="fusion_grid", data_version=RENDER_VERSION)
     MODELS["trained" if trained else "loaded_from_cache"] += 1
     if trained:
         return trained[0], False   # the module just trained, where it was trained
@@ -200,7 +201,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None) -> dict 
     }
     if out.exists() and "long_budget" in (previous := json.loads(out.read_text())):
         result["long_budget"] = previous["long_budget"]  # experiments/fusion_long.py's section: kept
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    write_result(out, result)
     return result
 
 

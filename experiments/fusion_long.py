@@ -47,7 +47,8 @@ from pathlib import Path
 import torch
 
 from course_lib import fusion, pretext
-from course_lib.checkpoint import atomic_write, config_key, load_or_build
+from course_lib.artifacts import write_result
+from course_lib.cache import config_key, load_or_build
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.results import result_path
@@ -111,7 +112,7 @@ def cached_state(name: str, make, key: dict) -> tuple[dict, bool]:
     """``make()``'s module state, cached under ``fusion_long/<name>-<hash>.pt``; (state, hit)."""
     made = []
     state = load_or_build(name, lambda: made.append(make()) or made[0].state_dict(), key=key,
-                          folder="fusion_long")
+                          folder="fusion_long", data_version=RENDER_VERSION)
     return state, not made
 
 
@@ -174,7 +175,7 @@ def run(grid: dict, out: Path, *, train_only: bool = False, seeds=None, log=prin
                     "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                     "wall_seconds_of_call": round(time.time() - start, 1)} for seed in scored}, log=log)
     result["long_budget"] = section
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    write_result(out, result)
     return section
 
 

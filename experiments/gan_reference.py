@@ -35,10 +35,11 @@ from pathlib import Path
 import torch
 
 from course_lib import gan
-from course_lib.checkpoint import write_reference
+from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_reference
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
 from course_lib.gan_reference import REFERENCE_NAMES, REFERENCE_PATHS, reference_config
-from course_lib.metrics import frechet_distance
+from course_lib.metrics import sample_scores
 from course_lib.toyfaces import ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +53,7 @@ def training_config(name: str, steps: int) -> gan.GANConfig:
     return dataclasses.replace(config, steps=steps, ema_decay=config.ema_decay or EMA_DECAY)
 
 
-def snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / f"generator_step{step:06d}.pt"
+SNAPSHOT = "generator_step"  # the run folder's snapshots: generator_step002000.pt, ...
 
 
 def train(args: argparse.Namespace) -> None:
@@ -61,15 +61,12 @@ def train(args: argparse.Namespace) -> None:
     models = gan.build_models(config)
     run_dir = args.run_dir / args.model
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    def snapshot(step, history):
-        if step % args.snapshot_every == 0:
-            torch.save({"step": step, "generator": models["generator"].state_dict(),
-                        "generator_ema": models["generator_ema"].state_dict()}, snapshot_path(run_dir, step))
-
+    snapshots = snapshot_callback(run_dir, every=args.snapshot_every, prefix=SNAPSHOT, loss=None,
+                                  state=lambda: {"generator": models["generator"].state_dict(),
+                                                 "generator_ema": models["generator_ema"].state_dict()})
     start = time.perf_counter()
     history = gan.train_gan(models, config, checkpoint=run_dir / "checkpoint.pt", progress="line",
-                            checkpoint_every=args.snapshot_every, callbacks=[(args.snapshot_every, snapshot)])
+                            checkpoint_every=args.snapshot_every, callbacks=[snapshots])
     print(f"{args.model}: trained to step {history.records[-1]['step']} "
           f"({time.perf_counter() - start:.0f} s this call)", flush=True)
 
@@ -77,14 +74,16 @@ def train(args: argparse.Namespace) -> None:
 def validation_frechet(generators: dict[str, torch.nn.Module], image_size: int, n: int) -> dict[str, float]:
     """Domain Frechet distance of ``n`` samples of each generator against ``n`` validation faces."""
     net = load_feature_net(image_size)
-    real = net.features(ToyFaces(split="val", size=n, image_size=image_size).images)
-    return {name: round(frechet_distance(real, net.features(gan.generate(g, n, seed=0))), 2)
+    real = ToyFaces(split="val", size=n, image_size=image_size).images
+    real_feats = net.features(real)
+    return {name: sample_scores(real, gan.generate(g, n, seed=0), net=net, real_feats=real_feats,
+                                scores=("frechet",))["frechet"]
             for name, g in generators.items()}
 
 
 def export(args: argparse.Namespace, *, out: Path | None = None) -> Path:
     run_dir = args.run_dir / args.model
-    snap = torch.load(snapshot_path(run_dir, args.export), map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(run_dir, args.export, prefix=SNAPSHOT))
     config = dataclasses.replace(reference_config(args.model), steps=snap["step"])
     readouts = {}
     for key in ("generator", "generator_ema"):
@@ -95,7 +94,8 @@ def export(args: argparse.Namespace, *, out: Path | None = None) -> Path:
     weights = (f"exponential moving average of the generator's weights (decay {EMA_DECAY:g})"
                if chosen == "generator_ema" else "the trained generator")
     out = out or REFERENCE_PATHS[args.model]
-    write_reference(out, state=snap[chosen], key="generator", config=config, steps=snap["step"], weights=weights,
+    write_reference(out, state=snap[chosen], key="generator", config=config, steps=snap["step"],
+                    data_version=RENDER_VERSION, weights=weights,
                     validation_frechet={**scores, "n": args.val_size},
                     command=f"python experiments/gan_reference.py --model {args.model} --steps {snap['step']} && "
                             f"python experiments/gan_reference.py --model {args.model} --export {snap['step']}")

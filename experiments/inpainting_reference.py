@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from course_lib.checkpoint import write_reference
+from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_reference, write_result
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.images import to_float
 from course_lib.inpainting import InpaintConfig, pretrained_inpainter, train_inpainter
@@ -61,10 +60,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULT_PATH = result_path("inpainting")
 
 
-def snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / f"step{step:06d}.pt"
-
-
 def keep_snapshot(step: int, every: int) -> bool:
     """Snapshots every ``every`` steps up to step 4000, then every 2000."""
     return step % every == 0 and (step <= 4000 or step % 2000 == 0)
@@ -74,22 +69,20 @@ def train(args: argparse.Namespace, config: InpaintConfig) -> None:
     config = dataclasses.replace(config, steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
-
-    def snapshot(step, history):
-        if keep_snapshot(step, args.snapshot_every):
-            torch.save({"step": step, "weights": model.state_dict(), "loss": history.last("loss", 100)},
-                       snapshot_path(args.run_dir, step))
-
+    snapshots = snapshot_callback(
+        args.run_dir, every=args.snapshot_every, state=lambda: {"weights": model.state_dict()},
+        keep=lambda step: keep_snapshot(step, args.snapshot_every))
     start = time.perf_counter()
     history = train_inpainter(model, config, checkpoint=args.run_dir / "checkpoint.pt", progress="line",
-                              callbacks=[(args.snapshot_every, snapshot)])
+                              callbacks=[snapshots])
     print(f"trained to step {history.records[-1]['step']} ({time.perf_counter() - start:.0f} s this call)")
 
 
 def export(args: argparse.Namespace, config: InpaintConfig, path: Path = REFERENCE_PATH) -> None:
-    snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(args.run_dir, args.export))
     config = dataclasses.replace(config, steps=snap["step"])
-    write_reference(path, state=snap["weights"], config=config, steps=snap["step"], loss_last_100=snap["loss"],
+    write_reference(path, state=snap["weights"], config=config, steps=snap["step"], data_version=RENDER_VERSION,
+                    loss_last_100=snap["loss"],
                     command=f"python experiments/inpainting_reference.py --steps {snap['step']} && "
                             f"python experiments/inpainting_reference.py --export {snap['step']}")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, step {snap['step']})")
@@ -127,7 +120,7 @@ def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESUL
             # the long run with the same config and seed passed through this very model
             # (seeded init, seeded masks and batches, constant learning rate)
             model = config.build()
-            model.load_state_dict(torch.load(snap_file, map_location="cpu", weights_only=True)["weights"])
+            model.load_state_dict(read_snapshot(snap_file)["weights"])
             live_runs[seed] = {"source": f"long run, step {cfg.steps}", **net_scores(model)}
         else:
             trained = pretrained_inpainter(cfg, progress=False)   # cached like the chapter's own model
@@ -145,7 +138,7 @@ def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESUL
 
     curve = []   # hole PSNR of the long run's snapshots (seed-0 masks only: a cheap trend)
     for snap_file in sorted(args.run_dir.glob("step*.pt")):
-        snap = torch.load(snap_file, map_location="cpu", weights_only=True)
+        snap = read_snapshot(snap_file)
         model = config.build()
         model.load_state_dict(snap["weights"])
         got = hole_psnr_by_seed({"net": fillers(model, config.fill)["net"]}, x, seeds=seeds[:1])
@@ -172,7 +165,7 @@ def evaluate(args: argparse.Namespace, config: InpaintConfig, path: Path = RESUL
         "live_runs": {str(k): v for k, v in live_runs.items()},
         "steps_curve": curve,
     }
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(path, result)
     print(f"wrote {path}")
     return result
 

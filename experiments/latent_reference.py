@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from course_lib import latent, metrics
-from course_lib.checkpoint import atomic_save, write_reference
+from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_reference, write_result
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
-from course_lib.results import result_path, write_run
+from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,23 +41,15 @@ STEPS_PATH = result_path("autoencoder_reference_steps")
 N_EVAL = 500
 
 
-def snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / f"step{step:06d}.pt"
-
-
 def train(args: argparse.Namespace) -> None:
     config = dataclasses.replace(latent.reference_config(), steps=args.steps)
     model = config.build()
     args.run_dir.mkdir(parents=True, exist_ok=True)
-
-    def snapshot(step, history):
-        if step % args.snapshot_every == 0:
-            atomic_save({"step": step, "weights": model.state_dict(), "loss": history.last("loss", 100)},
-                        snapshot_path(args.run_dir, step))
-
+    snapshots = snapshot_callback(args.run_dir, every=args.snapshot_every,
+                                  state=lambda: {"weights": model.state_dict()})
     start = time.perf_counter()
     history = latent.train_autoencoder(model, config, checkpoint=args.run_dir / "checkpoint.pt", progress="line",
-                                       callbacks=[(args.snapshot_every, snapshot)])
+                                       callbacks=[snapshots])
     print(f"trained to step {history.records[-1]['step']} ({time.perf_counter() - start:.0f} s this call)")
 
 
@@ -71,7 +64,7 @@ def evaluate(args: argparse.Namespace) -> None:
                                      net=net, real_feats=real_feats)}]
     for path in sorted(args.run_dir.glob("step*.pt")):
         model = config.build()
-        snap = torch.load(path, map_location="cpu", weights_only=True)
+        snap = read_snapshot(path)
         model.load_state_dict(snap["weights"])
         with torch.no_grad():
             recon = model.eval()(real)
@@ -81,16 +74,16 @@ def evaluate(args: argparse.Namespace) -> None:
         print(rows[-1], flush=True)
     result = {"metric": metrics.frechet_label(N_EVAL, config.image_size),
               "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "steps"}, "rows": rows}
-    write_run(STEPS_PATH, result, script="experiments/latent_reference.py", argv=["", "--evaluate"], start=start,
-              load_at_start=load)
+    write_result(STEPS_PATH, result, script="experiments/latent_reference.py", argv=["", "--evaluate"], start=start,
+                 load_at_start=load)
     print(f"wrote {STEPS_PATH}")
 
 
 def export(args: argparse.Namespace) -> None:
-    snap = torch.load(snapshot_path(args.run_dir, args.export), map_location="cpu", weights_only=True)
+    snap = read_snapshot(snapshot_path(args.run_dir, args.export))
     config = dataclasses.replace(latent.reference_config(), steps=snap["step"])
     write_reference(latent.REFERENCE_PATH, state=snap["weights"], config=config, steps=snap["step"],
-                    loss_last_100=snap["loss"],
+                    data_version=RENDER_VERSION, loss_last_100=snap["loss"],
                     command=f"python experiments/latent_reference.py --steps {snap['step']} && "
                             f"python experiments/latent_reference.py --export {snap['step']}")
     print(f"wrote {latent.REFERENCE_PATH} ({latent.REFERENCE_PATH.stat().st_size / 1e6:.2f} MB, step {snap['step']})")

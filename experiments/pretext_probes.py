@@ -65,9 +65,9 @@ import numpy as np
 import torch
 
 from course_lib import contrastive, pretext, stats
-from course_lib.checkpoint import atomic_write
+from course_lib.artifacts import machine, write_result
 from course_lib.probe import ProbeConfig, best_layer, layer_features, probe_budgets
-from course_lib.results import machine, result_path
+from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("pretext_probes")  # package data: chapter 05 loads it with load_result
@@ -271,8 +271,7 @@ def run(exp: ProbeExperiment, out: Path | None = None, *, log=None) -> dict:
 
     def save(status: str) -> None:
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(out, json.dumps(result(status), indent=1) + "\n")
+            write_result(out, result(status))
 
     save("running")                                   # the registration, before any training
     for seed in exp.seeds:
@@ -385,7 +384,7 @@ def main(argv: list[str]) -> None:
     result = run(exp, out)
     result["command"] = "python " + " ".join(["experiments/pretext_probes.py", *argv[1:]])
     result["machine"] = machine(load)
-    atomic_write(out, json.dumps(result, indent=1) + "\n")
+    write_result(out, result)
     print(f"wrote {out}: {result['wall_seconds']} s over every session, {time.perf_counter() - start:.0f} s this one")
 
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from course_lib import contrastive
-from course_lib.checkpoint import atomic_write
+from course_lib.artifacts import write_result
 from course_lib.probe import best_layer, probe_backbone
-from course_lib.results import result_path, write_run
+from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("simclr_ablation")
@@ -107,8 +107,7 @@ def run(exp: AblationExperiment, out: Path, *, log=print) -> dict:
                              "train_seconds": round(t1 - t0, 1), "probe_seconds": round(time.perf_counter() - t1, 1)})
             log(f"{variant:10s} seed {seed}: probe {runs[-1]['probe']:.4f} ({runs[-1]['best_layer']})")
             result = {**header, "runs": runs, "summary": summarise(runs)}
-            out.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(out, json.dumps(result, indent=1) + "\n")        # after every run: resumable
+            write_result(out, result)        # after every run: resumable
     return {**header, "runs": runs, "summary": summarise(runs)}
 
 
@@ -134,7 +133,7 @@ def main(argv: list[str]) -> None:
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
     start, load = time.perf_counter(), os.getloadavg()[0]
     result = run(exp, out)
-    write_run(out, result, script="experiments/simclr_ablation.py", argv=argv, start=start, load_at_start=load)
+    write_result(out, result, script="experiments/simclr_ablation.py", argv=argv, start=start, load_at_start=load)
     print(f"wrote {out}")
 
 

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from course_lib import gan, ssgan
+from course_lib.artifacts import write_result
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
-from course_lib.metrics import fidelity_diversity, frechet_distance, frechet_label
+from course_lib.metrics import frechet_label, sample_quality
 from course_lib.probe import ProbeConfig, best_layer, probe_backbone
-from course_lib.results import result_path, write_run
+from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
 RESULTS = result_path("ssgan")
@@ -104,8 +105,8 @@ def unit(exp: SSGANExperiment, variant: str, seed: int, *, real, net, splits) ->
         record["train_seconds_cached"] = round(trained.seconds, 1)   # as measured when it was trained
         record["from_cache"] = trained.from_cache
         fake = gan.generate(generator.cpu(), exp.n, seed=exp.sample_seed)
-        record["frechet"] = frechet_distance(net.features(real), net.features(fake))
-        record.update(fidelity_diversity(real, fake, n=exp.n, net=net, k=exp.k))
+        record.update(sample_quality(real, fake, n=exp.n, net=net, k=exp.k,
+                                     scores=("frechet", "fidelity", "diversity")))
     t1 = time.perf_counter()
     scores = probe_backbone(ssgan.DiscriminatorFeatures(discriminator.cpu()), splits, names=ATTRIBUTE_NAMES,
                             config=exp.probe)
@@ -162,9 +163,8 @@ def run(exp: SSGANExperiment, out: Path, *, log=print) -> dict:
             log(f"seed {seed} {variant:22s} "
                 + " ".join(f"{m} {r[m]:.3f}" for m in (*METRICS, "rotation_acc") if m in r)
                 + f" probe {r['probe']:.4f} ({r['best_layer']}) {r['seconds']:.0f} s")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({**header, "feature_net": dataclasses.asdict(fn_cfg), "runs": runs,
-                                       "summary": summarise(runs)}, indent=1) + "\n")
+            write_result(out, {**header, "feature_net": dataclasses.asdict(fn_cfg), "runs": runs,
+                               "summary": summarise(runs)})
     return {**header, "feature_net": dataclasses.asdict(fn_cfg), "runs": runs, "summary": summarise(runs)}
 
 
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> None:
     out = Path(argv[2]) if len(argv) > 2 else RESULTS
     start, load = time.perf_counter(), os.getloadavg()[0]
     result = run(exp, out)
-    write_run(out, result, script="experiments/ssgan.py", argv=argv, start=start, load_at_start=load)
+    write_result(out, result, script="experiments/ssgan.py", argv=argv, start=start, load_at_start=load)
     print(f"wrote {out}")
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from course_lib.checkpoint import atomic_write
+from course_lib.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = """\

@@ -46,6 +46,7 @@ from course_lib import (
     vae,
 )
 from course_lib.backbone import ConvBackbone
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.images import to_float
 from course_lib.loop import Budget, History, train as loop_train
 from course_lib.plots import show_images
@@ -340,7 +341,7 @@ CASES = [
         lambda c: metrics.frechet_distance(torch.full((10, 4), math.nan), torch.rand(10, 4))),
     bad("psnr-empty-hole", ValueError, r"no hole pixels \(mask is 1 = hole, 0 = known\)",
         lambda c: metrics.psnr(img(), img(), mask=torch.zeros(2, 1, 16, 16))),
-    bad("psnr-shapes", ValueError, r"expected two \(B, C, H, W\) batches of the same shape",
+    bad("psnr-shapes", ValueError, r"expected two \(B, C, H, W\) batches or \(N, D\) rows of the same shape",
         lambda c: metrics.psnr(img(), img(s=8))),
     bad("ssim-tiny-images", ValueError, "smaller than kernel_size",
         lambda c: metrics.ssim(img(s=4), img(s=4))),
@@ -610,7 +611,7 @@ CASES = [
     bad("ssim-nan", ValueError, "x contains NaN or inf",
         lambda c: metrics.ssim(img(), torch.full((2, 3, 16, 16), math.nan))),
     bad("psnr-per-image-0-255", ValueError,
-        r"x_hat must lie in \[0, max_value=1\], got values in \[0.0203, 255\]: pass max_value=255",
+        r"x_hat must lie in \[0, data_range=1\], got values in \[0.0203, 255\]: clamp it, or pass data_range=255",
         lambda c: unsupervised.psnr_per_image(img() * 255, img() * 255 + 1)),
     # ------------------------------------------------------------------ issue 30: reference weights
     bad("ddpm-reference-lfs-pointer", checkpoint.CheckpointError, r"is a Git LFS pointer.*git lfs pull",
@@ -635,7 +636,8 @@ CASES = [
     bad("checkpoint-path-is-a-folder", IsADirectoryError, r"ck is a folder, but a checkpoint is one file",
         lambda c: ((c.tmp / "ck").mkdir(), checkpoint.Checkpoint(c.tmp / "ck", models=torch.nn.Linear(2, 2)))),
     bad("load-or-train-cache-file-is-a-folder", IsADirectoryError, r"cache file path .*tiny-\w+\.pt is a folder",
-        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp)[0].mkdir(parents=True),
+        lambda c: (checkpoint.cache_path("tiny", CFG, cache_dir=c.tmp,
+                                         data_version=RENDER_VERSION)[0].mkdir(parents=True),
                    _load_or_train(c, cache_dir=c.tmp))),
     # ------------------------------------------------------------------ issue 30: the CLI trainer
     bad("cli-out-is-a-file", SystemExit, r"--out must be a folder \(created if missing\), but .*a_file is a file",

@@ -9,15 +9,18 @@ import matplotlib
 import pytest
 import torch
 
+from course_lib.artifacts import config_diff, read_reference, reference_mismatch, write_reference
+from course_lib.atomic import _HOST, clean_orphans
+from course_lib.cache import cache_path, load_or_build
 from course_lib.checkpoint import (
     Checkpoint,
     CheckpointError,
-    cache_path,
     load_checkpoint,
     load_or_train,
     read_checkpoint,
     save_checkpoint,
 )
+from course_lib.facedraw import RENDER_VERSION
 from course_lib.loop import Budget, History, train
 from course_lib.runtime import DeviceLoader, seed_everything
 
@@ -183,7 +186,7 @@ def test_a_cache_file_written_with_plain_records_loads_as_a_history(tmp_path):
     """Cache files store the history as plain records (a list of dicts), as they always did:
     a file written before Trained.history became a History loads (weights_only=True) as one."""
     config, build = TinyConfig(), (lambda c: torch.nn.Linear(2, c.width))
-    path, text = cache_path("old", config, cache_dir=tmp_path)
+    path, text = cache_path("old", config, cache_dir=tmp_path, data_version=RENDER_VERSION)
     records = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
     save_checkpoint(path, models=build(config), history=records, step=2,
                     extra={"config": text, "name": "old", "seconds": 3.0})
@@ -204,13 +207,13 @@ def test_a_killed_write_keeps_the_old_checkpoint_and_its_temp_file_is_cleaned(tm
     path = tmp_path / "c.pt"
     save_checkpoint(path, models=torch.nn.Linear(3, 3), step=1)
     # a real kill -9 half-way through the next write: the bytes are in the temporary file,
-    # the process dies before the rename (checkpoint.atomic_write flushes, fsyncs, renames)
+    # the process dies before the rename (atomic.atomic_write flushes, fsyncs, renames)
     script = textwrap.dedent(f"""
         import os, signal, torch
-        from course_lib import checkpoint
+        from course_lib import atomic, checkpoint
         def dying_fsync(fd):
             os.kill(os.getpid(), signal.SIGKILL)
-        checkpoint.os.fsync = dying_fsync
+        atomic.os.fsync = dying_fsync
         checkpoint.save_checkpoint({str(path)!r}, models=torch.nn.Linear(3, 3), step=2)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True)
@@ -225,8 +228,6 @@ def test_a_killed_write_keeps_the_old_checkpoint_and_its_temp_file_is_cleaned(tm
 
 
 def test_temp_files_of_live_writers_and_other_checkpoints_are_kept(tmp_path):
-    from course_lib.checkpoint import _HOST, clean_orphans
-
     path = tmp_path / "c.pt"
     mine = tmp_path / f".c.pt.{os.getpid()}-{_HOST}.abcd1234.tmp"        # a write in progress here
     parent = tmp_path / f".c.pt.{os.getppid()}-{_HOST}.abcd1234.tmp"     # a live process's write
@@ -300,8 +301,6 @@ def test_an_optimizer_state_does_not_load_into_another_optimizer_class(tmp_path)
 
 def test_the_cache_is_keyed_by_the_toyfaces_drawing_too(tmp_path):
     """A new ToyFaces render version retrains every cached model, not only the VAE."""
-    from course_lib.checkpoint import load_or_train
-
     calls = []
 
     def fit(model, config):
@@ -320,55 +319,58 @@ def test_the_cache_is_keyed_by_the_toyfaces_drawing_too(tmp_path):
 def test_load_or_build_caches_data_and_rebuilds_a_corrupt_file(tmp_path):
     """The data cache (ToyFaces, CelebA, the fusion grid's weights): one file per key and data
     version; a torn or foreign file is rebuilt and overwritten, never returned."""
-    from course_lib.checkpoint import cache_path, load_or_build
-
     calls = []
 
     def build():
         calls.append(1)
         return {"x": torch.arange(6).reshape(2, 3) * len(calls)}
 
-    first = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
-    again = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
+    first = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=5)
+    again = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=5)
     assert len(calls) == 1 and torch.equal(again["x"], first["x"])
-    path, _ = cache_path("set", {"n": 2}, folder="data", cache_dir=tmp_path)
+    path, _ = cache_path("set", {"n": 2}, folder="data", cache_dir=tmp_path, data_version=5)
     assert path.is_file() and path.parent == tmp_path / "data"
     for damage in (b"", b"cut short", path.read_bytes()[:40]):
         path.write_bytes(damage)
-        rebuilt = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path)
+        rebuilt = load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=5)
         assert torch.equal(rebuilt["x"], torch.arange(6).reshape(2, 3) * len(calls))
         assert torch.load(path, weights_only=True)["data"]["x"].equal(rebuilt["x"])  # rewritten whole
     assert len(calls) == 4
     # a file written for another key (renamed by hand, a hash collision) is not trusted either
-    other, _ = cache_path("set", {"n": 3}, folder="data", cache_dir=tmp_path)
+    other, _ = cache_path("set", {"n": 3}, folder="data", cache_dir=tmp_path, data_version=5)
     other.write_bytes(path.read_bytes())
-    load_or_build("set", build, key={"n": 3}, cache_dir=tmp_path)
+    load_or_build("set", build, key={"n": 3}, cache_dir=tmp_path, data_version=5)
     assert len(calls) == 5
     # another data version (ToyFaces' drawing changed), another file
-    load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=-1)
+    load_or_build("set", build, key={"n": 2}, cache_dir=tmp_path, data_version=4)
     assert len(calls) == 6
     with pytest.raises(ValueError, match="simple identifier"):
-        load_or_build("a/b", build, key={}, cache_dir=tmp_path)
+        load_or_build("a/b", build, key={}, cache_dir=tmp_path, data_version=5)
 
 
 def test_reference_round_trip_refuses_another_config_and_drawing(tmp_path):
-    from course_lib.checkpoint import config_diff, read_reference, write_reference
-    from course_lib.facedraw import RENDER_VERSION
     from course_lib.latent import AutoencoderConfig
 
     config = AutoencoderConfig(width=16, steps=7)
     model = config.build()
     path = write_reference(tmp_path / "ae.pt", state=model.state_dict(), config=config, steps=7, command="make it",
-                           note="extra")
-    payload = read_reference(path, config=dataclasses.replace(config, steps=999), what="test AE", rebuild="make it")
+                           data_version=RENDER_VERSION, note="extra")
+    payload = read_reference(path, config=dataclasses.replace(config, steps=999), data_version=RENDER_VERSION,
+                             what="test AE", rebuild="make it")
     assert payload["steps"] == 7 and payload["note"] == "extra" and payload["data_version"] == RENDER_VERSION
     assert all(v.dtype == torch.float32 for v in payload["weights"].values())     # stored in float16, read back
     assert config_diff(payload["config"], config) == {}
     assert config_diff(payload["config"], dataclasses.replace(config, width=32)) == {"width": (16, 32)}
+    # the one staleness check: config fields but steps, and the data version
+    assert reference_mismatch(payload, config=config, data_version=RENDER_VERSION) == {}
+    assert reference_mismatch(payload, config=dataclasses.replace(config, width=32),
+                              data_version=RENDER_VERSION + 1) == {"width": (16, 32),
+                                                                   "data_version": (RENDER_VERSION, RENDER_VERSION + 1)}
     with pytest.raises(ValueError, match=r"does not match AutoencoderConfig.*'width': \(16, 32\).*rerun: make it"):
-        read_reference(path, config=dataclasses.replace(config, width=32), what="test AE", rebuild="make it")
+        read_reference(path, config=dataclasses.replace(config, width=32), data_version=RENDER_VERSION,
+                       what="test AE", rebuild="make it")
     stale = torch.load(path, weights_only=True)
     stale["data_version"] = RENDER_VERSION - 1
     torch.save(stale, path)
     with pytest.raises(ValueError, match="render version"):
-        read_reference(path, config=config, what="test AE", rebuild="make it")
+        read_reference(path, config=config, data_version=RENDER_VERSION, what="test AE", rebuild="make it")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import course_lib
-from course_lib import fusion, gan, inpainting, loop, runtime as rt_mod, vae
+from course_lib import distributed, fusion, gan, inpainting, loop, vae
 from course_lib.loop import Budget, train
 from course_lib.runtime import DeviceLoader, backward_step, local_share, runtime
 from course_lib.toyfaces import ToyFaces
@@ -45,7 +45,7 @@ def test_backward_step_without_and_with_a_cpu_plan_is_the_plain_update():
         if plan is None:
             backward_step(loss, opt)
         else:
-            with rt_mod.active(plan):
+            with distributed.active(plan):
                 backward_step(loss, opt)
         return model.weight.detach().clone()
 
@@ -64,7 +64,7 @@ def test_step_functions_return_detached_tensors_and_the_loop_syncs_only_when_it_
     assert all(isinstance(v, torch.Tensor) and not v.requires_grad for v in out.values())
     calls = []
     real = loop._to_floats
-    monkeypatch.setattr(loop, "_to_floats", lambda pending, rt: calls.append(len(pending)) or real(pending, rt))
+    monkeypatch.setattr(loop, "_to_floats", lambda pending, plan: calls.append(len(pending)) or real(pending, plan))
     loader = DeviceLoader(torch.rand(32, 3, 16, 16), batch_size=8, device="cpu")
     history = train(lambda x: vae.vae_step(model, opt, x), loader, budget=Budget(steps=20),
                     progress=False, sync_every=10, every=1000)

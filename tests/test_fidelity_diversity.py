@@ -133,3 +133,45 @@ def test_layer_features_shapes_and_forward_unchanged(smoke_net, faces):
     torch.testing.assert_close(blocks["attributes"], smoke_net.features(held_out[:10]), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="empty"):
         smoke_net.layer_features(held_out[:0])
+
+
+def test_the_one_sample_scorer_gives_the_numbers_of_the_compositions_it_replaced(smoke_net, faces):
+    """metrics.sample_quality replaced six hand-written compositions of the same metrics (bench/
+    sample_quality.py, bench/gan_recipes.py, experiments/ssgan.py, guidance.guidance_sweep,
+    experiments/ddpm_reference.py, experiments/gan_reference.py) and domain_frechet: the same
+    numbers, to the last bit."""
+    from course_lib.metrics import (
+        domain_frechet,
+        frechet_distance,
+        kernel_distance,
+        precision_recall,
+        sample_quality,
+        sample_scores,
+    )
+
+    real, held_out = faces
+    net, n = smoke_net, 200
+    real, fake = real[:n], corrupt_images(held_out[:n], kind="blur", strength=1.0)
+    real_feats, feats = net.features(real), net.features(fake)
+    old = {"frechet": frechet_distance(real_feats, feats), "kid": kernel_distance(real_feats, feats),
+           **fidelity_diversity(real, fake, n=n, net=net, k=5), **precision_recall(real_feats, feats, k=3)}
+    new = sample_quality(real, fake, n=n, net=net, scores=("frechet", "kid", "fidelity", "diversity", "precision",
+                                                           "recall"))
+    assert new == old and list(new) == ["frechet", "kid", "fidelity", "diversity", "precision", "recall"]
+    assert sample_quality(real, fake, n=n, net=net, real_feats=real_feats, k=3) == {
+        "frechet": old["frechet"], "kid": old["kid"], **fidelity_diversity(real, fake, n=n, net=net, k=3)}
+    # sample_scores: the old rounding (Frechet 2 decimals, KID 4 digits, the rest 3 decimals)
+    assert sample_scores(real, fake, net=net) == {
+        "frechet": round(old["frechet"], 2), "kid": float(f"{old['kid']:.4g}"),
+        "fidelity": round(old["fidelity"], 3), "diversity": round(old["diversity"], 3)}
+    assert sample_scores(real, fake, net=net, scores=("frechet", "precision", "recall")) == {
+        "frechet": round(old["frechet"], 2), "precision": round(old["precision"], 3),
+        "recall": round(old["recall"], 3)}
+    # domain_frechet with more images than n: the same seeded subsets as before
+    g = torch.Generator().manual_seed(0)
+    a, b = (x[torch.randperm(x.shape[0], generator=g)[:150]] for x in (faces[0], held_out))
+    assert domain_frechet(faces[0], held_out, n=150, net=net) == frechet_distance(net.features(a), net.features(b))
+    with pytest.raises(ValueError, match="real_feats must be the features of the 150 real images"):
+        sample_quality(faces[0], held_out, n=150, net=net, real_feats=net.features(faces[0]))
+    with pytest.raises(ValueError, match="scores must be a non-empty selection"):
+        sample_quality(real, fake, n=n, net=net, scores=("fid",))

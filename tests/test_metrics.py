@@ -168,3 +168,35 @@ def test_linear_probe_finds_a_linear_signal():
     assert "linear probe" in str(result)
     with pytest.raises(ValueError, match="do not match"):
         linear_probe(feats[:400], labels[:300], feats[400:], labels[400:])
+
+
+def _old_psnr(x_hat, x, mask=None):
+    """metrics.psnr before the course had one PSNR: torchmetrics in float32 without a mask, the
+    hole's squared error summed in float32 with one."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+    x_hat, x = x_hat.float(), x.float()
+    if mask is None:
+        return float(peak_signal_noise_ratio(x_hat, x, data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean"))
+    se = ((x_hat - x) ** 2 * mask).flatten(1).sum(1)
+    mse = se / (mask.flatten(1).sum(1) * x.shape[1])
+    return float((10 * torch.log10(1.0 / mse.double())).mean())
+
+
+def test_one_psnr_gives_what_both_psnrs_gave():
+    """metrics.psnr_per_image is the course's one PSNR: unsupervised.psnr_per_image is it (the
+    float64 formula it always had, bit for bit), and metrics.psnr, its mean, moves from float32
+    to float64: the same values to 1e-4 dB (stored results round to 0.01 dB)."""
+    from course_lib import metrics, unsupervised
+    from course_lib.toyfaces import ToyFaces
+
+    assert unsupervised.psnr_per_image is metrics.psnr_per_image
+    x = ToyFaces(split="test", size=64, image_size=32).images.float() / 255
+    g = torch.Generator().manual_seed(0)
+    x_hat = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    old_rows = 10 * torch.log10(1.0 / (x_hat.double() - x.double()).pow(2).flatten(1).mean(1).clamp_min(1e-12))
+    assert torch.equal(metrics.psnr_per_image(x_hat, x), old_rows)
+    assert torch.equal(metrics.psnr_per_image(x_hat.flatten(1).double(), x.flatten(1).double()), old_rows)
+    mask = (torch.rand(64, 1, 32, 32, generator=g) < 0.3).float()
+    for m in (None, mask):
+        assert metrics.psnr(x_hat, x, mask=m) == pytest.approx(_old_psnr(x_hat, x, m), abs=1e-4)
+    assert metrics.psnr(x, x) == pytest.approx(120.0)            # identical images: the floor, not inf

@@ -1,9 +1,14 @@
 """Device/precision selection (CUDA and MPS mocked), seeding, the on-device loader."""
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
-from course_lib import runtime as rt_mod
+from course_lib import device as device_mod
 from course_lib.runtime import DeviceLoader, autocast, get_device, runtime, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -17,7 +22,7 @@ def fake_hw(monkeypatch):
     def set_hw(*, cuda=False, bf16=True, mps=False):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-        monkeypatch.setattr(rt_mod, "_mps_available", lambda: mps)
+        monkeypatch.setattr(device_mod, "_mps_available", lambda: mps)
     return set_hw
 
 
@@ -48,16 +53,16 @@ def test_unavailable_device_is_a_clear_error(fake_hw):
 
 def test_precision_per_device(fake_hw):
     fake_hw(cuda=True, bf16=True)
-    rt = runtime()
-    assert (rt.precision, rt.use_scaler, rt.channels_last, rt.compile) == ("bf16", False, True, False)
+    plan = runtime()
+    assert (plan.precision, plan.use_scaler, plan.channels_last, plan.compile) == ("bf16", False, True, False)
     fake_hw(cuda=True, bf16=False)  # e.g. a T4 or V100: fp16 needs a GradScaler
-    rt = runtime()
-    assert (rt.precision, rt.use_scaler) == ("fp16", True)
+    plan = runtime()
+    assert (plan.precision, plan.use_scaler) == ("fp16", True)
     fake_hw(cuda=False, mps=True)
     assert runtime().precision == "fp32"
     fake_hw(cuda=False, mps=False)
-    rt = runtime()
-    assert (rt.precision, rt.channels_last, rt.compile) == ("fp32", False, False)  # never bf16 on CPU
+    plan = runtime()
+    assert (plan.precision, plan.channels_last, plan.compile) == ("fp32", False, False)  # never bf16 on CPU
 
 
 def test_precision_overrides(fake_hw, monkeypatch):
@@ -74,8 +79,8 @@ def test_precision_overrides(fake_hw, monkeypatch):
     monkeypatch.setenv("COURSE_AMP", "fp32")
     monkeypatch.setenv("COURSE_CHANNELS_LAST", "1")
     monkeypatch.setenv("COURSE_COMPILE", "0")
-    rt = runtime()
-    assert rt.channels_last and not rt.compile
+    plan = runtime()
+    assert plan.channels_last and not plan.compile
     monkeypatch.setenv("COURSE_CHANNELS_LAST", "maybe")
     with pytest.raises(ValueError, match="COURSE_CHANNELS_LAST"):
         runtime()
@@ -83,14 +88,14 @@ def test_precision_overrides(fake_hw, monkeypatch):
 
 def test_autocast_is_noop_in_fp32_and_scaler_disabled(fake_hw):
     fake_hw(cuda=False)
-    rt = runtime()
+    plan = runtime()
     lin = torch.nn.Linear(4, 2)
-    with autocast(rt):
+    with autocast(plan):
         assert lin(torch.randn(3, 4)).dtype == torch.float32
-    assert not rt.grad_scaler().is_enabled()
-    model = rt.prepare(torch.nn.Conv2d(3, 4, 3))
+    assert not plan.grad_scaler().is_enabled()
+    model = plan.prepare(torch.nn.Conv2d(3, 4, 3))
     assert next(model.parameters()).device.type == "cpu"
-    assert "cpu, fp32" in rt.describe()
+    assert "cpu, fp32" in plan.describe()
 
 
 def test_seed_everything_repeats():
@@ -157,9 +162,13 @@ def test_device_loader_rejects_bad_input():
 
 
 def test_require_idle_refuses_a_busy_machine_unless_forced(monkeypatch):
+    """bench/idle.py, which `make execute` runs before each chapter and chapter_times.py imports."""
     import os
 
-    from course_lib.runtime import require_idle
+    spec = importlib.util.spec_from_file_location("idle", ROOT / "bench" / "idle.py")
+    idle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(idle)
+    require_idle = idle.require_idle
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 1.0, 1.0))
     with pytest.raises(SystemExit, match="above 1 per core"):

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..images import to_float
+from ..metrics import psnr_per_image
 from ..toyfaces import ToyFaces
-from ..unsupervised import psnr_per_image
 from ..vae import VAE, elbo_loss, kl_divergence, reconstruction_loss, reparameterize, vae_step
 from .core import ExerciseError, check_close, check_dtype, own_work, passed, run_student, unwatched
 
