@@ -40,6 +40,7 @@ Models, one family per module (chapter in brackets)
 - ``guidance``          classifier-free guidance on ToyFaces' attributes (10)
 - ``latent``            an autoencoder and a flow model in its latent space (11)
 - ``ssl_flow``          the flow model helped by self-supervision (12)
+- ``rcg``               representation-conditioned generation: a generator of SSL vectors (12)
 
 Training
 - ``profiles``          COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices
