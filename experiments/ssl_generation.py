@@ -58,6 +58,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import flow, guidance, metrics, pretext, rcg, ssl_flow, stats  # noqa: E402
+from course_lib.artifacts import read_snapshot, write_result, write_snapshot  # noqa: E402
 from course_lib.backbone import ConvBackbone  # noqa: E402
 from course_lib.contrastive import SimCLRConfig, pretrained_simclr  # noqa: E402
 from course_lib.diffusion import fit_denoiser  # noqa: E402
@@ -65,7 +66,7 @@ from course_lib.faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import load_feature_net  # noqa: E402
 from course_lib.plots import show_images  # noqa: E402
-from course_lib.results import result_path, write_run  # noqa: E402
+from course_lib.results import result_path  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
 OUT = result_path("ssl_generation")
@@ -301,8 +302,8 @@ def update(out: Path, run_dir: Path, change, *, start: float, load_at_start: flo
         fcntl.flock(lock, fcntl.LOCK_EX)
         result = load(out)
         change(result)
-        write_run(out, result, script="experiments/ssl_generation.py", argv=sys.argv, start=start,
-                  load_at_start=load_at_start)
+        write_result(out, result, script="experiments/ssl_generation.py", argv=sys.argv, start=start,
+                     load_at_start=load_at_start)
         return result
 
 
@@ -386,9 +387,8 @@ def run(args) -> None:
             row = {"arm": arm, "seed": seed, "steps": config.steps, "train_seconds": round(seconds, 1),
                    "aux_last50": aux, **extra, "frechet": primary["frechet"], "scores": scores}
             print(row, flush=True)
-            torch.save({"ema": model.ema.state_dict(),
-                        **({"rep_generator": rep_generator.state_dict()} if rep_generator is not None else {})},
-                       args.run_dir / f"{arm}_seed{seed}_ema.pt")
+            write_snapshot(args.run_dir / f"{arm}_seed{seed}_ema.pt", ema=model.ema.state_dict(),
+                           **({"rep_generator": rep_generator.state_dict()} if rep_generator is not None else {}))
             update(args.out, args.run_dir, functools.partial(keep_row, row=row), start=start,
                    load_at_start=load_at_start)
 
@@ -475,7 +475,7 @@ def figure(args) -> None:
         if not path.is_file():
             continue
         model, labels, _ = build(arm, base_config(0, steps[arm]))
-        state = torch.load(path, weights_only=True)
+        state = read_snapshot(path)
         model.ema.load_state_dict(state["ema"])
         model.eval()
         method, n = SAMPLER
