@@ -2,7 +2,9 @@
 
 - **Editing**: a latent attribute direction (mean ``mu`` of faces with the attribute minus
   mean ``mu`` of faces without it; White 2016, "Sampling generative networks"; Radford et
-  al. 2016 did the same vector arithmetic with DCGAN) and the edited decodings.
+  al. 2016 did the same vector arithmetic with DCGAN) and the edited decodings; whether an
+  edit changes its attribute, and only it, more than a random push of the same length, at
+  every step size (:func:`edit_verdicts`, :func:`edit_finding`).
 - **Anomaly detection**: one score per image from each model (higher = more anomalous):
   the VAE's negative ELBO, the inpainting error over a fixed set of holes, minus the GAN
   discriminator's logit; :func:`auroc` and :func:`roc_curve` compare them.
@@ -35,6 +37,7 @@ from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
 from course_lib.runtime import runtime, seed_everything
+from course_lib.stats import BETTER, UNCLEAR, WORSE, Comparison, compare_all
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES
 from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
@@ -68,6 +71,59 @@ def edit_faces(vae: VAE, images: torch.Tensor, direction: torch.Tensor,
     mu, _ = vae.encoder(_as_float(images, device))                       # (B, D)
     d = direction.to(device)
     return torch.stack([vae.decode(mu + a * d) for a in alphas]).cpu()   # (A, B, 3, H, W)
+
+
+def edit_verdicts(hits, *, alpha: float = 0.05) -> dict[tuple[str, float], Comparison]:
+    """Does an edit change an attribute more often than a random push of the same length?
+
+    ``hits[(attribute, alpha)] = (edited, pushed)``: per face, 1 where the attribute network
+    reads the attribute as changed (or present) after adding ``alpha`` times the direction,
+    resp. a random direction of the same length, to the same faces. One family: a paired
+    t-test over the faces per key, Holm across every key. "better" means the direction
+    changes the attribute more often than the random push. A pair that differs by the same
+    amount on every face has no spread to test: its verdict is that difference's sign
+    ("no clear difference" when it is 0), with p 0 or 1.
+    """
+    pairs = {key: (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)) for key, (a, b) in hits.items()}
+    for key, (a, b) in pairs.items():
+        if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+            raise ValueError(f"{key}: expected two per-face arrays of one length >= 2, got {a.shape} and {b.shape}")
+    testable = {k: v for k, v in pairs.items() if np.ptp(v[0] - v[1]) > 0}
+    result = compare_all(testable, alpha=alpha, paired=True) if testable else {}
+    for key, (a, b) in pairs.items():
+        if key not in testable:
+            d = float((a - b)[0])
+            verdict = UNCLEAR if d == 0 else BETTER if d > 0 else WORSE
+            result[key] = Comparison(diff=d, low=d, high=d, level=0.95, t=math.nan, df=math.nan,
+                                     p=float(d == 0), p_adjusted=float(d == 0), n_a=len(a), n_b=len(b),
+                                     verdict=verdict)
+    return {key: result[key] for key in pairs}
+
+
+def edit_finding(verdicts: dict[tuple[str, float], Comparison], *, target: str, side: str) -> str:
+    """:func:`edit_verdicts` in words, at every step size: where the direction changes
+    ``target`` more often than a random push, where it also changes ``side`` more often
+    (it does not separate the two there), and where it is a clean edit."""
+    alphas = sorted({a for (name, a) in verdicts if name == target})
+    if not alphas or any((side, a) not in verdicts for a in alphas):
+        raise ValueError(f"verdicts need ({target!r}, alpha) and ({side!r}, alpha) for the same alphas")
+
+    def clause(a):
+        t, s = verdicts[target, a], verdicts[side, a]
+        return (f"alpha {a:g}: {target} {t.diff:+.2f} ({t.verdict}), {side} {s.diff:+.2f} ({s.verdict})")
+
+    works = [a for a in alphas if verdicts[target, a].verdict == BETTER]
+    clean = [a for a in works if verdicts[side, a].verdict != BETTER]
+    text = ("Share of faces changed by the direction minus by a random push of the same length, per step size "
+            "(paired over the faces, Holm over all of them): " + "; ".join(clause(a) for a in alphas) + ". ")
+    if not works:
+        return text + f"At no step size does the direction change {target} more often than a random push."
+    listed = ", ".join(f"{a:g}" for a in works)
+    if not clean:
+        return text + (f"At every step size where it changes {target} more often than chance ({listed}), it also "
+                       f"changes {side} more often than chance: the code does not separate the two.")
+    return text + (f"It changes {target} more often than chance at {listed}, and without changing {side} more "
+                   f"often than chance at {', '.join(f'{a:g}' for a in clean)}: a clean edit there.")
 
 
 # ------------------------------------------------------------------ anomaly detection
