@@ -37,7 +37,7 @@ from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
 from course_lib.runtime import runtime, seed_everything
-from course_lib.stats import BETTER, UNCLEAR, WORSE, Comparison, compare_all
+from course_lib.stats import BETTER, Comparison, compare_shares
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES
 from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
@@ -78,26 +78,11 @@ def edit_verdicts(hits, *, alpha: float = 0.05) -> dict[tuple[str, float], Compa
 
     ``hits[(attribute, alpha)] = (edited, pushed)``: per face, 1 where the attribute network
     reads the attribute as changed (or present) after adding ``alpha`` times the direction,
-    resp. a random direction of the same length, to the same faces. One family: a paired
-    t-test over the faces per key, Holm across every key. "better" means the direction
-    changes the attribute more often than the random push. A pair that differs by the same
-    amount on every face has no spread to test: its verdict is that difference's sign
-    ("no clear difference" when it is 0), with p 0 or 1.
+    resp. a random direction of the same length, to the same faces. One family
+    (:func:`course_lib.stats.compare_shares`: paired over the faces, Holm across every key);
+    "better" means the direction changes the attribute more often than the random push.
     """
-    pairs = {key: (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)) for key, (a, b) in hits.items()}
-    for key, (a, b) in pairs.items():
-        if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-            raise ValueError(f"{key}: expected two per-face arrays of one length >= 2, got {a.shape} and {b.shape}")
-    testable = {k: v for k, v in pairs.items() if np.ptp(v[0] - v[1]) > 0}
-    result = compare_all(testable, alpha=alpha, paired=True) if testable else {}
-    for key, (a, b) in pairs.items():
-        if key not in testable:
-            d = float((a - b)[0])
-            verdict = UNCLEAR if d == 0 else BETTER if d > 0 else WORSE
-            result[key] = Comparison(diff=d, low=d, high=d, level=0.95, t=math.nan, df=math.nan,
-                                     p=float(d == 0), p_adjusted=float(d == 0), n_a=len(a), n_b=len(b),
-                                     verdict=verdict)
-    return {key: result[key] for key in pairs}
+    return compare_shares(hits, alpha=alpha)
 
 
 def edit_finding(verdicts: dict[tuple[str, float], Comparison], *, target: str, side: str) -> str:
