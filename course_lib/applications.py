@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve as sklearn_roc_curve
 from torch import nn
 
+from course_lib.facedraw import MIRRORED
 from course_lib.images import to_float, to_uint8
 from course_lib.inpainting import InpaintingNet, fill_hole
 from course_lib.inputs import check_value, validate_fields
@@ -324,8 +325,8 @@ AUGMENT_COMPARISONS = {
     ("+VAE", "+real pseudo"): "does the samples' distribution shift cost accuracy (same labeller, other images)?",
     ("+real pseudo", "+real true"): "does the pseudo-labels' noise cost accuracy (same images, other labels)?",
 }
-# attributes whose class mirrors under a horizontal flip (symmetric ranges, equal-width bins)
-MIRRORED = ("head_x", "tilt", "light")
+# MIRRORED (course_lib.facedraw): the attributes whose class mirrors under a horizontal flip
+# (symmetric ranges, equal-width bins)
 
 
 def classical_augment(images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0,
