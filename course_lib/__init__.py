@@ -16,7 +16,7 @@ Models, one family per module (chapter in brackets)
   committed reference generators); ``playground`` the 2-D GAN playground
 - ``inpainting`` (04), with ``inpainting_eval`` (its scoring and reference network)
 - ``jigsaw``, ``pretext``, ``contrastive`` (05); ``shortcuts`` pretext tasks solved without the object
-- ``fusion``, ``ssgan`` (06); ``applications`` (07)
+- ``fusion``, ``ssgan`` (06), with ``ssgan_results`` (its committed experiment in words); ``applications`` (07)
 - ``diffusion`` (08), with ``diffusion_process`` (schedules, forward process, loss),
   ``diffusion_unet`` (the time-conditioned U-Net, its moving average, attribute conditioning)
   and ``diffusion_sampling`` (DDPM, DDIM, RePaint)
