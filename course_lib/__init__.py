@@ -37,7 +37,8 @@ Training and evaluation
 - ``stats``      Welch's and paired t-tests, confidence intervals, Holm's correction, power and
   seeds needed; ``verdicts`` the
   experiments' verdicts built on it (chapters 06 and 07)
-- ``results``    the committed experiment results (package data), ``load_result(name)``
+- ``results``    the committed experiment results (package data), ``load_result(name)``;
+  ``quality_ranking`` who leads the sample-quality table, and which ranks are real
 - ``plots``      a batch of images as one grid
 - ``checkers``   exercise checkers, one module per chapter
 

@@ -10,6 +10,7 @@ import torch
 from course_lib import applications as app
 from course_lib.gan import Discriminator
 from course_lib.inpainting import InpaintingNet
+from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAE, elbo_loss
 
 
@@ -287,3 +288,17 @@ def test_edit_finding_says_whether_the_edit_is_clean():
     assert "At no step size" in app.edit_finding(verdicts, target="glasses", side="skin")
     with pytest.raises(ValueError, match="same alphas"):
         app.edit_finding(verdicts, target="glasses", side="hat")
+
+
+def test_cas_finding_computes_the_drop_from_the_published_table():
+    text = app.cas_finding()
+    assert "42.65% top-1" in text and "30.4 points of top-1 (41.6% of it)" in text and "(27.9%)" in text
+    assert "18.3 points of top-1" in app.cas_finding(model="VQ-VAE-2")
+
+
+def test_the_classifier_seed_reaches_training():
+    train = ToyFaces(split="train", size=64, image_size=16, cache=False)
+    cfg = app.AugmentConfig(steps=5, batch_size=16)
+    weights = [next(app.train_attribute_classifier(train.images, train.labels, cfg, seed=s).parameters()).detach()
+               for s in (0, 0, 1)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
