@@ -19,7 +19,7 @@ Models, one family per module (chapter in brackets)
 - ``fusion``, ``ssgan`` (06), with ``ssgan_results`` (its committed experiment in words); ``applications`` (07)
 - ``diffusion`` (08), with ``diffusion_process`` (schedules, forward process, loss),
   ``diffusion_unet`` (the time-conditioned U-Net, its moving average, attribute conditioning)
-  and ``diffusion_sampling`` (DDPM, DDIM, RePaint)
+  and ``diffusion_sampling`` (DDPM, DDIM, RePaint); ``diffusion_report`` its measurements in words
 - ``flow`` (09) flow matching on the same U-Net, ``flow_toy`` its 2-D version and reflow;
   ``guidance`` (10) classifier-free guidance on ToyFaces' attributes; ``latent`` (11) an
   autoencoder and a flow model in its latent space; ``ssl_flow`` (12) the flow model helped
