@@ -12,7 +12,7 @@ How it is fast (thousands of images per second on 2 CPU cores):
 2. Shapes are signed distance functions; pixel coverage ``clamp(0.5 - d / pixel, 0, 1)``
    gives anti-aliased edges. Layers are composited with premultiplied alpha.
 3. One ``grid_sample`` per batch places the face layer (position, scale, tilt) over a
-   radial background (symmetric under rotation, so the border tells no orientation).
+   radial background (symmetric under rotation, so the background tells no orientation).
 """
 from __future__ import annotations
 
@@ -192,7 +192,8 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     ramp = torch.linspace(0.0, 1.0, image_size, device=dev)
     if background == "radial":
         # The chosen hue, darker towards the corners: the same under every rotation and
-        # flip of the square, so a pretext task cannot read orientation off the border.
+        # flip of the square, so the background tells no orientation (what the face puts near
+        # the border still can a little: chapter 05's border probe measures it).
         r2 = (2 * ramp - 1).view(1, -1) ** 2 + (2 * ramp - 1).view(-1, 1) ** 2  # (S, S)
         back = bg * (1.0 - 0.175 * r2)                               # (B, 3, S, S)
     else:
