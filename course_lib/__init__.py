@@ -30,11 +30,13 @@ Models, one family per module (chapter in brackets)
 - ``shortcuts``         pretext tasks solved without looking at the object (05)
 - ``fusion``            a generative model fused with a self-supervised task (06)
 - ``ssgan``             a GAN whose discriminator also predicts rotations (06)
+- ``ssgan_results``     chapter 06's committed SS-GAN experiment in words
 - ``applications``      the course's models put to work: anomalies, editing, augmentation (07)
 - ``diffusion``         denoising diffusion: the model, its training and profiles (08)
 - ``diffusion_process`` noise schedules, the forward process and the loss (08)
 - ``diffusion_unet``    the time-conditioned U-Net, its moving average, attribute conditioning (08)
 - ``diffusion_sampling`` DDPM, DDIM and RePaint sampling (08)
+- ``diffusion_report``  chapter 08's measurements in words
 - ``flow``              flow matching on the same U-Net (09)
 - ``flow_toy``          flow matching in two dimensions, and reflow (09)
 - ``guidance``          classifier-free guidance on ToyFaces' attributes (10)
@@ -60,6 +62,7 @@ Files
 - ``cache``             the cache folder, its naming rule and the data cache
 - ``artifacts``         reference weights, snapshots and result files: one writer, one reader each
 - ``results``           the committed experiment results (package data), ``load_result(name)``
+- ``quality_ranking``   who leads the sample-quality table, and which ranks are real
 
 Evaluation
 - ``feature_net``       the ToyFaces attribute network: the metrics' feature space

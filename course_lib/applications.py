@@ -2,7 +2,9 @@
 
 - **Editing**: a latent attribute direction (mean ``mu`` of faces with the attribute minus
   mean ``mu`` of faces without it; White 2016, "Sampling generative networks"; Radford et
-  al. 2016 did the same vector arithmetic with DCGAN) and the edited decodings.
+  al. 2016 did the same vector arithmetic with DCGAN) and the edited decodings; whether an
+  edit changes its attribute, and only it, more than a random push of the same length, at
+  every step size (:func:`edit_verdicts`, :func:`edit_finding`).
 - **Anomaly detection**: one score per image from each model (higher = more anomalous):
   the VAE's negative ELBO, the inpainting error over a fixed set of holes, minus the GAN
   discriminator's logit; :func:`auroc` and :func:`roc_curve` compare them.
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve as sklearn_roc_curve
 from torch import nn
 
+from course_lib.facedraw import MIRRORED
 from course_lib.images import to_float, to_uint8
 from course_lib.inpainting import InpaintingNet, fill_hole
 from course_lib.inputs import check_value, validate_fields
@@ -35,6 +38,7 @@ from course_lib.masks import make_masks
 from course_lib.pretext import BackboneClassifier, RotationConfig, train_supervised
 from course_lib.profiles import choose
 from course_lib.runtime import runtime, seed_everything
+from course_lib.stats import BETTER, Comparison, compare_shares
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES
 from course_lib.vae import VAE, kl_divergence, reconstruction_loss
 
@@ -68,6 +72,44 @@ def edit_faces(vae: VAE, images: torch.Tensor, direction: torch.Tensor,
     mu, _ = vae.encoder(_as_float(images, device))                       # (B, D)
     d = direction.to(device)
     return torch.stack([vae.decode(mu + a * d) for a in alphas]).cpu()   # (A, B, 3, H, W)
+
+
+def edit_verdicts(hits, *, alpha: float = 0.05) -> dict[tuple[str, float], Comparison]:
+    """Does an edit change an attribute more often than a random push of the same length?
+
+    ``hits[(attribute, alpha)] = (edited, pushed)``: per face, 1 where the attribute network
+    reads the attribute as changed (or present) after adding ``alpha`` times the direction,
+    resp. a random direction of the same length, to the same faces. One family
+    (:func:`course_lib.stats.compare_shares`: paired over the faces, Holm across every key);
+    "better" means the direction changes the attribute more often than the random push.
+    """
+    return compare_shares(hits, alpha=alpha)
+
+
+def edit_finding(verdicts: dict[tuple[str, float], Comparison], *, target: str, side: str) -> str:
+    """:func:`edit_verdicts` in words, at every step size: where the direction changes
+    ``target`` more often than a random push, where it also changes ``side`` more often
+    (it does not separate the two there), and where it is a clean edit."""
+    alphas = sorted({a for (name, a) in verdicts if name == target})
+    if not alphas or any((side, a) not in verdicts for a in alphas):
+        raise ValueError(f"verdicts need ({target!r}, alpha) and ({side!r}, alpha) for the same alphas")
+
+    def clause(a):
+        t, s = verdicts[target, a], verdicts[side, a]
+        return (f"alpha {a:g}: {target} {t.diff:+.2f} ({t.verdict}), {side} {s.diff:+.2f} ({s.verdict})")
+
+    works = [a for a in alphas if verdicts[target, a].verdict == BETTER]
+    clean = [a for a in works if verdicts[side, a].verdict != BETTER]
+    text = ("Share of faces changed by the direction minus by a random push of the same length, per step size "
+            "(paired over the faces, Holm over all of them): " + "; ".join(clause(a) for a in alphas) + ". ")
+    if not works:
+        return text + f"At no step size does the direction change {target} more often than a random push."
+    listed = ", ".join(f"{a:g}" for a in works)
+    if not clean:
+        return text + (f"At every step size where it changes {target} more often than chance ({listed}), it also "
+                       f"changes {side} more often than chance: the code does not separate the two.")
+    return text + (f"It changes {target} more often than chance at {listed}, and without changing {side} more "
+                   f"often than chance at {', '.join(f'{a:g}' for a in clean)}: a clean edit there.")
 
 
 # ------------------------------------------------------------------ anomaly detection
@@ -283,8 +325,8 @@ AUGMENT_COMPARISONS = {
     ("+VAE", "+real pseudo"): "does the samples' distribution shift cost accuracy (same labeller, other images)?",
     ("+real pseudo", "+real true"): "does the pseudo-labels' noise cost accuracy (same images, other labels)?",
 }
-# attributes whose class mirrors under a horizontal flip (symmetric ranges, equal-width bins)
-MIRRORED = ("head_x", "tilt", "light")
+# MIRRORED (course_lib.facedraw): the attributes whose class mirrors under a horizontal flip
+# (symmetric ranges, equal-width bins)
 
 
 def classical_augment(images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0,
@@ -338,6 +380,20 @@ def augmentation_sets(real: tuple[torch.Tensor, torch.Tensor], *, generated: tup
 
 
 # ------------------------------------------------------------------ data augmentation (classifier)
+# Classification Accuracy Score (Ravuri & Vinyals 2019, ImageNet at 256 px, ResNet-50 trained on
+# real images or on class-conditional samples only, tested on real validation images): (top-1, top-5) %
+CAS_IMAGENET_256 = {"real data": (73.09, 91.47), "BigGAN-deep": (42.65, 65.92), "VQ-VAE-2": (54.83, 77.59)}
+
+
+def cas_finding(table: dict = CAS_IMAGENET_256, *, model: str = "BigGAN-deep") -> str:
+    """What a classifier trained only on ``model``'s samples lost against real data, computed
+    from the published accuracies: points of top-1 and top-5, and the share of each."""
+    (r1, r5), (g1, g5) = table["real data"], table[model]
+    return (f"a classifier trained only on {model} samples reaches {g1:.2f}% top-1 and {g5:.2f}% top-5 accuracy "
+            f"against {r1:.2f}% and {r5:.2f}% when trained on real images: {r1 - g1:.1f} points of top-1 "
+            f"({(r1 - g1) / r1:.1%} of it) and {r5 - g5:.1f} points of top-5 ({(r5 - g5) / r5:.1%})")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     real_sizes: tuple[int, ...] = (100, 400)  # N real labelled images (small N: where augmentation could help)

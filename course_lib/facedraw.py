@@ -12,7 +12,7 @@ How it is fast (thousands of images per second on 2 CPU cores):
 2. Shapes are signed distance functions; pixel coverage ``clamp(0.5 - d / pixel, 0, 1)``
    gives anti-aliased edges. Layers are composited with premultiplied alpha.
 3. One ``grid_sample`` per batch places the face layer (position, scale, tilt) over a
-   radial background (symmetric under rotation, so the border tells no orientation).
+   radial background (symmetric under rotation, so the background tells no orientation).
 """
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ import torch.nn.functional as F
 
 from .faceattributes import _INDEX, ATTRIBUTES, sample_attributes
 
-__all__ = ["RENDER_VERSION", "BACKGROUND_STYLES", "OOD_KINDS", "render", "ood_faces", "ood_region"]
+__all__ = ["RENDER_VERSION", "BACKGROUND_STYLES", "OOD_KINDS", "MIRRORED", "render", "mirror_attributes",
+           "ood_faces", "ood_region"]
 
 RENDER_VERSION = 5  # bump when the drawing changes: invalidates on-disk caches
 # 5: radial background (4 had a vertical gradient that told a rotation from the border).
 BACKGROUND_STYLES = ("radial", "gradient")
+
+# Every part is drawn symmetric about the face's vertical axis, so a left-right mirror of a face
+# is the face drawn with these attributes negated; their ranges are symmetric about 0, so the
+# mirrored face is as likely a ToyFace as the original (chapter 05's flip prediction).
+MIRRORED = ("head_x", "tilt", "light")
 
 OOD_KINDS = ("green_skin", "blue_skin", "no_mouth", "three_eyes", "no_eyes", "upside_down",
              "huge_eyes")
@@ -186,7 +192,8 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
     ramp = torch.linspace(0.0, 1.0, image_size, device=dev)
     if background == "radial":
         # The chosen hue, darker towards the corners: the same under every rotation and
-        # flip of the square, so a pretext task cannot read orientation off the border.
+        # flip of the square, so the background tells no orientation (what the face puts near
+        # the border still can a little: chapter 05's border probe measures it).
         r2 = (2 * ramp - 1).view(1, -1) ** 2 + (2 * ramp - 1).view(-1, 1) ** 2  # (S, S)
         back = bg * (1.0 - 0.175 * r2)                               # (B, 3, S, S)
     else:
@@ -195,6 +202,18 @@ def _draw_batch(attrs: torch.Tensor, image_size: int, mouth: bool, third_eye: bo
         # (chapter 05's shortcut exercise keeps it for that lesson).
         back = bg * (1.0 - 0.35 * ramp.view(1, 1, -1, 1))          # (B, 3, S, 1)
     return (layer[:, :3] + back * (1.0 - layer[:, 3:])).clamp_(0.0, 1.0)
+
+
+def mirror_attributes(attributes: torch.Tensor) -> torch.Tensor:
+    """The raw attributes ``(N, A)`` of the faces' left-right mirror images: :data:`MIRRORED`
+    negated, everything else kept (``render(mirror_attributes(a))`` equals ``render(a).flip(3)``
+    up to float rounding)."""
+    if attributes.dim() != 2 or attributes.shape[1] != len(ATTRIBUTES):
+        raise ValueError(f"expected raw attributes (N, {len(ATTRIBUTES)}), got {tuple(attributes.shape)}")
+    mirrored = attributes.clone()
+    for name in MIRRORED:
+        mirrored[:, _INDEX[name]] = -mirrored[:, _INDEX[name]]
+    return mirrored
 
 
 def render(attributes: torch.Tensor, image_size: int = 64, *, device=None, batch_size: int = 256,

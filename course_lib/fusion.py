@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib import metrics
@@ -148,6 +149,43 @@ def inpainting_loss(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) ->
     return ((x_hat - x) ** 2 * mask).flatten(1).sum(1).mean()
 
 
+def hole_pull(*, lam: float, s: float, image_size: int = 8, coverage: float = 0.25) -> float:
+    """How hard ``lam * inpainting_loss`` pulls on one hole value, relative to how hard the
+    ELBO's reconstruction term (binary cross-entropy summed over an image's values, chapter
+    02) pulls on one value: the ratio of the two gradients with respect to that value's
+    logit, where the sigmoid outputs ``s``. Computed by autograd through
+    :func:`inpainting_loss` on one image, so it reports what the code does: ``lam * 2s(1-s)``
+    for a loss summed per image, whatever the image size and hole coverage (a loss averaged
+    over the hole's values would divide it by their number)."""
+    if not 0 < s < 1:
+        raise ValueError(f"s is a sigmoid output in (0, 1), got {s}")
+    logits = torch.full((1, 3, image_size, image_size), float(torch.logit(torch.tensor(s))), requires_grad=True)
+    target = torch.zeros_like(logits)                      # any target other than s: the ratio cancels it
+    mask = torch.zeros(1, 1, image_size, image_size)
+    mask.view(-1)[: max(1, round(coverage * image_size**2))] = 1
+    (hole_grad,) = torch.autograd.grad(lam * inpainting_loss(torch.sigmoid(logits), target, mask), logits)
+    (recon_grad,) = torch.autograd.grad(
+        F.binary_cross_entropy_with_logits(logits, target, reduction="sum"), logits)   # one image: sum = per image
+    return float(hole_grad.view(-1)[0] / recon_grad.view(-1)[0])
+
+
+def joint_weight_finding(*, lam: float, coverage: float, image_size: int) -> str:
+    """The joint loss's weight in words: :func:`hole_pull` at two sigmoid outputs, and the
+    inpainting term's total pull on an image against the reconstruction term's (per-value
+    pull times the hole's share of the values). Within a factor of ten either way the two
+    terms are partners of comparable weight; below a tenth the inpainting term is a light
+    regulariser; above ten it dominates."""
+    pulls = {s: hole_pull(lam=lam, s=s, image_size=image_size, coverage=coverage) for s in (0.5, 0.8)}
+    total = pulls[0.5] * coverage
+    role = ("a light regulariser on the shared weights" if total < 0.1 else
+            "the heavier of the two terms, by more than ten times" if total > 10 else
+            "a partner of comparable weight to the reconstruction term, not a light regulariser")
+    return ("Per value, a hole value's pull is " + " and ".join(
+        f"{p:.2f} (sigmoid output {s})" for s, p in pulls.items())
+        + f" times a reconstructed value's; the hole holds {coverage:.0%} of an image's values, so the inpainting "
+        f"term pulls up to {total:.2f} times as hard as the reconstruction term on the whole image: {role}.")
+
+
 def joint_loss(elbo: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
                *, lam: float) -> torch.Tensor:
     """Article section 4.4: L = L_ELBO + lambda * L_inpainting.
@@ -233,9 +271,9 @@ class FusionConfig:
     pretrain_steps: int = 300     # inpainting pretraining steps (the "+init" variants), also
                                   # the extra steps of the compute-matched "baseline+steps"
     lr: float = 2e-3              # Adam, for pretraining and VAE training
-    lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint"); the ELBO
-                                  # sums over pixels, the inpainting MSE averages over the hole:
-                                  # per hole value lam is divided by coverage*3*H*W (chapter 06)
+    lam: float = 4.0              # lambda of L_ELBO + lambda * L_inpainting ("+joint"); both
+                                  # sum over an image's values: a hole value pulls lam * 2s(1-s)
+                                  # times a reconstructed value (hole_pull; chapter 06)
     mask_kind: str = "blocks"     # course_lib.masks kind for the inpainting task
     coverage: float = 0.3         # fraction of each image that is hole
     test_size: int = 1000         # real test images for ELBO, PSNR, Frechet and probe tests

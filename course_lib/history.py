@@ -68,9 +68,10 @@ class History:
         return {k: [r.get(k, math.nan) for r in self.records] for k in ["step", *self.keys()]}
 
     def plot(self, keys: Sequence[str] | None = None, *, ax=None, smooth: int | None = None,
-             logy: bool = False, title: str | None = None):
+             logy: bool = False, title: str | None = None, ylabel: str | None = None):
         """Plot metrics against step (all of them, or ``keys``); ``smooth`` = moving-average
-        window (default: a fiftieth of the run). Returns the Axes."""
+        window (default: a fiftieth of the run). The y axis is labelled ``ylabel``, by default
+        the metric's name when one is plotted. Returns the Axes."""
         import matplotlib.pyplot as plt  # only a plot needs matplotlib, not a trainer
 
         if ax is None:
@@ -86,6 +87,8 @@ class History:
                 xs = xs[smooth - 1:]
             ax.plot(xs, ys, label=key)
         ax.set_xlabel("step")
+        if ylabel or len(keys) == 1:
+            ax.set_ylabel(ylabel or keys[0])
         if logy:
             ax.set_yscale("log")
         if title:

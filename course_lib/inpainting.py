@@ -167,8 +167,9 @@ def _check_pair(images: torch.Tensor, mask: torch.Tensor) -> None:
 def masked_mse_loss(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the hole only (Pathak et al. 2016, eq. 1).
 
-    ``sum(mask * (x_hat - x)^2) / (number of hole pixels * channels)``: pixels outside the
-    hole contribute nothing, and the mean is over hole values, not the whole image.
+    ``sum(mask * (x_hat - x)^2) / (number of hole pixels * channels)``, both sums over the
+    whole batch: pixels outside the hole contribute nothing, and the mean is over the batch's
+    hole values (each counts once), not over the whole image and not image by image.
     """
     _check_pair(x, mask)
     if x_hat.shape != x.shape:
@@ -247,7 +248,9 @@ def inpainting_step(
     """One update: L = (1 - adv_weight) * L_rec(hole) + adv_weight * L_adv (Pathak eq. 4).
 
     With ``adv_weight > 0`` the discriminator first takes one step on real images vs
-    completed ones, then the completion network takes its step with the non-saturating
+    completed ones (the prediction in the hole, the known pixels around it: Iizuka et al.
+    2017's convention; Pathak et al. score the network's prediction itself), then the
+    completion network takes its step with the non-saturating
     generator loss. Returns the losses as detached 0-d tensors.
     """
     model.train()

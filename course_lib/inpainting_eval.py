@@ -8,6 +8,9 @@ coverage), the hole PSNR of any number of filling methods over several mask seed
 blocks; Pathak et al. 2016 report their Context Encoder against PatchMatch-style
 classical filling on central holes).
 
+The glasses-removal edit is read by the attribute network, not by eye
+(:func:`glasses_removal_finding`): is a trace of the glasses left, are eyes painted back?
+
 The reference (:func:`reference_inpainter`) is the chapter's own ``cpu`` configuration
 trained far longer by ``experiments/inpainting_reference.py``: the weights are committed in
 float16 with their config and the ToyFaces render version, checked on loading.
@@ -26,9 +29,10 @@ from .facedraw import RENDER_VERSION
 from .inpainting import InpaintConfig, InpaintingNet, complete, mean_fill, opencv_inpaint
 from .masks import make_masks
 from .results import RESULTS_DIR
+from .stats import BETTER, WORSE, compare_shares
 
 __all__ = ["EVAL_MASKS", "BAR_DB", "hole_psnr_by_seed", "margin_over_classical", "margin_verdicts",
-           "REFERENCE_PATH", "reference_config", "reference_inpainter"]
+           "glasses_removal_finding", "REFERENCE_PATH", "reference_config", "reference_inpainter"]
 
 # name -> (make_masks kind, coverage): the five test settings of chapter 04 and inpainting.json
 EVAL_MASKS: dict[str, tuple[str, float]] = {
@@ -111,6 +115,48 @@ def margin_verdicts(summary: Mapping[str, Mapping[str, float]], *, net: str = "n
         verdicts[name] = {"margin_db": round(margin, 2), "best": best,
                           "bar_db": bar.get(name), "met": None if name not in bar else margin >= bar[name]}
     return verdicts
+
+
+def glasses_removal_finding(glasses_seen: Mapping[str, Sequence[float]], eyes_right: Mapping[str, Sequence[float]], *,
+                            truth: str, before: str, no_eyes: str, alpha: float = 0.05) -> str:
+    """The glasses-removal edit as the attribute network reads it, in words.
+
+    ``glasses_seen[name]``: per face, 1 where the network reads glasses on ``name``'s images;
+    it holds every filling method plus ``truth`` (the same faces drawn without glasses: the
+    network's false alarms) and ``before`` (the faces with glasses). ``eyes_right[name]``: per
+    face, 1 where the network reads the true face's eye colour on a filling method's image.
+    One Holm family, paired over the faces: each method's glasses against ``truth`` (a trace
+    left?) and each method's eyes against ``no_eyes``, a method that paints no eyes (are
+    eyes painted back, beyond what a guess of the colour gets right?).
+    """
+    methods = [m for m in eyes_right if m != no_eyes]
+    if truth not in glasses_seen or before not in glasses_seen or no_eyes not in eyes_right:
+        raise ValueError(f"glasses_seen needs {truth!r} and {before!r}; eyes_right needs {no_eyes!r}")
+    pairs = {("glasses", m): (glasses_seen[m], glasses_seen[truth]) for m in eyes_right}
+    pairs.update({("eyes", m): (eyes_right[m], eyes_right[no_eyes]) for m in methods})
+    verdicts = compare_shares(pairs, alpha=alpha)
+    share = {k: float(np.mean(v)) for k, v in glasses_seen.items()}
+    text = (f"The attribute network reads glasses on {share[before]:.0%} of the faces before the edit and on "
+            f"{share[truth]:.0%} of the same faces drawn without glasses (its false alarms). After the fill it "
+            "reads them on " + ", ".join(f"{share[m]:.0%} ({m})" for m in eyes_right) + ". ")
+    left = [m for m in eyes_right if verdicts["glasses", m].verdict == BETTER]
+    text += (f"More often than on the true faces, so a trace of the glasses is left: {', '.join(left)}. " if left else
+             "No method leaves glasses the attribute network reads more often than on the true faces. ")
+    eyes = {m: float(np.mean(v)) for m, v in eyes_right.items()}
+    painted = [m for m in methods if verdicts["eyes", m].verdict == BETTER]
+    text += ("It reads the true eye colour on " + ", ".join(f"{eyes[m]:.0%} ({m})" for m in eyes_right) + ": ")
+    if painted:
+        rest = [m for m in methods if m not in painted]
+        verb = "paints" if len(painted) == 1 else "paint"
+        text += (f"{', '.join(painted)} {verb} eyes back that the attribute network "
+                 f"can read, more often than {no_eyes}, which paints none"
+                 + (f"; {', '.join(rest)} {'does' if len(rest) == 1 else 'do'} not." if rest else "."))
+    else:
+        text += f"no method paints eyes back more often than {no_eyes}, which paints none."
+    worse = [m for m in methods if verdicts["eyes", m].verdict == WORSE]
+    if worse:
+        text += f" Below {no_eyes}'s guess: {', '.join(worse)}."
+    return text
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

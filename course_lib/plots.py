@@ -4,7 +4,9 @@ Every chapter shows faces (real, reconstructed, generated, inpainted) the same w
 :func:`show_images` lays a batch out in rows of ``nrow`` with a one-pixel white border and
 returns the Axes, so a chapter can put several grids in one figure
 (``fig, axes = plt.subplots(...)``, then ``show_images(x, ax=axes[0])``). Training curves
-are :meth:`course_lib.history.History.plot`.
+are :meth:`course_lib.history.History.plot`. :func:`class_colours` gives a scatter plot one
+colour per class of a ToyFaces attribute, the colour the faces are drawn with when the
+classes are colours, so a legend entry "mint" is not drawn orange.
 """
 from __future__ import annotations
 
@@ -14,9 +16,14 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import make_grid
 
+from course_lib.faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from course_lib.facedraw import BACKGROUND, EYES, HAIR, SKIN
 from course_lib.images import to_float
 
-__all__ = ["show_images"]
+__all__ = ["show_images", "class_colours"]
+
+# the attributes whose classes are colours, and the palette ToyFaces draws them with
+_PALETTES = {"background": BACKGROUND, "skin": SKIN, "hair_color": HAIR, "eye_color": EYES}
 
 
 def show_images(images, *, nrow: int = 8, title: str | None = None, ax=None, scale: float = 1.0,
@@ -46,3 +53,18 @@ def show_images(images, *, nrow: int = 8, title: str | None = None, ax=None, sca
     if title:
         ax.set_title(title, fontsize=fontsize)
     return ax
+
+
+def class_colours(attribute: str) -> list[tuple[float, float, float]]:
+    """One RGB colour (in [0, 1]) per class of the ToyFaces attribute ``attribute``, in class order.
+
+    Colour attributes (background, skin, hair_color, eye_color) get the colour ToyFaces draws
+    each class with, so a legend reads true (draw pale ones with a dark edge to see them on
+    white); every other attribute gets matplotlib's ``tab10`` colours.
+    """
+    if attribute not in ATTRIBUTE_NAMES:
+        raise ValueError(f"unknown attribute {attribute!r}; ToyFaces has {list(ATTRIBUTE_NAMES)}")
+    n = ATTRIBUTES[ATTRIBUTE_NAMES.index(attribute)].num_classes
+    if attribute in _PALETTES:
+        return [tuple(float(v) for v in rgb) for rgb in _PALETTES[attribute][:n]]
+    return [tuple(float(v) for v in plt.cm.tab10(i % 10)[:3]) for i in range(n)]

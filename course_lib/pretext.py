@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import ConvBackbone
+from .facedraw import MIRRORED, mirror_attributes
 from .images import to_float
 from .inputs import validate_fields
 from .jigsaw import (
@@ -33,7 +34,8 @@ from .jigsaw import (
 from .loop import Step
 from .profiles import choose
 from .runtime import Runtime, backward_step
-from .toyfaces import ATTRIBUTES, ToyFaces
+from .stats import mean_ci
+from .toyfaces import ATTRIBUTES, ToyFaces, render
 from .trainer import Recipe, fit
 
 
@@ -288,12 +290,58 @@ def train_flip(model: BackboneClassifier, config: RotationConfig, *,
 
 
 @torch.no_grad()
-def flip_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
-    """Fraction of held-out images (as is and mirrored) whose flip is predicted (chance 0.5)."""
+def flip_hits(model: BackboneClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Per held-out image and orientation, 1.0 where its flip is predicted: float ``(2B,)``,
+    the images as they are first, then mirrored (as :func:`flip_batch` orders them)."""
     model.eval()
     x = to_float(images)
     flipped, labels = flip_batch(x.to(next(model.parameters()).device))
-    return (model(flipped).argmax(1) == labels).float().mean().item()
+    return (model(flipped).argmax(1) == labels).float().cpu()
+
+
+def flip_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
+    """Fraction of held-out images (as is and mirrored) whose flip is predicted (chance 0.5)."""
+    return flip_hits(model, images).mean().item()
+
+
+def mirror_twin_gap(attributes: torch.Tensor, image_size: int) -> tuple[float, float]:
+    """Is a mirrored ToyFace another ToyFace? ``(twin, mirror)``: the mean absolute pixel
+    difference between each face's mirror image and its *twin*, the face drawn with
+    :data:`course_lib.facedraw.MIRRORED` negated, and between each face and its mirror image.
+    ``twin`` at float rounding means every mirror image is a face the data set draws."""
+    faces = render(attributes, image_size)
+    twins = render(mirror_attributes(attributes), image_size)
+    return (faces.flip(3) - twins).abs().mean().item(), (faces - faces.flip(3)).abs().mean().item()
+
+
+def flip_finding(hits, *, twin_gap: float, mirror_gap: float, spread: dict[str, float]) -> str:
+    """Flip prediction on ToyFaces in words: why 0.5 is the best any classifier can do, and
+    what the trained one did. ``hits``: :func:`flip_hits`; ``twin_gap``, ``mirror_gap``:
+    :func:`mirror_twin_gap`; ``spread[attribute]``: the largest minus the smallest flip
+    accuracy across the attribute's classes."""
+    low, high = mean_ci(hits)
+    acc = float(torch.as_tensor(hits).float().mean())
+    ranges = {a.name: (a.low, a.high) for a in ATTRIBUTES if a.name in MIRRORED}
+    symmetric = twin_gap < 1e-3 * mirror_gap and all(abs(lo + hi) < 1e-9 for lo, hi in ranges.values())
+    text = (f"A face's mirror image differs from the face by {mirror_gap:.4f} per pixel on average, and from the "
+            f"face drawn with {', '.join(MIRRORED)} negated by {twin_gap:.1e}: "
+            + ("every mirror image is a face the data set draws, with the same probability (those three are drawn "
+               "from ranges symmetric about 0), so an image and its mirror are equally likely to be the "
+               "original and no classifier can beat 0.5 on average. " if symmetric else
+               "the mirror images are not all faces the data set draws, so something is left to learn. ")
+            + f"The trained network scores {acc:.3f} [{low:.3f}, {high:.3f}] on held-out faces: ")
+    if low > 0.5:
+        text += "above chance" + (", which the symmetry rules out: check the drawing. " if symmetric else ". ")
+    elif high < 0.5:
+        text += "below chance, which only a guess that generalises wrongly can do. "
+    else:
+        text += "chance. "
+    if spread:
+        attr = max(spread, key=spread.get)
+        text += (f"Its accuracy varies most across the classes of {attr} (by {spread[attr]:.2f}): a guess that "
+                 "leans on it is right on one side as often as it is wrong on the mirrored side. "
+                 + ("Whatever its features hold, the task gave them nothing to learn." if symmetric else ""))
+    return text
 
 
 def train_supervised(model: BackboneClassifier, config: RotationConfig, *,

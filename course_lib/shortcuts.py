@@ -8,8 +8,10 @@ same for patch position: chromatic aberration told where a patch came from.
 
 :func:`border_rotation_probe` is the trivial classifier that tests for it: a logistic
 regression on the mean colour of the four border strips (top, bottom, left, right: 12
-numbers) of randomly rotated images. Chance is 0.25; ToyFaces' radial background keeps it
-near chance, the old vertical gradient (``ToyFaces(background="gradient")``) gives ~1.0.
+numbers) of randomly rotated images. Chance is 0.25; the old vertical gradient
+(``ToyFaces(background="gradient")``) gives ~1.0. :func:`shortcut_finding` says, from the
+probe's accuracies and the pretext network's, whether the border is at chance, a cue that
+explains part of the task, or enough to solve it.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .runtime import seeded_generator
+from .stats import mean_ci
 
-__all__ = ["border_strips", "border_rotation_probe"]
+__all__ = ["border_strips", "border_rotation_probe", "shortcut_finding"]
 
 
 def border_strips(images: torch.Tensor, *, width: int = 2) -> torch.Tensor:
@@ -56,3 +59,24 @@ def border_rotation_probe(images: torch.Tensor, *, seed: int = 0, width: int = 2
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     probe.fit(features[:half], labels[:half])
     return float(np.mean(probe.predict(features[half:]) == labels[half:]))
+
+
+def shortcut_finding(accuracies, *, chance: float, network: float) -> str:
+    """What a border-only probe's accuracies (one per probe seed) say, in one clause.
+
+    At chance when their 95% interval holds ``chance``; otherwise the border carries a cue,
+    and the pretext network's held-out accuracy ``network`` says how much of the task the cue
+    can explain: all of it when the interval reaches the network's accuracy, part otherwise.
+    """
+    acc = np.asarray(accuracies, dtype=np.float64)
+    low, high = mean_ci(acc) if np.ptp(acc) > 0 else (float(acc.mean()), float(acc.mean()))
+    text = (f"border-only accuracy {acc.mean():.3f} [{low:.3f}, {high:.3f}] over {len(acc)} probe seeds "
+            f"(chance {chance}): ")
+    if low <= chance <= high:
+        return text + "at chance, the border does not tell the rotation"
+    if high >= network:
+        return text + (f"the border alone reaches the network's {network:.3f}: a shortcut, the task can be "
+                       "solved without the face")
+    return text + (f"above chance, so the border carries a cue, but below the network's {network:.3f}: "
+                   "the cue can explain part of the task, not all of it; the rest needs the face")
+

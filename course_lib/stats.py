@@ -13,6 +13,7 @@ and nothing else:
 - :func:`compare` / :func:`compare_all`: all of the above for one pair or one family of
   pairs, ending in a word: ``"better"``, ``"worse"`` or ``"no clear difference"``;
   ``paired=True`` when both samples share their seeds (:func:`paired_t_test`);
+  :func:`compare_shares` for paired yes/no outcomes (the same items under two treatments);
 - :func:`power`, :func:`seeds_for_power`: before an experiment runs, the chance that it
   detects an effect of a given size, and the seeds it needs for 80% (Cohen 1988): an
   experiment that could not have detected an effect is no evidence that there is none.
@@ -291,3 +292,36 @@ def compare(a, b, *, higher_is_better: bool = True, alpha: float = 0.05,
     """:func:`compare_all` for a family of one: a single planned comparison of ``a`` with ``b``."""
     return compare_all({0: (a, b)}, higher_is_better=higher_is_better, alpha=alpha, level=level,
                        paired=paired)[0]
+
+
+def compare_shares(pairs: Mapping[K, tuple[Sequence[float], Sequence[float]]], *,
+                   higher_is_better: bool | Mapping[K, bool] = True, alpha: float = 0.05) -> dict[K, Comparison]:
+    """:func:`compare_all` with ``paired=True`` for 0/1 outcomes of the same items under two
+    treatments (e.g. "does the attribute network see glasses on face i" after two edits).
+
+    ``pairs[key] = (a, b)``: one 0/1 value per item in each, ``a[i]`` and ``b[i]`` for the
+    same item. The paired t-test over the items is the normal approximation of McNemar's
+    test. A pair whose difference is the same on every item has no spread to test: its
+    verdict is that difference's sign (``"no clear difference"`` when it is 0) with p and
+    the adjusted p set to 0 or 1, and it does not count in the Holm family.
+    """
+    checked = {}
+    for key, (a, b) in pairs.items():
+        a, b = as_sample(a, f"{key!r}: a"), as_sample(b, f"{key!r}: b")
+        if len(a) != len(b) or not np.isin(np.concatenate([a, b]), (0.0, 1.0)).all():
+            raise ValueError(f"{key!r}: expected two 0/1 samples of one length (one value per item), "
+                             f"got lengths {len(a)} and {len(b)}")
+        checked[key] = (a, b)
+    testable = {k: v for k, v in checked.items() if np.ptp(v[0] - v[1]) > 0}
+    hib = (lambda k: higher_is_better[k]) if isinstance(higher_is_better, Mapping) else (lambda k: higher_is_better)
+    result = compare_all(testable, higher_is_better={k: hib(k) for k in testable}, alpha=alpha,
+                         paired=True) if testable else {}
+    for key, (a, b) in checked.items():
+        if key not in testable:
+            d = float((a - b)[0])
+            verdict = UNCLEAR if d == 0 else BETTER if (d > 0) == bool(hib(key)) else WORSE
+            result[key] = Comparison(diff=d, low=d, high=d, level=0.95, t=float("nan"), df=float("nan"),
+                                     p=float(d == 0), p_adjusted=float(d == 0), n_a=len(a), n_b=len(b),
+                                     verdict=verdict)
+    return {key: result[key] for key in checked}
+

@@ -7,7 +7,11 @@
 - A linear autoencoder trained by gradient descent (:func:`train_linear_autoencoder`): its
   error reaches PCA's and its decoder spans PCA's subspace (Baldi & Hornik 1989), which
   :func:`subspace_overlap` measures, so chapter 01 shows the optimality instead of asserting it.
-- Cluster purity: how well clusters (K-Means, Lloyd 1982) agree with a known attribute.
+- Cluster purity: how well clusters (K-Means, Lloyd 1982) agree with a known attribute, and
+  beside it the information scores that purity cannot replace (:func:`cluster_scores`):
+  normalised mutual information, the adjusted Rand index and a G-test of independence, read
+  out in words by :func:`cluster_finding`. Purity is blind to an attribute whose majority
+  class wins the vote in every cluster; mutual information is not.
 - PSNR tables: reconstruction quality in decibels, the number compared across chapters
   (:func:`course_lib.metrics.psnr_per_image`, importable from here too).
 
@@ -20,12 +24,16 @@ import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.stats import chi2_contingency
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from torch import nn
 
 from .loop import Budget, train
 from .metrics import psnr_per_image  # the course's one PSNR (chapters 01 and 02 import it from here)
 from .runtime import backward_step, runtime
+from .stats import holm_adjusted
 
 
 def as_matrix(images: torch.Tensor) -> torch.Tensor:
@@ -124,6 +132,82 @@ def majority_baseline(labels: torch.Tensor) -> float:
     if labels.numel() == 0:
         raise ValueError("majority_baseline needs at least one label, got none")
     return torch.bincount(labels - labels.min()).max().item() / labels.numel()
+
+
+class ClusterScore(NamedTuple):
+    """How a clustering relates to one attribute (one row of :func:`cluster_scores`)."""
+    attribute: str
+    classes: int        # classes the attribute takes in the data
+    baseline: float     # share of the majority class: the purity of one single cluster
+    purity: float
+    gain: float         # purity - baseline
+    nmi: float          # normalised mutual information, 0 (independent) .. 1 (one determines the other)
+    ari: float          # adjusted Rand index: 0 for chance agreement, 1 for identical partitions
+    p_adjusted: float   # G-test of independence (cluster x attribute table), Holm over the attributes
+
+
+def cluster_scores(clusters: torch.Tensor, labels: torch.Tensor, names: Sequence[str]) -> list[ClusterScore]:
+    """Purity, its gain over one cluster, NMI, ARI and an independence test per attribute.
+
+    ``clusters``: int ``(N,)``; ``labels``: int ``(N, A)``, one column per name in ``names``.
+    Purity lets each cluster vote for its majority class, so an attribute whose majority class
+    wins in every cluster gains nothing even when the clusters' class frequencies differ;
+    normalised mutual information (scikit-learn's arithmetic normalisation) and the adjusted
+    Rand index see that dependence. The G-test (the likelihood-ratio test of independence of
+    the clusters x classes table, ``G = 2 N MI`` in nats, chi-squared with (C-1)(L-1) degrees
+    of freedom) asks whether it is more than chance; Holm corrects across the attributes.
+    Rows come in the order of ``names``.
+    """
+    clusters = torch.as_tensor(clusters).long().flatten()
+    labels = torch.as_tensor(labels).long()
+    labels = labels[:, None] if labels.dim() == 1 else labels
+    if labels.dim() != 2 or labels.shape[0] != clusters.numel() or labels.shape[1] != len(names):
+        raise ValueError(f"labels must be (N, A) = ({clusters.numel()}, {len(names)}) for {len(names)} names, "
+                         f"got {tuple(labels.shape)}")
+    c = clusters.numpy()
+    rows, pvalues = [], []
+    for j, name in enumerate(names):
+        y = labels[:, j]
+        table = np.zeros((int(c.max()) + 1, int(y.max()) + 1))
+        np.add.at(table, (c, y.numpy()), 1)
+        table = table[table.sum(1) > 0][:, table.sum(0) > 0]          # clusters and classes that occur
+        if min(table.shape) < 2:                                        # one cluster or one class: no test
+            pvalues.append(1.0)
+        else:
+            pvalues.append(float(chi2_contingency(table, correction=False, lambda_="log-likelihood").pvalue))
+        p, base = cluster_purity(clusters, y), majority_baseline(y)
+        rows.append((name, int(table.shape[1]), base, p, p - base,
+                     float(normalized_mutual_info_score(y.numpy(), c)), float(adjusted_rand_score(y.numpy(), c))))
+    return [ClusterScore(*row, float(q)) for row, q in zip(rows, holm_adjusted(pvalues))]
+
+
+def cluster_finding(scores: Sequence[ClusterScore], *, alpha: float = 0.05, flat: float = 0.005) -> str:
+    """What the clustering follows, in one paragraph, from :func:`cluster_scores`' rows.
+
+    Ranks the attributes by NMI, names the attributes where purity gains at most ``flat``
+    while the independence test still rejects (purity is blind there, and says why), and
+    the attributes with no dependence the test can detect.
+    """
+    if not scores:
+        raise ValueError("cluster_finding needs at least one ClusterScore")
+    ranked = sorted(scores, key=lambda s: -s.nmi)
+    top, bottom = ranked[0], ranked[-1]
+    text = (f"Ranked by normalised mutual information, the clusters follow {top.attribute} most "
+            f"(NMI {top.nmi:.3f}, purity gain {top.gain:+.3f}) and {bottom.attribute} least "
+            f"(NMI {bottom.nmi:.3f}, purity gain {bottom.gain:+.3f}).")
+    blind = [s for s in ranked if s.gain <= flat and s.p_adjusted <= alpha]
+    if blind:
+        parts = [f"{s.attribute} (majority class {s.baseline:.0%}, NMI {s.nmi:.3f}, Holm p {s.p_adjusted:.2g})"
+                 for s in blind]
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        text += (f" Purity misses part of it: for {listed} the purity gain is at most {flat}, yet the clusters "
+                 "are not independent of the attribute: its majority class wins the vote in every cluster, so "
+                 "purity cannot move, while the class frequencies still differ between clusters (NMI says by "
+                 "how much).")
+    none = [s.attribute for s in ranked if s.p_adjusted > alpha]
+    text += (f" No dependence the test can detect (Holm p > {alpha}): {', '.join(none)}." if none else
+             f" Every attribute depends on the clusters beyond chance (Holm p <= {alpha}); NMI says how much.")
+    return text
 
 
 class LinearAutoencoder(nn.Module):

@@ -302,6 +302,31 @@ def active_units(mu: torch.Tensor, *, threshold: float = 1e-2) -> tuple[int, tor
     return int((var > threshold).sum()), var
 
 
+def collapse_finding(collapsed: dict, untrained: dict, *, majority: float, latent_dim: int) -> str:
+    """What a probe on a collapsed code means, beside an untrained encoder of the same shape.
+
+    ``collapsed`` and ``untrained``: ``{"active": int, "probe": float}`` (active units and the
+    mean linear-probe accuracy of the two encoders' ``mu``); ``majority``: the accuracy of always
+    predicting the most common class. Active units count posterior means that vary by more
+    than the threshold; a probe that standardises each dimension reads variations far smaller,
+    so the sentence compares the collapsed code with random features, not with zero.
+    """
+    text = (f"The collapsed model has {collapsed['active']} of {latent_dim} active units and its codes probe at "
+            f"{collapsed['probe']:.3f}; an untrained encoder of the same shape ({untrained['active']} active "
+            f"units) probes at {untrained['probe']:.3f}, always guessing the most common class at {majority:.3f}. ")
+    if collapsed["probe"] <= majority:
+        return text + "The collapsed code tells the probe nothing beyond the class frequencies."
+    gap = untrained["probe"] - collapsed["probe"]
+    if gap > 0:
+        return text + (f"Collapse removed information that even random weights pass on ({gap:.3f} of accuracy), "
+                       "but not all of it: an inactive unit still varies a little from face to face, and the "
+                       "probe, which rescales every dimension, reads that variation. 'No active units' means "
+                       "no variation above the threshold, not no information.")
+    return text + ("The collapsed code carries at least as much as random features: 'no active units' means no "
+                   "variation above the threshold, not no information, and the probe, which rescales every "
+                   "dimension, reads the variation below it.")
+
+
 # --------------------------------------------------------------------------------------
 # Config, profiles and the cached model later chapters reuse
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ One family per question, fixed before looking at the numbers:
 - :func:`cycle_verdicts`: the pretraining sources of the cycle experiment;
 - :func:`long_budget_verdicts`: the long-budget run (``fusion.json["long_budget"]``, early
   stopping): every variant against the baseline and the three +init variants (inpainting,
-  jigsaw, rotation) against ``baseline+steps``; :func:`long_budget_headline` states it;
+  jigsaw, rotation) against ``baseline+steps``; :func:`long_budget_headline` states it, and
+  :func:`long_budget_convergence` says whether the runs had stopped improving;
 - :func:`augmentation_verdicts`: chapter 07, each augmented training set against its reference, per N.
 
 A "no clear difference" is not evidence of no difference: with 3 seeds per cell only a
@@ -90,6 +91,21 @@ def long_budget_verdicts(results: dict, *, alpha: float = 0.05) -> dict[tuple[st
     return _family(section["runs"], section["spec"], LONG_MATCHED, alpha=alpha)
 
 
+def long_budget_convergence(results: dict) -> dict[int, tuple[int, int]] | None:
+    """How many runs of the long-budget run stopped improving, per training-set size:
+    ``{N: (stopped, runs)}``. A run stopped improving when early stopping's patience ran out
+    (``best_step + patience * eval_every <= steps_run``: no better check in its last
+    ``patience``); one whose best check came later was still improving when its step cap ended
+    it. None when the file does not record ``steps_run``, ``patience`` and ``eval_every``."""
+    section = results["long_budget"]
+    spec, runs = section["spec"], section["runs"]
+    if "patience" not in spec or "eval_every" not in spec or any("steps_run" not in r for r in runs):
+        return None
+    window = spec["patience"] * spec["eval_every"]
+    return {n: (sum(r["best_step"] + window <= r["steps_run"] for r in runs if r["train_size"] == n),
+                sum(r["train_size"] == n for r in runs)) for n in spec["train_sizes"]}
+
+
 def long_budget_headline(results: dict, *, alpha: float = 0.05) -> str:
     """The long-budget run in one Markdown paragraph: how long early stopping let each size
     train, the train/test gap of the baseline (overfitting), the clear differences after
@@ -103,8 +119,8 @@ def long_budget_headline(results: dict, *, alpha: float = 0.05) -> str:
         gap = (values(runs, "test_nelbo", train_size=n, variant=BASELINE)
                - values(runs, "train_nelbo", train_size=n, variant=BASELINE))
         parts.append(f"at N={n} the baseline's best validation check came at step {best.mean():.0f} on average "
-                     f"(of at most {max_steps}) and its test negative ELBO exceeds its training one by "
-                     f"{gap.mean():.1f} nats")
+                     f"({', '.join(f'{b:.0f}' for b in best)} of at most {max_steps}) and its test negative ELBO "
+                     f"exceeds its training one by {gap.mean():.1f} nats")
     clear = {k: c for k, c in verdicts.items() if c.verdict != UNCLEAR}
     text = (f"**Measured verdict of the long-budget run (generated from the results file).** With early "
             f"stopping, {'; '.join(parts)}. The run makes {len(verdicts)} comparisons; after Holm's correction "
@@ -115,9 +131,28 @@ def long_budget_headline(results: dict, *, alpha: float = 0.05) -> str:
             + "; ".join(f"**{v}**: {counts_in_words(tally(verdicts, v, ref))}" for v, ref in LONG_MATCHED.items()))
     supported = [v for v, ref in LONG_MATCHED.items()
                  if (c := tally(verdicts, v, ref))[BETTER] > 0 and c[WORSE] == 0]
-    return text + (f". Trained to convergence, {', '.join(supported)} {'helps' if len(supported) == 1 else 'help'} "
+    convergence = long_budget_convergence(results)
+    if convergence is None:
+        text += (". The file does not record where early stopping ended each run, so whether these VAEs "
+                 "were trained to convergence cannot be told")
+        lead = "At this budget"
+    else:
+        running = {n: (k, m) for n, (k, m) in convergence.items() if k < m}
+        if running:
+            text += (". Not every run stopped improving: " + "; ".join(
+                f"at N={n}, {k} of {m} runs had no better validation check in their last {spec['patience']} "
+                f"(early stopping's patience ran out), the other {m - k} were still improving when they ended"
+                for n, (k, m) in running.items())
+                + f", so at N={', '.join(map(str, running))} this is the verdict at this budget, not at "
+                "convergence")
+            lead = "At this budget"
+        else:
+            text += (". Every run stopped improving: none had a better validation check in its last "
+                     f"{spec['patience']} (early stopping's patience ran out)")
+            lead = "Trained until the validation score stopped improving"
+    return text + (f". {lead}, {', '.join(supported)} {'helps' if len(supported) == 1 else 'help'} "
                    f"beyond what the same compute gives." if supported else
-                   ". Trained to convergence, no pretrained initialisation is clearly better than spending "
+                   f". {lead}, no pretrained initialisation is clearly better than spending "
                    "the same compute on the VAE itself.")
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib import applications as app
 from course_lib.gan import Discriminator
 from course_lib.inpainting import InpaintingNet
+from course_lib.toyfaces import ToyFaces
 from course_lib.vae import VAE, elbo_loss
 
 
@@ -260,3 +262,43 @@ def test_augment_config_runs_the_controls_only_at_control_sizes():
     assert all(cfg.arms(n) == ("real", "+VAE") for n in others)
     smoke = app.AugmentConfig.for_profile("smoke")
     assert all(smoke.arms(n) == tuple(app.AUGMENT_ARMS) for n in smoke.real_sizes)  # CI runs every arm
+
+
+def _edit_hits(side_effect: bool, n=400, seed=0):
+    """Per-face 0/1 hits of a glasses direction and a random push at alphas 1, 2."""
+    rng = np.random.default_rng(seed)
+    hits = {}
+    for a in (1.0, 2.0):
+        hits["glasses", a] = (rng.random(n) < 0.3 * a, rng.random(n) < 0.03)
+        pushed = rng.random(n) < 0.2
+        hits["skin", a] = (pushed | (rng.random(n) < (0.4 if side_effect else 0.0)), pushed)
+    return hits
+
+
+def test_edit_finding_says_whether_the_edit_is_clean():
+    confounded = app.edit_verdicts(_edit_hits(side_effect=True))
+    assert {c.verdict for c in confounded.values()} == {"better"}
+    text = app.edit_finding(confounded, target="glasses", side="skin")
+    assert "alpha 1: glasses" in text and "the code does not separate the two" in text
+    clean = app.edit_finding(app.edit_verdicts(_edit_hits(side_effect=False)), target="glasses", side="skin")
+    assert "a clean edit there" in clean and "does not separate" not in clean
+    flat = {key: (b, b) for key, (_, b) in _edit_hits(side_effect=False).items()}   # the direction does nothing
+    verdicts = app.edit_verdicts(flat)
+    assert all(c.verdict == "no clear difference" and c.p == 1.0 for c in verdicts.values())
+    assert "At no step size" in app.edit_finding(verdicts, target="glasses", side="skin")
+    with pytest.raises(ValueError, match="same alphas"):
+        app.edit_finding(verdicts, target="glasses", side="hat")
+
+
+def test_cas_finding_computes_the_drop_from_the_published_table():
+    text = app.cas_finding()
+    assert "42.65% top-1" in text and "30.4 points of top-1 (41.6% of it)" in text and "(27.9%)" in text
+    assert "18.3 points of top-1" in app.cas_finding(model="VQ-VAE-2")
+
+
+def test_the_classifier_seed_reaches_training():
+    train = ToyFaces(split="train", size=64, image_size=16, cache=False)
+    cfg = app.AugmentConfig(steps=5, batch_size=16)
+    weights = [next(app.train_attribute_classifier(train.images, train.labels, cfg, seed=s).parameters()).detach()
+               for s in (0, 0, 1)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])

@@ -58,6 +58,9 @@ def test_masked_loss_reference_passes(capsys):
     (lambda xh, x, m: (m * (xh - x) ** 2).mean(dim=(1, 2, 3)), "scalar"),
     (lambda xh, x, m: torch.tensor(masked_mse_loss(xh, x, m).item()), "gradient"),
     (lambda xh, x, m: (m * (xh - x).abs()).sum() / (m.sum() * 3), "differ"),
+    # the per-image mean the formula could suggest: named, not "values differ"
+    (lambda xh, x, m: ((m * (xh - x) ** 2).flatten(1).sum(1) / (m.flatten(1).sum(1) * 3)).mean(),
+     "averages each image's hole error"),
 ])
 def test_masked_loss_wrong_answers_fail(wrong, pattern):
     with pytest.raises(ExerciseError, match=pattern):

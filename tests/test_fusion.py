@@ -172,3 +172,18 @@ def test_compute_matched_baseline_trains_pretrain_steps_more():
     assert len(logs) == cfg.steps and len(long_logs) == cfg.steps + cfg.pretrain_steps
     assert all(entry["inpaint"] == 0.0 for entry in long_logs)  # a plain VAE, no inpainting term
     assert long_logs[:cfg.steps] == logs  # same seed, same start: only longer
+
+
+def test_hole_pull_reads_the_loss_the_code_computes(monkeypatch):
+    # summed per image: lam * 2s(1-s), whatever the image size and coverage
+    assert fusion.hole_pull(lam=4.0, s=0.5) == pytest.approx(2.0, rel=1e-5)
+    assert fusion.hole_pull(lam=4.0, s=0.8, image_size=32, coverage=0.3) == pytest.approx(4 * 2 * 0.8 * 0.2, rel=1e-4)
+    text = fusion.joint_weight_finding(lam=4.0, coverage=0.3, image_size=32)
+    assert "2.00 (sigmoid output 0.5)" in text and "comparable weight" in text
+    # a loss averaged over the hole's values would pull a thousand times less: the sentence follows the code
+    monkeypatch.setattr(fusion, "inpainting_loss",
+                        lambda x_hat, x, mask: ((x_hat - x) ** 2 * mask).sum() / (mask.sum() * x.shape[1]))
+    assert fusion.hole_pull(lam=4.0, s=0.5, image_size=32, coverage=0.3) < 0.01
+    assert "a light regulariser" in fusion.joint_weight_finding(lam=4.0, coverage=0.3, image_size=32)
+    with pytest.raises(ValueError, match="sigmoid output"):
+        fusion.hole_pull(lam=1.0, s=1.0)

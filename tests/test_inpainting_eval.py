@@ -172,3 +172,23 @@ def test_the_committed_evaluation_is_current_and_has_every_mask_and_method():
     assert len(result["live_runs"]) >= 3 and "--evaluate" in result["command"]
     # the verdicts stored beside the numbers are the ones the library computes from them
     assert result["verdicts_reference"] == json.loads(json.dumps(ie.margin_verdicts(result["summary"])))
+
+
+def test_glasses_removal_finding_reads_traces_and_painted_eyes():
+    g = torch.Generator().manual_seed(0)
+
+    def share(p, n=200):
+        return (torch.rand(n, generator=g) < p).float().numpy()
+
+    truth, before = share(0.05), share(0.95)
+    seen = {"ground truth": truth, "with glasses": before, "mean fill": truth, "network": share(0.5)}
+    eyes = {"mean fill": share(0.3), "network": share(0.9)}
+    text = ie.glasses_removal_finding(seen, eyes, truth="ground truth", before="with glasses", no_eyes="mean fill")
+    assert "a trace of the glasses is left: network." in text
+    assert "network paints eyes back that the attribute network can read" in text
+    clean = {**seen, "network": truth}
+    text = ie.glasses_removal_finding(clean, {"mean fill": eyes["mean fill"], "network": eyes["mean fill"]},
+                                      truth="ground truth", before="with glasses", no_eyes="mean fill")
+    assert "No method leaves glasses" in text and "no method paints eyes back" in text
+    with pytest.raises(ValueError, match="needs"):
+        ie.glasses_removal_finding(seen, eyes, truth="truth", before="with glasses", no_eyes="mean fill")

@@ -78,6 +78,9 @@ def test_history_is_data_and_plots():
         history["nope"]
     ax = history.plot(smooth=3, logy=True)
     assert len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 10
+    assert ax.get_ylabel() == ""                                   # two metrics: no one label fits
+    assert history.plot(["loss"]).get_ylabel() == "loss"           # one metric: its name on the y axis
+    assert history.plot(["loss"], ylabel="loss (nats)").get_ylabel() == "loss (nats)"
 
 
 def test_callbacks_run_every_n_steps_and_at_the_end():

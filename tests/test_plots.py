@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from course_lib.faceattributes import ATTRIBUTE_NAMES, ATTRIBUTES
+from course_lib.facedraw import BACKGROUND
 from course_lib.images import to_float, to_uint8
-from course_lib.plots import show_images
+from course_lib.plots import class_colours, show_images
 
 
 def test_to_float_maps_uint8_exactly_and_keeps_floats():
@@ -73,3 +75,14 @@ def test_show_images_grey_clamps_and_draws_into_given_axes():
 def test_show_images_names_what_it_expected(images, nrow, match):
     with pytest.raises(ValueError, match=match):
         show_images(images, nrow=nrow)
+
+
+def test_class_colours_draw_colour_classes_in_their_own_colour():
+    background = class_colours("background")
+    choices = ATTRIBUTES[ATTRIBUTE_NAMES.index("background")].choices
+    assert len(background) == len(choices) and background[choices.index("mint")] == BACKGROUND[1]
+    mint = background[choices.index("mint")]
+    assert mint[1] > mint[0] and mint[1] > mint[2]          # mint is green, not orange
+    assert len(class_colours("hat")) == 2 and class_colours("hat")[0] != class_colours("hat")[1]
+    with pytest.raises(ValueError, match="unknown attribute"):
+        class_colours("moustache")

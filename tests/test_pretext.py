@@ -11,14 +11,18 @@ from course_lib.pretext import (
     BackboneClassifier,
     RotationConfig,
     flip_batch,
+    flip_finding,
+    flip_hits,
     flip_step,
     jigsaw_step,
+    mirror_twin_gap,
     position_step,
     probe_features,
     rotation_batch,
     rotation_step,
     supervised_step,
 )
+from course_lib.toyfaces import ToyFaces
 
 
 def test_jigsaw_shapes_and_shared_backbone():
@@ -197,3 +201,20 @@ def test_committed_simclr_ablation_is_current():
     assert result["configs"]["all"] == probes["configs"]["simclr"]
     for variant in exp.variants:
         assert len(result["summary"][variant]["seeds"]) == len(exp.seeds), variant
+
+
+def test_flip_finding_explains_why_chance_is_the_ceiling():
+    faces = ToyFaces(split="test", size=16, image_size=16, cache=False)
+    twin, mirror = mirror_twin_gap(faces.attributes, 16)
+    assert twin < 1e-6 < mirror
+    model = BackboneClassifier(num_classes=(2,))
+    hits = flip_hits(model, faces.images)
+    assert hits.shape == (32,) and set(hits.tolist()) <= {0.0, 1.0}
+    chance = flip_finding(torch.tensor([1.0, 0.0] * 50), twin_gap=twin, mirror_gap=mirror, spread={"head_x": 0.3})
+    assert "no classifier can beat 0.5" in chance and ": chance." in chance and "classes of head_x" in chance
+    above = flip_finding(torch.ones(80).index_fill(0, torch.arange(10), 0.0), twin_gap=twin, mirror_gap=mirror,
+                         spread={})
+    assert "above chance, which the symmetry rules out" in above
+    broken = flip_finding(torch.tensor([1.0, 0.0] * 50), twin_gap=mirror, mirror_gap=mirror, spread={})
+    assert "something is left to learn" in broken
+

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.shortcuts import border_rotation_probe, border_strips
+from course_lib.shortcuts import border_rotation_probe, border_strips, shortcut_finding
 from course_lib.toyfaces import ToyFaces
 
 
@@ -31,3 +31,10 @@ def test_the_old_gradient_background_is_a_shortcut_the_probe_finds():
 def test_bad_background_style_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="radial"):
         ToyFaces(split="train", size=4, image_size=16, background="striped", cache=False)
+
+
+def test_shortcut_finding_separates_chance_a_cue_and_a_shortcut():
+    assert "at chance" in shortcut_finding([0.24, 0.27, 0.26], chance=0.25, network=0.99)
+    cue = shortcut_finding([0.30, 0.31, 0.317], chance=0.25, network=0.99)
+    assert "carries a cue" in cue and "not all of it" in cue
+    assert "a shortcut" in shortcut_finding([1.0, 1.0, 1.0], chance=0.25, network=0.99)

@@ -1,4 +1,6 @@
-"""experiments/ssgan.py: a tiny run end to end, resumable, and the committed file is current."""
+"""experiments/ssgan.py: a tiny run end to end, resumable, and the committed file is current;
+course_lib.ssgan_results reads it."""
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -7,6 +9,9 @@ import sys
 import warnings
 
 import pytest
+
+from course_lib import ssgan_results
+from course_lib.results import load_result
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -53,3 +58,26 @@ def test_committed_ssgan_results_are_current(monkeypatch):
     for variant in mod.VARIANTS:
         assert result["summary"][variant]["seeds"] == list(exp.seeds), variant
     assert result["command"].startswith("python experiments/ssgan.py")
+
+
+def test_report_and_finding_read_the_committed_file():
+    ss = load_result("ssgan")
+    text = ssgan_results.report(ss)
+    assert text.startswith("from: python experiments/ssgan.py") and "rotation accuracy" in text
+    assert "discriminator probe vs a random discriminator" in text
+    finding = ssgan_results.literature_finding(ss)
+    assert "Mimicry, CelebA 64 px (FID)" in finding and "finding: " in finding
+    assert ssgan_results.plot_seeds(ss) is not None
+
+
+def test_literature_finding_flips_with_the_measured_direction():
+    ss = copy.deepcopy(load_result("ssgan"))
+    summary = ss["summary"]
+    summary["dcgan"]["frechet"]["values"] = [400.0, 401.0, 402.0]
+    summary["ssgan"]["frechet"]["values"] = [300.0, 301.0, 302.0]
+    summary["dcgan"]["frechet"]["mean"], summary["ssgan"]["frechet"]["mean"] = 401.0, 301.0
+    better = ssgan_results.literature_finding(ss)
+    assert "SS-GAN better (Welch" in better and "improves the samples" in better
+    summary["dcgan"]["frechet"]["values"] = [300.0, 301.0, 302.0]
+    summary["ssgan"]["frechet"]["values"] = [400.0, 401.0, 402.0]
+    assert "makes the samples worse" in ssgan_results.literature_finding(ss)

@@ -261,3 +261,18 @@ def test_paired_test_equals_scipy_and_pairing_removes_the_seed_spread():
         stats.paired_t_test([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="paired differences are constant"):
         stats.paired_t_test([1, 2, 3], [0, 1, 2])
+
+
+def test_compare_shares_pairs_yes_no_outcomes_and_handles_constant_differences():
+    rng = np.random.default_rng(0)
+    base = rng.random(300) < 0.2
+    more = base | (rng.random(300) < 0.3)
+    out = stats.compare_shares({"more": (more, base), "same": (base, base), "all": (np.ones(300), np.zeros(300))})
+    assert out["more"].verdict == "better" and out["more"].p_adjusted < 1e-6
+    assert out["same"].verdict == "no clear difference" and out["same"].p == 1.0
+    assert out["all"].verdict == "better" and out["all"].diff == 1.0
+    assert stats.compare_shares({"x": (more, base)}, higher_is_better=False)["x"].verdict == "worse"
+    assert stats.compare_shares({"x": (more, base)})["x"].p == pytest.approx(
+        stats.compare(more.astype(float), base.astype(float), paired=True).p)
+    with pytest.raises(ValueError, match="0/1 samples"):
+        stats.compare_shares({"x": (np.full(5, 0.5), np.zeros(5))})

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course_lib import toyfaces as tf
+from course_lib.facedraw import MIRRORED, mirror_attributes
 from course_lib.toyfaces import ATTRIBUTE_NAMES, ATTRIBUTES, ToyFaces
 
 
@@ -172,3 +173,14 @@ def test_chunking_and_threads_do_not_change_pixels():
     ref = tf.render(a, 32, batch_size=256)
     assert torch.equal(tf.render(a, 32, batch_size=3), ref)
     assert torch.get_num_threads() == threads  # the render thread pool restores the setting
+
+
+def test_a_mirrored_face_is_the_face_with_the_mirrored_attributes_negated():
+    faces = ToyFaces(split="test", size=24, image_size=32, cache=False)
+    mirrored = tf.render(mirror_attributes(faces.attributes), 32)
+    assert (tf.render(faces.attributes, 32).flip(3) - mirrored).abs().max() < 1e-5
+    for name in MIRRORED:                         # drawn from ranges symmetric about 0
+        a = ATTRIBUTES[ATTRIBUTE_NAMES.index(name)]
+        assert a.low == -a.high
+    with pytest.raises(ValueError, match="raw attributes"):
+        mirror_attributes(faces.attributes[:, :3])

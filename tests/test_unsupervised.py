@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import torch
 from sklearn.decomposition import PCA as SkPCA
+from sklearn.metrics import normalized_mutual_info_score
 
 from course_lib.unsupervised import (
     as_matrix,
+    cluster_finding,
     cluster_purity,
+    cluster_scores,
     majority_baseline,
     pca_fit,
     pca_project,
@@ -108,3 +111,35 @@ def test_linear_autoencoder_reaches_pca_and_spans_its_subspace():
     assert ae_mse <= 1.02 * pca_mse
     assert subspace_overlap(pca.components, model.decoder.weight.detach().T) > 0.99
     assert subspace_overlap(pca.components, torch.randn(3, 48, generator=g)) < 0.5
+
+
+def _clusters_with_a_hidden_minority(seed=0, n=3000):
+    """Six random clusters; the minority class of a 2-class attribute is enriched in cluster 0
+    but stays a minority there: purity cannot see it, mutual information can."""
+    g = torch.Generator().manual_seed(seed)
+    clusters = torch.randint(0, 6, (n,), generator=g)
+    hat = (torch.rand(n, generator=g) < 0.2).long()
+    hat[(clusters == 0) & (torch.rand(n, generator=g) < 0.3)] = 1
+    noise = torch.randint(0, 3, (n,), generator=g)        # independent of the clusters
+    return clusters, torch.stack([hat, noise], 1)
+
+
+def test_cluster_scores_see_what_purity_cannot():
+    clusters, labels = _clusters_with_a_hidden_minority()
+    hat, noise = cluster_scores(clusters, labels, ["hat", "noise"])
+    assert hat.gain == 0 and hat.purity == hat.baseline == majority_baseline(labels[:, 0])
+    assert hat.nmi > 0.01 and hat.p_adjusted < 1e-6
+    assert noise.p_adjusted > 0.05 and abs(noise.ari) < 0.01
+    assert hat.nmi == pytest.approx(normalized_mutual_info_score(labels[:, 0].numpy(), clusters.numpy()))
+    with pytest.raises(ValueError, match="labels must be"):
+        cluster_scores(clusters, labels, ["hat"])
+
+
+def test_cluster_finding_flips_with_the_data():
+    clusters, labels = _clusters_with_a_hidden_minority()
+    text = cluster_finding(cluster_scores(clusters, labels, ["hat", "noise"]))
+    assert text.startswith("Ranked by normalised mutual information, the clusters follow hat most")
+    assert "Purity misses part of it: for hat" in text and "No dependence the test can detect" in text
+    # the same clusters against labels they determine: no blind spot, every attribute depends on them
+    pure = cluster_finding(cluster_scores(clusters, torch.stack([clusters % 2, clusters % 3], 1), ["a", "b"]))
+    assert "Purity misses" not in pure and "Every attribute depends on the clusters" in pure

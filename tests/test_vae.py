@@ -13,6 +13,7 @@ from course_lib.vae import (
     Encoder,
     VAEConfig,
     active_units,
+    collapse_finding,
     elbo_loss,
     encode,
     kl_divergence,
@@ -178,3 +179,13 @@ def test_config_profiles_build(profile):
     cfg = VAEConfig.for_profile(profile)
     model = cfg.build()
     assert model.encoder.image_size == cfg.image_size and model.latent_dim == cfg.latent_dim
+
+
+def test_collapse_finding_compares_with_random_features():
+    untrained = {"active": 3, "probe": 0.70}
+    below = collapse_finding({"active": 0, "probe": 0.62}, untrained, majority=0.415, latent_dim=32)
+    assert "0 of 32 active units" in below and "removed information that even random weights" in below
+    above = collapse_finding({"active": 0, "probe": 0.75}, untrained, majority=0.415, latent_dim=32)
+    assert "at least as much as random features" in above
+    nothing = collapse_finding({"active": 0, "probe": 0.40}, untrained, majority=0.415, latent_dim=32)
+    assert "nothing beyond the class frequencies" in nothing

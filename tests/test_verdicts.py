@@ -244,7 +244,8 @@ def test_long_budget_verdicts_and_headline():
     assert verdicts.tally(found, "init_jigsaw", "baseline+steps")["worse"] == 8
     assert verdicts.tally(found, "init_rotation", "baseline+steps")["no clear difference"] == 8
     text = verdicts.long_budget_headline(results)
-    assert "step 650 on average (of at most 3000)" in text and "by 30.0 nats" in text and "by 2.0 nats" in text
+    assert "step 650 on average (" in text and "of at most 3000)" in text
+    assert "by 30.0 nats" in text and "by 2.0 nats" in text
     assert "**init**: 8 better, 0 no clear difference, 0 worse" in text and "init helps beyond" in text
     with pytest.raises(ValueError, match="fusion_long.py"):
         verdicts.long_budget_verdicts({"runs": [], "spec": {}})
@@ -267,3 +268,31 @@ def test_lambda_and_cycle_findings_in_words():
     text = verdicts.cycle_finding({"cycle": cycle})
     assert "samples are not clearly different from features pretrained on the real faces" in text
     assert "**random**'s (0.700" in text and "real is worse than random" in text
+
+
+def test_long_budget_headline_says_whether_the_runs_converged():
+    def results(best, steps_run, record=True):
+        runs = []
+        for n in (100, 1000):
+            for v in ("baseline", "init", "baseline+steps", "init_jigsaw", "init_rotation"):
+                for seed in range(3):
+                    r = {"train_size": n, "variant": v, "seed": seed, "best_step": best[n],
+                         "test_nelbo": 100.0 + seed, "train_nelbo": 99.0 + seed,
+                         **{k: 1.0 + seed for k in SCORES if k != "test_nelbo"}}
+                    if record:
+                        r["steps_run"] = steps_run[n]
+                    runs.append(r)
+        spec = {"train_sizes": [100, 1000], "variants": ["baseline", "init", "baseline+steps", "init_jigsaw",
+                                                          "init_rotation"], "config": {"steps": 3000}, "patience": 4,
+                "eval_every": 250}
+        return {"long_budget": {"spec": spec, "runs": runs}}
+
+    still = verdicts.long_budget_headline(results({100: 1500, 1000: 3000}, {100: 2500, 1000: 3000}))
+    assert verdicts.long_budget_convergence(results({100: 1500, 1000: 3000}, {100: 2500, 1000: 3000})) == {
+        100: (15, 15), 1000: (0, 15)}
+    assert "at N=1000, 0 of 15 runs had no better validation check" in still
+    assert "not at convergence" in still and "At this budget, no pretrained" in still
+    done = verdicts.long_budget_headline(results({100: 1500, 1000: 1500}, {100: 2500, 1000: 2500}))
+    assert "Every run stopped improving" in done and "Trained until the validation score stopped improving" in done
+    unknown = verdicts.long_budget_headline(results({100: 1500, 1000: 1500}, {}, record=False))
+    assert "cannot be told" in unknown

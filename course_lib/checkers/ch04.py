@@ -67,7 +67,8 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
 
 @own_work(masked_mse_loss)
 def check_masked_mse_loss(loss_fn: Callable[..., torch.Tensor]) -> None:
-    """``loss_fn(x_hat, x, mask)``: mean squared error over the hole's values only."""
+    """``loss_fn(x_hat, x, mask)``: mean squared error over the hole's values only, pooled over
+    the batch (the case's three holes have different sizes, so a per-image mean differs)."""
     x_hat, x, mask = _case(0)
     got = run_student("masked_mse_loss", loss_fn, x_hat, x, mask)
     if not isinstance(got, torch.Tensor):
@@ -89,6 +90,11 @@ def check_masked_mse_loss(loss_fn: Callable[..., torch.Tensor]) -> None:
             (mask * sq).sum() / mask.sum(),
         "it returns the sum over the hole; divide by the number of hole values":
             (mask * sq).sum(),
+        "it averages each image's hole error and then the images; the loss pools the whole batch "
+        "instead: one sum of squared errors over every hole value of every image, divided by the "
+        "batch's number of hole values (mask.sum() * C), so every hole value counts once and an "
+        "image with a larger hole weighs more":
+            ((mask * sq).flatten(1).sum(1) / (mask.flatten(1).sum(1) * 3)).mean(),
     }
     expected = masked_mse_loss(x_hat, x, mask)
     if not torch.isclose(value, expected, rtol=1e-4, atol=1e-7):
