@@ -42,9 +42,11 @@ def test_registration_is_the_scripts_and_powered(script, result):
 
 def test_every_arm_and_seed_is_there_and_finite(script, result):
     seeds = result["registration"]["seeds"]
-    assert {(r["arm"], r["seed"]) for r in result["rows"]} == {(a, s) for a in script.ARMS for s in seeds}
+    assert {(r["arm"], r["seed"]) for r in result["rows"]} == {(a, s) for a in script.ARMS + script.LATER_ARMS
+                                                               for s in seeds}
+    steps = {**result["calibration"]["steps"], "rcg": result["addendum"]["calibration"]["steps"]}
     for r in result["rows"]:
-        assert r["steps"] == result["calibration"]["steps"][r["arm"]]
+        assert r["steps"] == steps[r["arm"]]
         for s in r["scores"]:
             assert all(math.isfinite(s[k]) for k in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"))
 
@@ -63,3 +65,20 @@ def test_verdicts_are_the_analysis_of_the_rows(script, result):
 
 def test_the_figure_is_committed():
     assert (ROOT / "docs" / "figures" / "ssl_generation_grid.png").is_file()
+
+
+def test_rcg_was_registered_on_its_own_and_paid_for_its_extra_work(script, result):
+    """The addendum is the script's, its power is computed, and RCG's steps are the plain
+    arm's compute minus the encoding and the representation generator (counted now)."""
+    add = result["addendum"]
+    assert {k: v for k, v in add.items() if k != "calibration"} == json.loads(json.dumps(script.addendum(add["seeds"])))
+    assert add["seeds"] == result["registration"]["seeds"]
+    assert len(add["seeds"]) >= add["power"]["seeds_needed"]
+    calib = script.calibrate_rcg(result["calibration"]["flops_per_step"]["none"])
+    assert calib == add["calibration"]
+    assert calib["steps"] < result["calibration"]["steps"]["none"]
+    later = result["analysis"]["addendum"]
+    assert set(later["question"]) == set(add["question"])
+    for c in later["question"].values():
+        assert c["verdict"] in ("better", "worse", "no clear difference", "cannot answer")
+        assert c["low"] <= c["diff"] <= c["high"]
