@@ -118,6 +118,12 @@ def verdict_lines(result: dict) -> list[str]:
         shown = c["verdict"] if analysis["answered"] else (
             f"{CANNOT_ANSWER} (the test alone: {analysis['family_without_the_rule'][name]})")
         lines.append(f"Question, {name}: {_interval(c, unit)}: {shown}.")
+    positive = [c for k, c in analysis["controls"].items() if k.startswith("positive")]
+    if analysis["answered"] and positive and reg["higher_is_better"]:   # how large a gain the data rule out
+        known = min(c["diff"] for c in positive)
+        top = max(c["high"] for c in analysis["family"].values())
+        lines.append(f"Bound: every question's 95% interval ends at or below {top:+.2f} {unit}, "
+                     f"{top / known:.0%} of the smallest positive control's effect ({known:+.2f} {unit}).")
     for name, c in (analysis.get("secondary") or {}).items():
         lines.append(f"Beside (no verdict), {name}: {_interval(c, unit, holm=False)}.")
     power = reg["power"]

@@ -62,6 +62,10 @@ def test_answered_when_the_positive_control_passes():
     assert CANNOT_ANSWER not in text
     assert re.search(r"Question, init vs baseline: \+(0\.9|1\.0)\d dB \(95% CI .*\): better\.", text)
     assert "95% CI" in text and "Holm-adjusted" in text
+    (bound,) = [line for line in verdict_lines(result) if line.startswith("Bound")]
+    top = max(c["high"] for c in analysis["family"].values())
+    known = analysis["controls"]["positive: more data vs baseline"]["diff"]
+    assert f"{top:+.2f} dB" in bound and f"of the smallest positive control's effect ({known:+.2f} dB)" in bound
 
 
 def test_cannot_answer_when_the_positive_control_fails():
@@ -75,6 +79,7 @@ def test_cannot_answer_when_the_positive_control_fails():
     assert any("did not pass" in line and CANNOT_ANSWER in line for line in lines)
     questions = [line for line in lines if line.startswith("Question")]
     assert len(questions) == 2 and all(CANNOT_ANSWER in q for q in questions)
+    assert not any(line.startswith("Bound") for line in lines)   # no bound from a study that cannot answer
 
 
 def test_unfinished_study_gives_no_verdict():
