@@ -30,7 +30,7 @@ a run that finds a different registration there refuses to mix with it. Resumabl
 finished (arm, seed) is a row in the file; a rerun skips it. One thread.
 
     python experiments/fusion_reasked.py --pilot     # the pilot (about 6 minutes)
-    python experiments/fusion_reasked.py             # the study (resumable)
+    python experiments/fusion_reasked.py             # the study (resumable; 18 min on one thread)
     python experiments/fusion_reasked.py --analyse   # verdicts into the file
 """
 from __future__ import annotations
@@ -48,11 +48,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import fusion, stats  # noqa: E402
+from course_lib.artifacts import write_result  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.fusion_reasked import analyse, bernoulli_floor  # noqa: E402
 from course_lib.images import to_float, to_uint8  # noqa: E402
 from course_lib.inpainting import InpaintingNet  # noqa: E402
-from course_lib.results import result_path, write_run  # noqa: E402
+from course_lib.results import result_path  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 from course_lib.vae import VAE, elbo_loss  # noqa: E402
 
@@ -60,8 +61,8 @@ OUT = result_path("fusion_reasked")
 SCRIPT = "experiments/fusion_reasked.py"
 # Chapter 06's cpu VAE (32 px, z of 32, batches of 32). The pilot trained 400 VAE steps and
 # 200 pretraining steps; on one core of the busy machine that was 68-90 s per plain VAE, so
-# the study (six arms, five seeds, in about 40 minutes) takes 300 VAE steps and 100 steps of
-# inpainting pretraining (each about twice a VAE step's cost).
+# the study (six arms, five seeds, planned for about 40 minutes; the committed run took 18)
+# takes 300 VAE steps and 100 steps of inpainting pretraining (each about twice a VAE step's cost).
 PILOT_CONFIG = dataclasses.replace(fusion.FusionConfig.for_profile("cpu"), steps=400, pretrain_steps=200)
 CONFIG = dataclasses.replace(PILOT_CONFIG, steps=300, pretrain_steps=100)
 TEST_SIZE = 1000           # real test faces every VAE is scored on
@@ -103,7 +104,7 @@ def load(out: Path) -> dict:
 
 
 def save(out: Path, result: dict, start: float, load_at_start: float) -> None:
-    write_run(out, result, script=SCRIPT, argv=sys.argv, start=start, load_at_start=load_at_start)
+    write_result(out, result, script=SCRIPT, argv=sys.argv, start=start, load_at_start=load_at_start)
 
 
 # ------------------------------------------------------------------------------- pilot
