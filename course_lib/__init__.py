@@ -29,6 +29,7 @@ Models, one family per module (chapter in brackets)
 - ``contrastive``       SimCLR on the shared backbone (05)
 - ``shortcuts``         pretext tasks solved without looking at the object (05)
 - ``fusion``            a generative model fused with a self-supervised task (06)
+- ``fusion_reasked``    the fusion re-asked: Bernoulli floor, registered verdicts (06)
 - ``ssgan``             a GAN whose discriminator also predicts rotations (06)
 - ``ssgan_results``     chapter 06's committed SS-GAN experiment in words
 - ``applications``      the course's models put to work: anomalies, editing, augmentation (07)
