@@ -12,10 +12,11 @@ loader, checkpoints ten times a run, and the call of :func:`course_lib.loop.trai
             return (lambda x: rotation_step(net, optimizer, x)), model, optimizer
         return fit(config, setup, desc="rotation", images=images, progress=progress, plan=plan, ...)
 
-Three ``train_*`` do without it: ``fusion.train_variant`` builds its model after the seed
+Four ``train_*`` do without it: ``fusion.train_variant`` builds its model after the seed
 and stops early on it (it calls :func:`~course_lib.loop.train` itself),
-``unsupervised.train_linear_autoencoder`` fits a data matrix in full batches, and
-``flow_toy.train_velocity_2d`` is chapter 09's 2-D loop, shown to the reader in full.
+``unsupervised.train_linear_autoencoder`` fits a data matrix in full batches,
+``flow_toy.train_velocity_2d`` is chapter 09's 2-D loop, shown to the reader in full, and
+``rcg.train_rep_generator`` is the same loop on vectors (seconds on a CPU core, no images).
 
 A :class:`Recipe` says how one model family is configured, built, trained and cached;
 ``recipe.pretrained(config)`` loads the trained model if it is cached, else trains and
