@@ -63,6 +63,7 @@ Files
 - ``cache``             the cache folder, its naming rule and the data cache
 - ``artifacts``         reference weights, snapshots and result files: one writer, one reader each
 - ``results``           the committed experiment results (package data), ``load_result(name)``
+- ``reports``           chapters 03, 03b and 10's measurements in words
 - ``quality_ranking``   who leads the sample-quality table, and which ranks are real
 
 Evaluation
