@@ -15,6 +15,9 @@ export MPLBACKEND := module://matplotlib_inline.backend_inline
 LOCK   ?= constraints.txt
 PIN    := $(if $(LOCK),-c $(LOCK),--upgrade --upgrade-strategy eager)
 NBVAL := --nbval-lax --nbval-cell-timeout=900 --nbval-sanitize-with tests/nbval_sanitize.cfg
+# The chapters in reading order: NN_slug, and NNx_slug for a chapter's second part (make's sort is
+# bytewise, so 03_gan comes before 03b_gan_measured, which loads the model 03_gan trained)
+CHAPTER_MDS = $(sort $(wildcard solutions/[0-9][0-9]_*.md solutions/[0-9][0-9][a-z]_*.md))
 
 .PHONY: help install lock test-latest lint test test-unit test-notebooks test-book book lab chapters nbgrader sync execute bench clean
 
@@ -76,10 +79,10 @@ nbgrader: $(VENV)/.nbgrader ## write the nbgrader course _build/nbgrader/ from s
 	$(BIN)/python -m scripts.nbgrader_course --course $(NBGRADER_COURSE)
 
 sync: $(STAMP) ## re-pair every solutions/*.md with its .ipynb (after editing the .md)
-	$(BIN)/jupytext --sync solutions/[0-9][0-9]_*.md
+	$(BIN)/jupytext --sync $(CHAPTER_MDS)
 
 execute: $(STAMP) ## re-execute solutions/*.ipynb in place under the cpu profile (refuses load > 1/core unless FORCE=1), then make chapters
-	@for md in $${NB:-solutions/[0-9][0-9]_*.md}; do \
+	@for md in $${NB:-$(CHAPTER_MDS)}; do \
 	  $(BIN)/python bench/idle.py || exit 1; \
 	  echo "== executing $$md (COURSE_PROFILE=$${EXEC_PROFILE:-cpu})"; start=$$(date +%s); \
 	  (cd solutions && COURSE_PROFILE=$${EXEC_PROFILE:-cpu} ../$(BIN)/jupytext --sync --execute $$(basename $$md)) || exit 1; \

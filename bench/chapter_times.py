@@ -86,7 +86,8 @@ def run_chapter(path: Path, env: dict, timeout: int, *, save: bool = False) -> f
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
-    parser.add_argument("--chapters", nargs="*", default=None, help="two-digit numbers (default: all)")
+    parser.add_argument("--chapters", nargs="*", default=None,
+                        help="two-digit numbers, 03 = 03 and 03b, or a part such as 03b (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--force", action="store_true", help="time even on a busy machine")
     parser.add_argument("--save", action="store_true", help="write the executed notebooks back to solutions/")
@@ -97,9 +98,9 @@ def main(argv=None) -> None:
     load_start = require_idle(force=args.force)
 
     import torch
-    notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]*_*.ipynb"))   # 03_gan before 03b_gan_measured
     if args.chapters:
-        notebooks = [p for p in notebooks if p.name[:2] in args.chapters]
+        notebooks = [p for p in notebooks if p.name[:2] in args.chapters or p.name.split("_")[0] in args.chapters]
     if args.cache is not None and args.cache.exists() and any(args.cache.iterdir()):
         raise SystemExit(f"--cache {args.cache} is not empty: a first pass needs an empty cache")
     cache = args.cache or Path(tempfile.mkdtemp(prefix="course_cache_"))

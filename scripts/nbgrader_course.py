@@ -131,7 +131,7 @@ def write_course(solutions: Path, course: Path) -> list[Path]:
     for path in release.solution_notebooks(solutions):
         release.check_pair(path)
         planned[course / "source" / path.stem / path.name] = instructor_notebook(path)
-    for old in (course / "source").glob("[0-9][0-9]_*"):  # a chapter whose solution was deleted
+    for old in (course / "source").glob("[0-9][0-9]*_*"):  # a chapter whose solution was deleted
         if old.is_dir() and old / f"{old.name}.ipynb" not in planned:
             shutil.rmtree(old)
     planned[course / "source" / "header.ipynb"] = header_notebook(repository_url)

@@ -46,7 +46,8 @@ NBVAL_CHECK = "# NBVAL_CHECK_OUTPUT"  # nbval compares these outputs, so they st
 RAISES_TAG = "raises-exception"
 HIDE_TAGS = ("hide-input", "hide-cell", "remove-input")
 TEXT_FORMAT = "md:myst"
-NAME_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+# NN_slug, or NNx_slug for a chapter's second part (03b_gan_measured follows 03_gan: "_" sorts before letters)
+NAME_PATTERN = re.compile(r"^\d\d[a-z]?_[a-z0-9_]+\.ipynb$")
 # The version of jupytext that wrote a text file: a stamp in its header, not content. Another
 # jupytext release changes it and nothing else, so staleness is judged without it.
 VERSION_STAMP = re.compile(r"^\s*jupytext_version: .*\n", re.MULTILINE)

@@ -72,7 +72,7 @@ def test_setup_cell_installs_from_the_book_repository():
     compile(SETUP_CELL, "book/setup_cell.py", "exec")  # it is valid Python
 
 
-@pytest.mark.parametrize("md", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.md")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("md", sorted((ROOT / "solutions").glob("[0-9][0-9]*_*.md")), ids=lambda p: p.stem)
 def test_every_chapter_starts_with_the_setup_cell(md):
     first = _first_code_cell(md.read_text(encoding="utf-8"))
     assert first is not None, f"{md.name} has no code cell"
@@ -97,7 +97,7 @@ def test_every_citation_is_in_the_bibliography():
 
 def test_toc_lists_the_chapters_and_the_book_pages():
     assert CHAPTERS == [f"solutions/{n}" for n in (
-        "00_setup", "01_unsupervised", "02_vae", "03_gan", "04_inpainting", "05_jigsaw",
+        "00_setup", "01_unsupervised", "02_vae", "03_gan", "03b_gan_measured", "04_inpainting", "05_jigsaw",
         "06_fusion", "07_applications", "08_diffusion", "09_flow_matching", "10_guidance", "11_latent",
         "12_ssl_generation")]
     assert TOC[0] == "book/intro" and TOC[-3:] == ["book/instructors", "book/results", "book/references"]
@@ -140,6 +140,7 @@ def test_colab_links_derive_from_the_repository_url():
     from colab_links import github_parts, raw_url
 
     assert student_notebook("solutions/05_jigsaw") == "chapters/05_jigsaw.ipynb"
+    assert student_notebook("solutions/03b_gan_measured") == "chapters/03b_gan_measured.ipynb"   # a second part
     assert student_notebook("book/results") is None
     assert colab_url("https://github.com/a/b.git", "chapters/00_setup.ipynb", "dev") == (
         "https://colab.research.google.com/github/a/b/blob/dev/chapters/00_setup.ipynb")

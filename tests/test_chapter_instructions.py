@@ -11,7 +11,8 @@ from course_lib import gan
 from course_lib.vae import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"02_vae": lambda: VAEConfig.for_profile("smoke"), "03_gan": lambda: gan.GANConfig.for_profile("smoke")}
+CONFIGS = {"02_vae": lambda: VAEConfig.for_profile("smoke"), "03_gan": lambda: gan.GANConfig.for_profile("smoke"),
+           "03b_gan_measured": lambda: gan.GANConfig.for_profile("smoke")}
 
 
 def prose_replace_calls(chapter: str) -> list[str]:

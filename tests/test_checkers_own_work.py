@@ -18,6 +18,7 @@ from course_lib import (
     inpainting,
     latent,
     masks,
+    metrics,
     pretext,
     shortcuts,
     ssl_flow,
@@ -26,12 +27,12 @@ from course_lib import (
     unsupervised,
     vae,
 )
-from course_lib.checkers import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12
+from course_lib.checkers import ch00, ch01, ch02, ch03, ch03b, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12
 from course_lib.checkers.core import ExerciseError
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKERS = {name: getattr(module, name) for module in (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09,
-                                                        ch10, ch11, ch12) for name in dir(module)
+CHECKERS = {name: getattr(module, name) for module in (ch00, ch01, ch02, ch03, ch03b, ch04, ch05, ch06, ch07, ch08,
+                                                        ch09, ch10, ch11, ch12) for name in dir(module)
             if name.startswith("check_") and getattr(module, name).__module__ == module.__name__}
 
 
@@ -62,7 +63,7 @@ from course_lib.vae import elbo_loss as reference_elbo_loss, kl_divergence as re
 
 
 def test_every_exercise_is_found():
-    assert len(exercises()) == 36
+    assert len(exercises()) == 37
     assert {re.search(r"check_\w+", check).group() for _, _, check in exercises()} == set(CHECKERS)
 
 
@@ -99,6 +100,7 @@ SHORTCUTS = {
     "check_generator_loss": (gan.generator_loss,),
     "check_gradient_penalty": (lambda critic, real, fake, eps: gan.gradient_penalty(critic, real, fake, eps=eps),),
     "check_gan_step": (ch03.reference_gan_step,),
+    "check_density_coverage": (metrics.density_coverage,),
     "check_apply_mask": (masks.apply_mask,),
     "check_masked_mse_loss": (inpainting.masked_mse_loss,),
     "check_shuffle_tiles": (tiles.shuffle_tiles, tiles.unshuffle_tiles),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 COLAB = "https://colab.research.google.com"
 _GITHUB = re.compile(r"^https://github\.com/(?P<org>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
-_CHAPTER = re.compile(r"^solutions/(?P<slug>\d\d_[A-Za-z0-9_]+)$")
+_CHAPTER = re.compile(r"^solutions/(?P<slug>\d\d[a-z]?_[A-Za-z0-9_]+)$")   # NN_slug or NNx_slug (03b_...)
 
 
 def github_parts(repo_url: str) -> tuple[str, str]:
