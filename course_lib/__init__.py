@@ -21,6 +21,7 @@ Models, one family per module (chapter in brackets)
 - ``gan_models``        the GAN's generator and discriminator networks (03)
 - ``gan_losses``        the GAN variants' losses and penalties (03)
 - ``gan_reference``     chapter 03's committed reference generators
+- ``gan_report``        chapters 03 and 03b's measurements in words
 - ``playground``        the 2-D GAN playground (03)
 - ``inpainting``        inpainting as a pretext task (04)
 - ``inpainting_eval``   chapter 04's scoring and its committed reference network
@@ -41,6 +42,7 @@ Models, one family per module (chapter in brackets)
 - ``flow``              flow matching on the same U-Net (09)
 - ``flow_toy``          flow matching in two dimensions, and reflow (09)
 - ``guidance``          classifier-free guidance on ToyFaces' attributes (10)
+- ``guidance_report``   chapter 10's guidance sweep in words
 - ``latent``            an autoencoder and a flow model in its latent space (11)
 - ``ssl_flow``          the flow model helped by self-supervision (12)
 - ``rcg``               representation-conditioned generation: a generator of SSL vectors (12)
@@ -63,7 +65,6 @@ Files
 - ``cache``             the cache folder, its naming rule and the data cache
 - ``artifacts``         reference weights, snapshots and result files: one writer, one reader each
 - ``results``           the committed experiment results (package data), ``load_result(name)``
-- ``reports``           chapters 03, 03b and 10's measurements in words
 - ``quality_ranking``   who leads the sample-quality table, and which ranks are real
 
 Evaluation

@@ -1,11 +1,14 @@
-"""The sentences a chapter writes from its own numbers: one tested function per finding.
+"""Chapters 03 and 03b's measurements in words: one tested function per finding.
 
 A results cell reads as one call. The function gets what the chapter computed (or a committed
 result), returns the sentence, and words it from the numbers, so the words change when the
-numbers do; ``tests/test_reports.py`` feeds each one a small dict, including the cases where
-its verdict flips. Chapter 03 (the playground and its clipping control), chapter 03b (GANs
-measured: the scores and what fools them, the critic's curve, the recipe screen, the GANs
-against the VAE) and chapter 10 (the guidance sweep) print them.
+numbers do; ``tests/test_gan_report.py`` feeds each one a small dict, including the cases where
+its verdict flips. Chapter 03: the playground (:func:`playground_summary`) and its clipping
+control (:func:`clipping_control`). Chapter 03b: what fools each score
+(:func:`precision_blind_spots`), the critic's curve (:func:`critic_curve`), two rows compared
+(:func:`versus`, :func:`classic_pattern`), the run (:func:`measured_summary`), the committed
+sample-quality table (:func:`table_versus`) and the recipe screen (:func:`recipe_table`,
+:func:`recipe_family`, :func:`recipe_findings`).
 
 Conventions. A *row* is a dict of scores for one set of samples: ``frechet`` (lower is closer
 to the real faces), ``fidelity`` (density, Naeem et al. 2020: about 1 for real faces against
@@ -297,36 +300,3 @@ def recipe_findings(recipes: dict, *, chapter_steps: int, alpha: float = 0.05) -
         lines.append(f"The {len(single)} one-seed rows are candidates, not results; rerun the ones worth a longer "
                      "study with more seeds.")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- chapter 10: the guidance sweep
-def guidance_findings(sweep: Sequence[dict], *, real: dict, learned: float = 0.05) -> str:
-    """What the guidance sweep shows: read-back from the unguided floor (the smallest scale,
-    w = 0) to its best scale, the scale whose samples are nearest the data (lowest Frechet
-    distance; fidelity nearest the real faces' ``real["fidelity"]``), and whether the largest
-    scale only costs. ``learned``: the rise in read-back below which the model has not learned
-    to follow its condition."""
-    by = {r["scale"]: r for r in sweep}
-    floor, top = by[min(by)], by[max(by)]
-    best_read = max(sweep, key=lambda r: r["agreement"])
-    best_fd = min(sweep, key=lambda r: r["frechet"])
-    best_fid = min(sweep, key=lambda r: abs(r["fidelity"] - real["fidelity"]))
-    follows = best_read["agreement"] - floor["agreement"] >= learned
-    text = (f"Read-back climbs from {floor['agreement']:.0%} at w = {floor['scale']:g} (the unguided floor) to "
-            f"{best_read['agreement']:.0%} at w = {best_read['scale']:g}. " if follows else
-            f"Read-back stays near the unguided floor ({floor['agreement']:.0%} at w = {floor['scale']:g}) at every "
-            "scale: the model has not learned to follow its condition, so guidance has nothing to amplify. ")
-    text += (f"The Frechet distance is lowest at w = {best_fd['scale']:g} ({best_fd['frechet']:.0f}; real faces "
-             f"{real['frechet']:.0f}) and fidelity is nearest the real faces' {real['fidelity']:.2f} at "
-             f"w = {best_fid['scale']:g} ({best_fid['fidelity']:.2f}).")
-    if not follows:
-        return text
-    worse = [name for name, off in (
-        ("the Frechet distance", top["frechet"] > best_read["frechet"]),
-        ("the fidelity", abs(top["fidelity"] - real["fidelity"]) > abs(best_read["fidelity"] - real["fidelity"])),
-        ("the diversity", top["diversity"] < best_read["diversity"])) if off]
-    if top is not best_read and top["agreement"] <= best_read["agreement"] and worse:
-        return text + (f" At w = {top['scale']:g} read-back is no higher than at w = {best_read['scale']:g} and "
-                       f"{_join(worse)} {'are' if len(worse) > 1 else 'is'} worse: pushed that far past the "
-                       "conditional velocity, guidance only costs.")
-    return text + f" Up to w = {top['scale']:g} guidance has not yet turned against the samples on these measures."
