@@ -7,16 +7,26 @@ they wrote instead of re-running them. The JSON files live in ``course_lib/resul
 through :func:`load_result`; the scripts write to :func:`result_path` with
 :func:`course_lib.artifacts.write_result`.
 
-=====================  =================================  =========
-name                   written by                         read by
-=====================  =================================  =========
-``fusion``             ``python experiments/fusion.py``   chapter 06
-``pretext_probes``     ``python experiments/pretext_probes.py``  chapter 05
-``ddpm_reference_steps``  ``python experiments/ddpm_reference.py --evaluate``  chapter 08
-``gan_recipes``        ``python bench/gan_recipes.py``    chapter 03
-``inpainting``         ``python experiments/inpainting_reference.py --evaluate``  chapter 04
-``sample_quality_cpu``  ``python bench/sample_quality.py --profile cpu``  chapters 03, 07, 08; the Results page
-=====================  =================================  =========
+===============================  ==============================================  =============================
+name                             written by                                      read by
+===============================  ==============================================  =============================
+``fusion``                       ``python experiments/fusion.py``                chapter 06
+``fusion_reasked``               ``python experiments/fusion_reasked.py``        chapter 06
+``ssgan``                        ``python experiments/ssgan.py``                 chapter 06
+``pretext_probes``               ``python experiments/pretext_probes.py``        chapter 05
+``simclr_ablation``              ``python experiments/simclr_ablation.py``       chapter 05
+``inpainting``                   ``python experiments/inpainting_reference.py``  chapter 04
+``gan_recipes``                  ``python bench/gan_recipes.py``                 chapter 03b
+``sample_quality_cpu``           ``python bench/sample_quality.py``              chapters 03b, 07, 08; Results
+``ddpm_reference_steps``         ``python experiments/ddpm_reference.py``        chapter 08
+``flow_reference_steps``         ``python experiments/flow_reference.py``        chapter 09
+``flow_study``                   ``python experiments/flow_study.py``            chapter 09
+``autoencoder_reference_steps``  ``python experiments/latent_reference.py``      chapter 11
+``latent_cost``                  ``python bench/latent_cost.py``                 chapter 11
+``ssl_generation``               ``python experiments/ssl_generation.py``        chapter 12
+===============================  ==============================================  =============================
+
+Each file records the exact command (flags included) that wrote it.
 
 Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
 ``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``)
@@ -37,7 +47,7 @@ __all__ = ["RESULTS_DIR", "result_names", "result_path", "load_result", "sample_
            "sample_quality_markdown", "machine", "write_run"]
 
 # The scripts write these files with course_lib.artifacts.write_result; ``write_run`` is the name
-# it had here (experiments/ssl_generation.py still uses it).
+# it had here, kept for code written against it.
 write_run = write_result
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results_data"
