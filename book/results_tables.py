@@ -217,8 +217,10 @@ def sample_quality_section(profile: str = "cpu") -> str:
     meta = (f"- **command**: `{table['command']}`\n- **real set**: {table['real_set']}\n"
             f"- **load average at the start**: {table['load_average_start']} on {table['cpu_count']} cores, "
             f"torch {table['torch']}")
+    spread = results.training_spread_markdown(table)
     return meta + "\n\n" + results.sample_quality_markdown(
-        table, [*ranked, *table["missing"]], metrics=tuple(rows[ranked[0]]))  # every metric the file holds
+        table, [*ranked, *table["missing"]], metrics=tuple(rows[ranked[0]])) + (  # every metric the file holds
+        "\n\n" + spread if spread else "")
 
 
 def result_files_markdown(directory: Path, folder: str, producer: str) -> str:

@@ -87,6 +87,17 @@ def sample_quality(profile: str = "cpu") -> dict:
 QUALITY_METRICS = ("frechet", "kid", "fidelity", "diversity")
 
 
+def training_spread_markdown(table: dict) -> str:
+    """The live rows retrained with other training seeds (``training_spread`` in the table):
+    one line per model, its Frechet distance per training seed and their mean and standard
+    deviation, the noise a claim about a live model must beat ("" when the table has none)."""
+    lines = [f"- **{name}** over training seeds {row['training_seeds']}: "
+             + ", ".join(f"{v:.1f}" for v in row["frechet"]) + f" (mean {row['mean']:.1f} ± {row['std']:.1f})"
+             for name, row in table.get("training_spread", {}).items()]
+    return ("Frechet distance of the live models retrained with other seeds (each the mean over the "
+            "sample seeds):\n\n" + "\n".join(lines)) if lines else ""
+
+
 def sample_quality_markdown(table: dict, rows: list[str] | None = None, *,
                             metrics: tuple[str, ...] = QUALITY_METRICS, profile: str | None = None) -> str:
     """A Markdown table of :func:`sample_quality`'s rows (default: every reference, then every

@@ -165,3 +165,15 @@ def test_training_spread_needs_every_training_seed(sq):
     assert spread["flow_live_heun6"]["frechet"] == [80.0, 90.0, 85.0]
     assert spread["flow_live_heun6"]["mean"] == pytest.approx(85.0)
     assert spread["flow_live_heun6"]["std"] == pytest.approx(5.0)
+    text = results.training_spread_markdown({"training_spread": spread})
+    assert "**flow_live_heun6** over training seeds [0, 1, 2]: 80.0, 90.0, 85.0 (mean 85.0 ± 5.0)" in text
+    assert results.training_spread_markdown({"models": models}) == ""
+
+
+def test_the_committed_table_holds_the_live_models_training_spread():
+    table = results.load_result("sample_quality_cpu")
+    spread = table["training_spread"]
+    assert set(spread) == {"flow_live_heun6", "ddpm_live"}
+    for name, row in spread.items():
+        assert row["frechet"][0] == table["models"][name]["frechet"]["mean"]   # seed 0 is the table's own row
+    assert max(spread["flow_live_heun6"]["frechet"]) <= 100                      # the live bar at every seed
