@@ -18,6 +18,7 @@ config serves a live run of a thousand steps and a reference run of twenty thous
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -72,13 +73,14 @@ __all__ = [
 # Training
 # --------------------------------------------------------------------------------------
 def ddpm_step(model: DDPM, optimizer: torch.optim.Optimizer, batch, generator: torch.Generator, *,
-              net: nn.Module | None = None) -> dict[str, torch.Tensor]:
+              net: nn.Module | None = None, min_snr: float | None = None) -> dict[str, torch.Tensor]:
     """One step of Algorithm 1: draw ``t`` uniformly and ``eps ~ N(0, I)``, take a gradient
     step on :func:`diffusion_loss`, update the EMA. ``batch``: uint8 or [0, 1] images
     ``(B, 3, H, W)`` (or a tuple whose first item they are). ``net``: the module to call
     (the runtime plan's wrapper of ``model.net``; default ``model.net``). ``t`` and the
     noise are drawn from ``generator`` for the global batch, this rank's share kept, so a
-    resumed or distributed run draws what one uninterrupted process would. Returns
+    resumed or distributed run draws what one uninterrupted process would. ``min_snr``:
+    :func:`diffusion_loss`'s Min-SNR weighting (None: the plain loss). Returns
     ``{"loss"}`` as a detached 0-d tensor."""
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     x0 = to_model_range(x)
@@ -86,7 +88,8 @@ def ddpm_step(model: DDPM, optimizer: torch.optim.Optimizer, batch, generator: t
     t = local_share(torch.randint(model.schedule.T, (n,), generator=generator)).to(x0.device)
     noise = local_share(torch.randn((n, *x0.shape[1:]), generator=generator)).to(x0.device)
     model.train()
-    loss = diffusion_loss(net or model.net, x0, t, noise, model.schedule, prediction=model.prediction)
+    loss = diffusion_loss(net or model.net, x0, t, noise, model.schedule, prediction=model.prediction,
+                          min_snr=min_snr)
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
     model.update_ema()
@@ -144,12 +147,15 @@ class DDPMConfig:
 
 def train_ddpm(model: DDPM, config: DDPMConfig, *, images: torch.Tensor | None = None,
                progress: bool | str = "auto", plan: Runtime | None = None,
-               checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None):
+               checkpoint: str | os.PathLike | None = None, callbacks=(), budget: Budget | None = None,
+               min_snr: float | None = None):
     """Train ``model`` in place with Adam for ``config.steps`` steps (Algorithm 1); returns the
     :class:`~course_lib.loop.History`. ``images``: uint8 ``(N, 3, S, S)``; default the first
     ``config.train_size`` ToyFaces training images. ``plan``/``checkpoint`` as in
-    :func:`course_lib.vae.train_vae`; ``budget`` overrides the step budget (e.g. seconds)."""
-    return fit_denoiser(model, config, ddpm_step, desc=f"DDPM {config.schedule} T={config.T}", images=images,
+    :func:`course_lib.vae.train_vae`; ``budget`` overrides the step budget (e.g. seconds);
+    ``min_snr``: Min-SNR-gamma loss weighting (:func:`diffusion_loss`; flow_study's arm)."""
+    step_fn = ddpm_step if min_snr is None else functools.partial(ddpm_step, min_snr=min_snr)
+    return fit_denoiser(model, config, step_fn, desc=f"DDPM {config.schedule} T={config.T}", images=images,
                         progress=progress, plan=plan, checkpoint=checkpoint, callbacks=callbacks, budget=budget)
 
 

@@ -184,7 +184,7 @@ def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: Sche
 
 
 def diffusion_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   schedule: Schedule, *, prediction: str = "eps") -> torch.Tensor:
+                   schedule: Schedule, *, prediction: str = "eps", min_snr: float | None = None) -> torch.Tensor:
     """The simplified objective (Ho et al. 2020, eq. 14): mean over batch and pixels of
     ``|| eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2``.
 
@@ -193,10 +193,21 @@ def diffusion_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: t
     ``model(x_t, t)`` predicts the noise ``(B, C, H, W)``. Returns a scalar.
     ``prediction="v"``: the network predicts :func:`v_target` instead (the same loss in eps
     terms, weighted by ``1 / alpha_bar_t``: more weight where the image is almost all noise).
+    ``min_snr=gamma``: Min-SNR-gamma weighting (Hang et al. 2023): each image's error is
+    weighted so that, in ``x_0`` terms, its weight is ``min(SNR_t, gamma)``: ``min(SNR, gamma) /
+    SNR`` for eps and ``min(SNR, gamma) / (SNR + 1)`` for v. The nearly clean steps, whose
+    tiny denoising tasks dominate the gradient otherwise, stop drowning out the rest.
     """
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    if min_snr is not None and not min_snr > 0:
+        raise ValueError(f"min_snr must be a positive number (gamma, e.g. 5.0) or None, got {min_snr!r}")
     x_t = q_sample(x0, t, noise, schedule)
     target = noise if prediction == "eps" else v_target(x0, t, noise, schedule)
-    return F.mse_loss(model(x_t, t).float(), target.float())
+    if min_snr is None:
+        return F.mse_loss(model(x_t, t).float(), target.float())
+    snr = schedule.snr().to(x0.device)[t].float()                                    # (B,)
+    weight = snr.clamp(max=min_snr) / (snr if prediction == "eps" else snr + 1)      # (B,)
+    per_image = (model(x_t, t).float() - target.float()).pow(2).flatten(1).mean(1)  # (B,)
+    return (weight * per_image).mean()
 

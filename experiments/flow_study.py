@@ -6,6 +6,8 @@ and the flow matching step differ only in how the target is formed (a few elemen
 operations beside the U-Net's forward and backward). Arms:
 
 - ``ddpm_v``: chapter 08's live model (``DDPMConfig``, cosine schedule, v-prediction), DDIM 25;
+- ``ddpm_v_minsnr5``: the same with Min-SNR-5 loss weighting (Hang et al. 2023), added after the
+  first four arms ran, to ask whether the DDPM's gap to the flows is its loss weighting;
 - ``flow_uniform``: rectified flow (``course_lib.flow``), uniform training times;
 - ``flow_logit_normal``: logit-normal training times (Esser et al. 2024);
 - ``flow_logit_normal_flip``: and half the faces mirrored (ToyFaces are symmetric).
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import sys
@@ -57,7 +60,7 @@ NFE_CURVE = [("euler", 5), ("euler", 10), ("euler", 25), ("euler", 50), ("heun",
 
 def arm_config(arm: str, seed: int, steps: int | None = None):
     base = dict(seed=seed) if steps is None else dict(seed=seed, steps=steps)
-    if arm == "ddpm_v":
+    if arm.startswith("ddpm_v"):
         return dataclasses.replace(DDPMConfig.for_profile("cpu"), **base)
     flows = {"flow_uniform": {}, "flow_logit_normal": {"time_sampling": "logit_normal"},
              "flow_logit_normal_flip": {"time_sampling": "logit_normal", "flip": True}}
@@ -66,14 +69,15 @@ def arm_config(arm: str, seed: int, steps: int | None = None):
     return dataclasses.replace(flow.FlowConfig.for_profile("cpu"), **base, **flows[arm])
 
 
-ARMS = ("ddpm_v", "flow_uniform", "flow_logit_normal", "flow_logit_normal_flip")
+ARMS = ("ddpm_v", "flow_uniform", "flow_logit_normal", "flow_logit_normal_flip", "ddpm_v_minsnr5")
+MIN_SNR = {"ddpm_v_minsnr5": 5.0}   # Hang et al.'s gamma
 
 
 def trained(arm: str, seed: int, run_dir: Path, steps: int | None = None):
     """The arm's model after its full budget (resumes from its checkpoint), and seconds per step."""
     config = arm_config(arm, seed, steps)
     model = config.build()
-    fit = train_ddpm if arm == "ddpm_v" else flow.train_flow
+    fit = functools.partial(train_ddpm, min_snr=MIN_SNR.get(arm)) if arm.startswith("ddpm_v") else flow.train_flow
     start = time.perf_counter()
     history = fit(model, config, progress="line", checkpoint=run_dir / f"{arm}_seed{seed}.pt")
     steps_run = len(history.records) or 1
@@ -85,7 +89,7 @@ def score(net, real_feats, real_images, images) -> dict:
 
 
 def samples(model, arm: str, method: str, steps: int) -> torch.Tensor:
-    if arm == "ddpm_v":
+    if arm.startswith("ddpm_v"):
         return sample_ddim(model, N_EVAL, steps=steps, seed=SAMPLE_SEED)
     return flow.sample_flow(model, N_EVAL, steps=steps, method=method, seed=SAMPLE_SEED)
 
@@ -111,9 +115,10 @@ def run(args) -> None:
                 print(f"{arm} seed {seed}: kept from {args.out.name}")
                 continue
             model, config, per_step = trained(arm, seed, args.run_dir, args.steps)
-            curve = [("ddim", 25)] if arm == "ddpm_v" else NFE_CURVE
+            curve = [("ddim", 25)] if arm.startswith("ddpm_v") else NFE_CURVE
             row = {"arm": arm, "seed": seed, "steps": config.steps, "seconds_per_step": round(per_step, 4),
-                   "config": json.loads(json.dumps(dataclasses.asdict(config))), "samplers": []}
+                   "config": json.loads(json.dumps(dataclasses.asdict(config))), "min_snr": MIN_SNR.get(arm),
+                   "samplers": []}
             for method, steps in curve:
                 nfe = steps * (2 if method == "heun" else 1)
                 row["samplers"].append({"method": method, "steps": steps, "nfe": nfe,
@@ -142,11 +147,11 @@ def figure(args) -> None:
         model = arm_config(arm, 0).build()
         model.ema.load_state_dict(read_snapshot(path)["ema"])
         model.eval()
-        if arm == "ddpm_v":
+        if arm.startswith("ddpm_v"):
             x = sample_ddim(model, 32, steps=25, seed=0)
         else:
             x = flow.sample_flow(model, 32, steps=25, seed=0)
-        rows.append((arm + (", DDIM 25" if arm == "ddpm_v" else ", Euler 25"), x))
+        rows.append((arm + (", DDIM 25" if arm.startswith("ddpm_v") else ", Euler 25"), x))
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.8 * len(rows)))
     for ax, (title, x) in zip(axes, rows):
         show_images(x, nrow=16, ax=ax, title=title, fontsize=9)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from course_lib import diffusion as dm
+from course_lib.diffusion_process import cosine_schedule, diffusion_loss, q_sample, v_target
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.masks import make_masks
 from course_lib.toyfaces import ToyFaces
@@ -353,3 +354,24 @@ def test_the_committed_step_table_was_measured_for_this_config_and_drawing():
     ours = [r["step"] for r in table["rows"] if r["step"] != "" and r["prediction"] == dm.reference_config().prediction]
     payload = torch.load(dm.REFERENCE_PATH, map_location="cpu", weights_only=True)
     assert payload["steps"] in ours    # the committed weights are one of the scored snapshots
+
+
+def test_min_snr_weights_each_image_by_min_snr_gamma():
+    """Min-SNR-gamma (Hang et al. 2023): with gamma above every step's SNR the v loss weights an
+    image by SNR / (SNR + 1) and the eps loss by 1; a huge gamma on eps is the plain loss."""
+    torch.manual_seed(0)
+    schedule = cosine_schedule(50)
+    x0, noise = torch.randn(6, 3, 8, 8), torch.randn(6, 3, 8, 8)
+    t = torch.tensor([0, 5, 10, 25, 40, 49])
+    net = lambda x, tt: 0.5 * x    # noqa: E731  any fixed prediction
+    plain = diffusion_loss(net, x0, t, noise, schedule, prediction="eps")
+    assert diffusion_loss(net, x0, t, noise, schedule, prediction="eps", min_snr=1e12) == pytest.approx(plain.item())
+    snr = schedule.snr()[t].float()
+    gamma = 2.0
+    err = (net(q_sample(x0, t, noise, schedule), t) - v_target(x0, t, noise, schedule)).pow(2).flatten(1).mean(1)
+    expected = (snr.clamp(max=gamma) / (snr + 1) * err).mean()
+    got = diffusion_loss(net, x0, t, noise, schedule, prediction="v", min_snr=gamma)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert got < diffusion_loss(net, x0, t, noise, schedule, prediction="v")   # every weight is below 1
+    with pytest.raises(ValueError, match="min_snr must be a positive number"):
+        diffusion_loss(net, x0, t, noise, schedule, min_snr=0)
