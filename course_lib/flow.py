@@ -50,7 +50,7 @@ from .trainer import Recipe
 
 TIME_SCALE = 1000.0                         # the U-Net sees 1000 t (chapter 08's step scale)
 TIME_SAMPLING = ("uniform", "logit_normal")
-SAMPLERS = ("euler", "heun")
+SAMPLERS = ("euler", "heun", "heun_euler_last")  # integrate's methods: NFE steps, 2 steps, 2 steps - 1
 
 
 # --------------------------------------------------------------------------------------
@@ -123,17 +123,26 @@ def heun_step(velocity, x: torch.Tensor, t: float, dt: float) -> torch.Tensor:
 def integrate(velocity, x: torch.Tensor, *, steps: int, method: str = "euler",
               t0: float = 0.0, t1: float = 1.0) -> torch.Tensor:
     """Integrate ``dx/dt = velocity(x, t)`` from ``t0`` to ``t1`` in ``steps`` equal steps.
-    ``method``: ``"euler"`` (``steps`` calls) or ``"heun"`` (``2 steps`` calls). Works on any
-    shape: images here, 2-D points on the playground's ring."""
+    ``method``: ``"euler"`` (``steps`` calls), ``"heun"`` (``2 steps`` calls) or
+    ``"heun_euler_last"``: Heun steps, the last one Euler (``2 steps - 1`` calls), as Karras et
+    al.'s Algorithm 1 ends, where the corrector would call the network at the clean end of the
+    path, a time the logit-normal training rarely draws. Works on any shape: images here, 2-D
+    points on the playground's ring."""
     if method not in SAMPLERS:
         raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    step = euler_step if method == "euler" else heun_step
     dt = (t1 - t0) / steps
     for i in range(steps):
+        last = i == steps - 1
+        step = euler_step if method == "euler" or (last and method == "heun_euler_last") else heun_step
         x = step(velocity, x, t0 + i * dt, dt)
     return x
+
+
+def nfe(method: str, steps: int) -> int:
+    """Network calls of :func:`integrate` with ``method`` and ``steps``."""
+    return {"euler": steps, "heun": 2 * steps, "heun_euler_last": 2 * steps - 1}[method]
 
 
 @torch.no_grad()
@@ -142,7 +151,8 @@ def sample_flow(model: FlowModel, n: int, *, steps: int = 25, method: str = "eul
     """``n`` images: ``x ~ N(0, I)`` at t = 0 (seeded as chapter 08's samplers are), then
     :func:`integrate` the EMA velocity to t = 1 (or ``velocity(x, t)`` when given, e.g. a
     guided one: :func:`course_lib.guidance.sample_guided`). Returns ``(n, 3, S, S)`` in
-    [0, 1] on the CPU. Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun.
+    [0, 1] on the CPU. Model calls (NFE): ``steps`` for Euler, ``2 steps`` for Heun (one fewer
+    with ``"heun_euler_last"``).
     ``to_output``: model range -> output (a latent model passes its own: latents are not clamped)."""
     model.eval()
     device = next(model.parameters()).device
@@ -313,6 +323,6 @@ def pretrained_flow(config: FlowConfig | None = None, *, progress: bool | str = 
 __all__ = [
     "TIME_SCALE", "TIME_SAMPLING", "NULL_LABEL", "SAMPLERS", "interpolant", "velocity_target", "sample_times",
     "flow_loss",
-    "FlowModel", "euler_step", "heun_step", "integrate", "sample_flow", "flow_step", "FlowConfig",
+    "FlowModel", "euler_step", "heun_step", "integrate", "nfe", "sample_flow", "flow_step", "FlowConfig",
     "train_flow", "REFERENCE_PATH", "reference_config", "reference_flow", "RECIPES", "pretrained_flow",
 ]

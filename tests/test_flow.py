@@ -43,6 +43,22 @@ def test_euler_is_exact_for_constant_velocity_and_heun_for_linear_in_time():
         flow.integrate(const, x, steps=0)
 
 
+def test_heun_euler_last_takes_heun_steps_then_one_euler_step():
+    x = torch.zeros(4, 2)
+    calls = []
+
+    def linear(x, t):                       # dx/dt = t: Heun is exact, Euler is not
+        calls.append(float(t[0]))
+        return t[:, None].expand_as(x)
+    got = flow.integrate(linear, x, steps=2, method="heun_euler_last")
+    # Heun over [0, 1/2] is exact (1/8); Euler over [1/2, 1] adds 1/2 * 1/2
+    assert torch.allclose(got, torch.full((4, 2), 1 / 8 + 1 / 4))
+    assert calls == [0.0, 0.5, 0.5] and len(calls) == flow.nfe("heun_euler_last", 2)
+    assert torch.equal(flow.integrate(linear, x, steps=1, method="heun_euler_last"),
+                       flow.integrate(linear, x, steps=1, method="euler"))
+    assert [flow.nfe(m, 6) for m in flow.SAMPLERS] == [6, 12, 11]
+
+
 def test_config_rejects_unknown_time_sampling():
     with pytest.raises(ValueError, match="time_sampling"):
         flow.FlowConfig(time_sampling="cosine")
