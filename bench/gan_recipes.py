@@ -28,8 +28,10 @@ measured as the "EMA" row's ratio, is charged only to the "EMA" row itself).
 
 **Scores**: bench/sample_quality.py's: the domain Frechet distance, fidelity and diversity
 (density and coverage, Naeem et al. 2020) of 1000 samples against 1000 ToyFaces test images.
-One training seed for the screen, then seeds 1 and 2 for the baseline and the two best rows,
-and Welch tests against the baseline with Holm's correction (course_lib.stats.compare_all).
+One training seed for the screen, then seeds 1 and 2 for the baseline and the two best rows.
+The verdicts are chapter 03b's family (``course_lib.gan_report.recipe_family``), Holm-corrected:
+a recipe against the baseline is two sets of runs (Welch's test); an EMA row against the row
+it averages is the same runs sampled two ways (the paired test, by seed).
 """
 from __future__ import annotations
 
@@ -47,9 +49,9 @@ import torch
 from course_lib import gan
 from course_lib.artifacts import write_result
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
+from course_lib.gan_report import recipe_family, recipe_run as row_recipe, recipe_values as row_values
 from course_lib.metrics import frechet_label, sample_quality
 from course_lib.results import result_path
-from course_lib.stats import compare_all
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,12 +176,6 @@ def run_recipe(result: dict, recipe: str, seed: int, images, scorer, save) -> No
     save()
 
 
-def row_values(result: dict, row: str, metric: str) -> list[float]:
-    """``metric`` of ``row`` over every seed that was run, in seed order."""
-    runs = sorted(result["runs"].values(), key=lambda r: r["seed"])
-    return [r["rows"][row][metric] for r in runs if row in r["rows"]]
-
-
 def leaders(result: dict, count: int = 2) -> list[str]:
     """The ``count`` rows other than the baseline with the lowest seed-0 Frechet distance."""
     screen = {row: v["frechet"] for run in result["runs"].values() if run["seed"] == 0
@@ -187,25 +183,25 @@ def leaders(result: dict, count: int = 2) -> list[str]:
     return sorted(screen, key=screen.get)[:count]
 
 
-def row_recipe(row: str) -> str:
-    return "baseline" if row == "EMA" else row.removesuffix(" + EMA")
-
-
 def verdicts(result: dict) -> dict[str, dict]:
-    """Welch + Holm of every row with 3 seeds against the baseline, on the Frechet distance."""
-    rows = [r for r in {row for run in result["runs"].values() for row in run["rows"]}
-            if r != "baseline" and len(row_values(result, r, "frechet")) >= 3]
-    base = row_values(result, "baseline", "frechet")
-    if len(base) < 3 or not rows:
-        return {}
-    comps = compare_all({r: (row_values(result, r, "frechet"), base) for r in sorted(rows)}, higher_is_better=False)
-    return {r: dataclasses.asdict(c) for r, c in comps.items()}
+    """Chapter 03b's family on the Frechet distance (:func:`course_lib.gan_report.recipe_family`):
+    ``"X vs baseline"`` (Welch) for every recipe row with several seeds, ``"EMA on X"`` (paired by
+    seed: the same runs) for every EMA row against the row it averages; Holm over the family."""
+    return {key: dataclasses.asdict(c) for key, c in recipe_family(result).items()}
+
+
+def better_rows(result: dict) -> list[str]:
+    """The rows the verdicts find clearly better than the baseline: ``"X vs baseline"`` -> X,
+    ``"EMA on baseline"`` -> "EMA" (an "EMA on X" verdict compares with X, not the baseline)."""
+    rows = {f"{row} vs baseline": row for row in {r for run in result["runs"].values() for r in run["rows"]}}
+    rows["EMA on baseline"] = "EMA"
+    return [rows[k] for k, c in result["verdicts"].items() if c["verdict"] == "better" and k in rows]
 
 
 def winner(result: dict) -> str:
     """The row with the lowest mean Frechet among those clearly better than the baseline
-    (Holm-corrected); "baseline" when none is."""
-    better = [r for r, c in result["verdicts"].items() if c["verdict"] == "better"]
+    (Holm-corrected, :func:`better_rows`); "baseline" when none is."""
+    better = better_rows(result)
     return min(better, key=lambda r: statistics.mean(row_values(result, r, "frechet"))) if better else "baseline"
 
 
@@ -228,8 +224,9 @@ def format_table(result: dict) -> str:
             cells.append(f"{statistics.mean(v):.1f}{spread}" if m == "frechet" else f"{statistics.mean(v):.2f}{spread}")
         lines.append(f"{row:>22} {result['cost_ratios'][recipe]:9.2f} {result['budgets'][recipe]:8d} "
                      f"{cells[0]:>16} {cells[1]:>12} {cells[2]:>12} {len(row_values(result, row, 'frechet'))}")
-    for row, c in result.get("verdicts", {}).items():
-        lines.append(f"{row} vs baseline (3 seeds, Welch, Holm): Frechet {c['diff']:+.1f} "
+    for key, c in result.get("verdicts", {}).items():
+        test = "paired by seed" if key.startswith("EMA on ") else "Welch"
+        lines.append(f"{key} ({c['n_a']} seeds, {test}, Holm): Frechet {c['diff']:+.1f} "
                      f"[{c['low']:+.1f}, {c['high']:+.1f}], p_adj {c['p_adjusted']:.3f} -> {c['verdict']}")
     if "winner" in result:
         lines.append(f"winner: {result['winner']} (the lowest mean Frechet among rows clearly better than the "

@@ -42,30 +42,43 @@ class Flow2DConfig:
     seed: int = 0              # init, noise, data and times
 
 
-def train_velocity_2d(config: Flow2DConfig = Flow2DConfig(), *,
-                      pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Velocity2D, list[float]]:
-    """Fit ``u(x, t)`` with the flow matching loss. Without ``pairs`` each step draws fresh
-    noise and fresh ring points, paired at random (independent coupling); with ``pairs``
-    ``(x0 (N, 2), x1 (N, 2))`` it draws rows of those fixed couples (reflow). Returns the
-    model and its loss per step."""
-    g = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    model = Velocity2D(width=config.width, depth=config.depth)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+def fit_velocity(model: nn.Module, draw, *, steps: int, lr: float, generator: torch.Generator) -> list[float]:
+    """Flow matching on vectors: ``steps`` Adam steps on ``model(x, t)``, each on a batch of
+    couples ``x0, x1 = draw(generator)`` (noise and data, ``(B, D)`` each) at uniform times
+    ``t`` ``(B,)``. Trains ``model`` in place; returns its loss per step. Chapter 09's 2-D
+    fields and chapter 12's representation generator (:func:`course_lib.rcg.train_rep_generator`)
+    train here."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for _ in range(config.steps):
-        if pairs is None:
-            x0 = torch.randn(config.batch_size, 2, generator=g)
-            x1 = sample_data("ring", config.batch_size, generator=g)
-        else:
-            idx = torch.randint(len(pairs[0]), (config.batch_size,), generator=g)
-            x0, x1 = pairs[0][idx], pairs[1][idx]
-        t = torch.rand(config.batch_size, generator=g)
+    for _ in range(steps):
+        x0, x1 = draw(generator)
+        t = torch.rand(len(x0), generator=generator)
         loss = F.mse_loss(model(interpolant(x0, x1, t), t), velocity_target(x0, x1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+    return losses
+
+
+def train_velocity_2d(config: Flow2DConfig = Flow2DConfig(), *,
+                      pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Velocity2D, list[float]]:
+    """Fit ``u(x, t)`` with the flow matching loss (:func:`fit_velocity`). Without ``pairs`` each
+    step draws fresh noise and fresh ring points, paired at random (independent coupling); with
+    ``pairs`` ``(x0 (N, 2), x1 (N, 2))`` it draws rows of those fixed couples (reflow). Returns
+    the model and its loss per step."""
+    g = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    model = Velocity2D(width=config.width, depth=config.depth)
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if pairs is None:
+            x0 = torch.randn(config.batch_size, 2, generator=g)
+            return x0, sample_data("ring", config.batch_size, generator=g)
+        idx = torch.randint(len(pairs[0]), (config.batch_size,), generator=g)
+        return pairs[0][idx], pairs[1][idx]
+
+    losses = fit_velocity(model, draw, steps=config.steps, lr=config.lr, generator=g)
     return model.eval(), losses
 
 

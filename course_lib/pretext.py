@@ -257,14 +257,16 @@ def jigsaw_accuracy(model: JigsawNet, images: torch.Tensor, config: JigsawConfig
 def train_rotation(model: BackboneClassifier, config: RotationConfig, *,
                    images: torch.Tensor | None = None, progress: bool | str = "auto",
                    plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
-                   callbacks=()):
-    """Train the rotation classifier in place (Gidaris et al. 2018)."""
+                   callbacks=(), step_fn=rotation_step):
+    """Train the rotation classifier in place (Gidaris et al. 2018). ``step_fn(model,
+    optimizer, images)`` is one update (default :func:`rotation_step`; :func:`train_flip`
+    passes :func:`flip_step`); its name without ``_step`` labels the progress."""
     def setup(plan):
         net, optimizer = plan.prepare(model), torch.optim.Adam(model.parameters(), lr=config.lr)
-        return (lambda x: rotation_step(net, optimizer, x)), model, optimizer
+        return (lambda x: step_fn(net, optimizer, x)), model, optimizer
 
-    return fit(config, setup, desc="rotation", images=images, plan=plan, progress=progress,
-               checkpoint=checkpoint, callbacks=callbacks)
+    return fit(config, setup, desc=step_fn.__name__.removesuffix("_step"), images=images, plan=plan,
+               progress=progress, checkpoint=checkpoint, callbacks=callbacks)
 
 
 @torch.no_grad()
@@ -276,17 +278,10 @@ def rotation_accuracy(model: BackboneClassifier, images: torch.Tensor) -> float:
     return (model(rotated).argmax(1) == labels).float().mean().item()
 
 
-def train_flip(model: BackboneClassifier, config: RotationConfig, *,
-               images: torch.Tensor | None = None, progress: bool | str = "auto",
-               plan: Runtime | None = None, checkpoint: str | os.PathLike | None = None,
-               callbacks=()):
-    """Train a 2-way flip classifier (``BackboneClassifier(num_classes=(2,))``) in place."""
-    def setup(plan):
-        net, optimizer = plan.prepare(model), torch.optim.Adam(model.parameters(), lr=config.lr)
-        return (lambda x: flip_step(net, optimizer, x)), model, optimizer
-
-    return fit(config, setup, desc="flip", images=images, plan=plan, progress=progress,
-               checkpoint=checkpoint, callbacks=callbacks)
+def train_flip(model: BackboneClassifier, config: RotationConfig, **options):
+    """Train a 2-way flip classifier (``BackboneClassifier(num_classes=(2,))``) in place:
+    :func:`train_rotation` with :func:`flip_step` (``options`` as there)."""
+    return train_rotation(model, config, step_fn=flip_step, **options)
 
 
 @torch.no_grad()

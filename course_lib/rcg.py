@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diffusion_unet import NULL_LABEL
-from .flow import integrate, interpolant, velocity_target
+from .flow import integrate
+from .flow_toy import fit_velocity
 from .inputs import validate_fields
 from .playground import mlp
 
@@ -99,7 +100,8 @@ class RepGenerator(nn.Module):
 
 def train_rep_generator(reps: torch.Tensor, config: RepFlowConfig = RepFlowConfig()) -> tuple[RepGenerator, list]:
     """Fit the representation generator to ``reps`` ``(N, D)`` with the flow matching loss
-    (uniform times, independent coupling). Returns the generator (eval mode) and its loss per step."""
+    (:func:`course_lib.flow_toy.fit_velocity`: uniform times, independent coupling). Returns
+    the generator (eval mode) and its loss per step."""
     if reps.dim() != 2 or len(reps) < 2:
         raise ValueError(f"reps must be (N >= 2, D), got {tuple(reps.shape)}")
     g = torch.Generator().manual_seed(config.seed)
@@ -107,17 +109,12 @@ def train_rep_generator(reps: torch.Tensor, config: RepFlowConfig = RepFlowConfi
     mean, std = reps.mean(0), reps.std(0).clamp_min(1e-6)
     z = (reps - mean) / std                                                   # (N, D) standardised
     velocity = RepVelocity(rep_dim=reps.shape[1], width=config.width, depth=config.depth)
-    optimizer = torch.optim.Adam(velocity.parameters(), lr=config.lr)
-    losses = []
-    for _ in range(config.steps):
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         x1 = z[torch.randint(len(z), (config.batch_size,), generator=g)]
-        x0 = torch.randn(x1.shape, generator=g)
-        t = torch.rand(config.batch_size, generator=g)
-        loss = F.mse_loss(velocity(interpolant(x0, x1, t), t), velocity_target(x0, x1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        return torch.randn(x1.shape, generator=g), x1
+
+    losses = fit_velocity(velocity, draw, steps=config.steps, lr=config.lr, generator=g)
     return RepGenerator(velocity=velocity.eval(), mean=mean, std=std).eval(), losses
 
 

@@ -131,14 +131,20 @@ def quarter_rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return rotated, labels
 
 
+def rotation_loss(discriminator: SSDiscriminator, images: torch.Tensor) -> torch.Tensor:
+    """The auxiliary task: cross-entropy of the rotation head on ``images`` (B, 3, H, H), each
+    quarter of the batch turned by one multiple of 90 degrees (:func:`quarter_rotations`)."""
+    rotated, labels = quarter_rotations(images)
+    return F.cross_entropy(discriminator.rotation_logits(rotated).float(), labels)
+
+
 def update_d(*, generator: nn.Module, discriminator: SSDiscriminator, optimizer: torch.optim.Optimizer,
              real: torch.Tensor, z: torch.Tensor, config: SSGANConfig) -> dict[str, torch.Tensor]:
     """(1) D step: the DCGAN loss plus ``beta`` x the rotation loss on real images."""
     with torch.no_grad():
         fake = generator(z)                                       # (B, 3, H, W)
     adv = gan.discriminator_loss(discriminator(real).float(), discriminator(fake).float())
-    rotated, labels = quarter_rotations(real)
-    rot = F.cross_entropy(discriminator.rotation_logits(rotated).float(), labels)
+    rot = rotation_loss(discriminator, real)
     loss = adv + config.beta * rot
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)
@@ -150,8 +156,7 @@ def update_g(*, generator: nn.Module, discriminator: SSDiscriminator, optimizer:
     """(2) G step: the non-saturating loss plus ``alpha`` x the rotation loss on G(z)."""
     fake = generator(z)
     adv = gan.generator_loss(discriminator(fake).float())
-    rotated, labels = quarter_rotations(fake)
-    rot = F.cross_entropy(discriminator.rotation_logits(rotated).float(), labels)
+    rot = rotation_loss(discriminator, fake)
     loss = adv + config.alpha * rot
     optimizer.zero_grad(set_to_none=True)
     backward_step(loss, optimizer)

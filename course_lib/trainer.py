@@ -15,8 +15,9 @@ loader, checkpoints ten times a run, and the call of :func:`course_lib.loop.trai
 Four ``train_*`` do without it: ``fusion.train_variant`` builds its model after the seed
 and stops early on it (it calls :func:`~course_lib.loop.train` itself),
 ``unsupervised.train_linear_autoencoder`` fits a data matrix in full batches,
-``flow_toy.train_velocity_2d`` is chapter 09's 2-D loop, shown to the reader in full, and
-``rcg.train_rep_generator`` is the same loop on vectors (seconds on a CPU core, no images).
+and ``flow_toy.train_velocity_2d`` and ``rcg.train_rep_generator`` share
+``flow_toy.fit_velocity``, chapter 09's plain loop on vectors, shown to the reader in full
+(seconds on a CPU core, no images, no loader).
 
 A :class:`Recipe` says how one model family is configured, built, trained and cached;
 ``recipe.pretrained(config)`` loads the trained model if it is cached, else trains and

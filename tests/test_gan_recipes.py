@@ -77,9 +77,19 @@ def test_leaders_verdicts_and_winner_from_synthetic_runs(gr):
     assert gr.row_values(result, "EMA", "frechet") == [80, 81, 82]
     assert gr.row_recipe("EMA") == "baseline" and gr.row_recipe("TTUR + EMA") == "TTUR"
     result["verdicts"] = gr.verdicts(result)
-    assert result["verdicts"]["EMA"]["verdict"] == "better"
-    assert result["verdicts"]["TTUR"]["verdict"] == "no clear difference"
+    assert set(result["verdicts"]) == {"EMA on baseline", "TTUR vs baseline", "EMA on TTUR"}
+    assert result["verdicts"]["EMA on baseline"]["verdict"] == "better"
+    assert result["verdicts"]["TTUR vs baseline"]["verdict"] == "no clear difference"
+    assert result["verdicts"]["EMA on TTUR"]["verdict"] == "no clear difference"
     assert gr.winner(result) == "EMA"
+    # an EMA row and its base row are the same runs: paired by seed (n - 1 degrees of freedom), not Welch
+    assert result["verdicts"]["EMA on baseline"]["df"] == 2
+    assert result["verdicts"]["TTUR vs baseline"]["df"] != 2
+    # EMA clearly better than TTUR is not a row better than the baseline
+    shifted = _result({s: {"baseline": {"baseline": 100 + s, "EMA": 101 + s * s},
+                           "TTUR": {"TTUR": 99 + 3 * s, "TTUR + EMA": 80 + 3 * s + s * s / 2}} for s in range(3)})
+    shifted["verdicts"] = gr.verdicts(shifted)
+    assert shifted["verdicts"]["EMA on TTUR"]["verdict"] == "better" and gr.winner(shifted) == "baseline"
     result["verdicts"] = {k: {**v, "verdict": "no clear difference"} for k, v in result["verdicts"].items()}
     assert gr.winner(result) == "baseline"
     assert "EMA" in gr.format_table(result)

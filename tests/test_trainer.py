@@ -18,8 +18,8 @@ LIB = Path(course_lib.__file__).parent
 OWN_SET_UP = {
     "fusion.train_variant": "builds its VAE after the seed and early-stops on it",
     "unsupervised.train_linear_autoencoder": "full-batch Adam on a data matrix, no config",
-    "flow_toy.train_velocity_2d": "chapter 09 prints its plain loop",
-    "rcg.train_rep_generator": "chapter 09's 2-D loop on vectors: seconds, no images, no loader",
+    "flow_toy.train_velocity_2d": "flow_toy.fit_velocity: the plain loop on vectors chapter 09 prints",
+    "rcg.train_rep_generator": "flow_toy.fit_velocity on representations: seconds, no images, no loader",
 }
 # Cache names are part of every cached file's name: a rename makes every student's cache miss.
 CACHE_NAMES = {

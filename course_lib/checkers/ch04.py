@@ -10,10 +10,12 @@ import torch
 
 from ..inpainting import masked_mse_loss
 from ..masks import apply_mask as reference_apply_mask
-from .core import ExerciseError, check_close, check_dtype, own_work, passed, run_student
+from .core import ExerciseError, check_close, check_dtype, check_scalar, own_work, passed, run_student
 
 
-def _case(seed: int = 0):
+def hole_case(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_hat, x, mask)``: three random 3x8x8 images and reconstructions with three holes of
+    different sizes (chapter 06's checkers reuse it)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(3, 3, 8, 8, generator=g)
     x_hat = torch.rand(3, 3, 8, 8, generator=g)
@@ -28,7 +30,7 @@ def _case(seed: int = 0):
 def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
     """``apply_mask(images, mask, fill)``: hole pixels -> ``fill``, known pixels unchanged,
     the images' dtype kept, and ``fill`` really used (tried with two values)."""
-    _, x, mask = _case(1)
+    _, x, mask = hole_case(1)
     before = x.clone()
     got = run_student("apply_mask", apply_mask, x, mask, 0.5)
     if not torch.equal(x, before):
@@ -69,13 +71,9 @@ def check_apply_mask(apply_mask: Callable[..., torch.Tensor]) -> None:
 def check_masked_mse_loss(loss_fn: Callable[..., torch.Tensor]) -> None:
     """``loss_fn(x_hat, x, mask)``: mean squared error over the hole's values only, pooled over
     the batch (the case's three holes have different sizes, so a per-image mean differs)."""
-    x_hat, x, mask = _case(0)
+    x_hat, x, mask = hole_case(0)
     got = run_student("masked_mse_loss", loss_fn, x_hat, x, mask)
-    if not isinstance(got, torch.Tensor):
-        raise ExerciseError(f"masked_mse_loss: expected a torch.Tensor, got {type(got).__name__}.")
-    if got.numel() != 1:
-        raise ExerciseError(f"masked_mse_loss: expected a scalar, got shape {tuple(got.shape)}; "
-                            "reduce to one number.")
+    check_scalar("masked_mse_loss", got, hint="reduce to one number.")
     value = got.detach().float().reshape(())
     sq = (x_hat - x) ** 2
     wrong = {

@@ -17,35 +17,20 @@ from ..fusion import find_backbone, inpainting_loss, joint_loss, transfer_backbo
 from ..inpainting import InpaintingNet, masked_mse_loss
 from ..stats import holm, holm_adjusted, welch_se_df, welch_t_test
 from ..vae import VAE
-from .core import ExerciseError, check_close, own_work, passed, run_student
-
-
-def _case(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(3, 3, 8, 8, generator=g)
-    x_hat = torch.rand(3, 3, 8, 8, generator=g)
-    mask = torch.zeros(3, 1, 8, 8)
-    mask[0, :, 2:6, 2:6] = 1          # a centre block
-    mask[1, :, 4:, :] = 1             # the bottom half
-    mask[2, :, 0:3, 5:8] = 1          # a corner block
-    elbo = torch.tensor(123.4)
-    return elbo, x_hat, x, mask
+from .ch04 import hole_case
+from .core import ExerciseError, check_close, check_scalar, own_work, passed, run_student
 
 
 @own_work(joint_loss, inpainting_loss)
 def check_joint_loss(joint_loss_fn: Callable[..., torch.Tensor]) -> None:
     """``joint_loss_fn(elbo, x_hat, x, mask, lam=...)`` = elbo + lam * L_inpainting, with the
     reference's gradients w.r.t. the ELBO and x_hat (the joint model trains on it)."""
-    elbo, x_hat, x, mask = _case(0)
+    elbo, (x_hat, x, mask) = torch.tensor(123.4), hole_case(0)   # chapter 04's three holes
     sq = (x_hat - x) ** 2
     hole = (sq * mask).flatten(1).sum(1).mean()
     for lam in (2.5, 0.0):
         got = run_student("joint_loss", joint_loss_fn, elbo, x_hat, x, mask, lam=lam)
-        if not isinstance(got, torch.Tensor):
-            raise ExerciseError(f"joint_loss: expected a torch.Tensor, got {type(got).__name__}.")
-        if got.numel() != 1:
-            raise ExerciseError(f"joint_loss: expected a scalar, got shape {tuple(got.shape)}; "
-                                "sum over pixels per image, then average over the batch.")
+        check_scalar("joint_loss", got, hint="sum over pixels per image, then average over the batch.")
         value = got.detach().float().reshape(())
         if lam == 0.0 and not torch.allclose(value, elbo, rtol=1e-5):
             raise ExerciseError(f"joint_loss: with lam = 0 the loss must equal the ELBO term "

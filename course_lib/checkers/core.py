@@ -259,13 +259,17 @@ def name_mistake(name: str, got: Any, expected: torch.Tensor, wrong: dict[str, t
     check_close(name, got, expected, atol=atol)
 
 
-def check_scalar_loss(name: str, got: Any, *, source: str = "the model's output") -> None:
-    """Raise ExerciseError unless ``got`` is a one-element tensor that carries gradients."""
+def check_scalar(name: str, got: Any, *, hint: str) -> None:
+    """Raise ExerciseError unless ``got`` is a one-element tensor; ``hint`` says how to reduce it."""
     if not isinstance(got, torch.Tensor):
         raise ExerciseError(f"{name}: expected a torch.Tensor, got {type(got).__name__}.")
     if got.numel() != 1:
-        raise ExerciseError(f"{name}: expected a scalar, got shape {tuple(got.shape)}; "
-                            "average over the batch and the pixels.")
+        raise ExerciseError(f"{name}: expected a scalar, got shape {tuple(got.shape)}; {hint}")
+
+
+def check_scalar_loss(name: str, got: Any, *, source: str = "the model's output") -> None:
+    """Raise ExerciseError unless ``got`` is a one-element tensor that carries gradients."""
+    check_scalar(name, got, hint="average over the batch and the pixels.")
     if not got.requires_grad:
         raise ExerciseError(f"{name}: the result carries no gradient; compute it with torch operations "
                             f"on {source} (no .item(), no torch.no_grad()).")
