@@ -28,6 +28,7 @@ Models, one family per module (chapter in brackets)
 - ``jigsaw``            jigsaw puzzles on the shared backbone (05)
 - ``pretext``           rotation and the other pretext tasks, their training and probes (05)
 - ``contrastive``       SimCLR on the shared backbone (05)
+- ``contrastive_report`` chapter 05's SimCLR augmentation ablation in words
 - ``shortcuts``         pretext tasks solved without looking at the object (05)
 - ``fusion``            a generative model fused with a self-supervised task (06)
 - ``fusion_reasked``    the fusion re-asked: Bernoulli floor, registered verdicts (06)

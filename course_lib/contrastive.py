@@ -24,19 +24,18 @@ import math
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from .backbone import ConvBackbone
+from .contrastive_report import ablation_finding  # noqa: F401  (moved there; chapter 05 imports it from here)
 from .images import to_float
 from .inputs import check_value, validate_fields
 from .loop import Step
 from .profiles import choose
 from .runtime import Runtime, backward_step
-from .stats import BETTER, UNCLEAR, compare_all, detectable_effect
 from .trainer import Recipe, fit
 
 AUGMENTATIONS = ("crop", "flip", "colour")
@@ -242,31 +241,3 @@ def pretrained_simclr(config: SimCLRConfig | None = None, *, progress: bool | st
     """Chapter 05's SimCLR network (default ``SimCLRConfig.for_profile()``), trained once and
     cached as ``simclr_ch05``; ``.model.backbone`` is the shared backbone."""
     return RECIPES["simclr"].pretrained(config, progress=progress, retrain=retrain)
-
-
-def ablation_finding(ablation: dict, *, alpha: float = 0.05) -> str:
-    """The committed SimCLR ablation (``load_result("simclr_ablation")``) in words.
-
-    Every variant against ``"all"`` (Welch, Holm over the variants). When no difference is
-    clear the run cannot rank the augmentations, and the sentence says the smallest gap its
-    seeds could have found (power 0.8 at the measured seed spread), so a null is not read as
-    "the augmentation does not matter".
-    """
-    summary = ablation["summary"]
-    dropped = [v for v in summary if v != "all"]
-    verdicts = compare_all({v: (summary[v]["seeds"], summary["all"]["seeds"]) for v in dropped}, alpha=alpha)
-    n = len(summary["all"]["seeds"])
-    spread = float(np.mean([np.std(summary[v]["seeds"], ddof=1) for v in summary]))
-    detectable = detectable_effect(n, alpha=alpha / len(dropped)) * spread
-    lines = "; ".join(f"{v} - all {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}], Holm p {c.p_adjusted:.3f}: "
-                      f"{c.verdict}" for v, c in verdicts.items())
-    clear = {v: c for v, c in verdicts.items() if c.verdict != UNCLEAR}
-    if not clear:
-        return (f"{lines}. With {n} seeds per variant no variant is clearly different from the full set, so the run "
-                f"cannot rank the augmentations: it could only have found a gap of about {detectable:.3f} accuracy "
-                f"(power 0.8 at the measured seed spread of {spread:.3f}), and it does not show that smaller "
-                "gaps are absent.")
-    return (f"{lines}. Clear after Holm: " + ", ".join(
-        f"dropping {v.removeprefix('no ')} makes the probe {'better' if c.verdict == BETTER else 'worse'} "
-        f"({c.diff:+.3f})" for v, c in clear.items()) + ".")
-
