@@ -24,13 +24,15 @@ size is the reference's), each sampled with DDIM in 25 steps, and chapter 03's r
 generators (``course_lib.gan_reference``: the chapter's DCGAN and WGAN-GP trained by
 ``experiments/gan_reference.py`` for >= 10x the chapter's steps) when those files exist (rows
 are left out, and listed under ``"missing"``, when they do not). Chapter 09's flow model
-(``flow_live``: Euler 25 steps; ``flow_live_heun6``: Heun 6 steps, 12 calls) and its committed
-reference (``flow_reference``, ``flow_reference_heun6``: ``experiments/flow_reference.py``),
+(``flow_live``: Euler 25 steps; ``flow_live_heun6``: Heun 6 steps, 12 calls;
+``flow_live_heun6_eulerlast``: the same with an Euler last step, 11 calls) and its committed
+reference (``flow_reference``, ``flow_reference_heun6``, ``flow_reference_heun6_eulerlast``),
 chapter 11's latent flow (``latent_flow_live``, ``latent_flow_live_heun6``) and, among the
 references, ``ae_recon``: chapter 11's autoencoder's reconstructions of the held-out faces (the
 floor of the latent models). ``--figure`` draws ``docs/figures/best_generators.png`` from the
-committed table: real faces, the best live row and the best reference row, the first 32 samples
-of seed 0 each (no selection). A GAN whose config keeps an
+committed table: real faces, the best live row and the best reference row, each followed by
+its ``_eulerlast`` twin when the table has one (the same model, without the last corrector's
+grain), the first 32 samples of seed 0 each (no selection). A GAN whose config keeps an
 EMA of its generator is sampled from the EMA copy (``gan.sampler_generator``). Sampling time is
 measured in chapter 08 (quality vs seconds).
 
@@ -151,6 +153,8 @@ def model_samplers(profile: str, *, progress: bool | str = False,
             flow.FlowConfig.for_profile(profile), progress=progress).model.cpu()),
         "flow_live_heun6": lambda: flow_sampler(flow.pretrained_flow(
             flow.FlowConfig.for_profile(profile), progress=progress).model.cpu(), method="heun"),
+        "flow_live_heun6_eulerlast": lambda: flow_sampler(flow.pretrained_flow(
+            flow.FlowConfig.for_profile(profile), progress=progress).model.cpu(), method="heun_euler_last"),
         "latent_flow_live": lambda: latent_sampler(latent.pretrained_latent_flow(
             latent.LatentFlowConfig.for_profile(profile), progress=progress).model.cpu()),
         "latent_flow_live_heun6": lambda: latent_sampler(latent.pretrained_latent_flow(
@@ -180,6 +184,8 @@ def model_samplers(profile: str, *, progress: bool | str = False,
         if flow.REFERENCE_PATH.is_file():                          # chapter 09's committed model
             references["flow_reference"] = flow_sampler(flow.reference_flow())
             references["flow_reference_heun6"] = flow_sampler(flow.reference_flow(), method="heun")
+            references["flow_reference_heun6_eulerlast"] = flow_sampler(flow.reference_flow(),
+                                                                       method="heun_euler_last")
         else:
             missing["flow_reference"] = "course_lib/results_data/flow_reference.pt not found " \
                                         "(python experiments/flow_reference.py)"
@@ -214,8 +220,8 @@ def training_spread(models: dict) -> dict:
 
 def flow_sampler(model, method: str = "euler") -> Sampler:
     """Chapter 09's Euler sampler with 25 steps (as many network calls as DDIM's 25), or
-    Heun with 6 (12 calls)."""
-    steps = FLOW_STEPS if method == "euler" else HEUN_STEPS
+    Heun with 6 (12 calls), or Heun with 6 whose last step is Euler (11 calls)."""
+    steps = FLOW_STEPS if method == "euler" else HEUN_STEPS   # heun and heun_euler_last: 6 steps
     return lambda n, seed: flow.sample_flow(model, n, steps=steps, method=method, seed=seed)
 
 
@@ -347,11 +353,12 @@ def best_grids_figure(table: dict, out: Path = FIGURE, n: int = 32) -> Path:
     live = min((k for k in models if "_live" in k and "_trainseed" not in k),   # seed 0: no selection
                key=lambda k: models[k]["frechet"]["mean"])
     ref = min((k for k in models if "_live" not in k and k != "vae"), key=lambda k: models[k]["frechet"]["mean"])
-    samplers, _ = model_samplers(table["profile"], only=(live, ref))
+    names = [m for best in (live, ref) for m in (best, f"{best}_eulerlast") if m in models]
+    samplers, _ = model_samplers(table["profile"], only=tuple(names))
     real = ToyFaces(split="val", size=n, image_size=table["image_size"], seed=0).images
     rows = [("real ToyFaces (held out)", real)] + [
         (f"{name}: Frechet {models[name]['frechet']['mean']:.1f} (table, n = {table['n']}), first {n} samples of "
-         f"seed 0", samplers[name](n, 0)) for name in (live, ref)]
+         f"seed 0", samplers[name](n, 0)) for name in names]
     fig, axes = plt.subplots(len(rows), 1, figsize=(16, 2.4 * len(rows)))
     for ax, (title, images) in zip(axes, rows):
         show_images(images, nrow=16, ax=ax, title=title)

@@ -22,6 +22,9 @@
 - :func:`linear_probe`: frozen features -> logistic regression (scikit-learn, fixed C) per
   attribute; mean accuracy with a spread over seeds, and the chance level beside it: the
   quick probe of a VAE's codes (the pretext backbones get :mod:`course_lib.probe`'s protocol).
+- :func:`grain`: the mean absolute Laplacian of images, the energy of pixel-to-pixel change,
+  to set beside the real faces' (grain raises it, blur lowers it): what a sampler's last
+  step leaves, which a feature-space distance may not see.
 - :func:`corrupt_images` damages images on purpose and :func:`sanity_report` shows how the
   feature net's Frechet distance responds (``python -m course_lib.metrics [image_size]``).
 """
@@ -446,6 +449,19 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: S
                        per_attribute={n: (float(acc[:, a].mean()), float(acc[:, a].std()))
                                       for a, n in enumerate(names)},
                        chance=chance, seeds=tuple(seeds))
+
+
+def grain(images: torch.Tensor) -> float:
+    """Mean absolute 4-neighbour Laplacian of ``images`` ``(B, C, H, W)`` (uint8, or floats in
+    [0, 1]), over the interior pixels: 0 for flat images, larger for grain and noise, smaller
+    for blur. Compare with the same statistic of real images of the same size."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or min(images.shape[-2:]) < 3:
+        raise ValueError(f"grain expects a (B, C, H, W) image tensor with H, W >= 3, got "
+                         f"{getattr(images, 'shape', type(images).__name__)}")
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    lap = (x[..., 1:-1, :-2] + x[..., 1:-1, 2:] + x[..., :-2, 1:-1] + x[..., 2:, 1:-1]
+           - 4 * x[..., 1:-1, 1:-1])                                      # (B, C, H-2, W-2)
+    return lap.abs().mean().item()
 
 
 def corrupt_images(images: torch.Tensor, *, kind: str, strength: float, seed: int = 0) -> torch.Tensor:

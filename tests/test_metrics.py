@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from course_lib import metrics
 from course_lib.metrics import (
     domain_frechet,
     frechet_distance,
@@ -16,6 +17,7 @@ from course_lib.metrics import (
     psnr,
     ssim,
 )
+from course_lib.toyfaces import ToyFaces
 
 
 def _gauss(n, d, seed, shift=0.0, scale=1.0):
@@ -200,3 +202,16 @@ def test_one_psnr_gives_what_both_psnrs_gave():
     for m in (None, mask):
         assert metrics.psnr(x_hat, x, mask=m) == pytest.approx(_old_psnr(x_hat, x, m), abs=1e-4)
     assert metrics.psnr(x, x) == pytest.approx(120.0)            # identical images: the floor, not inf
+
+
+def test_grain_is_zero_on_flat_images_and_orders_blur_real_noise():
+    faces = ToyFaces(split="test", size=16, image_size=32).images
+    flat = torch.full((2, 3, 8, 8), 0.4)
+    assert metrics.grain(flat) == 0.0
+    real = metrics.grain(faces)
+    blurred = metrics.corrupt_images(faces, kind="blur", strength=1.0)
+    noisy = metrics.corrupt_images(faces, kind="noise", strength=0.1)
+    assert metrics.grain(blurred) < real < metrics.grain(noisy)
+    assert metrics.grain(faces) == pytest.approx(metrics.grain(faces.float() / 255))   # uint8 or [0, 1]
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        metrics.grain(torch.rand(3, 8, 8))
