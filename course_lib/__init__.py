@@ -42,6 +42,7 @@ Models, one family per module (chapter in brackets)
 - ``diffusion_report``  chapter 08's measurements in words
 - ``flow``              flow matching on the same U-Net (09)
 - ``flow_toy``          flow matching in two dimensions, and reflow (09)
+- ``flow_report``       chapter 09's capacity study (a wider U-Net, a longer average) in words (09)
 - ``guidance``          classifier-free guidance on ToyFaces' attributes (10)
 - ``guidance_report``   chapter 10's guidance sweep in words
 - ``latent``            an autoencoder and a flow model in its latent space (11)

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = result_path("flow_capacity")
 REFERENCE_STEPS = result_path("flow_reference_steps")
 N_EVAL, SAMPLE_SEED = 500, 1                      # flow_reference.py's n and sample seed
-SAMPLERS = [("heun", 6), ("euler", 25)]           # primary first
+SAMPLERS = [("heun", 6), ("euler", 25), ("heun_euler_last", 6)]   # primary first
 BASE_STEPS = 12000                                # the reference run's length
 EMA = "1 - 9 / (10 + k)"                          # the model's own EMA's decay at step k (horizon ~k/9)
 LONG_EMA = "1 - 3 / (10 + k)"                    # the second average's decay at step k (horizon ~k/3)
@@ -133,36 +133,45 @@ def train(args) -> None:
 
 
 def evaluate(args) -> None:
+    """Score every 2000th snapshot of the wide run, and the one at equal CPU time, where the file
+    lacks them (resumable: the file is written after each snapshot): both averages with Heun 6
+    (the primary sampler), the model's own EMA also with Euler 25 and with Heun 6 ending in an
+    Euler step."""
     start, load_at_start = time.perf_counter(), os.getloadavg()[0]
     config = arm_config("wide")
     net = load_feature_net(config.image_size)
     real = ToyFaces(split="test", size=N_EVAL, image_size=config.image_size).images
     real_feats = net.features(real)
-    rows = [{"arm": "base", "ema": EMA, "step": r["step"], "sampler": r["samples"].removeprefix("flow, "),
-             **{k: r[k] for k in metrics.QUALITY}}
-            for r in json.loads(REFERENCE_STEPS.read_text())["rows"] if r["step"]]
-    for path in sorted((args.run_dir / "wide").glob("ema_step*.pt")):
-        snap = read_snapshot(path)
-        if snap["step"] % 2000:
-            continue
-        for key, decay in (("ema", EMA), ("long_ema", LONG_EMA)):
-            model = config.build()
-            model.ema.load_state_dict(snap[key])
-            for method, n_steps in SAMPLERS:
-                images = flow.sample_flow(model, N_EVAL, steps=n_steps, method=method, seed=SAMPLE_SEED)
-                scores = metrics.sample_scores(real, images, net=net, real_feats=real_feats)
-                rows.append({"arm": "wide", "ema": decay, "step": snap["step"], "sampler": f"{method} {n_steps}",
-                             **scores})
-                print(rows[-1], flush=True)
     result = load()
     result.update({"metric": metrics.frechet_label(N_EVAL, config.image_size), "primary": "heun 6",
                    "arms": {arm: {k: v for k, v in dataclasses.asdict(arm_config(arm)).items() if k != "steps"}
                             for arm in ARMS},
                    "parameters": {arm: sum(p.numel() for p in arm_config(arm).build().net.parameters())
                                   for arm in ARMS},
-                   "data_version": RENDER_VERSION, "rows": rows})
-    write_result(OUT, result, script="experiments/flow_capacity.py", argv=["", "--evaluate"], start=start,
-                 load_at_start=load_at_start)
+                   "averages": {"ema": EMA, "long_ema": LONG_EMA}, "data_version": RENDER_VERSION})
+    result["rows"] = [{"arm": "base", "ema": EMA, "step": r["step"], "sampler": r["samples"].removeprefix("flow, "),
+                       **{k: r[k] for k in metrics.QUALITY}}
+                      for r in json.loads(REFERENCE_STEPS.read_text())["rows"] if r["step"]] + [
+                      r for r in result.get("rows", []) if r["arm"] == "wide"]
+    done = {(r["step"], r["ema"], r["sampler"]) for r in result["rows"] if r["arm"] == "wide"}
+    for path in sorted((args.run_dir / "wide").glob("ema_step*.pt")):
+        snap = read_snapshot(path)
+        if snap["step"] % 2000 and snap["step"] != result["timing"]["equal_time_steps"]:
+            continue
+        for key, decay, samplers in (("ema", EMA, SAMPLERS), ("long_ema", LONG_EMA, SAMPLERS[:1])):
+            model = config.build()
+            model.ema.load_state_dict(snap[key])
+            for method, n_steps in samplers:
+                name = f"{method} {n_steps}"
+                if (snap["step"], decay, name) in done:
+                    continue
+                images = flow.sample_flow(model, N_EVAL, steps=n_steps, method=method, seed=SAMPLE_SEED)
+                scores = metrics.sample_scores(real, images, net=net, real_feats=real_feats)
+                result["rows"].append({"arm": "wide", "ema": decay, "step": snap["step"], "sampler": name,
+                                       **scores, "grain": round(metrics.grain(images), 4)})
+                print(result["rows"][-1], flush=True)
+        write_result(OUT, result, script="experiments/flow_capacity.py", argv=["", "--evaluate"], start=start,
+                     load_at_start=load_at_start)
     print(f"wrote {OUT}")
 
 
