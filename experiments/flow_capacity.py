@@ -1,18 +1,18 @@
 """What a wider U-Net and a longer EMA buy the reference flow model, at equal CPU time.
 
-Chapter 09's reference flow model (``experiments/flow_reference.py``) stops improving after
-about 8000 steps: its Heun-6 Frechet distance (n = 500) reads 78.8, 78.3 and 80.0 at steps
-8000, 10000 and 12000, with a constant learning rate. A plateau under a constant learning
-rate is the mark of a model short of capacity (or of weights that jitter: a longer average
-would smooth them). This study asks both questions on the same trajectory:
+Chapter 08's U-Net trained with chapter 09's flow matching recipe for 12000 steps
+(``experiments/flow_reference.py``, ``flow_reference_steps.json``) stops improving after about
+8000 steps at a constant learning rate: the mark of a model short of capacity, or of weights
+that jitter (a longer average would smooth them). This study asks both questions:
 
-- arm ``base``: the reference configuration (:func:`course_lib.flow.reference_config`);
-  its snapshots and scores are the reference run's (``flow_reference_steps.json``);
-- arm ``wide``: the same model with twice the channels at full and half resolution
-  (stem 32, encoder 64/96/128, decoder 96/48/32: 1.94 M parameters against 1.28 M, so its
-  float16 weights fit the 10 MB the committed references share), trained for the steps
-  that cost what the reference's 12000 steps cost (``--time`` measures the ratio);
-- in each wide run, beside the model's own EMA, a second average of the same weights with
+- arm ``base``: chapter 08's U-Net, the ``cpu`` profile's configuration; its snapshots and
+  scores are ``experiments/flow_reference.py``'s long run;
+- arm ``wide``: the same recipe with twice the channels at full and half resolution
+  (:data:`ARMS`; its float16 weights would fit the 10 MB the committed references share,
+  ``tests/test_flow_capacity.py``), trained with snapshots every 1000
+  steps, among them the step that costs what the base run's 12000 cost (``--time`` measures
+  the seconds per step of each arm on an idle machine);
+- in the wide run, beside the model's own EMA, a second average of the same weights with
   three times its horizon: a paired comparison. The model's EMA (:class:`AveragedNet`) decays
   by ``min(0.9995, (1 + k) / (10 + k)) = 1 - 9 / (10 + k)`` at step k (the cap only binds
   after 18000 steps), so it averages about the last k / 9 steps; the second one decays by
@@ -20,9 +20,9 @@ would smooth them). This study asks both questions on the same trajectory:
 
 Primary metric, chosen before the run: the domain Frechet distance of n = 500 Heun-6
 samples (sample seed 1) against 500 ToyFaces test faces, as ``flow_reference.py --evaluate``
-scores the reference (Euler 25 reported beside it). One training seed: a reference model
-is trained once; the difference is set against the spread of three training seeds of the
-live model, measured in ``bench/sample_quality.py``.
+scores the base run (Euler 25 and Heun 6 ending with an Euler step reported beside it). One
+training run per arm: a reference model is trained once, and chapter 09 sets each difference
+against the spread of three training seeds of one recipe (``flow_study.json``, Heun 6).
 
     python experiments/flow_capacity.py --time                 # seconds per step, each arm (idle machine)
     python experiments/flow_capacity.py --train wide           # resumes from its checkpoint
@@ -63,7 +63,7 @@ ARMS = {"base": {},
 
 
 def arm_config(arm: str) -> flow.FlowConfig:
-    return dataclasses.replace(flow.reference_config(), **ARMS[arm])
+    return dataclasses.replace(flow.FlowConfig.for_profile("cpu"), **ARMS[arm])
 
 
 def seconds_per_step(arm: str, steps: int = 30) -> float:
