@@ -283,22 +283,7 @@ def run(exp: ProbeExperiment, out: Path | None = None, *, log=None) -> dict:
             config = seed if name == NEGATIVE else configs[name]
             backbone, standardised, extra = train_backbone(name, config, splits, exp, log)
             t1 = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                feats = {s: layer_features(backbone, splits[s][0], layers=exp.probe.layers,
-                                           max_dim=exp.probe.max_dim, standardised=standardised)
-                         for s in ("train", "val", "test")}
-                scores = probe_budgets(backbone, splits, exp.budgets, seed, names=ATTRIBUTE_NAMES,
-                                       config=exp.probe, features=feats)
-            n_warnings = sum("max_iter" in str(w.message) for w in caught)
-            for w in caught:
-                log(f"    warning: {w.message}")
-            budgets = {}
-            for n, by_layer in scores.items():
-                layer = best_layer(by_layer)
-                budgets[str(n)] = {"best_layer": layer, "probe": by_layer[layer].mean,
-                                   "per_layer": {k: {"test": s.mean, "val": s.val_mean} for k, s in by_layer.items()},
-                                   "per_attribute": by_layer[layer].per_attribute, "C": by_layer[layer].C}
+            budgets, n_warnings = probe_record(backbone, splits, exp, seed, standardised=standardised, log=log)
             runs.append({"backbone": name, "seed": seed, "budgets": budgets, "train_seconds": round(t1 - t0, 1),
                          "probe_seconds": round(time.perf_counter() - t1, 1), "convergence_warnings": n_warnings,
                          **extra})
@@ -308,6 +293,30 @@ def run(exp: ProbeExperiment, out: Path | None = None, *, log=None) -> dict:
             save("running")
     save("complete")
     return result("complete")
+
+
+def probe_record(backbone, splits: dict, exp: ProbeExperiment, seed: int, *, standardised: bool,
+                 log=None) -> tuple[dict, int]:
+    """Probe ``backbone`` at every budget of ``exp`` (``course_lib.probe.probe_budgets``, seed
+    ``seed``'s nested subsets) and return ``({budget: its run record}, convergence warnings)``,
+    the record this file keeps per run (best layer by validation, its test mean, every layer,
+    per-attribute accuracies, C). ``log``: where to print the solver's warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        feats = {s: layer_features(backbone, splits[s][0], layers=exp.probe.layers,
+                                   max_dim=exp.probe.max_dim, standardised=standardised)
+                 for s in ("train", "val", "test")}
+        scores = probe_budgets(backbone, splits, exp.budgets, seed, names=ATTRIBUTE_NAMES,
+                               config=exp.probe, features=feats)
+    for w in caught if log else ():
+        log(f"    warning: {w.message}")
+    budgets = {}
+    for n, by_layer in scores.items():
+        layer = best_layer(by_layer)
+        budgets[str(n)] = {"best_layer": layer, "probe": by_layer[layer].mean,
+                           "per_layer": {k: {"test": s.mean, "val": s.val_mean} for k, s in by_layer.items()},
+                           "per_attribute": by_layer[layer].per_attribute, "C": by_layer[layer].C}
+    return budgets, sum("max_iter" in str(w.message) for w in caught)
 
 
 def _family(pairs: dict, alpha: float) -> dict:

@@ -49,7 +49,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -59,7 +58,6 @@ import torch
 from course_lib import contrastive, stats
 from course_lib.artifacts import write_result
 from course_lib.contrastive_report import COLOUR_ATTRIBUTES, ablation_analysis
-from course_lib.probe import best_layer, layer_features, probe_budgets
 from course_lib.results import result_path
 from course_lib.toyfaces import ATTRIBUTE_NAMES, RENDER_VERSION, ToyFaces
 
@@ -148,32 +146,21 @@ def registration(exp: AblationExperiment, probe_exp, plan: dict) -> dict:
     }
 
 
-def _run_record(variant, seed, backbone, splits, probe_exp, extra, seconds) -> dict:
-    """Probe ``backbone`` exactly as pretext_probes.run does and record it in its run format."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        feats = {s: layer_features(backbone, splits[s][0], layers=probe_exp.probe.layers,
-                                   max_dim=probe_exp.probe.max_dim, standardised=False)
-                 for s in ("train", "val", "test")}
-        scores = probe_budgets(backbone, splits, probe_exp.budgets, seed, names=ATTRIBUTE_NAMES,
-                               config=probe_exp.probe, features=feats)
-    budgets = {}
-    for n, by_layer in scores.items():
-        layer = best_layer(by_layer)
-        budgets[str(n)] = {"best_layer": layer, "probe": by_layer[layer].mean,
-                           "per_layer": {k: {"test": s.mean, "val": s.val_mean} for k, s in by_layer.items()},
-                           "per_attribute": by_layer[layer].per_attribute, "C": by_layer[layer].C}
+def _run_record(variant, seed, backbone, splits, probe_exp, extra, seconds, pp, standardised) -> dict:
+    """Probe ``backbone`` exactly as pretext_probes.run does (its ``probe_record``) and record it
+    in its run format."""
+    budgets, n_warnings = pp.probe_record(backbone, splits, probe_exp, seed, standardised=standardised)
     return {"variant": variant, "seed": seed, "budgets": budgets, "train_seconds": round(seconds[0], 1),
-            "probe_seconds": round(time.perf_counter() - seconds[1], 1),
-            "convergence_warnings": sum("max_iter" in str(w.message) for w in caught), **extra}
+            "probe_seconds": round(time.perf_counter() - seconds[1], 1), "convergence_warnings": n_warnings,
+            **extra}
 
 
 def train_and_probe(exp, probe_exp, variant, seed, splits, pp) -> dict:
     t0 = time.perf_counter()
     config = replace(pp._configs(probe_exp, seed)["simclr"], augmentations=exp.augmentations(variant))
-    backbone, _, extra = pp.train_backbone("simclr", config, splits, probe_exp, lambda *a: None)
+    backbone, standardised, extra = pp.train_backbone("simclr", config, splits, probe_exp, lambda *a: None)
     t1 = time.perf_counter()
-    return _run_record(variant, seed, backbone, splits, probe_exp, extra, (t1 - t0, t1))
+    return _run_record(variant, seed, backbone, splits, probe_exp, extra, (t1 - t0, t1), pp, standardised)
 
 
 def reusable(probes: dict | None, header: dict, probe_exp) -> bool:
