@@ -120,7 +120,7 @@ def run(args) -> None:
                    "config": json.loads(json.dumps(dataclasses.asdict(config))), "min_snr": MIN_SNR.get(arm),
                    "samplers": []}
             for method, steps in curve:
-                nfe = steps * (2 if method == "heun" else 1)
+                nfe = flow.nfe(method, steps)
                 row["samplers"].append({"method": method, "steps": steps, "nfe": nfe,
                                         **score(net, real_feats, real_images, samples(model, arm, method, steps))})
                 print(arm, seed, row["samplers"][-1], flush=True)

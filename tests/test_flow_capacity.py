@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course_lib import flow
-from course_lib.results import load_result, result_path
+from course_lib.results import RESULTS_DIR, load_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "flow_capacity.py"
@@ -45,7 +45,7 @@ def test_the_wide_arm_fits_the_weights_budget_in_float16(script):
     base = sum(p.numel() for p in script.arm_config("base").build().net.parameters())
     wide = sum(p.numel() for p in script.arm_config("wide").build().net.parameters())
     assert wide > 1.4 * base
-    others = sum(p.stat().st_size for p in result_path("x").parent.glob("*.pt") if p.name != "flow_reference.pt")
+    others = sum(p.stat().st_size for p in RESULTS_DIR.glob("*.pt") if p.name != "flow_reference.pt")
     assert others + 2 * wide + 50_000 <= 10_000_000, "a wide reference in float16 would not fit the 10 MB"
 
 
