@@ -7,34 +7,9 @@ they wrote instead of re-running them. The JSON files live in ``course_lib/resul
 through :func:`load_result`; the scripts write to :func:`result_path` with
 :func:`course_lib.artifacts.write_result`.
 
-===============================  ==============================================  =============================
-name                             written by                                      read by
-===============================  ==============================================  =============================
-``fusion``                       ``python experiments/fusion.py``                chapter 06
-``fusion_reasked``               ``python experiments/fusion_reasked.py``        chapter 06
-``ssgan``                        ``python experiments/ssgan.py``                 chapter 06
-``pretext_probes``               ``python experiments/pretext_probes.py``        chapter 05
-``simclr_ablation``              ``python experiments/simclr_ablation.py``       chapter 05
-``inpainting``                   ``python experiments/inpainting_reference.py``  chapter 04
-``gan_recipes``                  ``python bench/gan_recipes.py``                 chapter 03b
-``sample_quality_cpu``           ``python bench/sample_quality.py``              chapters 03b, 07, 08; Results
-``ddpm_reference_steps``         ``python experiments/ddpm_reference.py``        chapter 08
-``flow_reference_steps``         ``python experiments/flow_reference.py``        chapter 09
-``flow_study``                   ``python experiments/flow_study.py``            chapter 09
-``autoencoder_reference_steps``  ``python experiments/latent_reference.py``      chapter 11
-``latent_cost``                  ``python bench/latent_cost.py``                 chapter 11
-``ssl_generation``               ``python experiments/ssl_generation.py``        chapter 12
-===============================  ==============================================  =============================
-
-Each file records the exact command (flags included) that wrote it.
-
-Beside them, ``ddpm_reference.pt`` (chapter 08's reference weights, float16, written by
-``experiments/ddpm_reference.py --export``; loaded by ``course_lib.diffusion.reference_ddpm``)
-and ``inpainting_reference.pt`` (chapter 04's, written by ``experiments/inpainting_reference.py
---export``; loaded by ``course_lib.inpainting_eval.reference_inpainter``).
-And ``dcgan_reference.pt`` / ``wgan_gp_reference.pt`` (chapter 03's reference generators,
-float16, written by ``experiments/gan_reference.py --export``; loaded by
-``course_lib.gan_reference.reference_generator``; chapters 03 and 07).
+``results_data/README.md`` lists every file there (these JSON files and the reference weights
+beside them), the command that wrote it and the chapters that read it; a test keeps that list
+and the folder the same. Each file records the exact command (flags included) that wrote it.
 """
 from __future__ import annotations
 

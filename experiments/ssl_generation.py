@@ -20,6 +20,17 @@ pretraining, once per study, is recorded beside):
   representations, and the U-Net conditioned on them; its budget pays for encoding the
   training set and for the representation generator's training.
 
+**Round 2** (``--round 2``, its own file ``ssl_generation_round2.json``) was registered after
+round 1's analysis and before any of its runs, on fresh seeds (5-9). Round 1 could not answer:
+its positive control "true attributes at w = 1 vs none" could not pass by design (w = 1 samples
+the conditional model without guidance, whose marginal is the unconditional one's, so the
+Frechet distance has nothing to gain), while its rows showed conditioning raising *coverage*
+(the diversity score) well beyond its seed spread. Round 2 asks the conditioning questions on
+that score, with a positive control that can pass, and one more arm:
+
+- ``clusters_random``: conditioned on k-means clusters of a frozen *random* encoder's features
+  (does the self-supervised encoder matter, or would any clustering of the pixels do?).
+
 Every model is scored the same way: ``N_EVAL`` samples (Heun 6 steps, 12 network calls,
 sample seed 1; the conditional arms at guidance scales 0, 1 and 2, their conditions drawn
 from the training set's label frequencies) against as many test faces: the domain Frechet
@@ -35,6 +46,8 @@ finds a different registration there refuses to mix with it.
     python experiments/ssl_generation.py --seeds 3 4 --arms none repa_simclr   # a share, in parallel
     python experiments/ssl_generation.py --analyse             # verdicts into the file
     python experiments/ssl_generation.py --figure              # docs/figures/ssl_generation_grid.png
+    python experiments/ssl_generation.py --round 2 --seeds 5 7 9   # round 2 (resumable, shares a queue)
+    python experiments/ssl_generation.py --round 2 --analyse
 
 Resumable: every finished (arm, seed) row is kept in
 ``course_lib/results_data/ssl_generation.json``; a run in progress resumes from its
@@ -70,6 +83,7 @@ from course_lib.results import result_path  # noqa: E402
 from course_lib.toyfaces import ToyFaces  # noqa: E402
 
 OUT = result_path("ssl_generation")
+OUT_ROUND2 = result_path("ssl_generation_round2")
 STEPS = 800                 # the plain arm's steps; the others get the same CPU time
 N_EVAL = 500                # samples scored per model, against as many test faces
 SAMPLE_SEED = 1
@@ -80,6 +94,7 @@ K_CLUSTERS = 32             # k-means clusters of the SimCLR features (self-guid
 RANDOM_ENCODER_SEED = 12345
 ARMS = ("none", "repa_simclr", "repa_random", "dispersive", "clusters", "attributes", "none_2x")
 LATER_ARMS = ("rcg",)       # registered in the addendum
+CONDITIONAL = ("clusters", "clusters_random", "attributes", "rcg")   # scored at every guidance scale
 REP_FLOW = rcg.RepFlowConfig()  # the representation generator (seeded per training seed)
 HELP = {"repa_simclr": ssl_flow.HelpConfig(method="repa"), "repa_random": ssl_flow.HelpConfig(method="repa"),
         "dispersive": ssl_flow.HelpConfig(method="dispersive")}
@@ -104,6 +119,35 @@ CONTROLS = {                # outside the family, each at alpha: the study can o
 SECONDARY = {               # reported with intervals, no verdict of their own
     "REPA (SimCLR) vs REPA (random)": ("repa_simclr", "repa_random"),
     "clusters vs true attributes (w=1)": ("clusters", "attributes"),
+}
+
+
+# Round 2: registered 2026-12-06 after round 1's analysis (seeds 0-4), before any round-2 run
+# (seeds 5-9). A contrast is (arm a, arm b, score); every conditional arm is read at w = 1.
+ROUND2_ARMS = ("none", "attributes", "clusters", "clusters_random", "rcg")
+ROUND2_SEEDS = [5, 6, 7, 8, 9]
+HIGHER_IS_BETTER = {"frechet": False, "kid": False, "frechet_rotation": False, "fidelity": True,
+                    "diversity": True, "diversity_rotation": True}
+ROUND2_FAMILY = {
+    "self-guidance: clusters of SimCLR features vs none (coverage)": ("clusters", "none", "diversity"),
+    "clusters of SimCLR features vs clusters of a random encoder's (coverage)":
+        ("clusters", "clusters_random", "diversity"),
+    "RCG: generated SimCLR representations vs none (coverage)": ("rcg", "none", "diversity"),
+}
+ROUND2_CONTROLS = {
+    "positive: true attributes vs none (coverage)": ("attributes", "none", "diversity"),
+}
+ROUND2_SECONDARY = {
+    "clusters of a random encoder vs none, coverage": ("clusters_random", "none", "diversity"),
+    "clusters vs true attributes, coverage": ("clusters", "attributes", "diversity"),
+    "clusters vs none, coverage in the rotation encoder's features": ("clusters", "none", "diversity_rotation"),
+    "RCG vs none, coverage in the rotation encoder's features": ("rcg", "none", "diversity_rotation"),
+    "true attributes vs none, coverage in the rotation encoder's features":
+        ("attributes", "none", "diversity_rotation"),
+    "clusters vs none, Frechet": ("clusters", "none", "frechet"),
+    "RCG vs none, Frechet": ("rcg", "none", "frechet"),
+    "true attributes vs none, Frechet": ("attributes", "none", "frechet"),
+    "clusters vs none, fidelity": ("clusters", "none", "fidelity"),
 }
 
 
@@ -133,6 +177,35 @@ def registration(seeds: list[int]) -> dict:
 # alpha; the positive control is the study's own (twice the steps), whose result was known.
 ADDENDUM_QUESTION = {"RCG (SimCLR representations, generated) vs none": ("rcg", "none")}
 ADDENDUM_SECONDARY = {"RCG with real representations vs none": ("rcg:real", "none")}
+
+
+def registration_round2(seeds: list[int]) -> dict:
+    m = len(ROUND2_FAMILY)
+    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
+    return {
+        "round": 2,
+        "registered": "2026-12-06, after round 1's analysis (seeds 0-4), before any round-2 run",
+        "why": "round 1's positive control (true attributes at w = 1, Frechet) could not pass by design: at "
+               "w = 1 the conditional model's marginal is the unconditional one's. Its rows showed "
+               "conditioning on attributes raising coverage by about 5 seed standard deviations; round 2 "
+               "asks the conditioning questions on coverage, with fresh seeds.",
+        "primary_metric": f"coverage (the 'diversity' score: Naeem et al.'s coverage, k = 5, in the evaluator's "
+                          f"attribute features), n = {N_EVAL} samples vs as many test faces, {SAMPLER[0]} "
+                          f"{SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; conditional arms at w = "
+                          f"{PRIMARY_SCALE:g} (conditions drawn from the training set); higher is better",
+        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
+                "contrasts each at alpha",
+        "alpha": ALPHA, "primary_family": ROUND2_FAMILY, "controls": ROUND2_CONTROLS,
+        "secondary": ROUND2_SECONDARY,
+        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
+        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
+                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
+                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
+                                                                              paired=True), 3)},
+        "seeds": seeds, "arms": list(ROUND2_ARMS), "steps_plain": STEPS, "n_eval": N_EVAL,
+        "sampler": list(SAMPLER), "scales": list(SCALES), "k_clusters": K_CLUSTERS,
+        "rep_generator": dataclasses.asdict(REP_FLOW), "data_version": RENDER_VERSION,
+    }
 
 
 def addendum(seeds: list[int]) -> dict:
@@ -176,8 +249,8 @@ def training_data(n: int):
 @functools.cache
 def labels_for(arm: str, n: int) -> tuple[torch.Tensor | None, tuple[int, ...]]:
     images, labels = training_data(n)
-    if arm == "clusters":
-        feats = ssl_flow.global_features(encoders()["simclr"], images)
+    if arm in ("clusters", "clusters_random"):
+        feats = ssl_flow.global_features(encoders()["simclr" if arm == "clusters" else "random"], images)
         ids, _ = ssl_flow.cluster_labels(feats, K_CLUSTERS, seed=0)
         return ids, (K_CLUSTERS,)
     if arm == "attributes":
@@ -198,7 +271,7 @@ def build(arm: str, config: flow.FlowConfig):
     return model, labels, aux
 
 
-def calibrate() -> dict:
+def calibrate(arms: tuple[str, ...] = ARMS) -> dict:
     """Each arm's cost per step, counted in floating-point operations (torch's FlopCounterMode
     over one training step: forward, backward, the encoder's forward for REPA), and the steps
     that give every arm the plain arm's compute. Counted, not timed: on a shared 2-core
@@ -208,8 +281,8 @@ def calibrate() -> dict:
 
     images, _ = training_data(6000)
     flops = {}
-    for arm in ARMS:
-        if arm == "none_2x":
+    for arm in arms:
+        if arm in ("none_2x", "rcg"):     # none_2x: twice the plain steps; rcg: calibrate_rcg
             continue
         model, labels, aux = build(arm, base_config(0, 1))
         opt = torch.optim.Adam(model.net.parameters(), lr=1e-3)
@@ -220,7 +293,7 @@ def calibrate() -> dict:
         flops[arm] = counter.get_total_flops()
     return {"flops_per_step": flops,
             "steps": {**{arm: int(round(STEPS * flops["none"] / f)) for arm, f in flops.items()},
-                      "none_2x": 2 * STEPS}}
+                      **({"none_2x": 2 * STEPS} if "none_2x" in arms else {})}}
 
 
 def calibrate_rcg(flops_plain_step: int) -> dict:
@@ -286,8 +359,12 @@ def evaluate(arm: str, model, labels, net, real_images, real_feats, real_rotatio
     rows = []
     for i, (w, x) in enumerate(fakes):
         reps = extra.get(i, {"reps": "generated"} if arm == "rcg" else {})
+        fake_rotation = rotation_features(x)
+        second = metrics.density_coverage(real_rotation, fake_rotation, k=5)
         rows.append({"scale": w, **reps, **metrics.sample_scores(real_images, x, net=net, real_feats=real_feats),
-                     "frechet_rotation": round(metrics.frechet_distance(real_rotation, rotation_features(x)), 3)})
+                     "frechet_rotation": round(metrics.frechet_distance(real_rotation, fake_rotation), 3),
+                     "fidelity_rotation": round(second["density"], 3),
+                     "diversity_rotation": round(second["coverage"], 3)})
     return rows
 
 
@@ -343,7 +420,7 @@ def register_addendum(result: dict, *, seeds: list[int]) -> None:
 
 def run(args) -> None:
     start, load_at_start = time.perf_counter(), os.getloadavg()[0]
-    reg = registration(args.all_seeds)
+    reg = registration(args.all_seeds) if args.round == 1 else registration_round2(args.all_seeds)
 
     def register(result):
         if "registration" in result and result["registration"] != json.loads(json.dumps(reg)):
@@ -352,13 +429,16 @@ def run(args) -> None:
 
     result = update(args.out, args.run_dir, register, start=start, load_at_start=load_at_start)
     if "calibration" not in result:
-        calibration = calibrate()
+        calibration = calibrate() if args.round == 1 else calibrate(ROUND2_ARMS)
+        if args.round == 2:       # RCG is in round 2's family: its accounting sits with the others'
+            calibration["rcg"] = calibrate_rcg(calibration["flops_per_step"]["none"])
+            calibration["steps"]["rcg"] = calibration["rcg"]["steps"]
         calibration["simclr_training_seconds"] = round(encoders()["simclr_seconds"], 1)
         print("calibration", calibration, flush=True)
         result = update(args.out, args.run_dir, lambda r: r.setdefault("calibration", calibration),
                         start=start, load_at_start=load_at_start)
     steps = dict(result["calibration"]["steps"])
-    if set(args.arms) & set(LATER_ARMS):
+    if args.round == 1 and set(args.arms) & set(LATER_ARMS):
         result = update(args.out, args.run_dir, functools.partial(register_addendum, seeds=args.all_seeds),
                         start=start, load_at_start=load_at_start)
         steps["rcg"] = result["addendum"]["calibration"]["steps"]
@@ -408,15 +488,20 @@ def analyse(result: dict) -> dict:
                 return None
             row = next(x for x in r["scores"] if x["scale"] in (None, scale)
                        and x.get("reps", "generated") == (reps or "generated"))
+            if key not in row:
+                return None
             out.append(row[key])
         return out
 
     def table(contrasts, family: bool):
-        pairs = {name: (sample(a), sample(b)) for name, (a, b) in contrasts.items()}
+        # a contrast is [a, b] (round 1: the Frechet distance) or [a, b, score]
+        keys = {name: (c[2] if len(c) > 2 else "frechet") for name, c in contrasts.items()}
+        pairs = {name: (sample(c[0], keys[name]), sample(c[1], keys[name])) for name, c in contrasts.items()}
         if any(a is None or b is None for a, b in pairs.values()):
             return None
-        comps = (stats.compare_all(pairs, higher_is_better=False, alpha=reg["alpha"], paired=True) if family
-                 else {k: stats.compare(a, b, higher_is_better=False, alpha=reg["alpha"], paired=True)
+        hib = {name: HIGHER_IS_BETTER[k] for name, k in keys.items()}
+        comps = (stats.compare_all(pairs, higher_is_better=hib, alpha=reg["alpha"], paired=True) if family
+                 else {k: stats.compare(a, b, higher_is_better=hib[k], alpha=reg["alpha"], paired=True)
                        for k, (a, b) in pairs.items()})
         return {k: {**dataclasses.asdict(c), "a": pairs[k][0], "b": pairs[k][1]} for k, c in comps.items()}
 
@@ -443,16 +528,18 @@ def analyse(result: dict) -> dict:
             later = {"question": question, "answered": positive, "question_without_the_rule": unruled_q,
                      "secondary": table(add["secondary"], False)}
     summary = {}
-    for arm in ARMS + LATER_ARMS:
-        for scale in (SCALES if arm in ("clusters", "attributes", "rcg") else (None,)):
-            for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"):
+    for arm in reg.get("arms", ARMS + LATER_ARMS):
+        for scale in (SCALES if arm in CONDITIONAL else (None,)):
+            for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation", "fidelity_rotation",
+                        "diversity_rotation"):
                 values = sample(arm, key, scale if scale is not None else PRIMARY_SCALE)
                 if values is not None:
                     label = arm if scale is None else f"{arm} w={scale:g}"
                     summary.setdefault(label, {})[key] = {"mean": float(np.mean(values)),
                                                           "sd": float(np.std(values, ddof=1)),
                                                           "ci": list(stats.mean_ci(values))}
-    for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"):
+    for key in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation", "fidelity_rotation",
+                "diversity_rotation"):
         values = sample("rcg:real", key)
         if values is not None:
             summary.setdefault("rcg (real representations) w=1", {})[key] = {
@@ -503,16 +590,23 @@ def figure(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS + LATER_ARMS)
+    parser.add_argument("--round", type=int, choices=(1, 2), default=1,
+                        help="1: the seven arms and the RCG addendum; 2: the conditioning questions on coverage")
+    parser.add_argument("--arms", nargs="+", default=None, choices=ARMS + LATER_ARMS + ("clusters_random",),
+                        help="default: the round's arms")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="a share of the registered seeds")
-    parser.add_argument("--all-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
-                        help="the study's seeds (registered)")
+    parser.add_argument("--all-seeds", nargs="+", type=int, default=None,
+                        help="the study's seeds (registered; round 1: 0-4, round 2: 5-9)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ssl_generation")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None, help="default: the round's results file")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--analyse", action="store_true", help="write the verdicts from the finished rows")
     parser.add_argument("--figure", action="store_true", help="draw the seed-0 grids of every trained arm")
     args = parser.parse_args(argv)
+    first = args.round == 1
+    args.arms = args.arms or list(ARMS if first else ROUND2_ARMS)
+    args.all_seeds = args.all_seeds or ([0, 1, 2, 3, 4] if first else ROUND2_SEEDS)
+    args.out = args.out or (OUT if first else OUT_ROUND2)
     args.seeds = args.seeds if args.seeds is not None else args.all_seeds
     if not set(args.seeds) <= set(args.all_seeds):
         raise SystemExit(f"--seeds {args.seeds} must be among the registered --all-seeds {args.all_seeds}")
