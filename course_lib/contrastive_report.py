@@ -12,14 +12,13 @@ per-seed scores in the file, so a hand-made dict of the same shape tests it:
   augmentations says nothing about smaller ones).
 - :func:`ablation_table`: the table the chapter prints.
 
-A file without ``"registration"`` is the earlier, unregistered run (2 seeds, all 2000
-labels); it is still read, and the sentence says it could not have detected an effect.
+A file without ``"registration"`` (the earlier, unregistered run) is refused.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .stats import BETTER, UNCLEAR, compare, compare_all, detectable_effect
+from .stats import UNCLEAR, compare, compare_all, detectable_effect
 
 CANNOT_ANSWER = "cannot answer"
 # the attributes that colour jitter and grayscale ask the network to ignore
@@ -68,7 +67,7 @@ def _interval(c) -> str:
 def ablation_finding(ablation: dict, *, alpha: float = 0.05) -> str:
     """The ablation's verdicts in words, generated from the file (see the module docstring)."""
     if "registration" not in ablation:
-        return _unregistered_finding(ablation, alpha=alpha)
+        raise ValueError("simclr_ablation.json has no registration: rerun python experiments/simclr_ablation.py")
     if ablation.get("status", "complete") != "complete":
         done = {v: len(r["seeds"]) for v, r in ablation.get("summary", {}).items()}
         return f"the registered run is not finished (seeds done per variant: {done}): no verdict yet."
@@ -115,27 +114,3 @@ def ablation_table(ablation: dict) -> str:
         sd = seeds.std(ddof=1) if len(seeds) > 1 else 0.0
         rows.append(f"{v + ' (' + augs + ')':<34}{seeds.mean():>9.3f} ± {sd:.3f}{colour:>14.3f}{rest:>12.3f}")
     return "\n".join(rows)
-
-
-def _unregistered_finding(ablation: dict, *, alpha: float = 0.05) -> str:
-    """The earlier file (no registration): Welch, Holm over the variants, and the smallest gap its
-    seeds could have found, so a null is not read as "the augmentation does not matter"."""
-    summary = ablation["summary"]
-    dropped = [v for v in summary if v != "all"]
-    verdicts = compare_all({v: (summary[v]["seeds"], summary["all"]["seeds"]) for v in dropped}, alpha=alpha)
-    n = len(summary["all"]["seeds"])
-    spread = float(np.mean([np.std(summary[v]["seeds"], ddof=1) for v in summary]))
-    detectable = detectable_effect(n, alpha=alpha / len(dropped)) * spread
-    lines = "; ".join(f"{v} - all {c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}], Holm p {c.p_adjusted:.3f}: "
-                      f"{c.verdict}" for v, c in verdicts.items())
-    clear = {v: c for v, c in verdicts.items() if c.verdict != UNCLEAR}
-    note = ("This is the earlier, unregistered run (no positive control, probed with every label): "
-            "the registered run of experiments/simclr_ablation.py replaces it. ")
-    if not clear:
-        return (f"{note}{lines}. With {n} seeds per variant no variant is clearly different from the full set, "
-                f"so the run cannot rank the augmentations: it could only have found a gap of about "
-                f"{detectable:.3f} accuracy (power 0.8 at the measured seed spread of {spread:.3f}), and it does "
-                "not show that smaller gaps are absent.")
-    return (f"{note}{lines}. Clear after Holm: " + ", ".join(
-        f"dropping {v.removeprefix('no ')} makes the probe {'better' if c.verdict == BETTER else 'worse'} "
-        f"({c.diff:+.3f})" for v, c in clear.items()) + ".")

@@ -76,3 +76,8 @@ def test_the_committed_file_is_read_whichever_schema_it_has():
     assert contrastive.ablation_finding is R.ablation_finding
     assert R.ablation_finding(ablation) and len(R.ablation_table(ablation).splitlines()) == len(ablation["summary"]) + 1
     json.dumps(ablation)
+
+
+def test_a_file_without_registration_is_refused():
+    with pytest.raises(ValueError, match="registration"):
+        R.ablation_finding({"summary": {}})

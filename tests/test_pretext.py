@@ -215,9 +215,7 @@ def test_committed_simclr_ablation_is_current():
     from course_lib.toyfaces import RENDER_VERSION
 
     result = load_result("simclr_ablation")
-    if "registration" not in result:
-        pytest.skip("simclr_ablation.json is still the earlier, unregistered run: commit the finished run of "
-                    "experiments/simclr_ablation.py (issue 31)")
+    assert "registration" in result, "simclr_ablation.json must be the registered run"
     mod = _ablation_module("simclr_ablation_current")
     exp = mod.AblationExperiment()
     assert result["status"] == "complete", ("simclr_ablation.json is an unfinished run (the script rewrites it "
