@@ -19,9 +19,6 @@
 - :func:`psnr_per_image` (the course's one PSNR, in float64) and its mean :func:`psnr`;
   :func:`ssim` via torchmetrics; per image then averaged, optionally restricted to a mask
   (1 = hole), which is what matters for inpainting.
-- :func:`linear_probe`: frozen features -> logistic regression (scikit-learn, fixed C) per
-  attribute; mean accuracy with a spread over seeds, and the chance level beside it: the
-  quick probe of a VAE's codes (the pretext backbones get :mod:`course_lib.probe`'s protocol).
 - :func:`grain`: the mean absolute Laplacian of images, the energy of pixel-to-pixel change,
   to set beside the real faces' (grain raises it, blur lowers it): what a sampler's last
   step leaves, which a feature-space distance may not see.
@@ -33,9 +30,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image.kid import poly_mmd
@@ -376,79 +371,6 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor, *, mask: torch.Tensor | None = No
     if mask is None:
         return float(smap.flatten(1).mean(1).mean())
     return float(((smap * mask).flatten(1).sum(1) / mask.flatten(1).sum(1)).mean())
-
-
-@dataclass
-class ProbeResult:
-    """Linear-probe accuracies; ``std`` is the spread over seeds."""
-
-    mean: float                  # accuracy averaged over attributes (and seeds)
-    std: float                   # std over seeds of the attribute-averaged accuracy
-    per_attribute: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (mean, std)
-    chance: dict[str, float] = field(default_factory=dict)  # name -> majority-class rate on test
-    seeds: tuple[int, ...] = ()
-
-    @property
-    def chance_mean(self) -> float:
-        return float(np.mean(list(self.chance.values())))
-
-    def __str__(self) -> str:
-        return (f"linear probe: {self.mean:.3f} +/- {self.std:.3f} mean accuracy over "
-                f"{len(self.per_attribute)} attribute(s), {len(self.seeds)} seeds (chance {self.chance_mean:.3f})")
-
-
-def linear_probe(train_feats, train_labels, test_feats, test_labels, *, seeds: Sequence[int] = (0, 1, 2),
-                 names: Sequence[str] | None = None, train_fraction: float = 0.8,
-                 C: float = 1.0, max_iter: int = 300) -> ProbeResult:
-    """Logistic regression per attribute on frozen features (standardised), with a fixed ``C``.
-
-    The quick probe of a VAE's codes (chapter 02, the fusion experiment), not
-    :mod:`course_lib.probe`'s protocol for the pretext backbones (C chosen on a validation
-    split, every layer, label budgets). Its fits are scikit-learn's: the committed fusion
-    results and chapter 02's numbers depend on where that solver stops, so it does not share
-    the protocol's solver. ``*_feats``: ``(N, D)``; ``*_labels``: int ``(N,)`` or ``(N, A)``
-    (e.g. ToyFaces ``.labels``). Each seed fits on a different random ``train_fraction`` of the training
-    set, so the spread says how much the number moves with the data. Attributes that have
-    a single class in the training subset are predicted as that class.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    xtr = np.asarray(torch.as_tensor(train_feats).detach().cpu().double())
-    xte = np.asarray(torch.as_tensor(test_feats).detach().cpu().double())
-    ytr = np.asarray(torch.as_tensor(train_labels).cpu()).astype(np.int64)
-    yte = np.asarray(torch.as_tensor(test_labels).cpu()).astype(np.int64)
-    ytr, yte = (ytr[:, None] if ytr.ndim == 1 else ytr), (yte[:, None] if yte.ndim == 1 else yte)
-    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
-        raise ValueError(f"features must be (N, D) with the same D, got {xtr.shape} and {xte.shape}")
-    if ytr.shape[0] != xtr.shape[0] or yte.shape[0] != xte.shape[0] or ytr.shape[1] != yte.shape[1]:
-        raise ValueError(f"labels {ytr.shape}/{yte.shape} do not match features {xtr.shape}/{xte.shape}")
-    if not 0 < train_fraction <= 1:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
-    if len(seeds) == 0:
-        raise ValueError("seeds is empty: pass at least one seed, e.g. seeds=(0, 1, 2)")
-    names = list(names) if names is not None else [f"attr{i}" for i in range(ytr.shape[1])]
-    if len(names) != ytr.shape[1]:
-        raise ValueError(f"{len(names)} names for {ytr.shape[1]} label columns")
-    scaler = StandardScaler().fit(xtr)
-    xtr, xte = scaler.transform(xtr), scaler.transform(xte)
-    acc = np.zeros((len(seeds), len(names)))
-    for s, seed in enumerate(seeds):
-        rows = np.random.default_rng(seed).permutation(xtr.shape[0])[:max(2, int(train_fraction * xtr.shape[0]))]
-        for a in range(len(names)):
-            y = ytr[rows, a]
-            if np.unique(y).size < 2:
-                pred = np.full(yte.shape[0], y[0])
-            else:
-                clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(xtr[rows], y)
-                pred = clf.predict(xte)
-            acc[s, a] = float((pred == yte[:, a]).mean())
-    chance = {n: float(np.bincount(yte[:, a]).max() / yte.shape[0]) for a, n in enumerate(names)}
-    per_seed = acc.mean(1)
-    return ProbeResult(mean=float(per_seed.mean()), std=float(per_seed.std()),
-                       per_attribute={n: (float(acc[:, a].mean()), float(acc[:, a].std()))
-                                      for a, n in enumerate(names)},
-                       chance=chance, seeds=tuple(seeds))
 
 
 def grain(images: torch.Tensor) -> float:

@@ -39,8 +39,8 @@ backbones apart if it is tuned and fed fairly, so the protocol is fixed here, on
    per backbone and reused across budgets (a fit on n faces works in n dimensions, after
    the SVD, so small budgets cost little).
 
-(:func:`course_lib.metrics.linear_probe` is another thing: the quick probe of a VAE's codes
-with a fixed C, whose scikit-learn fits chapter 02 and the committed fusion results rest on.)
+(Only chapter 06's old fusion grid keeps a fixed-C fit of its own,
+:func:`course_lib.fusion.probe_accuracy`, because its committed numbers rest on it.)
 
 Functions, top to bottom: :func:`layer_features` (frozen features per layer),
 :func:`fit_probe` (steps 2-4 on given features), :func:`probe_backbone` (both for every

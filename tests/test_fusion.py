@@ -187,3 +187,12 @@ def test_hole_pull_reads_the_loss_the_code_computes(monkeypatch):
     assert "a light regulariser" in fusion.joint_weight_finding(lam=4.0, coverage=0.3, image_size=32)
     with pytest.raises(ValueError, match="sigmoid output"):
         fusion.hole_pull(lam=1.0, s=1.0)
+
+
+def test_grid_probe_is_at_chance_on_random_labels_and_finds_a_linear_signal():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(1200, 16, generator=g)
+    noise = torch.randint(0, 4, (1200, 2), generator=g)
+    assert abs(fusion.probe_accuracy(feats[:800], noise[:800], feats[800:], noise[800:]) - 0.25) < 0.06
+    signal = torch.stack([(feats[:, 0] > 0).long(), torch.ones(1200, dtype=torch.long)], 1)  # one single-class column
+    assert fusion.probe_accuracy(feats[:800], signal[:800], feats[800:], signal[800:]) > 0.97

@@ -1,7 +1,6 @@
 """Metric known values: Frechet (vs torchmetrics), precision/recall, PSNR/SSIM, probes."""
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,7 +11,6 @@ from course_lib.metrics import (
     domain_frechet,
     frechet_distance,
     frechet_label,
-    linear_probe,
     precision_recall,
     psnr,
     ssim,
@@ -150,26 +148,6 @@ def test_ssim_identical_is_one_and_noise_lowers_it_in_the_hole():
     assert ssim(x_hat, x, mask=mask) < ssim(x_hat, x) < 1.0
     with pytest.raises(ValueError, match="smaller than kernel_size"):
         ssim(x[:, :, :4, :4], x[:, :, :4, :4])
-
-
-def test_linear_probe_random_labels_give_chance():
-    g = np.random.default_rng(0)
-    feats = g.normal(size=(1200, 16))
-    labels = g.integers(0, 4, size=(1200, 2))
-    result = linear_probe(feats[:800], labels[:800], feats[800:], labels[800:], seeds=(0, 1, 2))
-    assert abs(result.mean - 0.25) < 0.06
-    assert result.chance_mean < 0.32 and len(result.per_attribute) == 2
-
-
-def test_linear_probe_finds_a_linear_signal():
-    g = np.random.default_rng(1)
-    feats = g.normal(size=(600, 8))
-    labels = (feats[:, 0] > 0).astype(int)  # (N,) labels work too
-    result = linear_probe(feats[:400], labels[:400], feats[400:], labels[400:], names=["sign"])
-    assert result.mean > 0.95 and result.std < 0.05 and "sign" in result.per_attribute
-    assert "linear probe" in str(result)
-    with pytest.raises(ValueError, match="do not match"):
-        linear_probe(feats[:400], labels[:300], feats[400:], labels[400:])
 
 
 def _old_psnr(x_hat, x, mask=None):
