@@ -62,7 +62,7 @@ def arm_config(arm: str, seed: int, steps: int | None = None):
     base = dict(seed=seed) if steps is None else dict(seed=seed, steps=steps)
     if arm.startswith("ddpm_v"):
         return dataclasses.replace(DDPMConfig.for_profile("cpu"), **base)
-    flows = {"flow_uniform": {}, "flow_logit_normal": {"time_sampling": "logit_normal"},
+    flows = {"flow_uniform": {"time_sampling": "uniform"}, "flow_logit_normal": {"time_sampling": "logit_normal"},
              "flow_logit_normal_flip": {"time_sampling": "logit_normal", "flip": True}}
     if arm not in flows:
         raise SystemExit(f"unknown arm {arm!r}; arms: {ARMS}")
@@ -120,7 +120,7 @@ def run(args) -> None:
                    "config": json.loads(json.dumps(dataclasses.asdict(config))), "min_snr": MIN_SNR.get(arm),
                    "samplers": []}
             for method, steps in curve:
-                nfe = flow.nfe(method, steps)
+                nfe = steps if method == "ddim" else flow.nfe(method, steps)   # DDIM: one call a step
                 row["samplers"].append({"method": method, "steps": steps, "nfe": nfe,
                                         **score(net, real_feats, real_images, samples(model, arm, method, steps))})
                 print(arm, seed, row["samplers"][-1], flush=True)
