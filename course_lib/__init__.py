@@ -48,6 +48,7 @@ Models, one family per module (chapter in brackets)
 - ``latent``            an autoencoder and a flow model in its latent space (11)
 - ``ssl_flow``          the flow model helped by self-supervision (12)
 - ``rcg``               representation-conditioned generation: a generator of SSL vectors (12)
+- ``ssl_report``        chapter 12's second round (conditioning, on coverage) in words
 
 Training
 - ``profiles``          COURSE_PROFILE (smoke / cpu / gpu) and per-profile choices

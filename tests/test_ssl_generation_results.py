@@ -82,3 +82,36 @@ def test_rcg_was_registered_on_its_own_and_paid_for_its_extra_work(script, resul
     for c in later["question"].values():
         assert c["verdict"] in ("better", "worse", "no clear difference", "cannot answer")
         assert c["low"] <= c["diff"] <= c["high"]
+
+
+# ---------------------------------------------------------------- round 2 (--round 2)
+@pytest.fixture(scope="module")
+def round2():
+    return json.loads(result_path("ssl_generation_round2").read_text())
+
+
+def test_round2_registration_is_the_scripts_fresh_seeds_and_powered(script, round2, result):
+    reg = round2["registration"]
+    assert reg == json.loads(json.dumps(script.registration_round2(reg["seeds"])))
+    assert not set(reg["seeds"]) & set(result["registration"]["seeds"]), "round 2 must not reuse round 1's seeds"
+    assert len(reg["seeds"]) >= max(5, reg["power"]["seeds_needed"])
+    assert not set(map(tuple, reg["controls"].values())) & set(map(tuple, reg["primary_family"].values()))
+
+
+def test_round2_rows_complete_and_paid_for(script, round2):
+    reg, calib = round2["registration"], round2["calibration"]
+    assert {(r["arm"], r["seed"]) for r in round2["rows"]} == {(a, s) for a in reg["arms"] for s in reg["seeds"]}
+    assert calib["rcg"] == script.calibrate_rcg(calib["flops_per_step"]["none"])
+    assert {k: v for k, v in calib["steps"].items() if k != "rcg"} == script.calibrate(script.ROUND2_ARMS)["steps"]
+    for r in round2["rows"]:
+        assert r["steps"] == calib["steps"][r["arm"]]
+        for s in r["scores"]:
+            assert all(math.isfinite(s[k]) for k in ("frechet", "fidelity", "diversity", "diversity_rotation"))
+
+
+def test_round2_verdicts_are_the_analysis_of_the_rows(script, round2):
+    assert json.loads(json.dumps(script.analyse(round2))) == round2["analysis"]
+    a = round2["analysis"]
+    assert a["answered"] == all(c["verdict"] == "better" for n, c in a["controls"].items() if n.startswith("positive"))
+    if not a["answered"]:
+        assert all(c["verdict"] == "cannot answer" for c in a["family"].values())
