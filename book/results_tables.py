@@ -225,9 +225,10 @@ def sample_quality_section(profile: str = "cpu") -> str:
 
 def result_files_markdown(directory: Path, folder: str, producer: str) -> str:
     """Every result file in ``directory`` as Markdown, each headed by ``folder/<name>``
-    (except those with a section of their own: ``OWN_SECTION``)."""
+    (except those with a section of their own: ``OWN_SECTION``; a ``README.md`` indexes the
+    folder and is not a result)."""
     files = sorted(p for p in directory.glob("*") if p.suffix.lower() in (".json", ".csv", ".md", ".txt")
-                   and not OWN_SECTION.match(p.name)) if directory.is_dir() else []
+                   and not OWN_SECTION.match(p.name) and p.name != "README.md") if directory.is_dir() else []
     if not files:
         return (f"No result files in `{folder}/` yet: they are written by {producer}. "
                 "Nothing is shown here until a committed file exists.")

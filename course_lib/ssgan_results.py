@@ -1,80 +1,79 @@
 """The committed SS-GAN experiment (``experiments/ssgan.py``, chapter 06) in words and one figure.
 
-``load_result("ssgan")`` holds both GANs (chapter 03's DCGAN and the same DCGAN with the
-rotation loss, :mod:`course_lib.ssgan`) trained over a few seeds and scored with the
-sample-quality metrics, plus a probe of each discriminator's features beside a randomly
-initialised one. Chapter 06 reads it through these functions, so a results cell is one call:
+``load_result("ssgan")`` holds a registered comparison: chapter 03's DCGAN and the same DCGAN
+with the rotation loss (:mod:`course_lib.ssgan`), trained at chapter 03's budget over the
+registered seeds, scored with the sample-quality metrics, and a label-budget probe of each
+discriminator beside a random one. The script wrote two questions, each with its own positive
+control, before the first GAN trained, and its ``"analysis"`` holds the verdicts. Chapter 06
+reads it through these functions, so a results cell is one call:
 
-- :func:`report`: what was run, the table of means, the SS-GAN discriminator's rotation
-  accuracy and the tests (SS-GAN against DCGAN per score, Welch and Holm; each trained
-  discriminator's probe against the random one);
+- :func:`report`: the registration, the table of means and the verdicts;
 - :func:`plot_seeds`: one dot per training seed, per score;
 - :func:`literature_finding`: the direction found here beside the published directions
-  (:data:`PUBLISHED_FID`), and what the discriminators' features show.
+  (:data:`PUBLISHED_FID`).
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .stats import BETTER, UNCLEAR, WORSE, Comparison, compare_all
-
-__all__ = ["METRICS", "PUBLISHED_FID", "verdicts", "report", "plot_seeds", "literature_finding"]
+__all__ = ["METRICS", "PUBLISHED_FID", "report", "plot_seeds", "literature_finding"]
 
 # score -> (label, higher is better?)
 METRICS = {"frechet": ("Frechet (lower is better)", False), "fidelity": ("fidelity", True),
-           "diversity": ("diversity", True), "probe": ("discriminator probe", True)}
+           "diversity": ("diversity", True), "probe": ("probe, few labels", True),
+           "probe_all": ("probe, all labels", True)}
 # FID of the unconditional baseline and of SS-GAN, SNGAN/ResNet models at 100k iterations, as the
 # Mimicry reproduction reports them (Lee & Town 2020); SS-GAN's own paper (Chen et al. 2019)
 # reports lower FID than its baseline on CIFAR-10 and ImageNet.
 PUBLISHED_FID = {"Mimicry, CIFAR-10 (FID)": (16.77, 14.65), "Mimicry, CelebA 64 px (FID)": (5.71, 6.03)}
+SAMPLES = "samples: SS-GAN vs DCGAN (Frechet)"
 
 
-def _constant(ss: dict) -> list[str]:
-    """Scores with the same value for every seed of both GANs: no spread, no test."""
-    s = ss["summary"]
-    return [m for m in METRICS if np.ptp(s["ssgan"][m]["values"]) == 0 and np.ptp(s["dcgan"][m]["values"]) == 0]
+def _contrast(name: str, c: dict, places: int) -> str:
+    interval = (f"{c['diff']:+.{places}f} [{c['low']:+.{places}f}, {c['high']:+.{places}f}]" if "low" in c
+                else f"{c['diff']:+.{places}f}")
+    p = f", p {c['p']:.3g}" if "p" in c else ""
+    holm = f", Holm {c['p_adjusted']:.3g}" if "p_adjusted" in c and c["p_adjusted"] != c.get("p") else ""
+    return f"  {name}\n      {c['verdict']}: {interval}{p}{holm}"
 
 
-def verdicts(ss: dict, *, alpha: float = 0.05) -> dict[str, Comparison]:
-    """SS-GAN against DCGAN on every score with a spread: Welch's test, Holm over the scores."""
-    s, constant = ss["summary"], _constant(ss)
-    return compare_all({m: (s["ssgan"][m]["values"], s["dcgan"][m]["values"]) for m in METRICS if m not in constant},
-                       higher_is_better={m: hib for m, (_, hib) in METRICS.items()}, alpha=alpha)
+def _places(name: str) -> int:
+    return 1 if "Frechet" in name else 3
 
 
-def report(ss: dict, *, alpha: float = 0.05) -> str:
-    """The experiment as printed text: what ran, the means, the rotation accuracy, the tests."""
-    s, exp, cfg = ss["summary"], ss["experiment"], ss["configs"]["dcgan"]
-    lines = [f"from: {ss['command']}; ToyFaces render version {ss['render_version']}; seeds {exp['seeds']}; "
-             f"alpha {exp['alpha']}, beta {exp['beta']}",
+def report(ss: dict) -> str:
+    """The experiment as printed text: what ran, the means, the rotation accuracy, the verdicts."""
+    s, exp, cfg, reg = ss["summary"], ss["experiment"], ss["configs"]["dcgan"], ss["registration"]
+    lines = [f"from: {ss['command']}; ToyFaces render version {ss['render_version']}; seeds {reg['seeds']} "
+             f"(power {reg['power']['power_at_seeds']:.2f} for {reg['power']['effect_sd']} sd at alpha "
+             f"{reg['power']['alpha_per_test']:.3f}); alpha {exp['alpha']}, beta {exp['beta']}",
              f"both GANs: {cfg['steps']} discriminator steps of {cfg['batch_size']} faces, {cfg['image_size']} px, "
-             f"width {cfg['width']}", ss["frechet_label"], "",
-             f"{'':<22}" + "".join(f"{label:>28}" for label, _ in METRICS.values())]
+             f"width {cfg['width']}; the DCGAN also scored at its step {reg['half_way_step']} snapshot",
+             ss["frechet_label"], f"probe: {exp['budgets'][0]} and {exp['budgets'][-1]} labelled faces", "",
+             f"{'':<22}" + "".join(f"{label:>26}" for label, _ in METRICS.values())]
     for variant, row in s.items():
         lines.append(f"{variant:<22}" + "".join(
-            f"{row[m]['mean']:>19.3f} ± {row[m]['std']:.3f}" if m in row else f"{'-':>28}" for m in METRICS))
+            f"{row[m]['mean']:>17.3f} ± {row[m]['std']:.3f}" if m in row else f"{'-':>26}" for m in METRICS))
     rot = s["ssgan"]["rotation_acc"]
     lines += ["", f"SS-GAN discriminator's rotation accuracy on held-out real faces: {rot['mean']:.3f} ± "
-                  f"{rot['std']:.3f} (chance 0.25)"]
-    for m in _constant(ss):
-        lines.append(f"{METRICS[m][0]}: the same value for every seed of both GANs ({s['ssgan'][m]['values'][0]:.3f} "
-                     f"vs {s['dcgan'][m]['values'][0]:.3f}): nothing to test")
-    lines += ["", f"{'SS-GAN vs DCGAN':<22}{'difference':>11}{'95% interval':>20}{'p':>8}{'Holm p':>8}  verdict"]
-    for m, v in verdicts(ss, alpha=alpha).items():
-        lines.append(f"{METRICS[m][0]:<22}{v.diff:>+11.3f}   [{v.low:+.3f}, {v.high:+.3f}]{v.p:>8.3f}"
-                     f"{v.p_adjusted:>8.3f}  SS-GAN {v.verdict}")
-    floor = compare_all({v: (s[v]["probe"]["values"], s["random discriminator"]["probe"]["values"])
-                         for v in ("dcgan", "ssgan")}, alpha=alpha)
-    lines.append("discriminator probe vs a random discriminator: "
-                 + "; ".join(f"{v} {r.diff:+.3f} (Holm p {r.p_adjusted:.3f}: {r.verdict})" for v, r in floor.items()))
+                  f"{rot['std']:.3f} (chance 0.25)", ""]
+    a = ss.get("analysis")
+    if a is None:
+        return "\n".join(lines + ["the run is not finished: no verdicts yet"])
+    lines.append("controls (each question's own, at alpha):")
+    lines += [_contrast(n, c, _places(n)) for n, c in a["controls"].items()]
+    lines.append("questions (one Holm family; " + reg["rule"] + "):")
+    lines += [_contrast(n, c, _places(n)) for n, c in a["questions"].items()]
+    lines.append("secondary (intervals to read, no claims):")
+    lines += [_contrast(n, c, _places(n)) for n, c in a["secondary"].items()]
     return "\n".join(lines)
 
 
 def plot_seeds(ss: dict):
     """One panel per score, one dot per training seed and a bar at the mean. Returns the figure."""
     s = ss["summary"]
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(12, 2.6))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(14, 2.6))
     for ax, (m, (label, _)) in zip(axes, METRICS.items()):
         names = [v for v in s if m in s[v]]
         for i, variant in enumerate(names):
@@ -89,29 +88,30 @@ def plot_seeds(ss: dict):
     return fig
 
 
-def literature_finding(ss: dict, *, alpha: float = 0.05, published: dict = PUBLISHED_FID) -> str:
-    """The published directions, the one measured here (Welch, Holm over the scores) and the
-    discriminators' probe, as printed lines ending in one finding."""
-    s, n_seeds = ss["summary"], len(ss["experiment"]["seeds"])
+def literature_finding(ss: dict, *, published: dict = PUBLISHED_FID) -> str:
+    """The published directions, the one measured here (the registered verdict on the samples)
+    and the discriminators' features, as printed lines ending in one finding."""
+    s, a = ss["summary"], ss["analysis"]
     lines = [f"{name:<30} baseline {base:.2f} -> SS-GAN {ss_fid:.2f}: SS-GAN {'better' if ss_fid < base else 'worse'}"
              for name, (base, ss_fid) in published.items()]
-    found = verdicts(ss, alpha=alpha)
-    ours = found["frechet"]
-    direction = {BETTER: "better", WORSE: "worse", UNCLEAR: "not clearly different"}[ours.verdict]
+    ours = a["questions"][SAMPLES]
     lines.append(f"{'here, ToyFaces (domain Frechet)':<30} DCGAN {s['dcgan']['frechet']['mean']:.1f} -> SS-GAN "
-                 f"{s['ssgan']['frechet']['mean']:.1f}: SS-GAN {direction} (Welch, Holm p {ours.p_adjusted:.3f})")
+                 f"{s['ssgan']['frechet']['mean']:.1f}: {ours['verdict']}")
     celeba = next((v for k, v in published.items() if "CelebA" in k), None)
     celeba_worse = celeba is not None and celeba[1] > celeba[0]
+    n = len(ss["registration"]["seeds"])
     lines.append("finding: " + {
-        BETTER: "on ToyFaces SS-GAN improves the samples, the direction of CIFAR-10 and ImageNet, "
-                + ("unlike Mimicry's CelebA faces." if celeba_worse else "as on CelebA."),
-        WORSE: "on ToyFaces SS-GAN makes the samples worse, the direction Mimicry found on CelebA faces, "
-               "not the one of CIFAR-10 and ImageNet.",
-        UNCLEAR: f"at this budget and with {n_seeds} seeds, the rotation loss does not change the sample quality "
-                 "measurably on ToyFaces, in either published direction.",
-    }[ours.verdict])
-    if "probe" in found:
-        probe = found["probe"]
-        lines.append(f"discriminator features: SS-GAN's probe is {probe.diff:+.3f} from the DCGAN's "
-                     f"({probe.verdict} after Holm)")
+        "better": "on ToyFaces SS-GAN improves the samples, the direction of CIFAR-10 and ImageNet, "
+                  + ("unlike Mimicry's CelebA faces." if celeba_worse else "as on CelebA."),
+        "worse": "on ToyFaces SS-GAN makes the samples worse, the direction Mimicry found on CelebA faces, "
+                 "not the one of CIFAR-10 and ImageNet.",
+        "no clear difference": f"at chapter 03's budget and with {n} seeds, the rotation loss does not change the "
+                               f"sample quality measurably on ToyFaces (the interval says how large a change the "
+                               f"data still allow).",
+        "cannot answer": "the measurement could not see what the second half of training buys (its positive "
+                         "control failed), so it cannot say whether the rotation loss changes the samples.",
+    }.get(ours["verdict"], ours["verdict"]))
+    for name, c in a["questions"].items():
+        if name != SAMPLES:
+            lines.append(f"{name}: {c['verdict']} ({c['diff']:+.3f})")
     return "\n".join(lines)
