@@ -114,14 +114,3 @@ def test_pretrained_simclr_is_cached(tmp_path, monkeypatch):
     second = C.pretrained_simclr(cfg, progress=False)
     assert not first.from_cache and second.from_cache
     assert torch.equal(first.model.backbone.conv1.weight.cpu(), second.model.backbone.conv1.weight.cpu())
-
-
-def _ablation(all_seeds, other_seeds):
-    return {"summary": {"all": {"seeds": all_seeds}, "no crop": {"seeds": other_seeds}}}
-
-
-def test_ablation_finding_does_not_rank_what_it_cannot_tell_apart():
-    text = C.ablation_finding(_ablation([0.753, 0.740], [0.746, 0.734]))
-    assert "cannot rank the augmentations" in text and "could only have found a gap of about" in text
-    clear = C.ablation_finding(_ablation([0.75, 0.751, 0.752, 0.749, 0.750], [0.70, 0.701, 0.699, 0.702, 0.700]))
-    assert "dropping crop makes the probe worse" in clear and "cannot rank" not in clear
