@@ -20,6 +20,8 @@ they wrote. Each kind of file is written one way and read one way, here:
 - **Result files** (``course_lib/results_data/*.json``, ``bench/results/*``):
   :func:`write_result` writes a dict as JSON (or a text report), atomically; given the run's
   ``script``, it first records the command, the machine (:func:`machine`) and the wall time.
+  :func:`update_result` and :func:`claim` let several workers of one experiment share its
+  results file and its queue of (arm, seed) units.
 """
 from __future__ import annotations
 
@@ -204,3 +206,43 @@ def write_result(out: str | os.PathLike, result: dict | str, *, script: str | No
         result["machine"] = machine(load_at_start)
         result["wall_seconds_last_invocation"] = round(time.perf_counter() - start, 1)
     return atomic_write(out, json.dumps(result, indent=1, default=default) + "\n")
+
+
+def update_result(out: str | os.PathLike, change: Callable[[dict], None], *, lock: str | os.PathLike,
+                  script: str, argv: list[str] | None, start: float, load_at_start: float | None,
+                  read: Callable[[], dict] | None = None) -> dict:
+    """Read the results file ``out`` (``read()``, default: its JSON, or ``{}`` when there is
+    none), apply ``change`` to it in place and :func:`write_result` it, all under an exclusive
+    lock on the file ``lock``:
+    workers sharing one results file add their rows without losing each other's. Returns the
+    result as written. POSIX (``fcntl``): the experiment scripts' workers, not the chapters."""
+    import fcntl  # POSIX only; imported here so that the chapters import this module anywhere
+
+    Path(lock).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        result = read() if read is not None else json.loads(Path(out).read_text()) if Path(out).is_file() else {}
+        change(result)
+        write_result(out, result, script=script, argv=argv, start=start, load_at_start=load_at_start)
+        return result
+
+
+def claim(path: str | os.PathLike) -> bool:
+    """Take the unit of work ``path`` names for this process, so that workers started alike
+    share one queue: False when another live process holds it; the claim of a process that
+    has ended is taken over. The claim files' folder holds the lock ``claims.lock``."""
+    import fcntl  # POSIX only, as update_result
+
+    path = Path(path)
+    with open(path.parent / "claims.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if path.is_file():
+            try:
+                pid = int(path.read_text() or 0)
+                os.kill(pid, 0)
+                if pid != os.getpid():
+                    return False
+            except (ProcessLookupError, ValueError):
+                pass                                      # its process is gone: take it over
+        path.write_text(str(os.getpid()))
+        return True

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import functools
 import json
 import os
@@ -43,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import flow, metrics  # noqa: E402
-from course_lib.artifacts import read_snapshot, write_result, write_snapshot  # noqa: E402
+from course_lib.artifacts import read_snapshot, update_result, write_snapshot  # noqa: E402
 from course_lib.diffusion import DDPMConfig, sample_ddim, train_ddpm  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import load_feature_net  # noqa: E402
@@ -127,12 +126,13 @@ def run(args) -> None:
             primary = next(s for s in row["samplers"] if s["steps"] == 25 and s["method"] in ("ddim", "euler"))
             row.update({k: primary[k] for k in ("frechet", "kid", "fidelity", "diversity")})
             write_snapshot(args.run_dir / f"{arm}_seed{seed}_ema.pt", ema=model.ema.state_dict())
-            with open(args.run_dir / "results.lock", "w") as lock:  # two processes may share the file
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                result = load(args.out)
+
+            def keep(result, arm=arm, seed=seed, row=row):
                 result["rows"] = [r for r in result["rows"] if (r["arm"], r["seed"]) != (arm, seed)] + [row]
-                write_result(args.out, result, script="experiments/flow_study.py", argv=sys.argv,
-                             start=start, load_at_start=load_at_start)
+
+            result = update_result(args.out, keep, lock=args.run_dir / "results.lock",   # processes may share it
+                                   script="experiments/flow_study.py", argv=sys.argv, start=start,
+                                   load_at_start=load_at_start, read=lambda: load(args.out))
 
 
 def figure(args) -> None:

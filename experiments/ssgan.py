@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import os
 import sys
@@ -52,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import gan, ssgan, stats  # noqa: E402
-from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_result  # noqa: E402
+from course_lib.artifacts import claim, read_snapshot, snapshot_callback, snapshot_path, update_result  # noqa: E402
 from course_lib.faceattributes import ATTRIBUTE_NAMES  # noqa: E402
 from course_lib.facedraw import RENDER_VERSION  # noqa: E402
 from course_lib.feature_net import FeatureNetConfig, load_feature_net  # noqa: E402
@@ -260,27 +259,8 @@ def analyse(result: dict) -> dict | None:
 
 
 def _locked_update(out: Path, change, *, run_dir: Path, start: float, load_at_start: float, argv) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "results.lock", "w") as lock:       # workers share the file
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = json.loads(out.read_text()) if out.is_file() else {}
-        change(result)
-        write_result(out, result, script="experiments/ssgan.py", argv=argv, start=start, load_at_start=load_at_start)
-        return result
-
-
-def _claim(path: Path) -> bool:
-    """Take a unit for this process (a claim of a process that has ended is taken over)."""
-    with open(path.parent / "claims.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            try:
-                os.kill(int(path.read_text() or 0), 0)
-                return int(path.read_text()) == os.getpid()
-            except (ProcessLookupError, ValueError):
-                pass
-        path.write_text(str(os.getpid()))
-        return True
+    return update_result(out, change, lock=run_dir / "results.lock", script="experiments/ssgan.py", argv=argv,
+                         start=start, load_at_start=load_at_start)
 
 
 def run(exp: SSGANExperiment, out: Path, *, run_dir: Path, argv=("experiments/ssgan.py",), log=print) -> dict:
@@ -312,7 +292,7 @@ def run(exp: SSGANExperiment, out: Path, *, run_dir: Path, argv=("experiments/ss
             done = json.loads(out.read_text())["runs"]
             if any(r["variant"] == variant and r["seed"] == seed for r in done):
                 continue
-            if not _claim(run_dir / f"{variant.replace(' ', '_')}_seed{seed}.claim"):
+            if not claim(run_dir / f"{variant.replace(' ', '_')}_seed{seed}.claim"):
                 continue
             records = unit(exp, variant, seed, real=real, net=net, splits=splits, run_dir=run_dir)
             for r in records:

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import functools
 import json
 import os
@@ -71,7 +70,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from course_lib import flow, guidance, metrics, pretext, rcg, ssl_flow, stats  # noqa: E402
-from course_lib.artifacts import read_snapshot, write_result, write_snapshot  # noqa: E402
+from course_lib.artifacts import claim, read_snapshot, update_result, write_snapshot  # noqa: E402
 from course_lib.backbone import ConvBackbone  # noqa: E402
 from course_lib.contrastive import SimCLRConfig, pretrained_simclr  # noqa: E402
 from course_lib.diffusion import fit_denoiser  # noqa: E402
@@ -375,35 +374,13 @@ def load(out: Path) -> dict:
 
 
 def update(out: Path, run_dir: Path, change, *, start: float, load_at_start: float) -> dict:
-    with open(run_dir / "results.lock", "w") as lock:       # processes may share the file
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = load(out)
-        change(result)
-        write_result(out, result, script="experiments/ssl_generation.py", argv=sys.argv, start=start,
-                     load_at_start=load_at_start)
-        return result
+    return update_result(out, change, lock=run_dir / "results.lock", script="experiments/ssl_generation.py",
+                         argv=sys.argv, start=start, load_at_start=load_at_start, read=lambda: load(out))
 
 
 def keep_row(result: dict, *, row: dict) -> None:
     """Put ``row`` into ``result``, replacing an earlier row of its arm and seed."""
     result["rows"] = [x for x in result["rows"] if (x["arm"], x["seed"]) != (row["arm"], row["seed"])] + [row]
-
-
-def claim(path: Path) -> bool:
-    """Take (arm, seed) for this process, so that workers started alike share the queue: False
-    when a live process holds it (a claim of a process that has ended is taken over)."""
-    with open(path.parent / "claims.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            pid = int(path.read_text() or 0)
-            try:
-                os.kill(pid, 0)
-                if pid != os.getpid():
-                    return False
-            except (ProcessLookupError, ValueError):
-                pass                                     # its process is gone: take it over
-        path.write_text(str(os.getpid()))
-        return True
 
 
 def register_addendum(result: dict, *, seeds: list[int]) -> None:

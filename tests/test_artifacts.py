@@ -74,3 +74,17 @@ def test_every_committed_reference_file_reads_through_the_one_reader(name):
     assert set(artifacts.REFERENCE_KEYS) <= set(info) and key not in info and "python experiments/" in info["command"]
     weights = torch.load(path, weights_only=True)[key]
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+
+
+def test_update_result_applies_changes_in_turn_and_claim_shares_a_queue(tmp_path):
+    out = tmp_path / "r.json"
+    for row in (1, 2):
+        artifacts.update_result(out, lambda r, row=row: r.setdefault("rows", []).append(row), lock=tmp_path / "l",
+                                script="x.py", argv=["x.py"], start=0.0, load_at_start=None)
+    assert json.loads(out.read_text())["rows"] == [1, 2]
+    unit = tmp_path / "a_seed0.claim"
+    assert artifacts.claim(unit) and artifacts.claim(unit)      # taken, and still ours
+    unit.write_text("1")                                         # held by a live process (init)
+    assert not artifacts.claim(unit)
+    unit.write_text("999999999")                                 # a process that has ended: taken over
+    assert artifacts.claim(unit) and unit.read_text() == str(os.getpid())
