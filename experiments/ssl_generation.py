@@ -31,6 +31,16 @@ that score, with a positive control that can pass, and one more arm:
 - ``clusters_random``: conditioned on k-means clusters of a frozen *random* encoder's features
   (does the self-supervised encoder matter, or would any clustering of the pixels do?).
 
+**Round 3** (``--round 3``, ``ssl_generation_round3.json``, seeds 10-14) was registered after
+rounds 1 and 2 had been analysed. Round 1's rule tied REPA and the dispersive loss to every
+positive control, the one that could not pass among them, so they stayed "cannot answer"
+although twice the steps, the control that fits a Frechet question, passed. Round 3 asks both
+again under that control alone, and aligns REPA with the encoder chapter 05's few-label probes
+found better than a random one:
+
+- ``repa_rotation``: REPA towards chapter 05's rotation encoder (frozen, its last map). That
+  encoder is also the second feature space, so no contrast of this arm reads that space.
+
 Every model is scored the same way: ``N_EVAL`` samples (Heun 6 steps, 12 network calls,
 sample seed 1; the conditional arms at guidance scales 0, 1 and 2, their conditions drawn
 from the training set's label frequencies) against as many test faces: the domain Frechet
@@ -48,6 +58,7 @@ finds a different registration there refuses to mix with it.
     python experiments/ssl_generation.py --figure              # docs/figures/ssl_generation_grid.png
     python experiments/ssl_generation.py --round 2 --seeds 5 7 9   # round 2 (resumable, shares a queue)
     python experiments/ssl_generation.py --round 2 --analyse
+    python experiments/ssl_generation.py --round 3 --seeds 10 12 14   # round 3, likewise
 
 Resumable: every finished (arm, seed) row is kept in
 ``course_lib/results_data/ssl_generation.json``; a run in progress resumes from its
@@ -83,6 +94,7 @@ from course_lib.toyfaces import ToyFaces  # noqa: E402
 
 OUT = result_path("ssl_generation")
 OUT_ROUND2 = result_path("ssl_generation_round2")
+OUT_ROUND3 = result_path("ssl_generation_round3")
 STEPS = 800                 # the plain arm's steps; the others get the same CPU time
 N_EVAL = 500                # samples scored per model, against as many test faces
 SAMPLE_SEED = 1
@@ -96,7 +108,8 @@ LATER_ARMS = ("rcg",)       # registered in the addendum
 CONDITIONAL = ("clusters", "clusters_random", "attributes", "rcg")   # scored at every guidance scale
 REP_FLOW = rcg.RepFlowConfig()  # the representation generator (seeded per training seed)
 HELP = {"repa_simclr": ssl_flow.HelpConfig(method="repa"), "repa_random": ssl_flow.HelpConfig(method="repa"),
-        "dispersive": ssl_flow.HelpConfig(method="dispersive")}
+        "repa_rotation": ssl_flow.HelpConfig(method="repa"), "dispersive": ssl_flow.HelpConfig(method="dispersive")}
+REPA_ENCODER = {"repa_simclr": "simclr", "repa_random": "random", "repa_rotation": "rotation"}
 
 # What the study asks, fixed before it runs (stored in the file as "registration").
 ALPHA = 0.05
@@ -166,7 +179,7 @@ def registration(seeds: list[int]) -> dict:
                   "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
                                                                               paired=True), 3)},
         "seeds": seeds, "steps_plain": STEPS, "n_eval": N_EVAL, "sampler": list(SAMPLER), "scales": list(SCALES),
-        "k_clusters": K_CLUSTERS, "help": {k: dataclasses.asdict(v) for k, v in HELP.items()},
+        "k_clusters": K_CLUSTERS, "help": {k: dataclasses.asdict(HELP[k]) for k in ARMS if k in HELP},
         "data_version": RENDER_VERSION,
     }
 
@@ -205,6 +218,69 @@ def registration_round2(seeds: list[int]) -> dict:
         "sampler": list(SAMPLER), "scales": list(SCALES), "k_clusters": K_CLUSTERS,
         "rep_generator": dataclasses.asdict(REP_FLOW), "data_version": RENDER_VERSION,
     }
+
+
+# Round 3: registered 2026-12-07 after rounds 1 and 2 had been analysed, before any round-3 run
+# (seeds 10-14). Round 1 tied its REPA and dispersive questions to every positive control, one of
+# which (true attributes at w = 1, Frechet) could not pass by design, so they stayed "cannot
+# answer" although the control that fits a Frechet question (twice the steps) passed. Round 3
+# asks them again under that control alone, with REPA's target the encoder that chapter 05's
+# few-label probes found better than a random one: the rotation encoder.
+ROUND3_ARMS = ("none", "none_2x", "repa_rotation", "repa_random", "dispersive")
+ROUND3_SEEDS = [10, 11, 12, 13, 14]
+ROUND3_FAMILY = {
+    "REPA (rotation encoder) vs none (Frechet)": ("repa_rotation", "none", "frechet"),
+    "dispersive vs none (Frechet)": ("dispersive", "none", "frechet"),
+}
+ROUND3_CONTROLS = {
+    "positive: twice the steps vs none (Frechet)": ("none_2x", "none", "frechet"),
+    "negative: REPA (random encoder) vs none (Frechet)": ("repa_random", "none", "frechet"),
+}
+ROUND3_SECONDARY = {   # the rotation encoder's own feature space is REPA's target here: not used for it
+    "REPA (rotation) vs REPA (random encoder), Frechet": ("repa_rotation", "repa_random", "frechet"),
+    "REPA (rotation) vs none, KID": ("repa_rotation", "none", "kid"),
+    "REPA (rotation) vs none, coverage": ("repa_rotation", "none", "diversity"),
+    "dispersive vs none, KID": ("dispersive", "none", "kid"),
+    "dispersive vs none, Frechet in the rotation encoder's features": ("dispersive", "none", "frechet_rotation"),
+}
+
+
+def registration_round3(seeds: list[int]) -> dict:
+    m = len(ROUND3_FAMILY)
+    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
+    return {
+        "round": 3,
+        "registered": "2026-12-07, after rounds 1 and 2 had been analysed, before any round-3 run",
+        "why": "round 1's rule tied REPA and the dispersive loss to a positive control that could not pass by "
+               "design (true attributes at w = 1, Frechet), so both stayed 'cannot answer' although the control "
+               "that fits a Frechet question (twice the steps) passed. Round 3 asks them again, on fresh seeds, "
+               "under that control alone; REPA aligns with chapter 05's rotation encoder, the label-free "
+               "encoder that beats a random one in chapter 05's few-label probes.",
+        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
+                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; lower is "
+                          "better; every arm at the plain arm's compute (counted in floating-point operations, "
+                          "the encoder's forward pass included)",
+        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
+                "contrasts each at alpha",
+        "alpha": ALPHA, "primary_family": ROUND3_FAMILY, "controls": ROUND3_CONTROLS,
+        "secondary": ROUND3_SECONDARY,
+        "second_feature_space": "chapter 05's rotation encoder, which repa_rotation aligns to: its scores there "
+                                "are recorded but no contrast of repa_rotation uses them",
+        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
+        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
+                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
+                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
+                                                                              paired=True), 3)},
+        "seeds": seeds, "arms": list(ROUND3_ARMS), "steps_plain": STEPS, "n_eval": N_EVAL,
+        "sampler": list(SAMPLER), "help": {k: dataclasses.asdict(HELP[k]) for k in ROUND3_ARMS if k in HELP},
+        "data_version": RENDER_VERSION,
+    }
+
+
+ROUNDS = {  # round -> (its arms, its registered seeds, its results file, its registration)
+    2: (ROUND2_ARMS, ROUND2_SEEDS, OUT_ROUND2, registration_round2),
+    3: (ROUND3_ARMS, ROUND3_SEEDS, OUT_ROUND3, registration_round3),
+}
 
 
 def addendum(seeds: list[int]) -> dict:
@@ -265,7 +341,7 @@ def build(arm: str, config: flow.FlowConfig):
     labels, classes = labels_for(arm, config.train_size)
     model = ssl_flow.build_model(config, help, num_classes=classes,
                                  rep_dim=labels.shape[1] if arm == "rcg" else 0)
-    encoder = {"repa_simclr": "simclr", "repa_random": "random"}.get(arm)
+    encoder = REPA_ENCODER.get(arm)
     aux = ssl_flow.help_term(model, help, encoders()[encoder] if encoder else None)
     return model, labels, aux
 
@@ -397,7 +473,7 @@ def register_addendum(result: dict, *, seeds: list[int]) -> None:
 
 def run(args) -> None:
     start, load_at_start = time.perf_counter(), os.getloadavg()[0]
-    reg = registration(args.all_seeds) if args.round == 1 else registration_round2(args.all_seeds)
+    reg = registration(args.all_seeds) if args.round == 1 else ROUNDS[args.round][3](args.all_seeds)
 
     def register(result):
         if "registration" in result and result["registration"] != json.loads(json.dumps(reg)):
@@ -406,7 +482,7 @@ def run(args) -> None:
 
     result = update(args.out, args.run_dir, register, start=start, load_at_start=load_at_start)
     if "calibration" not in result:
-        calibration = calibrate() if args.round == 1 else calibrate(ROUND2_ARMS)
+        calibration = calibrate() if args.round == 1 else calibrate(ROUNDS[args.round][0])
         if args.round == 2:       # RCG is in round 2's family: its accounting sits with the others'
             calibration["rcg"] = calibrate_rcg(calibration["flops_per_step"]["none"])
             calibration["steps"]["rcg"] = calibration["rcg"]["steps"]
@@ -567,13 +643,15 @@ def figure(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", type=int, choices=(1, 2), default=1,
-                        help="1: the seven arms and the RCG addendum; 2: the conditioning questions on coverage")
-    parser.add_argument("--arms", nargs="+", default=None, choices=ARMS + LATER_ARMS + ("clusters_random",),
+    parser.add_argument("--round", type=int, choices=(1, 2, 3), default=1,
+                        help="1: the seven arms and the RCG addendum; 2: the conditioning questions on coverage; "
+                             "3: REPA (rotation encoder) and the dispersive loss under their own control")
+    parser.add_argument("--arms", nargs="+", default=None,
+                        choices=ARMS + LATER_ARMS + ("clusters_random", "repa_rotation"),
                         help="default: the round's arms")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="a share of the registered seeds")
     parser.add_argument("--all-seeds", nargs="+", type=int, default=None,
-                        help="the study's seeds (registered; round 1: 0-4, round 2: 5-9)")
+                        help="the study's seeds (registered; round 1: 0-4, round 2: 5-9, round 3: 10-14)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ssl_generation")
     parser.add_argument("--out", type=Path, default=None, help="default: the round's results file")
     parser.add_argument("--threads", type=int, default=1)
@@ -581,9 +659,10 @@ def main(argv=None) -> None:
     parser.add_argument("--figure", action="store_true", help="draw the seed-0 grids of every trained arm")
     args = parser.parse_args(argv)
     first = args.round == 1
-    args.arms = args.arms or list(ARMS if first else ROUND2_ARMS)
-    args.all_seeds = args.all_seeds or ([0, 1, 2, 3, 4] if first else ROUND2_SEEDS)
-    args.out = args.out or (OUT if first else OUT_ROUND2)
+    arms, seeds, out, _ = (ARMS, [0, 1, 2, 3, 4], OUT, registration) if first else ROUNDS[args.round]
+    args.arms = args.arms or list(arms)
+    args.all_seeds = args.all_seeds or list(seeds)
+    args.out = args.out or out
     args.seeds = args.seeds if args.seeds is not None else args.all_seeds
     if not set(args.seeds) <= set(args.all_seeds):
         raise SystemExit(f"--seeds {args.seeds} must be among the registered --all-seeds {args.all_seeds}")

@@ -115,3 +115,39 @@ def test_round2_verdicts_are_the_analysis_of_the_rows(script, round2):
     assert a["answered"] == all(c["verdict"] == "better" for n, c in a["controls"].items() if n.startswith("positive"))
     if not a["answered"]:
         assert all(c["verdict"] == "cannot answer" for c in a["family"].values())
+
+
+# ---------------------------------------------------------------- round 3 (--round 3)
+@pytest.fixture(scope="module")
+def round3():
+    return json.loads(result_path("ssl_generation_round3").read_text())
+
+
+def test_round3_registration_is_the_scripts_fresh_seeds_and_powered(script, round3, round2, result):
+    reg = round3["registration"]
+    assert reg == json.loads(json.dumps(script.registration_round3(reg["seeds"])))
+    earlier = set(result["registration"]["seeds"]) | set(round2["registration"]["seeds"])
+    assert not set(reg["seeds"]) & earlier, "round 3 must not reuse earlier rounds' seeds"
+    assert len(reg["seeds"]) >= max(5, reg["power"]["seeds_needed"])
+    assert not set(map(tuple, reg["controls"].values())) & set(map(tuple, reg["primary_family"].values()))
+    # REPA's target here is the second feature space's encoder: no contrast of that arm reads that space
+    contrasts = {**reg["primary_family"], **reg["controls"], **reg["secondary"]}.values()
+    assert not [c for c in contrasts if "repa_rotation" in c[:2] and c[2].endswith("_rotation")]
+
+
+def test_round3_rows_complete_and_paid_for(script, round3):
+    reg, calib = round3["registration"], round3["calibration"]
+    assert {(r["arm"], r["seed"]) for r in round3["rows"]} == {(a, s) for a in reg["arms"] for s in reg["seeds"]}
+    assert calib["steps"] == script.calibrate(script.ROUND3_ARMS)["steps"]
+    for r in round3["rows"]:
+        assert r["steps"] == calib["steps"][r["arm"]]
+        for s in r["scores"]:
+            assert all(math.isfinite(s[k]) for k in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"))
+
+
+def test_round3_verdicts_are_the_analysis_of_the_rows(script, round3):
+    assert json.loads(json.dumps(script.analyse(round3))) == round3["analysis"]
+    a = round3["analysis"]
+    assert a["answered"] == all(c["verdict"] == "better" for n, c in a["controls"].items() if n.startswith("positive"))
+    if not a["answered"]:
+        assert all(c["verdict"] == "cannot answer" for c in a["family"].values())
