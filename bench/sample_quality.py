@@ -26,7 +26,9 @@ generators (``course_lib.gan_reference``: the chapter's DCGAN and WGAN-GP traine
 are left out, and listed under ``"missing"``, when they do not). Chapter 09's flow model
 (``flow_live``: Euler 25 steps; ``flow_live_heun6``: Heun 6 steps, 12 calls;
 ``flow_live_heun6_eulerlast``: the same with an Euler last step, 11 calls) and its committed
-reference (``flow_reference``, ``flow_reference_heun6``, ``flow_reference_heun6_eulerlast``),
+reference (``flow_reference``, ``flow_reference_heun6``, ``flow_reference_heun6_eulerlast``, and
+``flow_reference_autoguided``: Heun 6 autoguided by the live model at the scale
+``experiments/autoguidance.py`` chose on validation faces, 24 calls),
 chapter 11's latent flow (``latent_flow_live``, ``latent_flow_live_heun6``) and, among the
 references, ``ae_recon``: chapter 11's autoencoder's reconstructions of the held-out faces (the
 floor of the latent models). ``--figure`` draws ``docs/figures/best_generators.png`` from the
@@ -56,12 +58,12 @@ from pathlib import Path
 
 import torch
 
-from course_lib import diffusion, flow, gan, gan_reference, latent
+from course_lib import diffusion, flow, gan, gan_reference, guidance, latent
 from course_lib.artifacts import write_result
 from course_lib.feature_net import FeatureNetConfig, load_feature_net
 from course_lib.metrics import SCORES, corrupt_images, frechet_label, sample_quality as score_samples
 from course_lib.plots import show_images
-from course_lib.results import result_path, sample_quality_markdown
+from course_lib.results import load_result, result_path, sample_quality_markdown
 from course_lib.toyfaces import RENDER_VERSION, ToyFaces
 from course_lib.vae import VAEConfig, pretrained_vae
 
@@ -186,6 +188,13 @@ def model_samplers(profile: str, *, progress: bool | str = False,
             references["flow_reference_heun6"] = flow_sampler(flow.reference_flow(), method="heun")
             references["flow_reference_heun6_eulerlast"] = flow_sampler(flow.reference_flow(),
                                                                        method="heun_euler_last")
+            if not result_path("autoguidance").is_file():
+                missing["flow_reference_autoguided"] = "course_lib/results_data/autoguidance.json not found " \
+                                                       "(python experiments/autoguidance.py)"
+            elif not only or "flow_reference_autoguided" in only:   # trains chapter 09's live model if not cached
+                references["flow_reference_autoguided"] = autoguided_sampler(
+                    flow.reference_flow(), flow.pretrained_flow(flow.FlowConfig.for_profile("cpu"),
+                                                                progress=progress).model.cpu().eval())
         else:
             missing["flow_reference"] = "course_lib/results_data/flow_reference.pt not found " \
                                         "(python experiments/flow_reference.py)"
@@ -223,6 +232,14 @@ def flow_sampler(model, method: str = "euler") -> Sampler:
     Heun with 6 (12 calls), or Heun with 6 whose last step is Euler (11 calls)."""
     steps = FLOW_STEPS if method == "euler" else HEUN_STEPS   # heun and heun_euler_last: 6 steps
     return lambda n, seed: flow.sample_flow(model, n, steps=steps, method=method, seed=seed)
+
+
+def autoguided_sampler(good, weak) -> Sampler:
+    """The reference flow model autoguided by the live one (:func:`course_lib.guidance.autoguided_velocity`)
+    at the scale ``experiments/autoguidance.py`` chose on validation faces, Heun 6 (24 calls)."""
+    scale = load_result("autoguidance")["chosen_scale"]
+    return lambda n, seed: flow.sample_flow(good, n, steps=HEUN_STEPS, method="heun", seed=seed,
+                                            velocity=guidance.autoguided_velocity(good, weak, scale))
 
 
 def latent_sampler(model, method: str = "euler") -> Sampler:

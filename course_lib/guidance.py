@@ -12,6 +12,15 @@ time the two are combined with a guidance scale ``w``:
 further in the direction that makes its attributes more likely: samples match the requested
 attributes better, up to a point, and pay in realism and variety. :func:`guidance_sweep`
 measures both sides of that dial.
+
+**Autoguidance** (Karras et al. 2024) needs no labels at all: the same formula, with the
+unconditional velocity of a *weaker* model (here the same network trained for fewer steps) in
+place of the unconditional one, and a good model's in place of the conditional one:
+
+    u_w(x, t) = u_weak(x, t) + w * (u_good(x, t) - u_weak(x, t))
+
+Where the two models agree, nothing changes; where the weak one errs, the step moves further
+away from its error. :func:`autoguided_velocity` builds it for :func:`course_lib.flow.integrate`.
 """
 from __future__ import annotations
 
@@ -65,6 +74,24 @@ def sample_guided(model: FlowModel, labels: torch.Tensor, *, scale: float, steps
         out.append(sample_flow(model, len(part), steps=steps, method=method, seed=seed + first,
                                batch_size=len(part), velocity=guided_velocity(model, part, scale)))
     return torch.cat(out)
+
+
+def autoguided_velocity(good: FlowModel, weak: FlowModel, scale: float):
+    """``velocity(x, t)`` for :func:`course_lib.flow.integrate`: the good model's velocity
+    guided away from the weak model's, :func:`guide` ``(u_good, u_weak, scale)``. Both models
+    unconditional, of the same image size. ``scale`` 1 is the good model alone (one call);
+    above 1 each step costs two network calls, one per model."""
+    check_value(scale, "float", "autoguidance scale")
+    if (good.image_size, good.channels) != (weak.image_size, weak.channels):
+        raise ValueError(f"autoguidance needs two models of one kind of image: good {good.image_size} px x "
+                         f"{good.channels}, weak {weak.image_size} px x {weak.channels}")
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if scale == 1:
+            return good(x, t)
+        return guide(good(x, t), weak(x, t), scale)
+
+    return velocity
 
 
 @torch.no_grad()
