@@ -79,8 +79,8 @@ def sample_guided(model: FlowModel, labels: torch.Tensor, *, scale: float, steps
 def autoguided_velocity(good: FlowModel, weak: FlowModel, scale: float):
     """``velocity(x, t)`` for :func:`course_lib.flow.integrate`: the good model's velocity
     guided away from the weak model's, :func:`guide` ``(u_good, u_weak, scale)``. Both models
-    unconditional, of the same image size. ``scale`` 1 is the good model alone (one call);
-    above 1 each step costs two network calls, one per model."""
+    unconditional, of the same image size. ``scale`` 1 is the good model alone (one call per
+    evaluation); any other scale calls both models. Chapter 09 uses it."""
     check_value(scale, "float", "autoguidance scale")
     if (good.image_size, good.channels) != (weak.image_size, weak.channels):
         raise ValueError(f"autoguidance needs two models of one kind of image: good {good.image_size} px x "
