@@ -28,7 +28,7 @@ are left out, and listed under ``"missing"``, when they do not). Chapter 09's fl
 ``flow_live_heun6_eulerlast``: the same with an Euler last step, 11 calls) and its committed
 reference (``flow_reference``, ``flow_reference_heun6``, ``flow_reference_heun6_eulerlast``, and
 ``flow_reference_autoguided``: Heun 6 autoguided by the live model at the scale
-``experiments/autoguidance.py`` chose on validation faces, 24 calls),
+``experiments/autoguidance.py`` chose on validation faces, 24 calls, and its ``_eulerlast`` twin),
 chapter 11's latent flow (``latent_flow_live``, ``latent_flow_live_heun6``) and, among the
 references, ``ae_recon``: chapter 11's autoencoder's reconstructions of the held-out faces (the
 floor of the latent models). ``--figure`` draws ``docs/figures/best_generators.png`` from the
@@ -191,10 +191,14 @@ def model_samplers(profile: str, *, progress: bool | str = False,
             if not result_path("autoguidance").is_file():
                 missing["flow_reference_autoguided"] = "course_lib/results_data/autoguidance.json not found " \
                                                        "(python experiments/autoguidance.py)"
-            elif not only or "flow_reference_autoguided" in only:   # trains chapter 09's live model if not cached
-                references["flow_reference_autoguided"] = autoguided_sampler(
-                    flow.reference_flow(), flow.pretrained_flow(flow.FlowConfig.for_profile("cpu"),
-                                                                progress=progress).model.cpu().eval())
+            else:   # trains chapter 09's live model if not cached
+                for name, method in (("flow_reference_autoguided", "heun"),
+                                     ("flow_reference_autoguided_eulerlast", "heun_euler_last")):
+                    if not only or name in only:
+                        references[name] = autoguided_sampler(
+                            flow.reference_flow(), flow.pretrained_flow(flow.FlowConfig.for_profile("cpu"),
+                                                                        progress=progress).model.cpu().eval(),
+                            method=method)
         else:
             missing["flow_reference"] = "course_lib/results_data/flow_reference.pt not found " \
                                         "(python experiments/flow_reference.py)"
@@ -234,11 +238,12 @@ def flow_sampler(model, method: str = "euler") -> Sampler:
     return lambda n, seed: flow.sample_flow(model, n, steps=steps, method=method, seed=seed)
 
 
-def autoguided_sampler(good, weak) -> Sampler:
+def autoguided_sampler(good, weak, method: str = "heun") -> Sampler:
     """The reference flow model autoguided by the live one (:func:`course_lib.guidance.autoguided_velocity`)
-    at the scale ``experiments/autoguidance.py`` chose on validation faces, Heun 6 (24 calls)."""
+    at the scale ``experiments/autoguidance.py`` chose on validation faces, Heun 6 (24 calls), or
+    Heun 6 ending with an Euler step (22 calls)."""
     scale = load_result("autoguidance")["chosen_scale"]
-    return lambda n, seed: flow.sample_flow(good, n, steps=HEUN_STEPS, method="heun", seed=seed,
+    return lambda n, seed: flow.sample_flow(good, n, steps=HEUN_STEPS, method=method, seed=seed,
                                             velocity=guidance.autoguided_velocity(good, weak, scale))
 
 
