@@ -16,7 +16,7 @@ chosen scale on them (row ``flow_reference_autoguided``), as it scores every oth
 
     python experiments/autoguidance.py        # writes course_lib/results_data/autoguidance.json
 
-Chapter 10 reads the file. About 6 minutes on one idle core, after the live model is cached.
+Chapter 09 reads the file. A few minutes on one core once the live model is cached.
 """
 from __future__ import annotations
 
