@@ -191,14 +191,15 @@ def model_samplers(profile: str, *, progress: bool | str = False,
             if not result_path("autoguidance").is_file():
                 missing["flow_reference_autoguided"] = "course_lib/results_data/autoguidance.json not found " \
                                                        "(python experiments/autoguidance.py)"
-            else:   # trains chapter 09's live model if not cached
-                for name, method in (("flow_reference_autoguided", "heun"),
-                                     ("flow_reference_autoguided_eulerlast", "heun_euler_last")):
-                    if not only or name in only:
-                        references[name] = autoguided_sampler(
-                            flow.reference_flow(), flow.pretrained_flow(flow.FlowConfig.for_profile("cpu"),
-                                                                        progress=progress).model.cpu().eval(),
-                            method=method)
+            else:
+                autoguided = {"flow_reference_autoguided": "heun",
+                              "flow_reference_autoguided_eulerlast": "heun_euler_last"}
+                wanted = {name: method for name, method in autoguided.items() if not only or name in only}
+                if wanted:   # the good and the weak model, loaded once (trains chapter 09's live model if not cached)
+                    good = flow.reference_flow()
+                    weak = flow.pretrained_flow(flow.FlowConfig.for_profile("cpu"), progress=progress).model
+                    for name, method in wanted.items():
+                        references[name] = autoguided_sampler(good, weak.cpu().eval(), method=method)
         else:
             missing["flow_reference"] = "course_lib/results_data/flow_reference.pt not found " \
                                         "(python experiments/flow_reference.py)"

@@ -163,9 +163,19 @@ ROUND2_SECONDARY = {
 }
 
 
+def family_power(m: int, seeds: list[int]) -> dict:
+    """The power record of a registration whose family holds ``m`` questions (Holm: alpha / m
+    for the first test): seeds needed for :data:`EFFECT_SD`, the power at ``seeds``, and the
+    effect 80% power detects there."""
+    alpha = ALPHA / m
+    return {"effect_sd": EFFECT_SD, "alpha_per_test": alpha,
+            "seeds_needed": stats.seeds_for_power(EFFECT_SD, alpha=alpha, paired=True, at_least=5),
+            "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=alpha, paired=True), 3),
+            "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=alpha, paired=True), 3)}
+
+
 def registration(seeds: list[int]) -> dict:
     m = len(PRIMARY_FAMILY)
-    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
     return {
         "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
                           f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; conditional "
@@ -174,10 +184,7 @@ def registration(seeds: list[int]) -> dict:
                 "and noise), Holm over the primary family",
         "alpha": ALPHA, "primary_family": PRIMARY_FAMILY, "controls": CONTROLS, "secondary": SECONDARY,
         "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
-        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
-                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
-                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
-                                                                              paired=True), 3)},
+        "power": family_power(m, seeds),
         "seeds": seeds, "steps_plain": STEPS, "n_eval": N_EVAL, "sampler": list(SAMPLER), "scales": list(SCALES),
         "k_clusters": K_CLUSTERS, "help": {k: dataclasses.asdict(HELP[k]) for k in ARMS if k in HELP},
         "data_version": RENDER_VERSION,
@@ -193,7 +200,6 @@ ADDENDUM_SECONDARY = {"RCG with real representations vs none": ("rcg:real", "non
 
 def registration_round2(seeds: list[int]) -> dict:
     m = len(ROUND2_FAMILY)
-    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
     return {
         "round": 2,
         "registered": "2026-12-06, after round 1's analysis (seeds 0-4), before any round-2 run",
@@ -210,10 +216,7 @@ def registration_round2(seeds: list[int]) -> dict:
         "alpha": ALPHA, "primary_family": ROUND2_FAMILY, "controls": ROUND2_CONTROLS,
         "secondary": ROUND2_SECONDARY,
         "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
-        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
-                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
-                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
-                                                                              paired=True), 3)},
+        "power": family_power(m, seeds),
         "seeds": seeds, "arms": list(ROUND2_ARMS), "steps_plain": STEPS, "n_eval": N_EVAL,
         "sampler": list(SAMPLER), "scales": list(SCALES), "k_clusters": K_CLUSTERS,
         "rep_generator": dataclasses.asdict(REP_FLOW), "data_version": RENDER_VERSION,
@@ -247,7 +250,6 @@ ROUND3_SECONDARY = {   # the rotation encoder's own feature space is REPA's targ
 
 def registration_round3(seeds: list[int]) -> dict:
     m = len(ROUND3_FAMILY)
-    n = stats.seeds_for_power(EFFECT_SD, alpha=ALPHA / m, paired=True, at_least=5)
     return {
         "round": 3,
         "registered": "2026-12-07, after rounds 1 and 2 had been analysed, before any round-3 run",
@@ -267,10 +269,7 @@ def registration_round3(seeds: list[int]) -> dict:
         "second_feature_space": "chapter 05's rotation encoder, which repa_rotation aligns to: its scores there "
                                 "are recorded but no contrast of repa_rotation uses them",
         "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
-        "power": {"effect_sd": EFFECT_SD, "alpha_per_test": ALPHA / m, "seeds_needed": n,
-                  "power_at_seeds": round(stats.power(EFFECT_SD, len(seeds), alpha=ALPHA / m, paired=True), 3),
-                  "detectable_effect_sd_at_80": round(stats.detectable_effect(len(seeds), alpha=ALPHA / m,
-                                                                              paired=True), 3)},
+        "power": family_power(m, seeds),
         "seeds": seeds, "arms": list(ROUND3_ARMS), "steps_plain": STEPS, "n_eval": N_EVAL,
         "sampler": list(SAMPLER), "help": {k: dataclasses.asdict(HELP[k]) for k in ROUND3_ARMS if k in HELP},
         "data_version": RENDER_VERSION,
