@@ -41,6 +41,16 @@ found better than a random one:
 - ``repa_rotation``: REPA towards chapter 05's rotation encoder (frozen, its last map). That
   encoder is also the second feature space, so no contrast of this arm reads that space.
 
+**Round 4** (``--round 4``, ``ssl_generation_round4.json``, seeds 15-19) asks the questions at
+N = 500 training faces, where a label-free encoder trained on more unlabelled faces (chapter
+05's: 4000) could stand in for the data the generator lacks. A pilot (one seed, stored in the
+registration as the pilot, not as evidence) chose the budget: at 800 steps N = 500 and 6000
+differed by less than two seed spreads; at ``STEPS_ROUND4`` they differ by about four, so
+data is what limits the model there. The positive control is that known effect:
+
+- ``none_6000``: the plain model on N = 6000 faces, same steps (positive control: more data);
+- ``none``, ``repa_rotation``, ``repa_random``, ``clusters``: as above, on N = 500.
+
 Every model is scored the same way: ``N_EVAL`` samples (Heun 6 steps, 12 network calls,
 sample seed 1; the conditional arms at guidance scales 0, 1 and 2, their conditions drawn
 from the training set's label frequencies) against as many test faces: the domain Frechet
@@ -59,6 +69,7 @@ finds a different registration there refuses to mix with it.
     python experiments/ssl_generation.py --round 2 --seeds 5 7 9   # round 2 (resumable, shares a queue)
     python experiments/ssl_generation.py --round 2 --analyse
     python experiments/ssl_generation.py --round 3 --seeds 10 12 14   # round 3, likewise
+    python experiments/ssl_generation.py --round 4 --seeds 15 17 19   # round 4 (N = 500), likewise
 
 Resumable: every finished (arm, seed) row is kept in
 ``course_lib/results_data/ssl_generation.json``; a run in progress resumes from its
@@ -95,6 +106,7 @@ from course_lib.toyfaces import ToyFaces  # noqa: E402
 OUT = result_path("ssl_generation")
 OUT_ROUND2 = result_path("ssl_generation_round2")
 OUT_ROUND3 = result_path("ssl_generation_round3")
+OUT_ROUND4 = result_path("ssl_generation_round4")
 STEPS = 800                 # the plain arm's steps; the others get the same CPU time
 N_EVAL = 500                # samples scored per model, against as many test faces
 SAMPLE_SEED = 1
@@ -276,10 +288,85 @@ def registration_round3(seeds: list[int]) -> dict:
     }
 
 
+# Round 4: registered 2026-12-07 after rounds 1-3 had been analysed and after the pilot below,
+# before any round-4 run (seeds 15-19). Every earlier round trained on N = 6000 faces; the issue
+# asks N in {500, 6000}, and a few training faces is where a label-free encoder that has seen
+# more unlabelled faces (chapter 05's saw 4000) could stand in for missing data.
+ROUND4_ARMS = ("none", "none_6000", "repa_rotation", "repa_random", "clusters")
+ROUND4_SEEDS = [15, 16, 17, 18, 19]
+ROUND4_N = 500              # the generator's training faces (none_6000: 6000)
+STEPS_ROUND4 = 2400         # the plain arm's steps, chosen by the pilot
+ROUND4_PILOT = {            # one seed (99), chapter 09's flow model, Frechet (n = 500, Heun 6) on test faces
+    "seed": 99, "note": "the pilot that chose the budget; not evidence (scored by another training of the "
+                        "evaluator's recipe than the study's, so its numbers are not the study's scale)",
+    "frechet": {"N=500, 800 steps": 153.92, "N=6000, 800 steps": 144.77,
+                "N=500, 2400 steps": 116.43, "N=6000, 2400 steps": 98.64},
+    "reading": "at 800 steps (rounds 1-3's budget) the data hardly matters (9 points, about two seed spreads); at "
+               "2400 steps N = 500 trails N = 6000 by 18 points (about four): there the data limits the model, "
+               "which is where a label-free encoder could help",
+}
+ROUND4_FAMILY = {
+    "REPA (rotation encoder) vs none, N = 500 (Frechet)": ("repa_rotation", "none", "frechet"),
+    "self-guidance (clusters of SimCLR features, w=1) vs none, N = 500 (Frechet)": ("clusters", "none", "frechet"),
+}
+ROUND4_CONTROLS = {
+    "positive: twelve times the faces (N = 6000) vs none (Frechet)": ("none_6000", "none", "frechet"),
+    "negative: REPA (random encoder) vs none, N = 500 (Frechet)": ("repa_random", "none", "frechet"),
+}
+ROUND4_SECONDARY = {   # the rotation encoder's features are REPA's target here: read only for clusters
+    "REPA (rotation) vs REPA (random encoder), Frechet": ("repa_rotation", "repa_random", "frechet"),
+    "REPA (rotation) vs none, KID": ("repa_rotation", "none", "kid"),
+    "REPA (rotation) vs none, coverage": ("repa_rotation", "none", "diversity"),
+    "clusters vs none, KID": ("clusters", "none", "kid"),
+    "clusters vs none, coverage": ("clusters", "none", "diversity"),
+    "clusters vs none, Frechet in the rotation encoder's features": ("clusters", "none", "frechet_rotation"),
+}
+TRAIN_SIZE = {"none_6000": 6000}   # arm -> its training faces, where it differs from the round's
+
+
+def registration_round4(seeds: list[int]) -> dict:
+    m = len(ROUND4_FAMILY)
+    return {
+        "round": 4,
+        "registered": "2026-12-07, after rounds 1-3 had been analysed and after the pilot, before any round-4 run",
+        "why": "rounds 1-3 trained on N = 6000 faces; the issue asks N in {500, 6000}. With few training faces, "
+               "a label-free encoder that saw more unlabelled faces (chapter 05's encoders: 4000) could stand "
+               "in for the missing data. Round 4 asks REPA and self-guidance there, at a budget where the data "
+               "limits the model (the pilot), with that known effect as the positive control.",
+        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
+                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; conditional "
+                          f"arms at w = {PRIMARY_SCALE:g} (conditions drawn from the training set); lower is "
+                          "better; every arm at the plain arm's compute (counted in floating-point operations, "
+                          "the encoder's forward pass included)",
+        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
+                "contrasts each at alpha",
+        "alpha": ALPHA, "primary_family": ROUND4_FAMILY, "controls": ROUND4_CONTROLS,
+        "secondary": ROUND4_SECONDARY,
+        "second_feature_space": "chapter 05's rotation encoder, which repa_rotation aligns to: no contrast of "
+                                "repa_rotation reads it",
+        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
+        "power": family_power(m, seeds),
+        "seeds": seeds, "arms": list(ROUND4_ARMS), "train_size": ROUND4_N,
+        "train_size_by_arm": dict(TRAIN_SIZE), "steps_plain": STEPS_ROUND4, "pilot": ROUND4_PILOT,
+        "n_eval": N_EVAL, "sampler": list(SAMPLER), "scales": list(SCALES), "k_clusters": K_CLUSTERS,
+        "encoders_train_size": 4000,
+        "help": {k: dataclasses.asdict(HELP[k]) for k in ROUND4_ARMS if k in HELP},
+        "data_version": RENDER_VERSION,
+    }
+
+
 ROUNDS = {  # round -> (its arms, its registered seeds, its results file, its registration)
     2: (ROUND2_ARMS, ROUND2_SEEDS, OUT_ROUND2, registration_round2),
     3: (ROUND3_ARMS, ROUND3_SEEDS, OUT_ROUND3, registration_round3),
+    4: (ROUND4_ARMS, ROUND4_SEEDS, OUT_ROUND4, registration_round4),
 }
+ROUND_TRAIN_SIZE = {4: ROUND4_N}       # round -> the generator's training faces (default: the profile's)
+ROUND_STEPS = {4: STEPS_ROUND4}        # round -> the plain arm's steps (default: STEPS)
+
+
+def train_size(arm: str, round_: int) -> int:
+    """The faces ``arm`` trains on in round ``round_``."""
+    return TRAIN_SIZE.get(arm) or ROUND_TRAIN_SIZE.get(round_) or flow.FlowConfig.for_profile("cpu").train_size
 
 
 def addendum(seeds: list[int]) -> dict:
@@ -298,8 +385,9 @@ def addendum(seeds: list[int]) -> dict:
     }
 
 
-def base_config(seed: int, steps: int) -> flow.FlowConfig:
-    return dataclasses.replace(flow.FlowConfig.for_profile("cpu"), seed=seed, steps=steps)
+def base_config(seed: int, steps: int, train_size: int | None = None) -> flow.FlowConfig:
+    config = flow.FlowConfig.for_profile("cpu")
+    return dataclasses.replace(config, seed=seed, steps=steps, train_size=train_size or config.train_size)
 
 
 @functools.cache
@@ -345,7 +433,7 @@ def build(arm: str, config: flow.FlowConfig):
     return model, labels, aux
 
 
-def calibrate(arms: tuple[str, ...] = ARMS) -> dict:
+def calibrate(arms: tuple[str, ...] = ARMS, plain_steps: int = STEPS) -> dict:
     """Each arm's cost per step, counted in floating-point operations (torch's FlopCounterMode
     over one training step: forward, backward, the encoder's forward for REPA), and the steps
     that give every arm the plain arm's compute. Counted, not timed: on a shared 2-core
@@ -356,8 +444,8 @@ def calibrate(arms: tuple[str, ...] = ARMS) -> dict:
     images, _ = training_data(6000)
     flops = {}
     for arm in arms:
-        if arm in ("none_2x", "rcg"):     # none_2x: twice the plain steps; rcg: calibrate_rcg
-            continue
+        if arm in ("none_2x", "rcg", "none_6000"):   # none_2x: twice the plain steps; rcg: calibrate_rcg;
+            continue                                  # none_6000: the plain step on more faces
         model, labels, aux = build(arm, base_config(0, 1))
         opt = torch.optim.Adam(model.net.parameters(), lr=1e-3)
         batch = (images[:32], labels[:32]) if labels is not None else images[:32]
@@ -366,8 +454,9 @@ def calibrate(arms: tuple[str, ...] = ARMS) -> dict:
                            p_uncond=0.2, aux=aux)
         flops[arm] = counter.get_total_flops()
     return {"flops_per_step": flops,
-            "steps": {**{arm: int(round(STEPS * flops["none"] / f)) for arm, f in flops.items()},
-                      **({"none_2x": 2 * STEPS} if "none_2x" in arms else {})}}
+            "steps": {**{arm: int(round(plain_steps * flops["none"] / f)) for arm, f in flops.items()},
+                      **({"none_2x": 2 * plain_steps} if "none_2x" in arms else {}),
+                      **({"none_6000": plain_steps} if "none_6000" in arms else {})}}
 
 
 def calibrate_rcg(flops_plain_step: int) -> dict:
@@ -394,8 +483,8 @@ def calibrate_rcg(flops_plain_step: int) -> dict:
             "steps": int(round((budget - encode - rep_gen) / step))}
 
 
-def train_arm(arm: str, seed: int, steps: int, run_dir: Path):
-    config = base_config(seed, steps)
+def train_arm(arm: str, seed: int, steps: int, run_dir: Path, train_size: int | None = None):
+    config = base_config(seed, steps, train_size)
     model, labels, aux = build(arm, config)
     images, _ = training_data(config.train_size)
     step_fn = functools.partial(flow.flow_step, time_sampling=config.time_sampling, flip=config.flip,
@@ -481,7 +570,8 @@ def run(args) -> None:
 
     result = update(args.out, args.run_dir, register, start=start, load_at_start=load_at_start)
     if "calibration" not in result:
-        calibration = calibrate() if args.round == 1 else calibrate(ROUNDS[args.round][0])
+        calibration = (calibrate() if args.round == 1 else
+                       calibrate(ROUNDS[args.round][0], ROUND_STEPS.get(args.round, STEPS)))
         if args.round == 2:       # RCG is in round 2's family: its accounting sits with the others'
             calibration["rcg"] = calibrate_rcg(calibration["flops_per_step"]["none"])
             calibration["steps"]["rcg"] = calibration["rcg"]["steps"]
@@ -512,11 +602,13 @@ def run(args) -> None:
                                                                 dataclasses.replace(REP_FLOW, seed=seed))
                 extra = {"rep_generator_seconds": round(time.perf_counter() - begin, 1),
                          "rep_generator_loss_last100": round(float(np.mean(losses[-100:])), 4)}
-            model, config, seconds, aux = train_arm(arm, seed, steps[arm], args.run_dir)
+            model, config, seconds, aux = train_arm(arm, seed, steps[arm], args.run_dir,
+                                                    train_size(arm, args.round))
             labels, _ = labels_for(arm, config.train_size)
             scores = evaluate(arm, model, labels, net, real_images, real_feats, real_rotation, rep_generator)
             primary = next(s for s in scores if s["scale"] in (None, PRIMARY_SCALE))
-            row = {"arm": arm, "seed": seed, "steps": config.steps, "train_seconds": round(seconds, 1),
+            row = {"arm": arm, "seed": seed, "steps": config.steps, "train_size": config.train_size,
+                   "train_seconds": round(seconds, 1),
                    "aux_last50": aux, **extra, "frechet": primary["frechet"], "scores": scores}
             print(row, flush=True)
             write_snapshot(args.run_dir / f"{arm}_seed{seed}_ema.pt", ema=model.ema.state_dict(),
@@ -642,15 +734,17 @@ def figure(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--round", type=int, choices=(1, 2, 3), default=1,
+    parser.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=1,
                         help="1: the seven arms and the RCG addendum; 2: the conditioning questions on coverage; "
-                             "3: REPA (rotation encoder) and the dispersive loss under their own control")
+                             "3: REPA (rotation encoder) and the dispersive loss under their own control; "
+                             "4: REPA and self-guidance at N = 500")
     parser.add_argument("--arms", nargs="+", default=None,
-                        choices=ARMS + LATER_ARMS + ("clusters_random", "repa_rotation"),
+                        choices=ARMS + LATER_ARMS + ("clusters_random", "repa_rotation", "none_6000"),
                         help="default: the round's arms")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="a share of the registered seeds")
     parser.add_argument("--all-seeds", nargs="+", type=int, default=None,
-                        help="the study's seeds (registered; round 1: 0-4, round 2: 5-9, round 3: 10-14)")
+                        help="the study's seeds (registered; round 1: 0-4, round 2: 5-9, round 3: 10-14, "
+                             "round 4: 15-19)")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "ssl_generation")
     parser.add_argument("--out", type=Path, default=None, help="default: the round's results file")
     parser.add_argument("--threads", type=int, default=1)
