@@ -1,4 +1,4 @@
-"""Rounds 2 and 3 of chapter 12's study (``load_result("ssl_generation_round2")``, ``..._round3``)
+"""Rounds 2-4 of chapter 12's study (``load_result("ssl_generation_round2")``, ``..._round3``, ...)
 in words and one figure.
 
 ``experiments/ssl_generation.py --round R`` registered its questions, controls and seeds before
@@ -8,7 +8,8 @@ design. Round 2 asks the conditioning questions on *coverage* (the ``diversity``
 et al. 2020: the share of real faces with a generated face among their nearest neighbours), with
 a control that can pass there; round 3 asks representation alignment (with the rotation
 encoder) and the dispersive loss on the Frechet distance, under the control that fits it (twice
-the steps). Everything here reads the file, so a hand-made dict of the same shape tests it:
+the steps); round 4 asks REPA and self-guidance with 500 training faces, with twelve times the
+faces as its control. Everything here reads the file, so a hand-made dict of the same shape tests it:
 
 - :func:`round_table`: every arm (conditional ones at w = 1), the round's primary score with its
   interval and the other scores;
@@ -27,7 +28,7 @@ SCORES = {"diversity": ("coverage", 3), "fidelity": ("fidelity", 3), "frechet": 
           "kid": ("KID (x 1e4)", 0), "diversity_rotation": ("coverage in the rotation encoder's features", 3),
           "frechet_rotation": ("Frechet in the rotation encoder's features", 2)}
 # arms as the analysis summary names them (conditional arms at w = 1) -> what they are
-ARMS = {"none": "none (unconditional)", "none_2x": "none, twice the steps",
+ARMS = {"none": "none (unconditional)", "none_2x": "none, twice the steps", "none_6000": "none, N = 6000 faces",
         "attributes w=1": "true attributes", "clusters w=1": "clusters, SimCLR",
         "clusters_random w=1": "clusters, random encoder", "rcg w=1": "RCG, generated reps",
         "rcg (real representations) w=1": "RCG, real reps", "repa_rotation": "REPA, rotation encoder",

@@ -12,7 +12,8 @@ One family per question, fixed before looking at the numbers:
 - :func:`grid_verdicts`: every variant against the baseline, and the two +init variants
   against the compute-matched control ``baseline+steps``, at every size and score (72
   comparisons on the committed grid); :func:`fusion_finding` decides chapter 06's headline
-  from them and :func:`fusion_headline` states it in words;
+  from them, :func:`fusion_answer` says "cannot answer" when the grid's positive control (more
+  real faces) never passes, and :func:`fusion_headline` states it in words;
 - :func:`data_efficiency`: does the baseline itself improve from N to M >= 4N real faces
   (only then can "a variant on N matches the baseline on M" mean data efficiency);
 - :func:`lambda_verdicts`: each joint-loss weight against lambda = 0;
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import BETTER, UNCLEAR, VERDICTS, WORSE, Comparison, compare_all
+from .stats import BETTER, UNCLEAR, VERDICTS, WORSE, Comparison, compare_all, detectable_effect
 
 # score key in fusion.json -> (label, higher is better?)
 FUSION_SCORES = {
@@ -201,6 +202,21 @@ def counts_in_words(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{counts[word]} {word}" for word in VERDICTS)
 
 
+CANNOT_ANSWER = "cannot answer"
+
+
+def fusion_answer(results: dict, *, alpha: float = 0.05) -> str:
+    """The grid's answer to "does the fusion improve performance?": ``"supports"`` (a fusion
+    variant clearly beats its compute-matched reference and is never worse), ``"cannot
+    answer"`` (otherwise, when the grid's positive control, the baseline's gain from more real
+    faces, is clear in no case: a null there is no evidence), else ``"does not support"``."""
+    if fusion_finding(results, alpha=alpha).supports_fusion:
+        return "supports"
+    if not any(c.testable for c in data_efficiency(results, alpha=alpha)):
+        return CANNOT_ANSWER
+    return "does not support"
+
+
 def fusion_headline(results: dict, *, alpha: float = 0.05) -> str:
     """Chapter 06's measured verdict, one Markdown paragraph, decided by :func:`fusion_finding`
     (Holm over :func:`grid_verdicts`) and :func:`data_efficiency`: the clear differences, each
@@ -230,6 +246,16 @@ def fusion_headline(results: dict, *, alpha: float = 0.05) -> str:
         n_efficient = sum(len(c.matching) for c in testable)
         beyond = sum(len(c.matching) for c in testable if not c.control_matches)
         text += f"; data-efficiency cases: {n_efficient}, {beyond} not explained by extra compute"
+    if fusion_answer(results, alpha=alpha) == CANNOT_ANSWER:
+        # the grid's positive control (more real faces) never passed: a null here is no evidence
+        seeds = len({r["seed"] for r in results["runs"]})
+        effect = detectable_effect(seeds, alpha=alpha / finding.n_comparisons)
+        return text + (f". Its positive control, more real faces, is never clearly better, so by the rule the "
+                       f"registered studies follow (a study whose positive control fails cannot answer), the grid "
+                       f"**cannot answer** whether \"the fusion improves performance\": with {seeds} seeds and "
+                       f"{finding.n_comparisons} comparisons under Holm, 80% power needs a difference of about "
+                       f"{effect:.1f} seed standard deviations (a two-sample t-test at alpha / "
+                       f"{finding.n_comparisons}, Holm's first step).")
     text += (f". The grid **{'supports' if finding.supports_fusion else 'does not support'}** \"the fusion "
              f"improves performance\" on this data and budget once compute is held equal")
     if not finding.supports_fusion:

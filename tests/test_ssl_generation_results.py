@@ -109,7 +109,7 @@ def test_round2_rows_complete_and_paid_for(script, round2):
             assert all(math.isfinite(s[k]) for k in ("frechet", "fidelity", "diversity", "diversity_rotation"))
 
 
-@pytest.mark.parametrize("name", ["ssl_generation_round2", "ssl_generation_round3"])
+@pytest.mark.parametrize("name", ["ssl_generation_round2", "ssl_generation_round3", "ssl_generation_round4"])
 def test_later_rounds_verdicts_are_the_analysis_of_the_rows(script, name):
     later = json.loads(result_path(name).read_text())
     assert json.loads(json.dumps(script.analyse(later))) == later["analysis"]
@@ -119,17 +119,23 @@ def test_later_rounds_verdicts_are_the_analysis_of_the_rows(script, name):
         assert all(c["verdict"] == "cannot answer" for c in a["family"].values())
 
 
-# ---------------------------------------------------------------- round 3 (--round 3)
+# ---------------------------------------------------------------- rounds 3 and 4 (--round R)
+LATER = {3: "ssl_generation_round3", 4: "ssl_generation_round4"}
+
+
 @pytest.fixture(scope="module")
 def round3():
     return json.loads(result_path("ssl_generation_round3").read_text())
 
 
-def test_round3_registration_is_the_scripts_fresh_seeds_and_powered(script, round3, round2, result):
-    reg = round3["registration"]
-    assert reg == json.loads(json.dumps(script.registration_round3(reg["seeds"])))
+@pytest.mark.parametrize("round_", sorted(LATER))
+def test_later_round_registration_is_the_scripts_fresh_seeds_and_powered(script, round_, round2, result):
+    reg = json.loads(result_path(LATER[round_]).read_text())["registration"]
+    assert reg == json.loads(json.dumps(script.ROUNDS[round_][3](reg["seeds"])))
     earlier = set(result["registration"]["seeds"]) | set(round2["registration"]["seeds"])
-    assert not set(reg["seeds"]) & earlier, "round 3 must not reuse earlier rounds' seeds"
+    for r in range(3, round_):
+        earlier |= set(json.loads(result_path(LATER[r]).read_text())["registration"]["seeds"])
+    assert not set(reg["seeds"]) & earlier, f"round {round_} must not reuse earlier rounds' seeds"
     assert len(reg["seeds"]) >= max(5, reg["power"]["seeds_needed"])
     assert not set(map(tuple, reg["controls"].values())) & set(map(tuple, reg["primary_family"].values()))
     # REPA's target here is the second feature space's encoder: no contrast of that arm reads that space
@@ -137,11 +143,25 @@ def test_round3_registration_is_the_scripts_fresh_seeds_and_powered(script, roun
     assert not [c for c in contrasts if "repa_rotation" in c[:2] and c[2].endswith("_rotation")]
 
 
-def test_round3_rows_complete_and_paid_for(script, round3):
-    reg, calib = round3["registration"], round3["calibration"]
-    assert {(r["arm"], r["seed"]) for r in round3["rows"]} == {(a, s) for a in reg["arms"] for s in reg["seeds"]}
-    assert calib["steps"] == script.calibrate(script.ROUND3_ARMS)["steps"]
-    for r in round3["rows"]:
+@pytest.mark.parametrize("round_", sorted(LATER))
+def test_later_round_rows_complete_and_paid_for(script, round_):
+    later = json.loads(result_path(LATER[round_]).read_text())
+    reg, calib = later["registration"], later["calibration"]
+    assert {(r["arm"], r["seed"]) for r in later["rows"]} == {(a, s) for a in reg["arms"] for s in reg["seeds"]}
+    assert calib["steps"] == script.calibrate(script.ROUNDS[round_][0],
+                                              script.ROUND_STEPS.get(round_, script.STEPS))["steps"]
+    for r in later["rows"]:
         assert r["steps"] == calib["steps"][r["arm"]]
+        assert r.get("train_size", 6000) == script.train_size(r["arm"], round_)
         for s in r["scores"]:
             assert all(math.isfinite(s[k]) for k in ("frechet", "kid", "fidelity", "diversity", "frechet_rotation"))
+
+
+def test_round4_asks_at_500_faces_with_more_data_as_its_control(script):
+    reg = script.registration_round4(script.ROUND4_SEEDS)
+    assert reg["train_size"] == 500 and reg["train_size_by_arm"] == {"none_6000": 6000}
+    assert [c[:2] for n, c in reg["controls"].items() if n.startswith("positive")] == [("none_6000", "none")]
+    pilot = reg["pilot"]["frechet"]   # the budget is where the pilot saw the data matter most
+    assert pilot["N=500, 2400 steps"] - pilot["N=6000, 2400 steps"] > pilot["N=500, 800 steps"] - pilot[
+        "N=6000, 800 steps"]
+    assert reg["steps_plain"] == 2400

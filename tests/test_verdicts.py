@@ -216,6 +216,23 @@ def test_fusion_headline_states_what_the_verdicts_decided():
     assert "clearly gains from more real faces in 3 of 4 size-by-score cases; data-efficiency cases" in hurts
 
 
+def test_fusion_headline_cannot_answer_when_more_data_never_helps():
+    """The grid's positive control is the baseline's gain from more real faces: where it never
+    passes, a null is no evidence, and the headline says 'cannot answer', with the power."""
+    flat = lambda n: -30 if n == 1000 else 0            # cancels the synthetic grid's gain from N  # noqa: E731
+    grid = _synthetic({v: flat for v in VARIANTS})
+    text = verdicts.fusion_headline(grid)
+    assert "the grid **cannot answer**" in text and "does not support" not in text
+    assert verdicts.fusion_answer(grid) == verdicts.CANNOT_ANSWER
+    seeds = len({r["seed"] for r in grid["runs"]})
+    effect = stats.detectable_effect(seeds, alpha=0.05 / verdicts.fusion_finding(grid).n_comparisons)
+    assert f"with {seeds} seeds" in text
+    assert f"about {effect:.1f} seed standard deviations" in text
+    # where a variant clearly beats its matched reference, the grid still supports the fusion
+    beats = verdicts.fusion_headline(_synthetic({**{v: flat for v in VARIANTS}, "init": lambda n: 40 + flat(n)}))
+    assert "**supports**" in beats and "cannot answer" not in beats
+
+
 def test_fusion_headline_on_the_committed_grid(committed):
     text = verdicts.fusion_headline(committed)
     finding, cases = verdicts.fusion_finding(committed), verdicts.data_efficiency(committed)
@@ -223,6 +240,7 @@ def test_fusion_headline_on_the_committed_grid(committed):
                            f"{finding.n_comparisons} comparisons")
     assert ("cannot ask the data-efficiency question" in text) == (not any(c.testable for c in cases))
     assert ("**supports**" in text) == finding.supports_fusion
+    assert ("**cannot answer**" in text) == (not finding.supports_fusion and not any(c.testable for c in cases))
 
 
 def test_long_budget_verdicts_and_headline():
