@@ -45,8 +45,8 @@ found better than a random one:
 N = 500 training faces, where a label-free encoder trained on more unlabelled faces (chapter
 05's: 4000) could stand in for the data the generator lacks. A pilot (one seed, stored in the
 registration as the pilot, not as evidence) chose the budget: at 800 steps N = 500 and 6000
-differed by less than two seed spreads; at ``STEPS_ROUND4`` they differ by about four, so
-data is what limits the model there. The positive control is that known effect:
+differed by less than two seed spreads, at ``STEPS_ROUND4`` by about four. The positive control
+is that effect (over five seeds it did not hold, so the round cannot answer; chapter 12 reads it):
 
 - ``none_6000``: the plain model on N = 6000 faces, same steps (positive control: more data);
 - ``none``, ``repa_rotation``, ``repa_random``, ``clusters``: as above, on N = 500.
