@@ -265,6 +265,13 @@ def test_long_budget_verdicts_and_headline():
     assert "step 650 on average (" in text and "of at most 3000)" in text
     assert "by 30.0 nats" in text and "by 2.0 nats" in text
     assert "**init**: 8 better, 0 no clear difference, 0 worse" in text and "init helps beyond" in text
+    assert "not evidence of no effect" not in text        # a supported variant: no power caveat
+    nothing = {"long_budget": {**results["long_budget"], "runs": [{**r, **{k: 100.0 + i % 3 for k in SCORES}}
+                                                                  for i, r in enumerate(runs)]}}
+    null = verdicts.long_budget_headline(nothing)
+    n_found = len(verdicts.long_budget_verdicts(nothing))
+    effect = stats.detectable_effect(len({r["seed"] for r in runs}), alpha=0.05 / n_found)
+    assert "not evidence of no effect" in null and f"about {effect:.1f} seed standard deviations" in null
     with pytest.raises(ValueError, match="fusion_long.py"):
         verdicts.long_budget_verdicts({"runs": [], "spec": {}})
 
