@@ -216,11 +216,13 @@ def fusion_answer(results: dict, *, alpha: float = 0.05) -> str:
     variant clearly beats its compute-matched reference and is never worse), ``"cannot
     answer"`` (otherwise, when the grid's positive control, the baseline's gain from more real
     faces, is clear in no case: a null there is no evidence), else ``"does not support"``."""
-    if fusion_finding(results, alpha=alpha).supports_fusion:
+    return _answer(fusion_finding(results, alpha=alpha), data_efficiency(results, alpha=alpha))
+
+
+def _answer(finding: FusionFinding, cases: Sequence[EfficiencyCase]) -> str:
+    if finding.supports_fusion:
         return "supports"
-    if not any(c.testable for c in data_efficiency(results, alpha=alpha)):
-        return CANNOT_ANSWER
-    return "does not support"
+    return "does not support" if any(c.testable for c in cases) else CANNOT_ANSWER
 
 
 def fusion_headline(results: dict, *, alpha: float = 0.05) -> str:
@@ -252,7 +254,7 @@ def fusion_headline(results: dict, *, alpha: float = 0.05) -> str:
         n_efficient = sum(len(c.matching) for c in testable)
         beyond = sum(len(c.matching) for c in testable if not c.control_matches)
         text += f"; data-efficiency cases: {n_efficient}, {beyond} not explained by extra compute"
-    if fusion_answer(results, alpha=alpha) == CANNOT_ANSWER:
+    if _answer(finding, cases) == CANNOT_ANSWER:
         # the grid's positive control (more real faces) never passed: a null here is no evidence
         seeds = len({r["seed"] for r in results["runs"]})
         effect = detectable_effect(seeds, alpha=alpha / finding.n_comparisons)

@@ -260,8 +260,31 @@ ROUND3_SECONDARY = {   # the rotation encoder's own feature space is REPA's targ
 }
 
 
+def frechet_registration(*, family: dict, controls: dict, secondary: dict, arms: tuple[str, ...],
+                         seeds: list[int], steps_plain: int, conditional: bool = False) -> dict:
+    """What rounds 3 and 4 register alike: a Frechet question at equal compute, paired by seed,
+    Holm over the family, the rotation encoder as the second feature space (REPA's target, so
+    not read for that arm), and the rule that a failed positive control means 'cannot answer'.
+    ``conditional``: the round has conditional arms (read at ``PRIMARY_SCALE``)."""
+    cond = (f"; conditional arms at w = {PRIMARY_SCALE:g} (conditions drawn from the training set)" if conditional
+            else "")
+    return {
+        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
+                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}{cond}; lower is "
+                          "better; every arm at the plain arm's compute (counted in floating-point operations, "
+                          "the encoder's forward pass included)",
+        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
+                "contrasts each at alpha",
+        "alpha": ALPHA, "primary_family": family, "controls": controls, "secondary": secondary,
+        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
+        "power": family_power(len(family), seeds),
+        "seeds": seeds, "arms": list(arms), "steps_plain": steps_plain, "n_eval": N_EVAL,
+        "sampler": list(SAMPLER), "help": {k: dataclasses.asdict(HELP[k]) for k in arms if k in HELP},
+        "data_version": RENDER_VERSION,
+    }
+
+
 def registration_round3(seeds: list[int]) -> dict:
-    m = len(ROUND3_FAMILY)
     return {
         "round": 3,
         "registered": "2026-12-07, after rounds 1 and 2 had been analysed, before any round-3 run",
@@ -270,21 +293,10 @@ def registration_round3(seeds: list[int]) -> dict:
                "that fits a Frechet question (twice the steps) passed. Round 3 asks them again, on fresh seeds, "
                "under that control alone; REPA aligns with chapter 05's rotation encoder, the label-free "
                "encoder that beats a random one in chapter 05's few-label probes.",
-        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
-                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; lower is "
-                          "better; every arm at the plain arm's compute (counted in floating-point operations, "
-                          "the encoder's forward pass included)",
-        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
-                "contrasts each at alpha",
-        "alpha": ALPHA, "primary_family": ROUND3_FAMILY, "controls": ROUND3_CONTROLS,
-        "secondary": ROUND3_SECONDARY,
+        **frechet_registration(family=ROUND3_FAMILY, controls=ROUND3_CONTROLS, secondary=ROUND3_SECONDARY,
+                               arms=ROUND3_ARMS, seeds=seeds, steps_plain=STEPS),
         "second_feature_space": "chapter 05's rotation encoder, which repa_rotation aligns to: its scores there "
                                 "are recorded but no contrast of repa_rotation uses them",
-        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
-        "power": family_power(m, seeds),
-        "seeds": seeds, "arms": list(ROUND3_ARMS), "steps_plain": STEPS, "n_eval": N_EVAL,
-        "sampler": list(SAMPLER), "help": {k: dataclasses.asdict(HELP[k]) for k in ROUND3_ARMS if k in HELP},
-        "data_version": RENDER_VERSION,
     }
 
 
@@ -325,7 +337,6 @@ TRAIN_SIZE = {"none_6000": 6000}   # arm -> its training faces, where it differs
 
 
 def registration_round4(seeds: list[int]) -> dict:
-    m = len(ROUND4_FAMILY)
     return {
         "round": 4,
         "registered": "2026-12-07, after rounds 1-3 had been analysed and after the pilot, before any round-4 run",
@@ -333,25 +344,12 @@ def registration_round4(seeds: list[int]) -> dict:
                "a label-free encoder that saw more unlabelled faces (chapter 05's encoders: 4000) could stand "
                "in for the missing data. Round 4 asks REPA and self-guidance there, at a budget where the data "
                "limits the model (the pilot), with that known effect as the positive control.",
-        "primary_metric": f"domain Frechet distance (attribute-net features), n = {N_EVAL} samples vs as many "
-                          f"test faces, {SAMPLER[0]} {SAMPLER[1]} steps, sample seed {SAMPLE_SEED}; conditional "
-                          f"arms at w = {PRIMARY_SCALE:g} (conditions drawn from the training set); lower is "
-                          "better; every arm at the plain arm's compute (counted in floating-point operations, "
-                          "the encoder's forward pass included)",
-        "test": "paired t-test over training seeds, Holm over the primary family; controls and secondary "
-                "contrasts each at alpha",
-        "alpha": ALPHA, "primary_family": ROUND4_FAMILY, "controls": ROUND4_CONTROLS,
-        "secondary": ROUND4_SECONDARY,
+        **frechet_registration(family=ROUND4_FAMILY, controls=ROUND4_CONTROLS, secondary=ROUND4_SECONDARY,
+                               arms=ROUND4_ARMS, seeds=seeds, steps_plain=STEPS_ROUND4, conditional=True),
         "second_feature_space": "chapter 05's rotation encoder, which repa_rotation aligns to: no contrast of "
                                 "repa_rotation reads it",
-        "rule": "the family is answered only if every positive control is 'better'; else 'cannot answer'",
-        "power": family_power(m, seeds),
-        "seeds": seeds, "arms": list(ROUND4_ARMS), "train_size": ROUND4_N,
-        "train_size_by_arm": dict(TRAIN_SIZE), "steps_plain": STEPS_ROUND4, "pilot": ROUND4_PILOT,
-        "n_eval": N_EVAL, "sampler": list(SAMPLER), "scales": list(SCALES), "k_clusters": K_CLUSTERS,
-        "encoders_train_size": 4000,
-        "help": {k: dataclasses.asdict(HELP[k]) for k in ROUND4_ARMS if k in HELP},
-        "data_version": RENDER_VERSION,
+        "train_size": ROUND4_N, "train_size_by_arm": dict(TRAIN_SIZE), "pilot": ROUND4_PILOT,
+        "scales": list(SCALES), "k_clusters": K_CLUSTERS, "encoders_train_size": 4000,
     }
 
 
