@@ -4,10 +4,10 @@ The chapter trains :class:`course_lib.diffusion.DDPMConfig` (``cpu`` profile) fo
 live budget allows; this script trains the *same* configuration for many more steps, so
 the chapter can show what the method reaches when the budget is not the limit.
 
-    python experiments/ddpm_reference.py --steps 20000          # train (resumes from its checkpoint)
-    python experiments/ddpm_reference.py --export 20000         # write the committed weights
+    python experiments/ddpm_reference.py --steps 12000          # train (resumes from its checkpoint)
+    python experiments/ddpm_reference.py --export 12000         # write the committed weights
     python experiments/ddpm_reference.py --evaluate             # score the kept snapshots
-    python experiments/ddpm_reference.py --prediction eps --run-dir .cache/ddpm_eps --steps 20000
+    python experiments/ddpm_reference.py --prediction eps --run-dir .cache/ddpm_eps --steps 12000
     python experiments/ddpm_reference.py --prediction eps --run-dir .cache/ddpm_eps --evaluate
                                                                 # the ablation: the noise as target
 
@@ -138,7 +138,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20000, help="train to this many steps in all")
+    parser.add_argument("--steps", type=int, default=12000, help="train to this many steps in all")
     parser.add_argument("--export", type=int, default=None, help="write the committed weights from this snapshot")
     parser.add_argument("--evaluate", action="store_true", help="score the kept snapshots (writes a JSON table)")
     parser.add_argument("--evaluate-every", type=int, default=1000, help="score the snapshots of every N steps")

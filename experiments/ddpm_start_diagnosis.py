@@ -10,7 +10,7 @@ samples are from the real ones (total variation) for the global attributes. Two 
 - for the noise-predicting run, starts above ``sampling_start``, where its ``x_0`` estimate
   divides by ``sqrt(alpha_bar_t)``.
 
-    python experiments/ddpm_start_diagnosis.py --run-dir .cache/ddpm_eps --prediction eps --step 20000
+    python experiments/ddpm_start_diagnosis.py --run-dir .cache/ddpm_eps --prediction eps --step 12000
     python experiments/ddpm_start_diagnosis.py --run-dir .cache/ddpm_reference --step 12000
 
 One thread; about 25 s per row on an idle core. Prints only (the chapter measures the

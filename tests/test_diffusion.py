@@ -201,6 +201,19 @@ def _images(n=64, size=16):
     return ToyFaces(split="train", size=n, image_size=size).images
 
 
+def test_train_ddpm_weights_the_loss_with_the_configs_min_snr():
+    """DDPMConfig.min_snr reaches the loss: the same seed and data give another first loss
+    with Min-SNR-5 than with the plain loss, and the profiles train with MIN_SNR."""
+    first = {}
+    for gamma in (None, 5.0):
+        config = dataclasses.replace(SMOKE, steps=1, min_snr=gamma)
+        first[gamma] = dm.train_ddpm(config.build(), config, images=_images(), progress=False)["loss"][0]
+    assert first[None] != pytest.approx(first[5.0], rel=1e-3)
+    assert all(dm.DDPMConfig.for_profile(p).min_snr == dm.MIN_SNR for p in ("smoke", "cpu", "gpu"))
+    with pytest.raises(ValueError, match="DDPMConfig.min_snr must be a number > 0"):
+        dm.DDPMConfig(min_snr=0.0)
+
+
 def test_a_few_training_steps_reduce_the_loss_and_move_the_ema():
     torch.manual_seed(0)
     model = SMOKE.build()
