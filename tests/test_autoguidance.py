@@ -4,10 +4,8 @@ script's choice on validation faces, for the current ToyFaces and the current li
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,16 +13,12 @@ import torch
 from course_lib import flow, guidance
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.results import load_result
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_autoguidance", ROOT / "experiments" / "autoguidance.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/autoguidance.py", name="experiment_autoguidance")
 
 
 def _models():

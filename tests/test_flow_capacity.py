@@ -3,25 +3,17 @@ second average follows the formula it states, its wide arm fits the committed-we
 and the committed file holds what the script measures."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from course_lib import flow
 from course_lib.results import RESULTS_DIR, load_result
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "flow_capacity.py"
+from tests.script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_flow_capacity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/flow_capacity.py", name="experiment_flow_capacity")
 
 
 def test_the_second_average_is_the_stated_formula(script):

@@ -4,26 +4,21 @@ registered primary sampler (25 network calls)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.results import load_result
+from tests.script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 LATER_FIELDS = {"channels": 3, "condition": [], "p_uncond": 0.2}   # images, unconditional: as before
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_flow_study", ROOT / "experiments" / "flow_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/flow_study.py", name="experiment_flow_study")
 
 
 def test_every_arm_has_three_seeds_of_the_current_config(script):
@@ -33,8 +28,10 @@ def test_every_arm_has_three_seeds_of_the_current_config(script):
     for r in study["rows"]:
         config = json.loads(json.dumps(dataclasses.asdict(script.arm_config(r["arm"], r["seed"]))))
         # fields FlowConfig gained after the first rows ran, at values that change nothing for them
+        # (DDPMConfig.min_snr: the row's own "min_snr", absent before the min-SNR arm: the plain loss)
         added = {k: v for k, v in config.items() if k not in r["config"]}
-        assert added.items() <= LATER_FIELDS.items(), f"{r['arm']} seed {r['seed']}: new fields {added}"
+        later = {**LATER_FIELDS, "min_snr": r.get("min_snr")}
+        assert added.items() <= later.items(), f"{r['arm']} seed {r['seed']}: new fields {added}"
         assert r["config"] == {k: v for k, v in config.items() if k in r["config"]}, \
             f"{r['arm']} seed {r['seed']}: rerun experiments/flow_study.py"
         assert r.get("min_snr") == script.MIN_SNR.get(r["arm"])   # rows before the min-SNR arm lack the key

@@ -4,27 +4,20 @@ power computation, >= 5 seeds), the pilot, every (arm, seed) row, and a verdict 
 that is the analysis of those rows."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.fusion_reasked import CANNOT_ANSWER, analyse, arm_table, verdict_lines
 from course_lib.results import load_result
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "fusion_reasked.py"
+from tests.script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_fusion_reasked", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/fusion_reasked.py", name="experiment_fusion_reasked")
 
 
 @pytest.fixture(scope="module")

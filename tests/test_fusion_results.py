@@ -2,26 +2,20 @@
 results file covers the full grid and is current with the script's config."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from course_lib import verdicts
 from course_lib.results import result_path
+from tests.script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "fusion.py"
 RESULTS = result_path("fusion")
 
 
-def _script(path: Path = SCRIPT):
-    spec = importlib.util.spec_from_file_location(f"experiment_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _script(stem: str = "fusion"):
+    return load_script(f"experiments/{stem}.py", name=f"experiment_{stem}")
 
 
 def _check_complete(result: dict, grid: dict, variants) -> None:
@@ -57,7 +51,7 @@ def test_tiny_config_runs_end_to_end(tmp_path, monkeypatch):
 
 def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    script = _script(ROOT / "experiments" / "fusion_long.py")
+    script = _script("fusion_long")
     out = tmp_path / "fusion.json"
     out.write_text(json.dumps({"runs": ["the grid's runs"]}))
     script.main(["--tiny", "--out", str(out)])
@@ -79,7 +73,7 @@ def test_long_budget_tiny_runs_end_to_end_and_keeps_the_grid(tmp_path, monkeypat
 
 
 def test_long_budget_merges_one_seed_at_a_time():
-    script = _script(ROOT / "experiments" / "fusion_long.py")
+    script = _script("fusion_long")
     spec = {"seeds": [0, 1, 2], "config": {"steps": 3}}
     run = lambda seed, n=500: {"seed": seed, "train_size": n, "variant": "baseline", "test_nelbo": float(seed)}  # noqa: E731
     first = script.merge_seeds(None, spec, [run(0), run(0, 10000)], {"0": {"command": "--seeds 0"}},

@@ -1,15 +1,11 @@
 """bench/gan_recipes.py: equal-wall-time budgets, the run bookkeeping, verdicts, a tiny end-to-end run."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from course_lib import feature_net as fn, gan
-
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gan_recipes.py"
+from tests.script_loader import load_script
 
 
 @pytest.fixture()
@@ -18,10 +14,7 @@ def gr(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("COURSE_PROGRESS", "none")
     fn._LOADED.clear()
-    spec = importlib.util.spec_from_file_location("gan_recipes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gan_recipes", module)
-    spec.loader.exec_module(module)
+    module = load_script("bench/gan_recipes.py", name="gan_recipes", monkeypatch=monkeypatch)
     monkeypatch.setattr(module, "PROFILE", "smoke")
     yield module
     fn._LOADED.clear()

@@ -1,8 +1,6 @@
 """Chapter 03's reference generators: experiments/gan_reference.py and course_lib.gan_reference."""
 import argparse
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import torch
 from course_lib import gan, gan_reference
 from course_lib.artifacts import reference_mismatch
 from course_lib.facedraw import RENDER_VERSION
+from tests.script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture()
 def script(monkeypatch):
     """experiments/gan_reference.py as a module, its configs shrunk to the smoke profile's."""
-    spec = importlib.util.spec_from_file_location("gan_reference_script", ROOT / "experiments" / "gan_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gan_reference_script", module)
-    spec.loader.exec_module(module)
+    module = load_script("experiments/gan_reference.py", name="gan_reference_script", monkeypatch=monkeypatch)
 
     def tiny(name):
         config = gan.GANConfig.for_profile("smoke", train_size=64)

@@ -3,9 +3,7 @@ classical methods and its verdict), the reference script on a tiny config, and t
 committed reference weights and results."""
 import argparse
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,11 +11,9 @@ import torch
 from course_lib import inpainting_eval as ie
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.inpainting import InpaintConfig, mean_fill
+from tests.script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("inpainting_reference", ROOT / "experiments" / "inpainting_reference.py")
-script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(script)
+script = load_script("experiments/inpainting_reference.py", name="inpainting_reference")
 
 
 def _faces(n=6, s=16):

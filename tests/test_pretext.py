@@ -23,6 +23,7 @@ from course_lib.pretext import (
     supervised_step,
 )
 from course_lib.toyfaces import ToyFaces
+from tests.script_loader import load_script
 
 
 def test_jigsaw_shapes_and_shared_backbone():
@@ -152,16 +153,7 @@ def test_flip_batch_and_step():
 
 
 def _ablation_module(name):
-    import importlib.util
-    import pathlib
-    import sys
-
-    path = pathlib.Path(__file__).parents[1] / "experiments" / "simclr_ablation.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/simclr_ablation.py", name=name, register=True)
 
 
 @pytest.mark.slow

@@ -1,28 +1,20 @@
 """experiments/pretext_probes.py: label-budget probes, registered before they run, resumable,
 "cannot answer" when the positive control fails; and the committed file is current."""
 import dataclasses
-import importlib.util
 import json
-import pathlib
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
 from course_lib import stats
-
-ROOT = pathlib.Path(__file__).parents[1]
+from tests.script_loader import load_script
 
 
 @pytest.fixture
 def mod(monkeypatch):
-    path = ROOT / "experiments" / "pretext_probes.py"
-    spec = importlib.util.spec_from_file_location("pretext_probes", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "pretext_probes", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    # dataclasses look their module up
+    return load_script("experiments/pretext_probes.py", name="pretext_probes", monkeypatch=monkeypatch)
 
 
 def _quick(mod, seeds=(0, 1)):

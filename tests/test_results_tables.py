@@ -1,14 +1,12 @@
 """The Results page shows every table of a results file, not only the first list."""
-import importlib.util
 import json
 from pathlib import Path
 
 from course_lib import results
+from tests.script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("results_tables", ROOT / "book" / "results_tables.py")
-results_tables = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(results_tables)
+results_tables = load_script("book/results_tables.py", name="results_tables")
 
 
 def test_every_list_and_keyed_summary_of_a_json_file_becomes_a_table(tmp_path):

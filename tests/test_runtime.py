@@ -1,5 +1,4 @@
 """Device/precision selection (CUDA and MPS mocked), seeding, the on-device loader."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -7,6 +6,7 @@ import torch
 
 from course_lib import device as device_mod
 from course_lib.runtime import DeviceLoader, autocast, get_device, runtime, seed_everything
+from tests.script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,9 +165,7 @@ def test_require_idle_refuses_a_busy_machine_unless_forced(monkeypatch):
     """bench/idle.py, which `make execute` runs before each chapter and chapter_times.py imports."""
     import os
 
-    spec = importlib.util.spec_from_file_location("idle", ROOT / "bench" / "idle.py")
-    idle = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(idle)
+    idle = load_script("bench/idle.py", name="idle")
     require_idle = idle.require_idle
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 1.0, 1.0))

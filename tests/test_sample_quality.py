@@ -1,18 +1,14 @@
 """bench/sample_quality.py: the table's schema, its reference rows, the reference-weights hook."""
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from course_lib import feature_net as fn, gan, gan_reference, results
 from course_lib.facedraw import RENDER_VERSION
-
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "sample_quality.py"
+from tests.script_loader import load_script
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +18,8 @@ def sq(tmp_path_factory):
     mp.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
     mp.setenv("COURSE_PROGRESS", "none")
     fn._LOADED.clear()
-    spec = importlib.util.spec_from_file_location("sample_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    mp.setitem(sys.modules, "sample_quality", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    # dataclasses look their module up in sys.modules
+    module = load_script("bench/sample_quality.py", name="sample_quality", monkeypatch=mp)
     yield module
     fn._LOADED.clear()
     mp.undo()

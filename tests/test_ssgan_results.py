@@ -2,10 +2,7 @@
 file current; course_lib.ssgan_results reads it."""
 import copy
 import dataclasses
-import importlib.util
 import json
-import pathlib
-import sys
 import warnings
 
 import pytest
@@ -13,16 +10,11 @@ import pytest
 from course_lib import ssgan_results
 from course_lib.results import load_result
 from course_lib.toyfaces import RENDER_VERSION
-
-ROOT = pathlib.Path(__file__).parents[1]
+from tests.script_loader import load_script
 
 
 def _module(monkeypatch, name="ssgan_experiment"):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "ssgan.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/ssgan.py", name=name, monkeypatch=monkeypatch)
 
 
 @pytest.mark.slow

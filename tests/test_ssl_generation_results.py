@@ -3,7 +3,6 @@ file holds the registration the script writes, every (arm, seed) row, the comput
 the script computes now, and the verdicts its analysis gives from those rows."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -12,18 +11,15 @@ import pytest
 
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.results import result_path
+from tests.script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "ssl_generation.py"
 RESULTS = result_path("ssl_generation")
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("experiment_ssl_generation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/ssl_generation.py", name="experiment_ssl_generation")
 
 
 @pytest.fixture(scope="module")
