@@ -1,4 +1,4 @@
-"""Chapter 09's committed capacity study in words and one figure.
+"""Chapter 09's committed capacity study and the probes of its reference, in words and one figure.
 
 ``load_result("flow_capacity")`` (written by ``experiments/flow_capacity.py``) holds the
 reference flow model's run (``arm == "base"``, chapter 08's U-Net) and a wider U-Net's run
@@ -10,12 +10,18 @@ it through these functions:
 - :func:`plot_capacity`: both arms against CPU time (in the base model's steps);
 - :func:`capacity_finding`: equal CPU time, the longest run and the longer average, in words,
   each difference set against the spread of training seeds it must beat.
+
+``load_result("flow_reference_probes")`` (``experiments/flow_reference_probes.py``) holds the
+reference scored with other samplers, other weak models and guidance intervals, and after a
+learning-rate cooldown; :func:`probes_table` lists them, :func:`probes_finding` sets each
+family's best against the baseline it changes.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-__all__ = ["PRIMARY", "curve", "plot_capacity", "capacity_finding"]
+__all__ = ["PRIMARY", "curve", "plot_capacity", "capacity_finding", "PROBE_FAMILIES", "probes_table",
+           "probes_finding"]
 
 PRIMARY = "heun 6"   # the study's primary sampler (12 network calls)
 
@@ -85,4 +91,43 @@ def capacity_finding(result: dict, *, spread: float) -> str:
     lines.append(f"The longer average (about the last k/3 steps instead of k/9) at step {common}: "
                  f"{wide_long[common]:.1f} against {wide[common]:.1f}, "
                  f"{'better' if d < 0 else 'worse'} by {abs(d):.1f}, {size(d)}.")
+    return "\n".join(lines)
+
+
+# each probe family of flow_reference_probes.json, and the baseline row it changes: the samplers
+# and the cooldown change the unguided reference, the weak models and intervals its autoguidance
+PROBE_FAMILIES = {"sampler": "unguided", "cooldown": "unguided", "weak": "guided", "interval": "guided"}
+
+
+def _baselines(result: dict) -> dict[str, dict]:
+    rows = [r for r in result["rows"] if r["probe"] == "baseline"]
+    return {"unguided": next(r for r in rows if "weak" not in r), "guided": next(r for r in rows if "weak" in r)}
+
+
+def probes_table(result: dict) -> str:
+    """Every row of the probes file: family, what was tried, and its scores."""
+    lines = [f"{'probe':10}{'what':62}{'Frechet':>8}{'KID':>8}{'fidelity':>9}{'diversity':>10}"]
+    lines += [f"{r['probe']:10}{r['what']:62}{r['frechet']:8.1f}{r['kid']:8.0f}{r['fidelity']:9.3f}"
+              f"{r['diversity']:10.3f}" for r in result["rows"]]
+    return "\n".join(lines)
+
+
+def probes_finding(result: dict, *, margin: float) -> str:
+    """Each probe family's lowest Frechet distance against the baseline it changes (the reference
+    alone, or autoguided at the chosen scale), and whether any family beats its baseline by more
+    than ``margin`` (a spread the difference must exceed, e.g. the sample-seed standard deviation)."""
+    base = _baselines(result)
+    lines, better = [], []
+    for family, which in PROBE_FAMILIES.items():
+        rows = [r for r in result["rows"] if r["probe"] == family]
+        if not rows:
+            continue
+        best = min(rows, key=lambda r: r["frechet"])
+        diff = best["frechet"] - base[which]["frechet"]
+        if diff < -margin:
+            better.append(family)
+        lines.append(f"{family}: best {best['what']}, Frechet {best['frechet']:.1f} against "
+                     f"{base[which]['frechet']:.1f} ({base[which]['what']}): {diff:+.1f}")
+    lines.append(f"families that beat their baseline by more than {margin:.1f}: "
+                 + (", ".join(better) if better else "none"))
     return "\n".join(lines)

@@ -55,3 +55,28 @@ def test_plot_draws_three_curves_and_the_floor():
     assert len(ax.lines) == 5                       # three curves, the equal-time line, the floor
     wide = ax.lines[1]
     assert list(wide.get_xdata()) == [2000 * 2.4, 5000 * 2.4]   # x is CPU time in base steps
+
+
+def _probes(**best: float) -> dict:
+    """A probes file: baselines 65 (unguided) and 58 (guided), one row per family at ``best``."""
+    scores = {"kid": 100.0, "fidelity": 1.2, "diversity": 0.95}
+    rows = [{"probe": "baseline", "what": "reference alone", "frechet": 65.0, **scores},
+            {"probe": "baseline", "what": "autoguided", "weak": "live 2000", "scale": 1.5, "frechet": 58.0, **scores}]
+    rows += [{"probe": family, "what": f"{family} try", "frechet": value, **scores} for family, value in best.items()]
+    rows += [{"probe": family, "what": f"{family} worse try", "frechet": value + 20, **scores}
+             for family, value in best.items()]
+    return {"rows": rows}
+
+
+def test_each_probe_family_is_set_against_the_baseline_it_changes():
+    text = flow_report.probes_finding(_probes(sampler=64.0, weak=57.5, interval=50.0, cooldown=66.0), margin=2.0)
+    assert "sampler: best sampler try, Frechet 64.0 against 65.0 (reference alone): -1.0" in text
+    assert "weak: best weak try, Frechet 57.5 against 58.0 (autoguided): -0.5" in text
+    assert "cooldown: best cooldown try, Frechet 66.0 against 65.0 (reference alone): +1.0" in text
+    assert text.endswith("families that beat their baseline by more than 2.0: interval")
+
+
+def test_no_family_beyond_the_margin_says_none():
+    text = flow_report.probes_finding(_probes(sampler=64.0, weak=57.0), margin=2.0)
+    assert text.endswith("by more than 2.0: none") and "interval" not in text
+    assert len(flow_report.probes_table(_probes(sampler=64.0)).splitlines()) == 1 + 4
