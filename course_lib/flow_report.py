@@ -106,8 +106,8 @@ def _baselines(result: dict) -> dict[str, dict]:
 
 def probes_table(result: dict) -> str:
     """Every row of the probes file: family, what was tried, and its scores."""
-    lines = [f"{'probe':10}{'what':62}{'Frechet':>8}{'KID':>8}{'fidelity':>9}{'diversity':>10}"]
-    lines += [f"{r['probe']:10}{r['what']:62}{r['frechet']:8.1f}{r['kid']:8.0f}{r['fidelity']:9.3f}"
+    lines = [f"{'probe':10}{'what':68}{'Frechet':>8}{'KID':>8}{'fidelity':>9}{'diversity':>10}"]
+    lines += [f"{r['probe']:10}{r['what']:68}{r['frechet']:8.1f}{r['kid']:8.0f}{r['fidelity']:9.3f}"
               f"{r['diversity']:10.3f}" for r in result["rows"]]
     return "\n".join(lines)
 
