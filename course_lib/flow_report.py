@@ -96,7 +96,8 @@ def capacity_finding(result: dict, *, spread: float) -> str:
 
 # each probe family of flow_reference_probes.json, and the baseline row it changes: the samplers
 # and the cooldown change the unguided reference, the weak models and intervals its autoguidance
-PROBE_FAMILIES = {"sampler": "unguided", "cooldown": "unguided", "weak": "guided", "interval": "guided"}
+PROBE_FAMILIES = {"sampler": "unguided", "cooldown": "unguided", "weak": "guided", "interval": "guided",
+                  "cooldown_guided": "guided"}
 
 
 def _baselines(result: dict) -> dict[str, dict]:

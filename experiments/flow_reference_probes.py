@@ -19,12 +19,14 @@ sample seed 1, against 500 ToyFaces *validation* faces; the test faces stay unse
   as Kynkaanniemi et al. 2024 limit guidance to the middle noise levels;
 - ``cooldown``: the reference's weights trained 4000 more steps with Adam while the learning
   rate falls linearly from 1e-3 to 0 (the cooldown of Hagele et al. 2024), EMA 0.999; is the
-  plateau the noise of a constant learning rate?
+  plateau the noise of a constant learning rate? (``cooldown_guided``: its final weights
+  autoguided as the baseline is.)
 
     python experiments/flow_reference_probes.py  # writes course_lib/results_data/flow_reference_probes.json
 
 Rows already in the file (same data version) are kept, so an interrupted run goes on where it
-stopped. Weak models come from the cache (``flow.pretrained_flow``, trained once if missing).
+stopped; the cooldown trains through the course's loop and resumes from its checkpoint in
+``--run-dir``. Weak models come from the cache (``flow.pretrained_flow``, trained once if missing).
 About 25 minutes on one thread with the weak models cached, 10 of them the cooldown.
 """
 from __future__ import annotations
@@ -35,17 +37,22 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from course_lib import flow, guidance, metrics
-from course_lib.artifacts import write_result
+from course_lib.artifacts import read_snapshot, snapshot_callback, snapshot_path, write_result
 from course_lib.facedraw import RENDER_VERSION
 from course_lib.feature_net import load_feature_net
+from course_lib.loop import Step
 from course_lib.results import result_path
 from course_lib.toyfaces import ToyFaces
+from course_lib.trainer import fit
 
+ROOT = Path(__file__).resolve().parents[1]
 OUT = result_path("flow_reference_probes")
+SNAPSHOT = "cooldown_ema_step"
 N_EVAL, SAMPLE_SEED = 500, 1           # autoguidance.py's n and sample seed
 HEUN_STEPS = 6                         # autoguidance.py's sampler: Heun 6 (12 calls per sample)
 SMALL = {"stem": 8, "widths": (16, 32, 64), "decoder_widths": (32, 16, 8)}   # half the live U-Net's widths
@@ -75,6 +82,8 @@ def probes() -> list[dict]:
                                    (2.5, 0.3, 0.7))]
     rows += [{"probe": "cooldown", "what": f"fine-tuned {k} of {COOLDOWN['steps']} cooldown steps, Heun 6", "at": k}
              for k in (2000, COOLDOWN["steps"])]
+    rows += [{"probe": "cooldown_guided", "what": f"fine-tuned {COOLDOWN['steps']} cooldown steps, autoguided by "
+              "live 2000, scale 1.5", "at": COOLDOWN["steps"], "weak": "live 2000", "scale": 1.5}]
     return rows
 
 
@@ -117,29 +126,41 @@ def sample_sde(velocity, n: int, *, steps: int, lam: float, seed: int) -> torch.
     raise AssertionError("unreachable")
 
 
-def cooldown_models(good: flow.FlowModel, at: list[int]) -> dict[int, flow.FlowModel]:
-    """The reference's weights trained on with a linear learning-rate cooldown; EMA copies at ``at``."""
+def cooldown_models(good: flow.FlowModel, at: list[int], run_dir: Path) -> dict[int, flow.FlowModel]:
+    """The reference's weights trained on with a linear learning-rate cooldown, through the
+    course's loop (:func:`course_lib.trainer.fit`: checkpoints in ``run_dir``, exact resume);
+    the EMA copies at the steps ``at``."""
     c = COOLDOWN
-    model = flow.reference_config().build()
-    model.net.load_state_dict(good.ema.state_dict())
-    model.ema.load_state_dict(good.ema.state_dict())
-    model.ema_decay = c["ema_decay"]
-    model.ema_updates.fill_(10 ** 6)                 # past the EMA's warm-up: the decay is ema_decay
-    data = ToyFaces(split="train", size=flow.reference_config().train_size, image_size=32).images
-    optimizer = torch.optim.Adam(model.net.parameters(), lr=c["peak_lr"])
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / c["warmup"]) * max(0.0, 1 - s / c["steps"]))
-    g = torch.Generator().manual_seed(c["seed"])
+    config = dataclasses.replace(flow.reference_config(), steps=c["steps"], seed=c["seed"],
+                                 batch_size=c["batch_size"], ema_decay=c["ema_decay"])
+    model = config.build()
+
+    def setup(plan):
+        model.net.load_state_dict(good.ema.state_dict())
+        model.ema.load_state_dict(good.ema.state_dict())
+        model.ema_updates.fill_(10 ** 6)             # past the EMA's warm-up: the decay is ema_decay
+        model.to(plan.device)
+        net = plan.prepare(model.net)
+        optimizer = torch.optim.Adam(model.net.parameters(), lr=c["peak_lr"])
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / c["warmup"]) * max(0.0, 1 - s / c["steps"]))
+        g = torch.Generator().manual_seed(c["seed"])
+
+        def step(x):
+            out = flow.flow_step(model, optimizer, x, g, net=net, time_sampling=config.time_sampling)
+            schedule.step()
+            return out
+        return Step(step, generators=[g]), model, {"adam": optimizer, "cooldown": schedule}
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    snapshots = snapshot_callback(run_dir, every=min(at), keep=lambda k: k in at, prefix=SNAPSHOT,
+                                  state=lambda: {"ema": model.ema.state_dict()})
+    fit(config, setup, desc="cooldown", checkpoint=run_dir / "checkpoint.pt", progress="line", callbacks=[snapshots])
     kept = {}
-    for step in range(1, c["steps"] + 1):
-        batch = data[torch.randint(0, len(data), (c["batch_size"],), generator=g)]
-        flow.flow_step(model, optimizer, batch, g, time_sampling=flow.reference_config().time_sampling)
-        schedule.step()
-        if step in at:
-            snapshot = flow.reference_config().build()
-            snapshot.ema.load_state_dict(model.ema.state_dict())
-            kept[step] = snapshot.eval()
-            print(f"cooldown step {step}", flush=True)
+    for k in at:
+        snapshot = flow.reference_config().build()
+        snapshot.ema.load_state_dict(read_snapshot(snapshot_path(run_dir, k, prefix=SNAPSHOT))["ema"])
+        kept[k] = snapshot.eval()
     return kept
 
 
@@ -151,21 +172,20 @@ def guided_in(guided, good, lo: float, hi: float):
 
 
 def images_for(row: dict, good, weak_models: dict, cooled: dict) -> torch.Tensor:
-    velocity = good
+    model = cooled[row["at"]] if "at" in row else good      # the cooldown's rows sample its model
+    velocity = model
     if "weak" in row:
-        velocity = guidance.autoguided_velocity(good, weak_models[row["weak"]], row["scale"])
+        velocity = guidance.autoguided_velocity(model, weak_models[row["weak"]], row["scale"])
         if "interval" in row:
-            velocity = guided_in(velocity, good, *row["interval"])
+            velocity = guided_in(velocity, model, *row["interval"])
     if "lam" in row:
         return sample_sde(velocity, N_EVAL, steps=50, lam=row["lam"], seed=SAMPLE_SEED)
     if "rho" in row:
         return sample_on_grid(velocity, N_EVAL, time_grid(HEUN_STEPS, row["rho"]), SAMPLE_SEED)
-    model = cooled[row["at"]] if row["probe"] == "cooldown" else good
-    return flow.sample_flow(model, N_EVAL, steps=HEUN_STEPS, method="heun", seed=SAMPLE_SEED,
-                            velocity=None if row["probe"] == "cooldown" else velocity)
+    return flow.sample_flow(model, N_EVAL, steps=HEUN_STEPS, method="heun", seed=SAMPLE_SEED, velocity=velocity)
 
 
-def run() -> dict:
+def run(run_dir: Path) -> dict:
     start, load = time.perf_counter(), os.getloadavg()[0]
     old = json.loads(OUT.read_text()) if OUT.is_file() else {}
     done = {r["what"]: r for r in old.get("rows", [])} if old.get("data_version") == RENDER_VERSION else {}
@@ -176,8 +196,8 @@ def run() -> dict:
     todo = [r for r in probes() if r["what"] not in done]
     weak_models = {name: flow.pretrained_flow(config, progress="line").model.cpu().eval()
                    for name, config in weak_configs().items() if any(r.get("weak") == name for r in todo)}
-    cooldown_at = [r["at"] for r in todo if r["probe"] == "cooldown"]
-    cooled = cooldown_models(good, cooldown_at) if cooldown_at else {}
+    cooldown_at = sorted({r["at"] for r in todo if "at" in r})
+    cooled = cooldown_models(good, cooldown_at, run_dir) if cooldown_at else {}
     rows = []
     for row in probes():
         if row["what"] in done:
@@ -202,9 +222,11 @@ def run() -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "flow_reference_probes",
+                        help="the cooldown's checkpoint and snapshots (it resumes from them)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    run()
+    run(args.run_dir)
 
 
 if __name__ == "__main__":
